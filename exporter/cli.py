@@ -1,0 +1,94 @@
+"""Command line: parses arguments and calls one function per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+from exporter import __version__
+from exporter.config import DEFAULT_LISTEN, ConfigError, default_config, dump_masked, load_config
+from exporter.logs import setup_logging
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="perf-exporter", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"perf-exporter {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the daemon")
+    run.add_argument("--config", type=Path, help="YAML config file (default: the built-in config)")
+    run.add_argument("--listen", default=DEFAULT_LISTEN, help=f"HOST:PORT to serve on (default {DEFAULT_LISTEN})")
+    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    run.add_argument("--log-format", default="logfmt", choices=["logfmt", "json"])
+    run.add_argument("--demo", action="store_true",
+                     help="also start the bundled demo target and probe it with examples/tripo04os.yaml")
+
+    check = sub.add_parser("check-config", help="validate a config and print it with secrets masked")
+    check.add_argument("file", type=Path, nargs="?", help="YAML config file (default: the built-in config)")
+
+    demo = sub.add_parser("demo", help="run the bundled Tripo04OS demo target")
+    demo.add_argument("--listen", default="127.0.0.1:8020")
+    demo.add_argument("--postgres", metavar="DSN", help="keep orders and trips in PostgreSQL")
+    demo.add_argument("--redis", metavar="URL", help="cache orders and driver locations in Redis")
+    demo.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+    render = sub.add_parser("render", help="generate alert rules or Grafana dashboards from the targets")
+    render.add_argument("what", choices=["rules", "dashboards"])
+    render.add_argument("--config", type=Path, help="YAML config file (default: the built-in config)")
+    render.add_argument("--out", type=Path, help="output directory (default: rules/ or grafana/)")
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level, args.log_format)
+    if args.demo:
+        from exporter.demo.launcher import run_with_demo
+        return run_with_demo(args)
+    from exporter.daemon import Daemon
+    try:
+        daemon = Daemon(args.config, args.listen)
+        asyncio.run(daemon.serve())
+    except (ConfigError, ValueError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s %(fields)s")
+    try:
+        config = load_config(args.file) if args.file else default_config()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    print(dump_masked(config), end="")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    setup_logging(args.log_level, "logfmt")
+    from exporter.demo.server import serve_demo
+    return serve_demo(args.listen, args.postgres, args.redis)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from exporter.slo.render import render
+    try:
+        config = load_config(args.config) if args.config else default_config()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    return render(args.what, config, args.out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    commands = {"run": cmd_run, "check-config": cmd_check_config, "demo": cmd_demo, "render": cmd_render}
+    return commands[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""The API probe job: every endpoint and journey of one ``api:`` target, each run.
+
+Each endpoint has its own small connection pool sized to its concurrency, and a semaphore of the same size in
+front of it, so a request never waits for a pool slot (that wait would not be the server's time anyway, and
+httpcore's pool gets slow when many requests queue in it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import ssl
+import time
+from typing import Any
+
+import httpx
+
+from exporter import metrics
+from exporter.config import ApiTarget, Endpoint, Journey, TLSConfig
+from exporter.logs import event
+from exporter.probes.http import Measurement, measure, resolve_time
+from exporter.probes.journey import MissingVariable, StepRequest, capture, fill, steps_of
+from exporter.scheduler import JobContext, SentTrace
+
+log = logging.getLogger(__name__)
+
+
+def ssl_context(tls: TLSConfig) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+    if tls.cert_file:
+        context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+    if tls.insecure_skip_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def base_headers(cfg: ApiTarget) -> dict[str, str]:
+    headers = {"User-Agent": "perf-exporter"}
+    headers.update({name: value.get_secret_value() for name, value in cfg.headers.items()})
+    if cfg.bearer_token is not None:
+        headers["Authorization"] = f"Bearer {cfg.bearer_token.get_secret_value()}"
+    return headers
+
+
+def new_traceparent() -> tuple[str, str]:
+    trace_id = os.urandom(16).hex()
+    return trace_id, f"00-{trace_id}-{os.urandom(8).hex()}-01"
+
+
+class ApiProbe:
+    def __init__(self, cfg: ApiTarget, context: JobContext) -> None:
+        self.cfg = cfg
+        self.context = context
+        self.store = context.store
+        self.endpoints = {e.name: e for e in cfg.endpoints}
+        self.journeys = {j.name: steps_of(j, self.endpoints) for j in cfg.journeys}
+        verify: ssl.SSLContext | bool = ssl_context(cfg.tls) if cfg.base_url.startswith("https") else True
+        headers = base_headers(cfg)
+
+        def client(size: int) -> httpx.AsyncClient:
+            return httpx.AsyncClient(
+                base_url=cfg.base_url, headers=headers, verify=verify, follow_redirects=False,
+                timeout=httpx.Timeout(cfg.timeout),
+                limits=httpx.Limits(max_connections=size, max_keepalive_connections=size))
+
+        self.clients = {e.name: client(e.concurrency) for e in cfg.endpoints}
+        self.journey_clients = {j.name: client(1) for j in cfg.journeys}
+        self.semaphores = {e.name: asyncio.Semaphore(e.concurrency) for e in cfg.endpoints}
+        self._declare_series(cfg.endpoints, cfg.journeys)
+
+    def _declare_series(self, endpoints: list[Endpoint], journeys: list[Journey]) -> None:
+        t = self.cfg.name
+        for e in endpoints:
+            self.store.ensure_histogram(metrics.HTTP_REQUEST_DURATION, (t, e.name, e.method))
+            for outcome in metrics.HTTP_OUTCOMES:
+                self.store.ensure_counter(metrics.HTTP_REQUESTS, (t, e.name, e.method, outcome))
+        for j in journeys:
+            self.store.ensure_histogram(metrics.JOURNEY_DURATION, (t, j.name))
+            for outcome in metrics.HTTP_OUTCOMES:
+                self.store.ensure_counter(metrics.JOURNEY_RUNS, (t, j.name, outcome))
+
+    async def run(self) -> bool:
+        resolve, resolve_error = await resolve_time(self.cfg.base_url)
+        results = await asyncio.gather(
+            *(self._probe_endpoint(e, resolve, resolve_error) for e in self.cfg.endpoints),
+            *(self._probe_journey(name, resolve_error) for name in self.journeys))
+        return any(results)
+
+    async def close(self) -> None:
+        for client in [*self.clients.values(), *self.journey_clients.values()]:
+            await client.aclose()
+
+    # -- endpoints -------------------------------------------------------------------------------------------
+
+    async def _probe_endpoint(self, endpoint: Endpoint, resolve: float, resolve_error: str | None) -> bool:
+        client = self.clients[endpoint.name]
+        semaphore = self.semaphores[endpoint.name]
+        timeout = endpoint.timeout or self.cfg.timeout
+
+        async def one() -> Measurement:
+            if resolve_error is not None:
+                return Measurement(outcome="connect_error", error=resolve_error)
+            headers = dict(endpoint.headers)
+            if endpoint.traceparent:
+                trace_id, headers["traceparent"] = new_traceparent()
+                self.context.sent_traces.append(SentTrace(trace_id, self.cfg.name, endpoint.name, time.time()))
+            request = client.build_request(endpoint.method, endpoint.path, headers=headers,
+                                           params=endpoint.query or None, json=endpoint.body)
+            async with semaphore:
+                return await measure(client, request, timeout=timeout, max_body_bytes=self.cfg.max_body_bytes,
+                                     follow_redirects=self.cfg.follow_redirects,
+                                     max_redirects=self.cfg.max_redirects, expect_status=endpoint.expect_status,
+                                     expect=endpoint.expect)
+
+        measurements = await asyncio.gather(*(one() for _ in range(endpoint.requests)))
+        t, name = self.cfg.name, endpoint.name
+        for m in measurements:
+            self.store.inc(metrics.HTTP_REQUESTS, (t, name, endpoint.method, m.outcome))
+            if m.duration is not None:
+                self.store.observe(metrics.HTTP_REQUEST_DURATION, (t, name, endpoint.method), m.duration)
+        last = measurements[-1]
+        phases = {"resolve": resolve, **last.phases} if last.phases else {"resolve": resolve}
+        for phase in metrics.HTTP_PHASES:
+            self.store.set(metrics.HTTP_PHASE_DURATION, (t, name, phase), phases.get(phase, 0.0))
+        self.store.set(metrics.HTTP_REDIRECTS, (t, name), last.redirects)
+        self.store.set(metrics.HTTP_RESPONSE_SIZE, (t, name), last.size)
+        ok = all(m.outcome == "success" for m in measurements)
+        self.store.set(metrics.PROBE_SUCCESS, (t, name), 1.0 if ok else 0.0)
+        if not ok:
+            failed = next(m for m in measurements if m.outcome != "success")
+            failures = sum(1 for m in measurements if m.outcome != "success")
+            event(log, logging.INFO, "probe_failed", target=t, probe=name, outcome=failed.outcome,
+                  failed=failures, requests=len(measurements), cause=failed.error or failed.outcome)
+        return any(m.reached for m in measurements)
+
+    # -- journeys --------------------------------------------------------------------------------------------
+
+    async def _probe_journey(self, name: str, resolve_error: str | None) -> bool:
+        client = self.journey_clients[name]
+        variables: dict[str, Any] = {}
+        total = 0.0
+        outcome, cause, reached = "success", None, False
+        for step in self.journeys[name]:
+            if resolve_error is not None:
+                outcome, cause = "connect_error", resolve_error
+                break
+            m, problem = await self._journey_step(client, step, variables)
+            reached = reached or m.reached
+            if m.duration is not None:
+                total += m.duration
+                self.store.observe(metrics.JOURNEY_STEP_DURATION, (self.cfg.name, name, step.label), m.duration)
+            if problem is not None or m.outcome != "success":
+                outcome = m.outcome if m.outcome != "success" else "assertion_failed"
+                cause = f"step {step.label}: {problem or m.error or m.outcome}"
+                break
+        t = self.cfg.name
+        self.store.inc(metrics.JOURNEY_RUNS, (t, name, outcome))
+        if outcome == "success":
+            self.store.observe(metrics.JOURNEY_DURATION, (t, name), total)
+        self.store.set(metrics.PROBE_SUCCESS, (t, name), 1.0 if outcome == "success" else 0.0)
+        if cause is not None:
+            event(log, logging.INFO, "journey_failed", target=t, journey=name, outcome=outcome, cause=cause)
+        return reached
+
+    async def _journey_step(self, client: httpx.AsyncClient, step: StepRequest,
+                            variables: dict[str, Any]) -> tuple[Measurement, str | None]:
+        try:
+            path = fill(step.path, variables)
+            request = client.build_request(step.method, str(path), headers=fill(step.headers, variables),
+                                           params=fill(step.query, variables) or None,
+                                           json=fill(step.body, variables))
+        except MissingVariable as exc:
+            return Measurement(outcome="assertion_failed", error=str(exc)), str(exc)
+        m = await measure(client, request, timeout=self.cfg.timeout, max_body_bytes=self.cfg.max_body_bytes,
+                          follow_redirects=self.cfg.follow_redirects, max_redirects=self.cfg.max_redirects,
+                          expect_status=step.expect_status, expect=step.expect)
+        if m.outcome != "success":
+            return m, None
+        captured, problem = capture(m.body, step.capture)
+        variables.update(captured)
+        return m, problem

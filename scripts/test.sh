@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs everything the tests need (Debian packages, a virtualenv with the package and its test extras),
+# then runs lint, type checks and the test suite. Safe to run again: installed pieces are skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEBIAN_PACKAGES=(redis-server redis-tools prometheus prometheus-alertmanager prometheus-blackbox-exporter
+                 prometheus-postgres-exporter prometheus-redis-exporter)
+missing=()
+for pkg in "${DEBIAN_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v pg_config >/dev/null || { echo "PostgreSQL server binaries (postgresql-15) are required" >&2; exit 1; }
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+
+.venv/bin/ruff check exporter tests bench
+.venv/bin/mypy
+.venv/bin/pytest -q "$@"

@@ -1,0 +1,289 @@
+"""Real servers for the tests: each started on a free loopback port in its own temporary directory.
+
+PostgreSQL refuses to run as root, so when the tests run as root its binaries run as the ``postgres`` user.
+Readiness is polled with a deadline; nothing here sleeps for a fixed time to synchronise.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 30.0, what: str = "condition",
+              interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as exc:  # the thing polled is not up yet
+            last_error = exc
+        time.sleep(interval)
+    raise TimeoutError(f"{what} not reached within {timeout}s (last error: {last_error})")
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+def http_ok(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=1) as response:
+        return bool(response.status == 200)
+
+
+@dataclass
+class Process:
+    """A server process whose output goes to a log file, stopped by :meth:`stop`."""
+
+    argv: Sequence[str]
+    log_path: Path
+    user: str | None = None
+    env: dict[str, str] | None = None
+    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
+
+    def start(self) -> Process:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        kwargs: dict = {}
+        if self.user is not None:
+            entry = pwd.getpwnam(self.user)
+            kwargs.update(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
+        self.proc = subprocess.Popen(list(self.argv), stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True, env=self.env, **kwargs)
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def _need(binary: str) -> str:
+    found = shutil.which(binary)
+    if found is None:
+        raise RuntimeError(f"{binary} is not installed; run the README's test command, which installs it")
+    return found
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# PostgreSQL
+
+def pg_bindir() -> Path:
+    out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout.strip()
+    return Path(out)
+
+
+@dataclass
+class Postgres:
+    """A PostgreSQL cluster with pg_stat_statements preloaded. ``dsn`` connects as the superuser."""
+
+    root: Path
+    port: int = field(default_factory=free_port)
+    password: str = "perf-secret-pw"
+    preload: bool = True
+    process: Process | None = None
+
+    @property
+    def datadir(self) -> Path:
+        return self.root / "data"
+
+    @property
+    def user(self) -> str | None:
+        return "postgres" if os.geteuid() == 0 else None
+
+    def dsn(self, dbname: str = "postgres", user: str = "postgres", password: str | None = None) -> str:
+        pw = self.password if password is None else password
+        return f"postgresql://{user}:{pw}@127.0.0.1:{self.port}/{dbname}"
+
+    def _as_owner(self, argv: list[str]) -> None:
+        kwargs: dict = {}
+        if self.user:
+            entry = pwd.getpwnam(self.user)
+            kwargs.update(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
+        out = subprocess.run(argv, capture_output=True, text=True, **kwargs)
+        if out.returncode != 0:
+            raise RuntimeError(f"{argv[0]} failed: {out.stderr or out.stdout}")
+
+    def init(self) -> Postgres:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self.user:
+            # the postgres user must be able to reach its directory: open up the temporary ancestors
+            for parent in [self.root, *self.root.parents]:
+                if parent == Path(tempfile.gettempdir()) or parent == Path("/"):
+                    break
+                parent.chmod(parent.stat().st_mode | 0o711)
+        pwfile = self.root / "pw"
+        pwfile.write_text(self.password + "\n")
+        if self.user:
+            entry = pwd.getpwnam(self.user)
+            for path in (self.root, pwfile):
+                os.chown(path, entry.pw_uid, entry.pw_gid)
+        bindir = pg_bindir()
+        self._as_owner([str(bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres", "--pwfile",
+                        str(pwfile), "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8",
+                        "--no-sync"])
+        settings = [
+            f"port = {self.port}", "listen_addresses = '127.0.0.1'",
+            f"unix_socket_directories = '{self.root}'", "fsync = off", "synchronous_commit = off",
+            "full_page_writes = off", "shared_buffers = 32MB", "max_connections = 60",
+            "pg_stat_statements.track = all", "pg_stat_statements.max = 10000", "log_min_messages = warning",
+            "track_io_timing = on",
+        ]
+        if self.preload:
+            settings.append("shared_preload_libraries = 'pg_stat_statements'")
+        with open(self.datadir / "postgresql.conf", "a") as conf:
+            conf.write("\n".join(settings) + "\n")
+        return self
+
+    def start(self) -> Postgres:
+        bindir = pg_bindir()
+        self.process = Process([str(bindir / "postgres"), "-D", str(self.datadir)], self.root / "postgres.log",
+                               user=self.user).start()
+        wait_for(lambda: self.process is not None and (not self.process.alive() or port_open(self.port))
+                 and self.ready(), timeout=30, what=f"PostgreSQL on port {self.port}")
+        if not self.process.alive():
+            raise RuntimeError(f"PostgreSQL did not start:\n{self.process.log()}")
+        return self
+
+    def ready(self) -> bool:
+        out = subprocess.run([str(pg_bindir() / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+                             capture_output=True)
+        return out.returncode == 0
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(signal.SIGINT)  # fast shutdown
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def psql(self, sql: str, dbname: str = "postgres") -> str:
+        out = subprocess.run([str(pg_bindir() / "psql"), "-h", str(self.root), "-p", str(self.port), "-U",
+                              "postgres", "-d", dbname, "-At", "-v", "ON_ERROR_STOP=1", "-c", sql],
+                             capture_output=True, text=True, check=False)
+        if out.returncode != 0:
+            raise RuntimeError(out.stderr)
+        return out.stdout
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Redis
+
+@dataclass
+class Redis:
+    root: Path
+    port: int = field(default_factory=free_port)
+    password: str | None = None
+    extra: Sequence[str] = ()
+    process: Process | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def start(self) -> Redis:
+        self.root.mkdir(parents=True, exist_ok=True)
+        argv = [_need("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "no", "--dir", str(self.root), "--enable-debug-command", "local",
+                *self.extra]
+        if self.password:
+            argv += ["--requirepass", self.password]
+        self.process = Process(argv, self.root / f"redis-{self.port}.log").start()
+        wait_for(lambda: port_open(self.port), timeout=15, what=f"Redis on port {self.port}")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Prometheus and Alertmanager
+
+@dataclass
+class Prometheus:
+    root: Path
+    config: str
+    port: int = field(default_factory=free_port)
+    process: Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Prometheus:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "prometheus.yml").write_text(self.config)
+        self.process = Process([_need("prometheus"), f"--config.file={self.root / 'prometheus.yml'}",
+                                f"--storage.tsdb.path={self.root / 'data'}",
+                                f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle",
+                                "--log.level=warn"], self.root / "prometheus.log").start()
+        wait_for(lambda: http_ok(f"{self.url}/-/ready"), timeout=30, what="Prometheus ready")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+
+
+@dataclass
+class Alertmanager:
+    root: Path
+    config: str
+    port: int = field(default_factory=free_port)
+    process: Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Alertmanager:
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "alertmanager.yml").write_text(self.config)
+        self.process = Process([_need("prometheus-alertmanager"),
+                                f"--config.file={self.root / 'alertmanager.yml'}",
+                                f"--storage.path={self.root / 'data'}",
+                                f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=",
+                                "--log.level=warn"], self.root / "alertmanager.log").start()
+        wait_for(lambda: http_ok(f"{self.url}/-/ready"), timeout=30, what="Alertmanager ready")
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
