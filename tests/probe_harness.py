@@ -1,0 +1,43 @@
+"""Builds a real ApiProbe job from a config dict, with a fresh registry to read its series back."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from exporter.config import parse_config
+from exporter.metrics import StoreCollector
+from exporter.probes.api import ApiProbe
+from exporter.scheduler import JobContext
+
+
+class ProbeHarness:
+    def __init__(self, target: dict[str, Any]) -> None:
+        target = {"name": "t", "interval": "10s", "timeout": "2s", **target}
+        config = parse_config({"api": [target]}, "test.yaml")
+        self.cfg = config.api[0]
+        self.stores = StoreCollector()
+        self.registry = CollectorRegistry()
+        self.registry.register(self.stores)
+        self.context = JobContext("api", self.cfg.name, self.stores.add("api/t"), config.targets)
+        self.probe = ApiProbe(self.cfg, self.context)
+
+    def run(self, times: int = 1) -> bool:
+        async def go() -> bool:
+            up = False
+            try:
+                for _ in range(times):
+                    up = await self.probe.run()
+            finally:
+                await self.probe.close()
+            return up
+
+        return asyncio.run(go())
+
+    def value(self, name: str, **labels: str) -> float | None:
+        return self.registry.get_sample_value(name, {"target": "t", **labels})
+
+    def requests(self, endpoint: str, outcome: str, method: str = "GET") -> float | None:
+        return self.value("perf_http_requests_total", endpoint=endpoint, method=method, outcome=outcome)

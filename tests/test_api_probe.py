@@ -1,0 +1,178 @@
+"""Synthetic API probes against real HTTP servers on loopback."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter import metrics
+from tests.http_target import HttpTarget, SilentServer
+from tests.probe_harness import ProbeHarness
+from tests.servers import free_port
+
+
+@pytest.fixture
+def target() -> HttpTarget:
+    with HttpTarget() as server:
+        yield server
+
+
+def test_measured_duration_is_the_servers_delay_within_a_few_ms(target: HttpTarget) -> None:
+    h = ProbeHarness({"base_url": target.url,
+                      "endpoints": [{"name": "slow", "path": "/delay/120", "requests": 4, "concurrency": 2}]})
+    assert h.run()
+    count = h.value("perf_http_request_duration_seconds_count", endpoint="slow", method="GET")
+    total = h.value("perf_http_request_duration_seconds_sum", endpoint="slow", method="GET")
+    assert count == 4
+    assert total is not None
+    mean = total / count
+    assert 0.120 <= mean < 0.128, f"mean {mean * 1000:.2f} ms for a 120 ms delay"
+
+
+def test_slow_endpoint_lands_above_the_100ms_bucket_and_within_150ms(target: HttpTarget) -> None:
+    h = ProbeHarness({"base_url": target.url, "endpoints": [{"name": "slow", "path": "/delay/120", "requests": 3}]})
+    h.run()
+
+    def bucket(le: str) -> float | None:
+        return h.value("perf_http_request_duration_seconds_bucket", endpoint="slow", method="GET", le=le)
+
+    assert bucket("0.1") == 0
+    assert bucket("0.15") == 3
+
+
+def test_histogram_buckets_include_the_target_thresholds() -> None:
+    for bound in (0.1, 0.5, 1.0):
+        assert bound in metrics.HTTP_REQUEST_DURATION.buckets
+
+
+def test_phases_of_the_last_request_add_up_to_its_wait(target: HttpTarget) -> None:
+    h = ProbeHarness({"base_url": target.url, "endpoints": [{"name": "slow", "path": "/delay/80"}]})
+    h.run()
+    wait = h.value("perf_http_phase_duration_seconds", endpoint="slow", phase="wait")
+    connect = h.value("perf_http_phase_duration_seconds", endpoint="slow", phase="connect")
+    assert wait is not None and 0.079 <= wait < 0.09
+    assert connect is not None and 0 < connect < 0.05, "a first request opens a connection"
+    for phase in metrics.HTTP_PHASES:
+        assert h.value("perf_http_phase_duration_seconds", endpoint="slow", phase=phase) is not None
+
+
+@pytest.mark.parametrize(("endpoint", "extra", "outcome"), [
+    ({"path": "/json"}, {}, "success"),
+    ({"path": "/status/404"}, {}, "http_4xx"),
+    ({"path": "/status/503"}, {}, "http_5xx"),
+    ({"path": "/status/200", "expect_status": [201]}, {}, "unexpected_status"),
+    ({"path": "/json", "expect": {"status": "cancelled"}}, {}, "assertion_failed"),
+    ({"path": "/json", "expect": {"nested.items.0.id": 8}}, {}, "assertion_failed"),
+    ({"path": "/big/5000"}, {"max_body_bytes": 1000}, "assertion_failed"),
+    ({"path": "/loop"}, {"max_redirects": 3}, "unexpected_status"),
+])
+def test_outcome_follows_from_what_the_server_did(target: HttpTarget, endpoint: dict, extra: dict,
+                                                   outcome: str) -> None:
+    h = ProbeHarness({"base_url": target.url, **extra, "endpoints": [{"name": "e", **endpoint}]})
+    h.run()
+    assert h.requests("e", outcome) == 1
+    others = [o for o in metrics.HTTP_OUTCOMES if o != outcome]
+    assert all(h.requests("e", o) == 0 for o in others)
+    assert h.value("perf_probe_success", probe="e") == (1 if outcome == "success" else 0)
+
+
+def test_a_server_that_accepts_and_never_answers_is_a_timeout() -> None:
+    with SilentServer() as silent:
+        h = ProbeHarness({"base_url": f"http://127.0.0.1:{silent.port}", "timeout": "300ms",
+                          "endpoints": [{"name": "e", "path": "/"}]})
+        assert h.run() is False
+    assert h.requests("e", "timeout") == 1
+    assert h.value("perf_http_request_duration_seconds_count", endpoint="e", method="GET") == 0
+
+
+@pytest.mark.parametrize("base_url", [
+    pytest.param(f"http://127.0.0.1:{free_port()}", id="refused"),
+    pytest.param("http://no-such-host.invalid", id="unresolvable"),
+])
+def test_unreachable_targets_are_connect_errors(base_url: str) -> None:
+    h = ProbeHarness({"base_url": base_url, "endpoints": [{"name": "e", "path": "/", "requests": 2}]})
+    assert h.run() is False
+    assert h.requests("e", "connect_error") == 2
+
+
+def test_tls_to_a_plain_http_port_is_a_connect_error(target: HttpTarget) -> None:
+    h = ProbeHarness({"base_url": f"https://127.0.0.1:{target.port}", "endpoints": [{"name": "e", "path": "/"}]})
+    h.run()
+    assert h.requests("e", "connect_error") == 1
+
+
+def test_redirects_are_followed_and_counted(target: HttpTarget) -> None:
+    h = ProbeHarness({"base_url": target.url, "endpoints": [{"name": "e", "path": "/redirect/3"}]})
+    h.run()
+    assert h.requests("e", "success") == 1
+    assert h.value("perf_http_redirects", endpoint="e") == 3
+
+
+def test_post_sends_json_query_and_headers(target: HttpTarget) -> None:
+    h = ProbeHarness({"base_url": target.url, "bearer_token": "s3cret-token", "headers": {"X-Team": "sre"},
+                      "endpoints": [{"name": "create_order", "method": "POST", "path": "/orders",
+                                     "query": {"source": "probe"}, "json": {"rider_id": 7},
+                                     "expect_status": [201], "requests": 2}]})
+    h.run()
+    assert h.requests("create_order", "success", method="POST") == 2
+    method, path, headers = target.server.seen[0]
+    assert (method, path) == ("POST", "/orders?source=probe")
+    assert headers["Authorization"] == "Bearer s3cret-token"
+    assert headers["X-Team"] == "sre"
+    assert target.server.orders["1000"]["request"] == {"rider_id": 7}
+
+
+def test_traceparent_is_sent_and_recorded_for_the_trace_probe(target: HttpTarget) -> None:
+    h = ProbeHarness({"base_url": target.url, "endpoints": [{"name": "e", "path": "/json", "traceparent": True}]})
+    h.run()
+    _, _, headers = target.server.seen[0]
+    version, trace_id, span_id, flags = headers["traceparent"].split("-")
+    assert (version, flags, len(trace_id), len(span_id)) == ("00", "01", 32, 16)
+    sent = list(h.context.sent_traces)
+    assert [(s.trace_id, s.probe) for s in sent] == [(trace_id, "e")]
+
+
+def test_journey_passes_captured_values_to_later_steps(target: HttpTarget) -> None:
+    h = ProbeHarness({"base_url": target.url,
+                      "endpoints": [{"name": "create_order", "method": "POST", "path": "/orders",
+                                     "json": {"rider_id": 7}, "expect_status": [201]}],
+                      "journeys": [{"name": "order_lifecycle", "steps": [
+                          {"endpoint": "create_order", "capture": {"order_id": "id"}},
+                          {"name": "read", "path": "/orders/{order_id}", "expect": {"status": "created"}},
+                          {"name": "cancel", "method": "POST", "path": "/orders/{order_id}/cancel",
+                           "json": {"order": "{order_id}"}, "expect": {"status": "cancelled"}},
+                      ]}]})
+    h.run()
+    read = [p for m, p, _ in target.server.seen if m == "GET"]
+    cancel = [p for m, p, _ in target.server.seen if p.endswith("/cancel")]
+    assert len(read) == 1 and len(cancel) == 1
+    order_id = read[0].removeprefix("/orders/")
+    assert cancel == [f"/orders/{order_id}/cancel"]
+    assert target.server.orders[order_id]["status"] == "cancelled"
+    assert h.value("perf_journey_runs_total", journey="order_lifecycle", outcome="success") == 1
+    assert h.value("perf_journey_duration_seconds_count", journey="order_lifecycle") == 1
+    for step in ("create_order", "read", "cancel"):
+        assert h.value("perf_journey_step_duration_seconds_count", journey="order_lifecycle", step=step) == 1
+    assert h.value("perf_probe_success", probe="order_lifecycle") == 1
+
+
+def test_journey_stops_at_the_failing_step_and_reports_its_outcome(target: HttpTarget) -> None:
+    h = ProbeHarness({"base_url": target.url, "journeys": [{"name": "j", "steps": [
+        {"method": "POST", "path": "/orders", "capture": {"order_id": "id"}},
+        {"name": "read", "path": "/orders/{order_id}", "expect": {"status": "cancelled"}},
+        {"name": "never", "path": "/json"},
+    ]}]})
+    h.run()
+    assert h.value("perf_journey_runs_total", journey="j", outcome="assertion_failed") == 1
+    assert h.value("perf_journey_duration_seconds_count", journey="j") == 0
+    assert h.value("perf_journey_step_duration_seconds_count", journey="j", step="never") is None
+    assert [p for _, p, _ in target.server.seen] == ["/orders", "/orders/1000"]
+
+
+def test_journey_capture_of_a_missing_field_fails_the_journey(target: HttpTarget) -> None:
+    h = ProbeHarness({"base_url": target.url, "journeys": [{"name": "j", "steps": [
+        {"path": "/json", "capture": {"order_id": "no.such.field"}},
+        {"path": "/orders/{order_id}"},
+    ]}]})
+    h.run()
+    assert h.value("perf_journey_runs_total", journey="j", outcome="assertion_failed") == 1
+    assert len(target.server.seen) == 1
