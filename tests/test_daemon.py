@@ -1,0 +1,142 @@
+"""The daemon as users run it: a real process, scraped over HTTP, reloaded and stopped with signals."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.daemon_process import DaemonProcess
+from tests.http_target import HttpTarget, SilentServer
+from tests.servers import wait_for
+
+
+@pytest.fixture
+def target() -> Iterator[HttpTarget]:
+    with HttpTarget() as server:
+        yield server
+
+
+def api_config(name: str, url: str, interval: str = "1s", timeout: str = "500ms", path: str = "/json") -> str:
+    return f"""
+api:
+  - name: {name}
+    base_url: {url}
+    interval: {interval}
+    timeout: {timeout}
+    endpoints:
+      - {{name: probe, path: {path}}}
+"""
+
+
+@pytest.fixture
+def daemon_factory(tmp_path: Path) -> Iterator[object]:
+    started: list[DaemonProcess] = []
+
+    def start(config_text: str | None, *extra: str) -> tuple[DaemonProcess, Path]:
+        cfg = tmp_path / "cfg.yaml"
+        if config_text is not None:
+            cfg.write_text(config_text)
+        daemon = DaemonProcess(cfg if config_text is not None else None, tmp_path / f"daemon{len(started)}.log",
+                               extra)
+        started.append(daemon)
+        return daemon, cfg
+
+    yield start
+    for daemon in started:
+        daemon.stop()
+
+
+def test_metrics_show_the_probe_results_and_job_health(daemon_factory, target: HttpTarget) -> None:
+    daemon, _ = daemon_factory(api_config("gw", target.url))
+    daemon.wait_ready()
+    daemon.wait_value("perf_http_requests_total", lambda v: v >= 1, target="gw", endpoint="probe", method="GET",
+                      outcome="success")
+    assert daemon.value("perf_target_up", collector="api", target="gw") == 1
+    assert daemon.value("perf_job_runs_total", collector="api", target="gw", result="success") >= 1
+    assert daemon.value("perf_job_last_success_timestamp_seconds", collector="api", target="gw") > time.time() - 60
+    assert daemon.value("perf_config_last_reload_successful") == 1
+    assert daemon.value("process_resident_memory_bytes") > 0
+    status, page = daemon.get("/")
+    assert status == 200 and "gw" in page and "/metrics" in page
+    assert daemon.get("/-/healthy")[0] == 200
+
+
+def test_a_bad_reload_keeps_the_old_config_running(daemon_factory, target: HttpTarget) -> None:
+    daemon, cfg = daemon_factory(api_config("gw", target.url))
+    daemon.wait_ready()
+    daemon.wait_value("perf_target_up", lambda v: v == 1, collector="api", target="gw")
+    cfg.write_text(api_config("gw", target.url, interval="often"))
+    status, body = daemon.post("/-/reload")
+    assert status == 500
+    assert f"{cfg}: api[0].interval: expected a duration like '5s', got 'often'" in body
+    assert daemon.value("perf_config_last_reload_successful") == 0
+    before = daemon.value("perf_job_runs_total", collector="api", target="gw", result="success")
+    daemon.wait_value("perf_job_runs_total", lambda v: v > before, collector="api", target="gw", result="success")
+    assert "config_reload_failed" in daemon.log()
+
+
+def test_sighup_reload_stops_removed_targets_and_their_series_disappear(daemon_factory, target: HttpTarget) -> None:
+    daemon, cfg = daemon_factory(api_config("old", target.url))
+    daemon.wait_ready()
+    daemon.wait_value("perf_http_requests_total", lambda v: v >= 1, target="old", endpoint="probe", method="GET",
+                      outcome="success")
+    cfg.write_text(api_config("new", target.url))
+    daemon.signal(signal.SIGHUP)
+    daemon.wait_value("perf_http_requests_total", lambda v: v >= 1, target="new", endpoint="probe", method="GET",
+                      outcome="success")
+    samples = daemon.samples()
+    assert not [key for key in samples if ("target", "old") in key[1]]
+    assert daemon.value("perf_config_last_reload_successful") == 1
+
+
+def test_sigterm_stops_cleanly_with_exit_code_0(daemon_factory, target: HttpTarget) -> None:
+    daemon, _ = daemon_factory(api_config("gw", target.url))
+    daemon.wait_ready()
+    daemon.wait_value("perf_target_up", lambda v: v == 1, collector="api", target="gw")
+    assert daemon.stop() == 0
+    assert "event=stopped" in daemon.log()
+    assert "Traceback" not in daemon.log()
+
+
+def test_a_scrape_never_waits_for_a_hanging_target(daemon_factory) -> None:
+    with SilentServer() as silent:
+        daemon, _ = daemon_factory(api_config("hang", f"http://127.0.0.1:{silent.port}", interval="30s",
+                                              timeout="20s"))
+        daemon.wait_ready()
+        wait_for(lambda: len(silent.accepted) > 0, timeout=10, what="probe connected")
+        started = time.monotonic()
+        status, text = daemon.get("/metrics", timeout=5)
+        assert status == 200
+        assert time.monotonic() - started < 5
+        assert 'perf_job_runs_total{collector="api",result="timeout",target="hang"} 0.0' in text
+        assert daemon.stop() == 0
+
+
+def test_an_invalid_config_at_start_exits_1_naming_the_key(daemon_factory, tmp_path: Path) -> None:
+    daemon, cfg = daemon_factory("api:\n  - {name: g, base_url: 'http://x:1', endpoints: [{name: h, path: /}], "
+                                 "timeout: fast}\n")
+    assert daemon.proc.wait(30) == 1
+    assert f"{cfg}: api[0].timeout: expected a duration like '5s', got 'fast'" in daemon.log()
+
+
+def test_secrets_never_reach_the_logs(daemon_factory, target: HttpTarget) -> None:
+    daemon, _ = daemon_factory(f"""
+api:
+  - name: gw
+    base_url: http://user:url-pass-4242@127.0.0.1:1
+    interval: 1s
+    timeout: 500ms
+    bearer_token: tok-secret-9876
+    endpoints: [{{name: probe, path: /}}]
+""", "--log-level", "debug")
+    daemon.wait_ready()
+    daemon.wait_value("perf_http_requests_total", lambda v: v >= 2, target="gw", endpoint="probe", method="GET",
+                      outcome="connect_error")
+    daemon.stop()
+    log = daemon.log()
+    assert "probe_failed" in log
+    assert "url-pass-4242" not in log and "tok-secret-9876" not in log
