@@ -135,6 +135,15 @@ class Targets(Model):
     error_rate: Ratio = 0.01
     slo_window: Duration = 30 * 86400.0
     endpoints: dict[str, EndpointTargets] = Field(default_factory=dict)
+    # Where rules/runbooks.md is published; each alert links to its section (``#<alertname in lower case>``).
+    runbook_url: str = "rules/runbooks.md"
+
+    @field_validator("slo_window")
+    @classmethod
+    def _whole_days(cls, value: float) -> float:
+        if value < 86400 or not (value / 86400).is_integer():
+            raise ValueError(f"expected a whole number of days like '30d', got {format_duration(value)}")
+        return value
 
     @model_validator(mode="after")
     def _thresholds_are_bucket_bounds(self) -> Targets:
@@ -310,10 +319,15 @@ class PostgresTarget(Model):
     explain_interval: Duration = 300.0
     seq_scan_min_rows: Annotated[int, Field(ge=0)] = 1000
     top_tables: PositiveInt = 20
+    statement_timeout: Duration | None = None  # default: timeout
+    lock_timeout: Duration = 1.0
 
     @model_validator(mode="after")
     def _consistent(self) -> PostgresTarget:
         _check_timeout(self.timeout, self.interval)
+        if self.statement_timeout is not None and self.statement_timeout > self.timeout:
+            raise ValueError(f"statement_timeout ({format_duration(self.statement_timeout)}) cannot exceed "
+                             f"timeout ({format_duration(self.timeout)})")
         _unique([q.name for q in self.queries], "query")
         if self.dsn is None and self.dsn_file is None and self.host is None:
             raise ValueError("set 'dsn' (for example ${DATABASE_URL}) or 'host' (with port, user, dbname)")

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import uvicorn
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -19,8 +19,8 @@ from prometheus_client.process_collector import ProcessCollector
 from exporter import __version__, metrics
 from exporter.config import Config, ConfigError, default_config, load_config
 from exporter.logs import event
-from exporter.metrics import StoreCollector
 from exporter.scheduler import JobRunner, Scheduler
+from exporter.store import StoreCollector
 from exporter.web import build_app
 
 log = logging.getLogger(__name__)
@@ -51,9 +51,8 @@ class Daemon:
         self.config_source = str(config_path) if config_path else "(built-in default config)"
         self._load = load or (lambda: load_config(config_path) if config_path else default_config())
         self.host, self.port = parse_listen(listen)
-        self.registry = CollectorRegistry(auto_describe=False)
         self.stores = StoreCollector()
-        self.registry.register(self.stores)
+        self.registry = CollectorRegistry(auto_describe=False)  # the client's own process and runtime metrics
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
@@ -82,6 +81,9 @@ class Daemon:
             self.own.set(metrics.CONFIG_RELOAD_TIME, (), time.time())
             event(log, logging.INFO, "config_loaded", config=self.config_source, jobs=len(self.runners))
             return None
+
+    def exposition(self) -> bytes:
+        return self.stores.render().encode() + generate_latest(self.registry)
 
     def stop(self) -> None:
         self._stop.set()

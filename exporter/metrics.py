@@ -1,20 +1,12 @@
-"""Every metric family perf-exporter exports, declared once, and the store jobs write them into.
+"""Every metric family perf-exporter exports, declared once: name, help, type, labels and buckets.
 
-Each job owns one :class:`MetricStore`. The daemon's :class:`StoreCollector` renders all live stores at scrape
-time, so a job that is removed (its target left the config) takes its series with it, and a scrape only reads
-what jobs last wrote: it never waits for a target.
+Jobs write series of these families into their :class:`exporter.store.MetricStore`.
 """
 
 from __future__ import annotations
 
-import bisect
-import math
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
-
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 
 class Kind(Enum):
@@ -136,6 +128,11 @@ PG_QUERY_DURATION = histogram(
     ("target", "datname"), LATENCY_BUCKETS)
 PG_PROBE_DURATION = histogram("perf_pg_probe_duration_seconds", "Exact duration of a synthetic query.",
                               ("target", "probe"), LATENCY_BUCKETS)
+PG_PROBE_SUCCESS = gauge("perf_pg_probe_success", "1 if the synthetic query's last run succeeded.",
+                         ("target", "probe"))
+PG_STATEMENT_EVICTIONS = counter("perf_pg_statement_evictions_total",
+                                 "pg_stat_statements entries evicted because pg_stat_statements.max was full.",
+                                 ("target",))
 PG_PROBE_SEQ_SCAN = gauge("perf_pg_probe_seq_scan",
                           "1 if the synthetic query's plan has a Seq Scan on a table above seq_scan_min_rows.",
                           ("target", "probe", "table"))
@@ -202,6 +199,10 @@ REDIS_PATTERN_TTL = histogram("perf_redis_pattern_ttl_seconds", "Remaining TTL o
                               ("target", "pattern"), TTL_BUCKETS)
 REDIS_PATTERN_MEMORY = gauge("perf_redis_pattern_memory_bytes",
                              "Mean MEMORY USAGE of sampled keys of the pattern.", ("target", "pattern"))
+REDIS_SCANNED_KEYS = counter("perf_redis_scanned_keys_total",
+                             "Keys the pattern sampling looked at (at most scan_budget per collection).", R)
+REDIS_SCAN_PASSES = counter("perf_redis_scan_passes_total",
+                            "Complete SCAN passes over the keyspace by the pattern sampling.", R)
 
 # ---------------------------------------------------------------------------------------------------------------
 # Jaeger
@@ -229,126 +230,3 @@ TRACE_PROBE_SERVICES = gauge("perf_trace_probe_services", "Services the probe's 
                              ("target", "probe"))
 TRACE_PROBE_VISIBILITY = gauge("perf_trace_probe_visibility_seconds",
                                "Time from the probe's request until Jaeger served its trace.", ("target", "probe"))
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Storage and exposition
-
-Labels = tuple[str, ...]
-
-
-@dataclass
-class HistogramState:
-    counts: list[float]
-    total: float = 0.0
-    count: float = 0.0
-
-    def cumulative(self, buckets: tuple[float, ...]) -> list[tuple[str, float]]:
-        out: list[tuple[str, float]] = []
-        running = 0.0
-        for bound, n in zip(buckets, self.counts, strict=False):
-            running += n
-            out.append((_float_text(bound), running))
-        out.append(("+Inf", self.count))
-        return out
-
-
-def _float_text(value: float) -> str:
-    return repr(float(value)) if not math.isinf(value) else "+Inf"
-
-
-@dataclass
-class MetricStore:
-    """Series one job owns. Counters and histograms accumulate; gauges hold what was last set."""
-
-    values: dict[Family, dict[Labels, float]] = field(default_factory=dict)
-    histograms: dict[Family, dict[Labels, HistogramState]] = field(default_factory=dict)
-
-    def inc(self, family: Family, labels: Labels, amount: float = 1.0) -> None:
-        if amount < 0:
-            raise ValueError(f"{family.name}: counters only go up (got {amount})")
-        series = self.values.setdefault(family, {})
-        series[labels] = series.get(labels, 0.0) + amount
-
-    def set(self, family: Family, labels: Labels, value: float) -> None:
-        self.values.setdefault(family, {})[labels] = float(value)
-
-    def replace(self, family: Family, series: dict[Labels, float]) -> None:
-        """Set a gauge family to exactly these series: whatever is not in ``series`` disappears."""
-        self.values[family] = {labels: float(v) for labels, v in series.items()}
-
-    def observe(self, family: Family, labels: Labels, value: float, count: float = 1.0) -> None:
-        series = self.histograms.setdefault(family, {})
-        state = series.get(labels)
-        if state is None:
-            state = series[labels] = HistogramState([0.0] * len(family.buckets))
-        index = bisect.bisect_left(family.buckets, value)
-        if index < len(state.counts):
-            state.counts[index] += count
-        state.total += value * count
-        state.count += count
-
-    def ensure_counter(self, family: Family, labels: Labels) -> None:
-        """Expose a counter at 0 before its first event, so rate() sees the first increment."""
-        self.values.setdefault(family, {}).setdefault(labels, 0.0)
-
-    def ensure_histogram(self, family: Family, labels: Labels) -> None:
-        series = self.histograms.setdefault(family, {})
-        if labels not in series:
-            series[labels] = HistogramState([0.0] * len(family.buckets))
-
-    def remove(self, family: Family, labels: Labels) -> None:
-        self.values.get(family, {}).pop(labels, None)
-        self.histograms.get(family, {}).pop(labels, None)
-
-    def remove_where(self, family: Family, keep: Iterable[Labels]) -> None:
-        """Drop every series of ``family`` whose labels are not in ``keep``."""
-        wanted = set(keep)
-        for table in (self.values, self.histograms):
-            series = table.get(family)
-            if series:
-                for labels in [k for k in series if k not in wanted]:
-                    del series[labels]
-
-    def get(self, family: Family, labels: Labels) -> float | None:
-        return self.values.get(family, {}).get(labels)
-
-
-class StoreCollector(Collector):
-    """Renders every live store; registered once on the daemon's registry."""
-
-    def __init__(self) -> None:
-        self.stores: dict[str, MetricStore] = {}
-
-    def add(self, key: str) -> MetricStore:
-        store = self.stores[key] = MetricStore()
-        return store
-
-    def drop(self, key: str) -> None:
-        self.stores.pop(key, None)
-
-    def collect(self) -> Iterator[Metric]:
-        stores = list(self.stores.values())
-        for family in FAMILIES:
-            metric: Metric
-            if family.kind is Kind.HISTOGRAM:
-                hist = HistogramMetricFamily(family.name, family.help, labels=family.labels)
-                found = False
-                for store in stores:
-                    for labels, state in store.histograms.get(family, {}).items():
-                        hist.add_metric(list(labels), state.cumulative(family.buckets), state.total)
-                        found = True
-                if found:
-                    yield hist
-                continue
-            if family.kind is Kind.COUNTER:
-                metric = CounterMetricFamily(family.name, family.help, labels=family.labels)
-            else:
-                metric = GaugeMetricFamily(family.name, family.help, labels=family.labels)
-            found = False
-            for store in stores:
-                for labels, value in store.values.get(family, {}).items():
-                    metric.add_metric(list(labels), value)
-                    found = True
-            if found:
-                yield metric

@@ -24,8 +24,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from exporter import metrics
 from exporter.config import ApiTarget, Config, JaegerTarget, Model, PostgresTarget, RedisTarget, Targets
 from exporter.logs import event
-from exporter.metrics import MetricStore, StoreCollector
 from exporter.secrets import mask_url
+from exporter.store import MetricStore, StoreCollector
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,6 @@ import html
 import time
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
@@ -18,7 +16,6 @@ from exporter.scheduler import JobRunner
 
 
 class Served(Protocol):
-    registry: CollectorRegistry
     ready: bool
     config_source: str
 
@@ -27,11 +24,15 @@ class Served(Protocol):
 
     async def reload(self) -> str | None: ...
 
+    def exposition(self) -> bytes: ...
+
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
 
 def build_app(daemon: Served) -> Starlette:
     async def metrics_endpoint(request: Request) -> Response:
-        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-        return Response(encoder(daemon.registry), media_type=content_type)
+        return Response(daemon.exposition(), media_type=CONTENT_TYPE)
 
     async def healthy(request: Request) -> Response:
         return PlainTextResponse("Healthy\n")
@@ -64,7 +65,7 @@ def build_app(daemon: Served) -> Starlette:
 def index_page(daemon: Served) -> str:
     rows = []
     now = time.time()
-    for key, runner in sorted(daemon.runners.items()):
+    for _, runner in sorted(daemon.runners.items()):
         last = runner.last
         ago = f"{now - last.finished_at:.0f}s ago" if last.finished_at else "not yet"
         took = f"{last.duration * 1000:.1f} ms" if last.duration is not None else ""

@@ -8,9 +8,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from exporter.config import parse_config
-from exporter.metrics import StoreCollector
 from exporter.probes.api import ApiProbe
 from exporter.scheduler import JobContext
+from exporter.store import StoreCollector
 
 
 class ProbeHarness:

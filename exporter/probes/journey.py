@@ -60,10 +60,8 @@ def resolve_step(index: int, step: JourneyStep, endpoints: dict[str, Endpoint]) 
     headers = {**(base.headers if base else {}), **step.headers}
     query = {**(base.query if base else {}), **step.query}
     body = step.body if step.body is not None else (base.body if base else None)
-    if step.expect_status is not None:
-        expect_status = step.expect_status
-    else:
-        expect_status = base.expect_status if base else []
+    inherited = base.expect_status if base else []
+    expect_status = step.expect_status if step.expect_status is not None else inherited
     expect = {**(base.expect if base else {}), **step.expect}
     return StepRequest(label, method, path, headers, query, body, expect_status, expect, dict(step.capture))
 

@@ -1,0 +1,213 @@
+"""Where jobs write their series, and how a scrape turns them into the Prometheus text format.
+
+Each job owns one :class:`MetricStore`. :class:`StoreCollector` holds the live stores: a job that is removed
+takes its series with it. A scrape only reads what jobs last wrote, and it is cheap: every store counts writes per
+family, and the text of a family is rendered again only when one of its stores wrote to it since the last scrape.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exporter.metrics import FAMILIES, Family, Kind
+
+Labels = tuple[str, ...]
+
+
+@dataclass
+class HistogramState:
+    counts: list[float]
+    total: float = 0.0
+    count: float = 0.0
+
+    def cumulative(self) -> list[float]:
+        out: list[float] = []
+        running = 0.0
+        for n in self.counts:
+            running += n
+            out.append(running)
+        return out
+
+
+@dataclass
+class MetricStore:
+    """Series one job owns. Counters and histograms accumulate; gauges hold what was last set."""
+
+    values: dict[Family, dict[Labels, float]] = field(default_factory=dict)
+    histograms: dict[Family, dict[Labels, HistogramState]] = field(default_factory=dict)
+    versions: dict[Family, int] = field(default_factory=dict)
+    serial: int = 0  # unique per store over the process's life, for the render cache
+
+    def _touch(self, family: Family) -> None:
+        self.versions[family] = self.versions.get(family, 0) + 1
+
+    def inc(self, family: Family, labels: Labels, amount: float = 1.0) -> None:
+        if amount < 0:
+            raise ValueError(f"{family.name}: counters only go up (got {amount})")
+        series = self.values.setdefault(family, {})
+        series[labels] = series.get(labels, 0.0) + amount
+        self._touch(family)
+
+    def set(self, family: Family, labels: Labels, value: float) -> None:
+        self.values.setdefault(family, {})[labels] = float(value)
+        self._touch(family)
+
+    def replace(self, family: Family, series: Mapping[Any, float]) -> None:
+        """Set a gauge family to exactly these series: whatever is not in ``series`` disappears."""
+        self.values[family] = {labels: float(v) for labels, v in series.items()}
+        self._touch(family)
+
+    def observe(self, family: Family, labels: Labels, value: float, count: float = 1.0) -> None:
+        series = self.histograms.setdefault(family, {})
+        state = series.get(labels)
+        if state is None:
+            state = series[labels] = HistogramState([0.0] * len(family.buckets))
+        index = bisect.bisect_left(family.buckets, value)
+        if index < len(state.counts):
+            state.counts[index] += count
+        state.total += value * count
+        state.count += count
+        self._touch(family)
+
+    def ensure_counter(self, family: Family, labels: Labels) -> None:
+        """Expose a counter at 0 before its first event, so rate() sees the first increment."""
+        self.values.setdefault(family, {}).setdefault(labels, 0.0)
+        self._touch(family)
+
+    def ensure_histogram(self, family: Family, labels: Labels) -> None:
+        series = self.histograms.setdefault(family, {})
+        if labels not in series:
+            series[labels] = HistogramState([0.0] * len(family.buckets))
+        self._touch(family)
+
+    def remove(self, family: Family, labels: Labels) -> None:
+        self.values.get(family, {}).pop(labels, None)
+        self.histograms.get(family, {}).pop(labels, None)
+        self._touch(family)
+
+    def remove_where(self, family: Family, keep: Iterable[Labels]) -> None:
+        """Drop every series of ``family`` whose labels are not in ``keep``."""
+        wanted = set(keep)
+        for table in (self.values, self.histograms):
+            series = table.get(family)
+            if series:
+                for labels in [k for k in series if k not in wanted]:
+                    del series[labels]
+        self._touch(family)
+
+    def get(self, family: Family, labels: Labels) -> float | None:
+        return self.values.get(family, {}).get(labels)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Text exposition (format 0.0.4)
+
+
+def _value(v: float) -> str:
+    if v == math.inf:
+        return "+Inf"
+    if v == -math.inf:
+        return "-Inf"
+    if v != v:
+        return "NaN"
+    return repr(float(v))
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _label_text(names: tuple[str, ...], values: Labels) -> str:
+    return ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True))
+
+
+def _render_family(family: Family, stores: list[MetricStore]) -> str:
+    lines: list[str] = []
+    name = family.name
+    if family.kind is Kind.HISTOGRAM:
+        bounds = [_value(b) for b in family.buckets]
+        for store in stores:
+            for labels, state in store.histograms.get(family, {}).items():
+                base = _label_text(family.labels, labels)
+                sep = "," if base else ""
+                for bound, running in zip(bounds, state.cumulative(), strict=True):
+                    lines.append(f'{name}_bucket{{{base}{sep}le="{bound}"}} {_value(running)}')
+                lines.append(f'{name}_bucket{{{base}{sep}le="+Inf"}} {_value(state.count)}')
+                suffix = f"{{{base}}}" if base else ""
+                lines.append(f"{name}_count{suffix} {_value(state.count)}")
+                lines.append(f"{name}_sum{suffix} {_value(state.total)}")
+    else:
+        for store in stores:
+            for labels, value in store.values.get(family, {}).items():
+                base = _label_text(family.labels, labels)
+                lines.append(f"{name}{{{base}}} {_value(value)}" if base else f"{name} {_value(value)}")
+    if not lines:
+        return ""
+    header = f"# HELP {name} {family.help.replace(chr(92), chr(92) * 2).replace(chr(10), chr(92) + 'n')}\n" \
+             f"# TYPE {name} {family.kind.value}\n"
+    return header + "\n".join(lines) + "\n"
+
+
+class StoreCollector(Collector):
+    """The live stores. :meth:`render` is the scrape's fast path; :meth:`collect` serves registry-based
+    readers (tests use ``registry.get_sample_value``)."""
+
+    def __init__(self) -> None:
+        self.stores: dict[str, MetricStore] = {}
+        self._cache: dict[Family, tuple[tuple[tuple[int, int], ...], str]] = {}
+        self._serials = itertools.count(1)
+
+    def add(self, key: str) -> MetricStore:
+        store = self.stores[key] = MetricStore(serial=next(self._serials))
+        return store
+
+    def drop(self, key: str) -> None:
+        self.stores.pop(key, None)
+
+    def render(self) -> str:
+        stores = list(self.stores.values())
+        parts: list[str] = []
+        for family in FAMILIES:
+            holders = [s for s in stores if family in s.versions]
+            key = tuple((s.serial, s.versions[family]) for s in holders)
+            cached = self._cache.get(family)
+            if cached is None or cached[0] != key:
+                cached = self._cache[family] = (key, _render_family(family, holders))
+            parts.append(cached[1])
+        return "".join(parts)
+
+    def collect(self) -> Iterator[Metric]:
+        stores = list(self.stores.values())
+        for family in FAMILIES:
+            metric: Metric
+            if family.kind is Kind.HISTOGRAM:
+                hist = HistogramMetricFamily(family.name, family.help, labels=family.labels)
+                bounds = [_value(b) for b in family.buckets] + ["+Inf"]
+                found = False
+                for store in stores:
+                    for labels, state in store.histograms.get(family, {}).items():
+                        counts = [*state.cumulative(), state.count]
+                        hist.add_metric(list(labels), list(zip(bounds, counts, strict=True)), state.total)
+                        found = True
+                if found:
+                    yield hist
+                continue
+            if family.kind is Kind.COUNTER:
+                metric = CounterMetricFamily(family.name, family.help, labels=family.labels)
+            else:
+                metric = GaugeMetricFamily(family.name, family.help, labels=family.labels)
+            found = False
+            for store in stores:
+                for labels, value in store.values.get(family, {}).items():
+                    metric.add_metric(list(labels), value)
+                    found = True
+            if found:
+                yield metric
