@@ -1,0 +1,402 @@
+"""The Redis collector: INFO, PING, queue depths and key-pattern sampling of one ``redis:`` target.
+
+Each run:
+
+1. ``PING``, timed (``perf_redis_ping_duration_seconds``).
+2. ``INFO all`` and ``SLOWLOG LEN`` in one round trip, into gauges, and into our own counters by the increase
+   since the last reading (:class:`~exporter.analysis.redis_info.CounterMirror`), so a restart or
+   ``CONFIG RESETSTAT`` never makes an exported counter go backwards.
+3. Queue depths (``LLEN``/``XLEN``/``XINFO GROUPS``) and key sampling (``PTTL``, ``MEMORY USAGE``) run inside
+   *measured windows*: ``MULTI; INFO server; INFO stats; <our lookups>; INFO stats; EXEC``. A transaction
+   runs alone on the server, so the change of ``keyspace_hits``/``keyspace_misses`` across the window is
+   exactly what our lookups caused: we count the application's share up to the window's first reading and
+   skip the window. (Checked against Redis 7.0: ``TTL``, ``PTTL``, ``TYPE``, ``EXISTS``, ``LLEN``, ``XLEN``,
+   ``OBJECT`` count as hits or misses; ``SCAN`` and ``MEMORY USAGE`` do not, so ``SCAN`` runs outside.)
+4. ``SCAN`` (never ``KEYS``) looks at no more than ``scan_budget`` keys per run, continuing its cursor across
+   runs; a pass's per-pattern aggregates are published when the pass completes.
+
+Failures (refused, timeout, stalled server, wrong password, TLS mismatch) give ``perf_redis_up 0`` and one log
+line when the cause changes; the connection pool is dropped so the next run starts on a clean connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import AuthenticationError, RedisError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from exporter import metrics
+from exporter.analysis.key_patterns import (
+    PTTL_GONE,
+    KeyClassifier,
+    ScanCursor,
+    ScanPass,
+    pttl_seconds,
+)
+from exporter.analysis.redis_info import (
+    CounterMirror,
+    command_stats,
+    keyspace,
+    latency_percentiles,
+    number,
+    numbers,
+)
+from exporter.config import RedisTarget
+from exporter.logs import event
+from exporter.scheduler import JobContext
+from exporter.secrets import mask_url, safe_url
+
+log = logging.getLogger(__name__)
+
+HIT_FIELDS = ("keyspace_hits", "keyspace_misses")
+HIT_FAMILIES = {"keyspace_hits": metrics.REDIS_HITS, "keyspace_misses": metrics.REDIS_MISSES}
+COUNTER_FIELDS = {"evicted_keys": metrics.REDIS_EVICTED, "expired_keys": metrics.REDIS_EXPIRED}
+GAUGE_FIELDS = {
+    "used_memory": metrics.REDIS_MEMORY_USED,
+    "maxmemory": metrics.REDIS_MEMORY_MAX,
+    "used_memory_rss": metrics.REDIS_MEMORY_RSS,
+    "connected_clients": metrics.REDIS_CLIENTS,
+    "blocked_clients": metrics.REDIS_BLOCKED,
+}
+# Gauges that describe a live server; they disappear while it cannot be reached.
+SERVER_GAUGES = (*GAUGE_FIELDS.values(), metrics.REDIS_KEYS, metrics.REDIS_KEYS_EXPIRING,
+                 metrics.REDIS_COMMAND_LATENCY, metrics.REDIS_SLOWLOG_LENGTH, metrics.REDIS_ROLE,
+                 metrics.REDIS_QUEUE_LENGTH, metrics.REDIS_QUEUE_LAG)
+
+WINDOW_KEYS = 250  # keys per measured window: bounds how long one transaction holds the server
+SOCKET_TIMEOUT_SHARE = 0.8
+MAX_SCAN_CALLS = 32  # per run, in case SCAN keeps returning few keys (a sparse table after mass deletes)
+
+
+def redis_client(cfg: RedisTarget) -> aioredis.Redis:
+    """A client whose every command (and connect) is bounded by the target's timeout, with no retries: a
+    failed command fails the run, and the next run reconnects."""
+    url = cfg.url.get_secret_value()
+    kwargs: dict[str, Any] = {
+        # below the run's own bound (0.9 x timeout), so a stalled command fails with redis-py's own message
+        "socket_timeout": cfg.timeout * SOCKET_TIMEOUT_SHARE,
+        "socket_connect_timeout": cfg.timeout * SOCKET_TIMEOUT_SHARE,
+        "retry": Retry(NoBackoff(), 0),
+        "health_check_interval": 0,
+        "client_name": "perf-exporter",
+        "max_connections": 4,
+    }
+    try:  # redis-py >= 7 sends CLIENT MAINT_NOTIFICATIONS on connect, an error on self-hosted Redis
+        from redis.maint_notifications import MaintNotificationsConfig
+        kwargs["maint_notifications_config"] = MaintNotificationsConfig(enabled=False)
+    except ImportError:
+        pass
+    if cfg.username is not None:
+        kwargs["username"] = cfg.username
+    if cfg.password is not None:
+        kwargs["password"] = cfg.password.get_secret_value()
+    if url.startswith("rediss://"):
+        tls = cfg.tls
+        kwargs["ssl_ca_certs"] = str(tls.ca_file) if tls.ca_file else None
+        kwargs["ssl_certfile"] = str(tls.cert_file) if tls.cert_file else None
+        kwargs["ssl_keyfile"] = str(tls.key_file) if tls.key_file else None
+        if tls.insecure_skip_verify:
+            kwargs["ssl_cert_reqs"] = "none"
+            kwargs["ssl_check_hostname"] = False
+    return aioredis.Redis.from_url(url, **kwargs)
+
+
+def failure_cause(exc: BaseException, cfg: RedisTarget) -> tuple[str, str]:
+    """(reason, human cause) for a failed run; ``reason`` is a short stable word for log filters."""
+    text = mask_url(f"{type(exc).__name__}: {exc}")
+    message = str(exc)
+    if isinstance(exc, AuthenticationError) or (
+            isinstance(exc, ResponseError) and message.startswith(("WRONGPASS", "NOAUTH", "NOPERM"))):
+        return "auth", f"authentication failed: check the password and username ({text})"
+    tls = cfg.url.get_secret_value().startswith("rediss://")
+    if tls and isinstance(exc, RedisTimeoutError) and "connecting" in message:
+        return "tls", (f"TLS handshake got no answer within {cfg.timeout * SOCKET_TIMEOUT_SHARE:g}s: does the "
+                       f"port speak TLS? rediss:// needs a TLS port, redis:// a plain one ({text})")
+    if isinstance(exc, TimeoutError | RedisTimeoutError):
+        return "timeout", (f"no answer within {cfg.timeout:g}s: the server is down, stalled or overloaded "
+                           f"({text})")
+    tls_failure = isinstance(exc, ssl.SSLError) or isinstance(exc.__cause__, ssl.SSLError) or "SSL" in message
+    if tls_failure:
+        return "tls", (f"TLS handshake failed: does the port speak TLS (rediss://) or plain Redis "
+                       f"(redis://)? ({text})")
+    if isinstance(exc, RedisConnectionError | OSError):
+        return "connect", f"cannot connect ({text})"
+    return "error", text
+
+
+class RedisCollector:
+    def __init__(self, cfg: RedisTarget, context: JobContext) -> None:
+        self.cfg = cfg
+        self.context = context
+        self.store = context.store
+        self.target = cfg.name
+        self.client = redis_client(cfg)
+        self.classifier = KeyClassifier(cfg.key_patterns)
+        self.hits = CounterMirror()  # keyspace hits/misses: advanced by readings, rebased past our windows
+        self.server_counters = CounterMirror()  # evictions, expirations
+        self.calls = CounterMirror()  # per-command calls
+        self.call_seconds = CounterMirror()  # per-command time
+        self.window_unconfirmed = False  # a window was sent but its reply never came: its share is unknown
+        self.cursor = ScanCursor()
+        self.current_pass = ScanPass()
+        self.last_pass: ScanPass | None = None
+        self.last_failure: str | None = None
+        self._declare_series()
+
+    def _declare_series(self) -> None:
+        t = (self.target,)
+        for family in (*HIT_FAMILIES.values(), *COUNTER_FIELDS.values()):
+            self.store.ensure_counter(family, t)
+        self.store.ensure_histogram(metrics.REDIS_PING, t)
+        self.store.set(metrics.REDIS_UP, t, 0.0)
+        if self.cfg.scan_budget > 0:
+            self.store.ensure_counter(metrics.REDIS_SCANNED_KEYS, t)
+            self.store.ensure_counter(metrics.REDIS_SCAN_PASSES, t)
+            for pattern in self.classifier.labels:
+                self.store.ensure_histogram(metrics.REDIS_PATTERN_TTL, (self.target, pattern))
+
+    # -------------------------------------------------------------------------------------------------------
+    # The job interface
+
+    async def run(self) -> bool:
+        try:
+            # Finish (or fail) before the scheduler's deadline, so a stall is reported as ours, not a timeout.
+            async with asyncio.timeout(self.cfg.timeout * 0.9):
+                await self._collect()
+        except (RedisError, OSError, TimeoutError) as exc:
+            await self._failed(exc)
+            return False
+        if self.last_failure is not None:
+            event(log, logging.INFO, "redis_recovered", target=self.target, url=safe_url(self._url()))
+            self.last_failure = None
+        self.store.set(metrics.REDIS_UP, (self.target,), 1.0)
+        return True
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    def _url(self) -> str:
+        return self.cfg.url.get_secret_value()
+
+    async def _failed(self, exc: BaseException) -> None:
+        reason, cause = failure_cause(exc, self.cfg)
+        self.store.set(metrics.REDIS_UP, (self.target,), 0.0)
+        for family in SERVER_GAUGES:
+            self.store.replace(family, {})
+        # Whatever state the connections are in (a reply may still be on its way), start clean next run.
+        await self.client.connection_pool.disconnect()
+        level = logging.WARNING if reason != self.last_failure else logging.DEBUG
+        event(log, level, "redis_down", target=self.target, url=safe_url(self._url()), reason=reason,
+              cause=cause)
+        self.last_failure = reason
+
+    # -------------------------------------------------------------------------------------------------------
+    # One collection
+
+    async def _collect(self) -> None:
+        started = time.perf_counter()
+        try:
+            await self.client.ping()
+        except AuthenticationError:
+            raise
+        except RedisConnectionError:
+            # A pooled connection the server closed since the last run (a restart, an idle timeout): one fresh
+            # try. Only here: a retried window could run our lookups twice and blur the hit counts.
+            await self.client.connection_pool.disconnect()
+            started = time.perf_counter()
+            await self.client.ping()
+        self.store.observe(metrics.REDIS_PING, (self.target,), time.perf_counter() - started)
+
+        pipe = self.client.pipeline(transaction=False)
+        pipe.execute_command("INFO", "all")
+        pipe.execute_command("SLOWLOG", "LEN")
+        info, slowlog_length = await pipe.execute()
+        self._export_info(info)
+        self.store.set(metrics.REDIS_SLOWLOG_LENGTH, (self.target,), float(slowlog_length))
+
+        if self.cfg.queues:
+            await self._collect_queues()
+        if self.cfg.scan_budget > 0:
+            await self._sample_keys()
+
+    def _export_info(self, info: Mapping[str, Any]) -> None:
+        t = (self.target,)
+        run_id = str(info.get("run_id", ""))
+        self._count_hits(run_id, info)
+
+        counters = numbers(info, tuple(COUNTER_FIELDS))
+        for name, delta in self.server_counters.advance(run_id, counters).items():
+            self.store.inc(COUNTER_FIELDS[name], t, delta)
+
+        for name, family in GAUGE_FIELDS.items():
+            value = number(info, name)
+            if value is None:
+                self.store.remove(family, t)
+            else:
+                self.store.set(family, t, value)
+
+        dbs = keyspace(info)
+        self.store.replace(metrics.REDIS_KEYS, {(self.target, db): keys for db, (keys, _) in dbs.items()})
+        self.store.replace(metrics.REDIS_KEYS_EXPIRING,
+                           {(self.target, db): expiring for db, (_, expiring) in dbs.items()})
+
+        stats = command_stats(info)
+        calls = self.calls.advance(run_id, {cmd: s.calls for cmd, s in stats.items()})
+        seconds = self.call_seconds.advance(run_id, {cmd: s.seconds for cmd, s in stats.items()})
+        for cmd, delta in calls.items():
+            self.store.inc(metrics.REDIS_COMMANDS, (self.target, cmd), delta)
+        for cmd, delta in seconds.items():
+            self.store.inc(metrics.REDIS_COMMAND_DURATION, (self.target, cmd), delta)
+
+        latencies = latency_percentiles(info)
+        self.store.replace(metrics.REDIS_COMMAND_LATENCY,
+                           {(self.target, cmd, q): value for (cmd, q), value in latencies.items()})
+        role = info.get("role")
+        self.store.replace(metrics.REDIS_ROLE, {(self.target, str(role)): 1.0} if role else {})
+
+    def _count_hits(self, run_id: str, reading: Mapping[str, Any]) -> None:
+        """Add the application's hits and misses since the last reading."""
+        values = numbers(reading, HIT_FIELDS)
+        if self.window_unconfirmed:
+            # A window ran (or may have) without us seeing its readings: we cannot tell its lookups from the
+            # application's, so this interval is skipped rather than counting ours as the application's.
+            self.hits.rebase(run_id, values)
+            self.window_unconfirmed = False
+            return
+        for name, delta in self.hits.advance(run_id, values).items():
+            self.store.inc(HIT_FAMILIES[name], (self.target,), delta)
+
+    async def _window(self, add_commands: Callable[[Pipeline], None]) -> list[Any]:
+        """Run our own lookups in a measured window; returns their replies (errors as exception objects)."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.execute_command("INFO", "server")
+        pipe.execute_command("INFO", "stats")
+        add_commands(pipe)
+        pipe.execute_command("INFO", "stats")
+        unconfirmed, self.window_unconfirmed = self.window_unconfirmed, True
+        replies = await pipe.execute(raise_on_error=False)
+        server, before, *own, after = replies
+        for reading in (server, before, after):
+            if isinstance(reading, Exception):
+                raise reading
+        run_id = str(server.get("run_id", ""))
+        self.window_unconfirmed = unconfirmed
+        self._count_hits(run_id, before)
+        self.hits.rebase(run_id, numbers(after, HIT_FIELDS))
+        return own
+
+    # -------------------------------------------------------------------------------------------------------
+    # Queues
+
+    async def _collect_queues(self) -> None:
+        queues = self.cfg.queues
+
+        def commands(pipe: Pipeline) -> None:
+            # A missing key answers 0 to LLEN and XLEN; a list answers WRONGTYPE to XLEN, a stream to LLEN.
+            for queue in queues:
+                pipe.llen(queue)
+                pipe.xlen(queue)
+                pipe.xinfo_groups(queue)
+
+        replies = await self._window(commands)
+        lengths: dict[tuple[str, ...], float] = {}
+        lags: dict[tuple[str, ...], float] = {}
+        for i, queue in enumerate(queues):
+            llen, xlen, groups = replies[3 * i:3 * i + 3]
+            if isinstance(llen, int) and not isinstance(xlen, int):
+                lengths[(self.target, queue)] = float(llen)
+            elif isinstance(xlen, int):
+                lengths[(self.target, queue)] = float(xlen)
+            if isinstance(groups, list):
+                for group in groups:
+                    lag = group.get("lag")
+                    if isinstance(lag, int):
+                        lags[(self.target, queue, _text(group.get("name")))] = float(lag)
+        self.store.replace(metrics.REDIS_QUEUE_LENGTH, lengths)
+        self.store.replace(metrics.REDIS_QUEUE_LAG, lags)
+
+    # -------------------------------------------------------------------------------------------------------
+    # Key-pattern sampling
+
+    async def _sample_keys(self) -> None:
+        budget = self.cfg.scan_budget
+        batch = self.cursor.take(budget)
+        calls = 0
+        while len(batch) < budget and not self.cursor.walk_done and calls < MAX_SCAN_CALLS:
+            cursor, keys = await self.client.scan(self.cursor.cursor, count=budget - len(batch))
+            self.cursor.receive(int(cursor), [_raw(key) for key in keys], batch, budget)
+            calls += 1
+        for start in range(0, len(batch), WINDOW_KEYS):
+            await self._look_at(batch[start:start + WINDOW_KEYS])
+        self.store.inc(metrics.REDIS_SCANNED_KEYS, (self.target,), len(batch))
+        if self.cursor.pass_complete:
+            self.last_pass, self.current_pass = self.current_pass, ScanPass()
+            self.cursor.start_next_pass()
+            self.store.inc(metrics.REDIS_SCAN_PASSES, (self.target,))
+        self._publish_patterns()
+
+    async def _look_at(self, keys: Sequence[bytes]) -> None:
+        patterns = [self.classifier.classify(key) for key in keys]
+        planned: dict[str, int] = {}  # MEMORY USAGE samples per pattern in this pass, this window's included
+        measure: list[bool] = []
+        for pattern in patterns:
+            taken = planned.get(pattern, self.current_pass.stats(pattern).memory_samples)
+            measure.append(taken < self.cfg.memory_samples)
+            planned[pattern] = taken + measure[-1]
+
+        def commands(pipe: Pipeline) -> None:
+            for key in keys:
+                pipe.pttl(key)
+            for key, wanted in zip(keys, measure, strict=True):
+                if wanted:
+                    pipe.memory_usage(key)
+
+        replies = await self._window(commands)
+        pttls, sizes = replies[:len(keys)], iter(replies[len(keys):])
+        for key_pattern, pttl, wanted in zip(patterns, pttls, measure, strict=True):
+            size = next(sizes) if wanted else None
+            if not isinstance(pttl, int) or pttl == PTTL_GONE:
+                continue  # deleted or expired since SCAN returned it
+            ttl = pttl_seconds(pttl)
+            self.current_pass.add_key(key_pattern, ttl)
+            if ttl is not None:
+                self.store.observe(metrics.REDIS_PATTERN_TTL, (self.target, key_pattern), ttl)
+            if isinstance(size, int):
+                self.current_pass.add_memory(key_pattern, float(size))
+
+    def _publish_patterns(self) -> None:
+        """The last complete pass; until the first pass completes, the pass in progress."""
+        shown = self.last_pass if self.last_pass is not None else self.current_pass
+        sampled: dict[tuple[str, ...], float] = {}
+        no_ttl: dict[tuple[str, ...], float] = {}
+        memory: dict[tuple[str, ...], float] = {}
+        for pattern in self.classifier.labels:
+            labels = (self.target, pattern)
+            stats = shown.stats(pattern)
+            sampled[labels] = float(stats.keys)
+            if stats.without_ttl_ratio is not None:
+                no_ttl[labels] = stats.without_ttl_ratio
+            if stats.mean_memory_bytes is not None:
+                memory[labels] = stats.mean_memory_bytes
+        self.store.replace(metrics.REDIS_PATTERN_SAMPLED, sampled)
+        self.store.replace(metrics.REDIS_PATTERN_NO_TTL, no_ttl)
+        self.store.replace(metrics.REDIS_PATTERN_MEMORY, memory)
+
+
+def _text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _raw(key: bytes | str) -> bytes:
+    return key if isinstance(key, bytes) else key.encode()
