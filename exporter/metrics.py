@@ -230,3 +230,14 @@ TRACE_PROBE_SERVICES = gauge("perf_trace_probe_services", "Services the probe's 
                              ("target", "probe"))
 TRACE_PROBE_VISIBILITY = gauge("perf_trace_probe_visibility_seconds",
                                "Time from the probe's request until Jaeger served its trace.", ("target", "probe"))
+TRACE_PROBE_MISSING = counter("perf_trace_probe_missing_total",
+                              "Probe traces Jaeger still did not serve when the collector gave up looking.",
+                              ("target", "probe"))
+TRACE_ANALYSED = counter("perf_trace_analysed_total",
+                         "Whole traces analysed for span durations, critical path and serial siblings.", ("target",))
+TRACE_ANOMALIES = counter("perf_trace_anomalies_total",
+                          "Oddities in traces: duplicate_span, missing_parent, child_outside_parent (clock skew), "
+                          "truncated, warning, invalid_span.", ("target", "kind"))
+TRACE_SEARCH_TRUNCATED = counter("perf_trace_searches_truncated_total",
+                                 "Searches that returned `limit` traces even in the narrowest window: traces "
+                                 "were missed.", ("target", "service"))

@@ -1,0 +1,332 @@
+"""The Jaeger collector: trace durations, spans, errors, slowest operations, critical path and serial siblings
+of one ``jaeger:`` target, plus the lookup of the traces API probes started.
+
+Each run (a *poll*):
+
+1. Find out which API the server speaks (api_v3, else v1) and, unless ``services`` is set, list the services.
+2. Per service, search the window ``[now - lookback, now]``. Windows of successive polls overlap, so spans that
+   arrive late are not missed; a bounded memory of trace IDs makes every trace count exactly once, whichever
+   poll and whichever service's search returns it. A trace whose last span ended less than ``settle`` ago is not
+   counted yet: the next poll reads it again, with whatever spans arrived since.
+3. With trace summaries (current api_v3), every new trace's duration, span and error counts come from its
+   summary, and a random sample of ``sample`` new traces per poll is fetched whole for span durations, critical
+   path and serial siblings. Without summaries, the searches return whole traces and all are analysed.
+4. Jaeger has no pagination: a search that returns ``limit`` traces (or a body above ``max_response_bytes``)
+   is repeated on the two halves of its window, twice at most; still full, it counts in
+   ``perf_trace_searches_truncated_total``.
+5. Traces API probes started (``traceparent: true``) are looked up by ID once ``settle`` has passed since the
+   request: each is reported once, or given up after ``PROBE_ATTEMPTS`` polls.
+
+Unreachable Jaeger: the run returns False (``perf_target_up 0``) with one log line. An answer that is not what
+the API documents (error status, HTML, truncated JSON, ``errors`` in a 200, a malformed trace): whatever else
+the poll could use is still counted, then the run raises, so it counts as ``result="error"`` with one log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from exporter import metrics
+from exporter.analysis.traces import (
+    ANOMALY_KINDS,
+    SpanTimes,
+    Trace,
+    TraceDataError,
+    TraceFacts,
+    analyse,
+    rank_operations,
+    top_keys,
+)
+from exporter.collectors.jaeger_api import JaegerApi, JaegerError, JaegerUnreachable, ResponseTooLarge
+from exporter.config import JaegerTarget
+from exporter.logs import event
+from exporter.scheduler import JobContext, SentTrace
+
+log = logging.getLogger(__name__)
+
+MAX_SPLITS = 2  # a full search is repeated on halves of its window at most this many times over
+MIN_SPLIT_WINDOW_US = 1_000_000
+SEEN_CAPACITY = 200_000  # trace IDs remembered (about 100 bytes each)
+PROBE_ATTEMPTS = 3  # lookups of a probe's trace before giving up
+PROBE_PENDING_CAPACITY = 1_000
+FETCH_CONCURRENCY = 4
+OTHER = "other"
+
+
+class JaegerDataError(Exception):
+    """The poll met answers or traces it could not use; raised at the end of the run."""
+
+
+class _NoSummaries(Exception):
+    """The server turned out to have no trace summaries."""
+
+
+@dataclass
+class PendingProbe:
+    sent: SentTrace
+    attempts: int = 0
+
+
+@dataclass
+class Poll:
+    """What one poll found, before it is written to the store."""
+
+    facts: list[TraceFacts] = field(default_factory=list)  # counted traces (summaries or whole)
+    whole: list[TraceFacts] = field(default_factory=list)  # whole traces analysed
+    span_times: SpanTimes = field(default_factory=lambda: SpanTimes(metrics.TRACE_BUCKETS))
+    anomalies: dict[str, int] = field(default_factory=dict)
+    truncated_searches: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    deferred: int = 0
+
+
+class JaegerCollector:
+    def __init__(self, cfg: JaegerTarget, context: JobContext) -> None:
+        self.cfg = cfg
+        self.context = context
+        self.store = context.store
+        self.api = JaegerApi(cfg)
+        self.seen: OrderedDict[str, int] = OrderedDict()  # trace key -> trace end (µs), oldest first
+        self.scores: dict[tuple[str, str], float] = {}
+        self.named: set[tuple[str, str]] = set()
+        self.other_labels: set[tuple[str, ...]] = set()
+        self.pending: list[PendingProbe] = []
+        self.random = random.Random()
+        for kind in ANOMALY_KINDS:
+            self.store.ensure_counter(metrics.TRACE_ANOMALIES, (cfg.name, kind))
+        self.store.ensure_counter(metrics.TRACE_ANALYSED, (cfg.name,))
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    # -- a poll ----------------------------------------------------------------------------------------------
+
+    async def run(self) -> bool:
+        poll = Poll()
+        now = int(time.time() * 1e6)
+        try:
+            try:
+                services = list(self.cfg.services) or await self.api.services()
+                for service in services:
+                    await self._collect_service(service, now, poll)
+                await self._look_up_probes(now, poll)
+            finally:
+                self._write(poll)
+                self._forget_old(now)
+        except JaegerUnreachable as exc:
+            self.api.forget()
+            event(log, logging.WARNING, "jaeger_unreachable", target=self.cfg.name, cause=str(exc))
+            return False
+        except JaegerError as exc:
+            self.api.forget()
+            poll.problems.append(str(exc))
+        if poll.problems:
+            more = f" (and {len(poll.problems) - 3} more)" if len(poll.problems) > 3 else ""
+            raise JaegerDataError("; ".join(poll.problems[:3]) + more)
+        return True
+
+    async def _collect_service(self, service: str, now: int, poll: Poll) -> None:
+        start, end = now - int(self.cfg.lookback * 1e6), now
+        try:
+            if await self.api.detect() == "v3" and self.api.has_summaries is not False:
+                fresh: list[TraceFacts] = []
+                try:
+                    await self._search(service, start, end, 0, poll, self._summaries_into(fresh, now, poll))
+                except _NoSummaries:
+                    pass  # an api_v3 server without trace summaries: fall through to whole traces
+                else:
+                    await self._analyse_sample(fresh, poll)
+                    return
+            await self._search(service, start, end, 0, poll, self._traces_into(now, poll))
+        except (JaegerError, TraceDataError) as exc:
+            if isinstance(exc, JaegerError) and not isinstance(exc, ResponseTooLarge):
+                self.api.forget()
+            poll.problems.append(f"service {service!r}: {exc}")
+
+    async def _search(self, service: str, start: int, end: int, depth: int, poll: Poll,
+                      fetch: Callable[[str, int, int], Awaitable[int]]) -> None:
+        """Run ``fetch`` on the window; when it comes back full (or too large), on its two halves too."""
+        full = False
+        try:
+            full = await fetch(service, start, end) >= self.cfg.limit
+        except ResponseTooLarge:
+            if depth >= MAX_SPLITS or end - start < 2 * MIN_SPLIT_WINDOW_US:
+                raise
+            full = True
+        if not full:
+            return
+        if depth >= MAX_SPLITS or end - start < 2 * MIN_SPLIT_WINDOW_US:
+            poll.truncated_searches[service] = poll.truncated_searches.get(service, 0) + 1
+            return
+        middle = (start + end) // 2
+        await self._search(service, start, middle, depth + 1, poll, fetch)
+        await self._search(service, middle, end, depth + 1, poll, fetch)
+
+    def _is_known(self, key: str) -> bool:
+        return key in self.seen
+
+    def _counts(self, facts: TraceFacts, now: int, poll: Poll) -> bool:
+        """Whether a trace counts in this poll: new, and settled. Marks it seen when it does."""
+        key = facts.key
+        if key in self.seen:
+            return False
+        if now - facts.end < self.cfg.settle * 1e6:
+            poll.deferred += 1
+            return False
+        self.seen[key] = facts.end
+        poll.facts.append(facts)
+        return True
+
+    def _summaries_into(self, fresh: list[TraceFacts], now: int,
+                        poll: Poll) -> Callable[[str, int, int], Awaitable[int]]:
+        async def fetch(service: str, start: int, end: int) -> int:
+            found = await self.api.summaries(service, start, end, self.cfg.limit)
+            if found is None:
+                raise _NoSummaries
+            for facts in found:
+                if self._counts(facts, now, poll):
+                    fresh.append(facts)
+            return len(found)
+        return fetch
+
+    def _traces_into(self, now: int, poll: Poll) -> Callable[[str, int, int], Awaitable[int]]:
+        async def fetch(service: str, start: int, end: int) -> int:
+            traces, returned, errors = await self.api.search(service, start, end, self.cfg.limit, self._is_known)
+            for trace in traces:
+                if trace.key in self.seen:
+                    continue
+                if now - trace.end < self.cfg.settle * 1e6:
+                    poll.deferred += 1
+                    continue
+                self._take_whole(trace, poll, count=True, now=now)
+            poll.problems.extend(f"service {service!r}: Jaeger reported: {e}" for e in errors)
+            return returned
+        return fetch
+
+    def _take_whole(self, trace: Trace, poll: Poll, count: bool, now: int) -> TraceFacts:
+        facts = analyse(trace)
+        if count and not self._counts(facts, now, poll):
+            return facts
+        poll.whole.append(facts)
+        poll.span_times.add(trace)
+        for kind, n in facts.anomalies.items():
+            poll.anomalies[kind] = poll.anomalies.get(kind, 0) + n
+        return facts
+
+    async def _analyse_sample(self, fresh: list[TraceFacts], poll: Poll) -> None:
+        """Fetch a random sample of the traces counted from summaries, whole."""
+        chosen = fresh if len(fresh) <= self.cfg.sample else self.random.sample(fresh, self.cfg.sample)
+        for trace in await self._fetch_all([f.trace_id for f in chosen]):
+            if trace is not None:
+                self._take_whole(trace, poll, count=False, now=0)
+
+    async def _fetch_all(self, trace_ids: list[str]) -> list[Trace | None]:
+        gate = asyncio.Semaphore(FETCH_CONCURRENCY)
+
+        async def one(trace_id: str) -> Trace | None:
+            async with gate:
+                return await self.api.trace(trace_id)
+
+        return list(await asyncio.gather(*(one(t) for t in trace_ids)))
+
+    # -- probe traces ----------------------------------------------------------------------------------------
+
+    async def _look_up_probes(self, now: int, poll: Poll) -> None:
+        sent = self.context.sent_traces
+        settle = self.cfg.settle
+        now_s = now / 1e6
+        if sent and any(now_s - s.sent_at >= settle for s in sent):
+            ready = [s for s in sent if now_s - s.sent_at >= settle]
+            waiting = [s for s in sent if now_s - s.sent_at < settle]
+            sent.clear()
+            sent.extend(waiting)
+            self.pending.extend(PendingProbe(s) for s in ready)
+            del self.pending[:-PROBE_PENDING_CAPACITY]
+        if not self.pending:
+            return
+        batch, self.pending = self.pending[:self.cfg.sample], self.pending[self.cfg.sample:]
+        try:
+            found = await self._fetch_all([p.sent.trace_id for p in batch])
+        except Exception:
+            for probe in batch:
+                probe.attempts += 1
+            self.pending[:0] = [p for p in batch if p.attempts < PROBE_ATTEMPTS]
+            raise
+        store, t = self.store, self.cfg.name
+        seen_at = time.time()
+        for probe, trace in zip(batch, found, strict=True):
+            labels = (probe.sent.target, probe.sent.probe)
+            if trace is None:
+                probe.attempts += 1
+                if probe.attempts < PROBE_ATTEMPTS:
+                    self.pending.append(probe)
+                    continue
+                store.inc(metrics.TRACE_PROBE_MISSING, labels)
+                event(log, logging.INFO, "trace_probe_missing", target=t, probe=f"{labels[0]}/{labels[1]}",
+                      trace_id=probe.sent.trace_id, attempts=probe.attempts)
+                continue
+            facts = analyse(trace)
+            store.set(metrics.TRACE_PROBE_DURATION, labels, facts.duration_seconds)
+            store.set(metrics.TRACE_PROBE_SPANS, labels, facts.span_count)
+            store.set(metrics.TRACE_PROBE_SERVICES, labels, len(facts.services))
+            store.set(metrics.TRACE_PROBE_VISIBILITY, labels, max(0.0, seen_at - probe.sent.sent_at))
+            store.ensure_counter(metrics.TRACE_PROBE_MISSING, labels)
+
+    # -- writing ---------------------------------------------------------------------------------------------
+
+    def _operation(self, service: str, operation: str) -> str:
+        return operation if (service, operation) in self.named else OTHER
+
+    def _write(self, poll: Poll) -> None:
+        store, t = self.store, self.cfg.name
+        self.scores = rank_operations(self.scores, poll.span_times.total)
+        self.named = top_keys(self.scores, self.cfg.top_operations)
+        for facts in poll.facts:
+            op = self._operation(facts.root_service, facts.root_operation)
+            store.observe(metrics.TRACE_DURATION, (t, facts.root_service, op), facts.duration_seconds)
+            store.observe(metrics.TRACE_SPANS, (t, facts.root_service), facts.span_count)
+            for service in facts.services:
+                store.ensure_counter(metrics.TRACE_ERRORS, (t, service))
+            for service, n in facts.error_spans.items():
+                store.inc(metrics.TRACE_ERRORS, (t, service), n)
+        for facts in poll.whole:
+            store.inc(metrics.TRACE_ANALYSED, (t,))
+            for service, micros in facts.critical_path.items():
+                store.inc(metrics.TRACE_CRITICAL_PATH, (t, service), micros / 1e6)
+            for group in facts.serial:
+                labels = (t, group.service, self._operation(group.service, group.operation))
+                store.inc(metrics.TRACE_SERIAL_CHILDREN, labels, group.children)
+                store.inc(metrics.TRACE_SERIAL_SAVING, labels, group.saving / 1e6)
+        keep: set[tuple[str, ...]] = {(t, s, o) for s, o in self.named}
+        for (service, operation), sums in poll.span_times.by_operation.items():
+            labels = (t, service, self._operation(service, operation))
+            for mean, n in sums.groups():
+                store.observe(metrics.TRACE_SPAN_DURATION, labels, mean, n)
+            if labels[2] == OTHER:
+                self.other_labels.add(labels)
+        keep.update(self.other_labels)
+        store.remove_where(metrics.TRACE_SPAN_DURATION, keep)  # operations that left the top N
+        for kind, n in poll.anomalies.items():
+            store.inc(metrics.TRACE_ANOMALIES, (t, kind), n)
+        for service, n in poll.truncated_searches.items():
+            store.inc(metrics.TRACE_SEARCH_TRUNCATED, (t, service), n)
+        if poll.truncated_searches:
+            event(log, logging.WARNING, "jaeger_search_truncated", target=t,
+                  services=",".join(sorted(poll.truncated_searches)), limit=self.cfg.limit,
+                  hint="raise limit or shorten interval and lookback")
+
+    def _forget_old(self, now: int) -> None:
+        """Trace IDs whose trace ended before any window a later poll can search are forgotten."""
+        horizon = now - int((self.cfg.lookback + 2 * self.cfg.interval) * 1e6)
+        seen = self.seen
+        while seen:
+            end = next(iter(seen.values()))
+            if end >= horizon and len(seen) <= SEEN_CAPACITY:
+                break
+            seen.popitem(last=False)

@@ -1,0 +1,255 @@
+"""Jaeger's query HTTP API, both forms: api_v3 (current) and v1 (Jaeger <= 2.20 and 1.x).
+
+Every response body is read up to ``max_response_bytes`` and parsed as JSON whatever its Content-Type says
+(Jaeger sends its error bodies as ``text/plain`` JSON). What comes back is plain data for
+:mod:`exporter.analysis.traces`. Two kinds of failure:
+
+- :class:`JaegerUnreachable`: no HTTP answer (refused, reset, timed out): the target is down.
+- :class:`JaegerError`: an HTTP answer that is not what the API documents (an error status, HTML, truncated
+  JSON, a body too large): bad data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+from urllib.parse import quote
+
+import httpx
+
+from exporter.analysis.traces import (
+    Trace,
+    TraceDataError,
+    TraceFacts,
+    facts_from_summaries,
+    trace_key,
+    traces_from_otlp,
+    traces_from_v1,
+)
+from exporter.config import JaegerTarget
+from exporter.probes.api import ssl_context
+from exporter.secrets import safe_url
+
+Api = Literal["v3", "v1"]
+Skip = Callable[[str], bool]
+
+
+class JaegerUnreachable(Exception):
+    """No HTTP answer from Jaeger."""
+
+
+class JaegerError(Exception):
+    """An answer from Jaeger that cannot be used."""
+
+
+class ResponseTooLarge(JaegerError):
+    pass
+
+
+@dataclass
+class Answer:
+    status: int
+    document: Any  # parsed JSON, or None when the body is not JSON
+    problem: str | None  # why the body is not usable JSON
+
+
+def _rfc3339(micros: int) -> str:
+    return datetime.fromtimestamp(micros / 1e6, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _error_message(answer: Answer) -> str:
+    """Jaeger's own message from an error body: v1 ``{"errors": [{"code", "msg"}]}`` or api_v3
+    ``{"error": {"httpCode", "message"}}``; else why the body is unusable."""
+    doc = answer.document
+    if isinstance(doc, dict):
+        errors = doc.get("errors")
+        if isinstance(errors, list) and errors:
+            return "; ".join(str(e.get("msg", e)) if isinstance(e, dict) else str(e) for e in errors[:3])
+        error = doc.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            return str(error["message"])
+        if isinstance(doc.get("message"), str):
+            return str(doc["message"])
+    return answer.problem or "unexpected body"
+
+
+def _not_found_message(answer: Answer) -> bool:
+    """A 404 that is Jaeger's answer about data (no traces, trace not found), not an unknown route."""
+    return answer.status == 404 and isinstance(answer.document, dict) and (
+        "error" in answer.document or "errors" in answer.document or "data" in answer.document)
+
+
+class JaegerApi:
+    """One Jaeger query service. ``api`` is found on first use (unless configured) and again after a failure."""
+
+    def __init__(self, cfg: JaegerTarget, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.cfg = cfg
+        base_path = "/" + cfg.base_path.strip("/") if cfg.base_path.strip("/") else ""
+        self.base = cfg.url + base_path
+        headers = {"User-Agent": "perf-exporter", "Accept": "application/json"}
+        headers.update({k: v.get_secret_value() for k, v in cfg.headers.items()})
+        if cfg.bearer_token is not None:
+            headers["Authorization"] = f"Bearer {cfg.bearer_token.get_secret_value()}"
+        if cfg.tenant:
+            headers[cfg.tenant_header] = cfg.tenant
+        verify: Any = ssl_context(cfg.tls) if cfg.url.startswith("https") else True
+        self.client = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(cfg.timeout), verify=verify,
+                                        follow_redirects=True, transport=transport,
+                                        limits=httpx.Limits(max_connections=8, max_keepalive_connections=8))
+        self.api: Api | None = None if cfg.api == "auto" else cfg.api
+        self.has_summaries: bool | None = None  # unknown until asked
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    def forget(self) -> None:
+        """After a failure: find out again which API the server speaks (it may have been upgraded)."""
+        if self.cfg.api == "auto":
+            self.api = None
+        self.has_summaries = None
+
+    # -- transport -------------------------------------------------------------------------------------------
+
+    async def get(self, path: str, params: dict[str, str | int] | None = None) -> Answer:
+        url = self.base + path
+        limit = self.cfg.max_response_bytes
+        try:
+            async with self.client.stream("GET", url, params=params) as response:
+                declared = response.headers.get("content-length")
+                if declared is not None and declared.isdigit() and int(declared) > limit:
+                    raise ResponseTooLarge(f"{path}: response of {declared} bytes is larger than "
+                                           f"max_response_bytes ({limit})")
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > limit:
+                        raise ResponseTooLarge(f"{path}: response is larger than max_response_bytes ({limit})")
+                    chunks.append(chunk)
+                status = response.status_code
+        except httpx.TransportError as exc:
+            raise JaegerUnreachable(f"{safe_url(url)}: {type(exc).__name__}: {exc or 'no answer'}") from None
+        body = b"".join(chunks)
+        del chunks
+        return Answer(status, *_parse(body))
+
+    def _fail(self, path: str, answer: Answer) -> JaegerError:
+        return JaegerError(f"{path}: HTTP {answer.status}: {_error_message(answer)}")
+
+    # -- which API -------------------------------------------------------------------------------------------
+
+    async def detect(self) -> Api:
+        if self.api is not None:
+            return self.api
+        v3 = await self.get("/api/v3/services")
+        if v3.status == 200 and isinstance(v3.document, dict) and "services" in v3.document:
+            self.api = "v3"
+            return "v3"
+        v1 = await self.get("/api/services")
+        if v1.status == 200 and isinstance(v1.document, dict) and "data" in v1.document:
+            self.api = "v1"
+            return "v1"
+        raise JaegerError(f"neither api_v3 (/api/v3/services: HTTP {v3.status}: {_error_message(v3)}) nor v1 "
+                          f"(/api/services: HTTP {v1.status}: {_error_message(v1)}) answered")
+
+    # -- routes ----------------------------------------------------------------------------------------------
+
+    async def services(self) -> list[str]:
+        api = await self.detect()
+        path = "/api/v3/services" if api == "v3" else "/api/services"
+        answer = await self.get(path)
+        if answer.status != 200 or not isinstance(answer.document, dict):
+            raise self._fail(path, answer)
+        names = answer.document.get("services" if api == "v3" else "data") or []
+        if not isinstance(names, list):
+            raise JaegerError(f"{path}: the service list is not a list")
+        return sorted({str(n) for n in names})
+
+    def _search_params(self, api: Api, service: str, start: int, end: int, limit: int) -> dict[str, str | int]:
+        if api == "v1":
+            return {"service": service, "start": start, "end": end, "limit": limit, "lookback": "custom"}
+        # query.num_traces is the older name of query.search_depth; each server reads the one it knows
+        return {"query.service_name": service, "query.start_time_min": _rfc3339(start),
+                "query.start_time_max": _rfc3339(end), "query.search_depth": limit, "query.num_traces": limit}
+
+    async def summaries(self, service: str, start: int, end: int, limit: int) -> list[TraceFacts] | None:
+        """Trace summaries in the window (api_v3 servers that have them), or None when the server has none."""
+        if await self.detect() != "v3" or self.has_summaries is False:
+            return None
+        path = "/api/v3/trace-summaries"
+        answer = await self.get(path, self._search_params("v3", service, start, end, limit))
+        if answer.status in (404, 405, 501) and not _not_found_message(answer):
+            self.has_summaries = False  # an older server: the route does not exist
+            return None
+        self.has_summaries = True
+        if answer.status == 404:
+            return []  # "No traces found"
+        if answer.status != 200:
+            raise self._fail(path, answer)
+        try:
+            return facts_from_summaries(answer.document)
+        except TraceDataError as exc:
+            raise JaegerError(f"{path}: {exc}") from None
+
+    async def search(self, service: str, start: int, end: int, limit: int,
+                     skip: Skip | None = None) -> tuple[list[Trace], int, list[str]]:
+        """Whole traces in the window: (traces not skipped, traces returned, errors Jaeger reported in a 200)."""
+        api = await self.detect()
+        path = "/api/v3/traces" if api == "v3" else "/api/traces"
+        answer = await self.get(path, self._search_params(api, service, start, end, limit))
+        if api == "v3" and answer.status == 404 and _not_found_message(answer):
+            return [], 0, []  # api_v3 says "No traces found" with a 404
+        return self._traces(path, api, answer, skip)
+
+    async def trace(self, trace_id: str) -> Trace | None:
+        """One trace by ID, or None when Jaeger does not have it (yet)."""
+        api = await self.detect()
+        path = f"/api/v3/traces/{quote(trace_id, safe='')}" if api == "v3" else \
+            f"/api/traces/{quote(trace_id, safe='')}"
+        answer = await self.get(path)
+        if answer.status == 404 and _not_found_message(answer):
+            return None
+        traces, _, errors = self._traces(path, api, answer, None)
+        wanted = trace_key(trace_id)
+        found = [t for t in traces if t.key == wanted and t.spans]
+        if not found and errors:
+            raise JaegerError(f"{path}: {'; '.join(errors)}")
+        return found[0] if found else None
+
+    def _traces(self, path: str, api: Api, answer: Answer, skip: Skip | None) -> tuple[list[Trace], int, list[str]]:
+        doc = answer.document
+        if answer.status != 200 or not isinstance(doc, dict):
+            raise self._fail(path, answer)
+        errors: list[str] = []
+        try:
+            if api == "v3":
+                if "result" not in doc:
+                    raise JaegerError(f"{path}: HTTP 200 without 'result': {_error_message(answer)}")
+                result = doc.get("result") or {}
+                returned = len({trace_key(str(s.get("traceId") or ""))
+                                for rs in result.get("resourceSpans") or ()
+                                for ss in rs.get("scopeSpans") or () for s in ss.get("spans") or ()})
+                return traces_from_otlp(doc, skip), returned, errors
+            if doc.get("errors"):
+                errors.append(_error_message(answer))
+            if "data" not in doc:
+                raise JaegerError(f"{path}: HTTP 200 without 'data': {_error_message(answer)}")
+            data = doc.get("data") or []
+            return list(traces_from_v1(doc, skip)), len(data) if isinstance(data, list) else 0, errors
+        except (TraceDataError, AttributeError, TypeError) as exc:
+            raise JaegerError(f"{path}: not a trace response: {exc}") from None
+
+
+def _parse(body: bytes) -> tuple[Any, str | None]:
+    if not body.strip():
+        return None, "empty body"
+    if body.lstrip()[:1] == b"<":
+        return None, "an HTML page instead of JSON"
+    try:
+        return json.loads(body), None
+    except ValueError as exc:
+        text = body[:80].decode("utf-8", "replace").strip()
+        return None, f"not JSON ({exc.__class__.__name__} at {getattr(exc, 'pos', '?')}): {text!r}"
