@@ -374,6 +374,10 @@ class RedisTarget(Model):
     @model_validator(mode="after")
     def _consistent(self) -> RedisTarget:
         _check_timeout(self.timeout, self.interval)
+        if "other" in self.key_patterns:
+            raise ValueError("key pattern 'other' is reserved: keys matching no pattern are counted under it")
+        if len(set(self.key_patterns)) != len(self.key_patterns):
+            raise ValueError("key_patterns lists a pattern twice; a key belongs to the first pattern it matches")
         return self
 
 

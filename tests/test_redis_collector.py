@@ -17,7 +17,7 @@ from exporter import metrics
 from exporter.analysis.key_patterns import KeyClassifier, ScanCursor, ScanPass, glob_regex, pttl_seconds
 from exporter.analysis.redis_info import CounterMirror, command_stats, keyspace, latency_percentiles
 from exporter.collectors.redis import RedisCollector
-from exporter.config import RedisTarget, Targets
+from exporter.config import ConfigError, RedisTarget, Targets, parse_config
 from exporter.scheduler import JobContext
 from exporter.store import MetricStore
 from tests.servers import Redis, free_port, wait_for
@@ -353,6 +353,16 @@ def test_a_down_server_gives_up_0_and_a_connect_log_line_then_recovers(
 def test_http_scheme_from_the_guide_is_read_as_redis() -> None:
     cfg = RedisTarget(name="cache", url="http://localhost:6379")
     assert cfg.url.get_secret_value() == "redis://localhost:6379"
+
+
+@pytest.mark.parametrize(("patterns", "error"), [
+    (["order:*", "other"], "redis[0]: key pattern 'other' is reserved"),
+    (["order:*", "order:*"], "redis[0]: key_patterns lists a pattern twice"),
+])
+def test_key_patterns_that_would_make_ambiguous_series_are_rejected(patterns: list[str], error: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"redis": [{"name": "cache", "key_patterns": patterns}]}, "redis.yml", env={})
+    assert f"redis.yml: {error}" in str(caught.value)
 
 
 # ---------------------------------------------------------------------------------------------------------------
