@@ -1,0 +1,581 @@
+"""The PostgreSQL profiling collector: pg_stat_statements deltas, sessions, locks, database and table
+statistics, and synthetic queries (timed, and EXPLAINed for sequential scans).
+
+One persistent connection per database (``application_name=perf-exporter``, its own ``statement_timeout`` and
+``lock_timeout``, read-only, autocommit), each with a lock so that never more than one query is in flight on
+it, and reconnects with exponential backoff. Server-wide views (pg_stat_activity, pg_locks, pg_stat_database,
+pg_stat_statements) are read once per collection over the main connection (the DSN's database); only
+pg_stat_user_tables needs a connection to each database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from exporter import metrics
+from exporter.analysis.plans import seq_scans
+from exporter.analysis.statements import (
+    HIDDEN_QUERYID,
+    OTHER_QUERYID,
+    Counters,
+    Snapshot,
+    StickyTop,
+    duration_observations,
+    interval_deltas,
+    monotonic_delta,
+    slow_statement_counts,
+    split_exported,
+    sum_rows,
+)
+from exporter.collectors import postgres_queries as q
+from exporter.config import PostgresQuery, PostgresTarget
+from exporter.logs import event
+from exporter.scheduler import JobContext
+from exporter.secrets import mask_url
+
+log = logging.getLogger(__name__)
+
+APPLICATION_NAME = "perf-exporter"
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 300.0
+QUERY_TEXT_CHARS = 200
+
+Row = tuple[Any, ...]
+
+
+def describe(exc: BaseException) -> str:
+    """One line, no secrets: what went wrong, for logs and errors."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return mask_url(f"{type(exc).__name__}: {text}")
+
+
+def short_query(text: str, limit: int = QUERY_TEXT_CHARS) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit - 3] + "..."
+
+
+def base_conninfo(cfg: PostgresTarget) -> str:
+    """The libpq connection string of the target's main database, with our session settings."""
+    params: dict[str, Any] = {}
+    dsn = ""
+    if cfg.dsn is not None:
+        dsn = cfg.dsn.get_secret_value()
+    elif cfg.dsn_file is not None:
+        dsn = cfg.dsn_file.read_text().strip()
+    else:
+        params.update(host=cfg.host, port=cfg.port)
+    if cfg.user is not None:
+        params["user"] = cfg.user
+    password = cfg.password.get_secret_value() if cfg.password is not None else None
+    if password is None and cfg.password_file is not None:
+        password = cfg.password_file.read_text().rstrip("\n")
+    if password is not None:
+        params["password"] = password
+    if cfg.dbname is not None:
+        params["dbname"] = cfg.dbname
+    if cfg.sslmode is not None:
+        params["sslmode"] = cfg.sslmode
+    statement_timeout = cfg.statement_timeout if cfg.statement_timeout is not None else cfg.timeout
+    own = (f"-c statement_timeout={max(1, int(statement_timeout * 1000))} "
+           f"-c lock_timeout={max(1, int(cfg.lock_timeout * 1000))} -c default_transaction_read_only=on")
+    existing = conninfo_to_dict(dsn).get("options") if dsn else None
+    params["options"] = f"{existing} {own}" if existing else own
+    params["application_name"] = APPLICATION_NAME
+    params["connect_timeout"] = max(2, math.ceil(cfg.timeout))
+    return make_conninfo(dsn, **params)
+
+
+class Unavailable(Exception):
+    """The database cannot be queried right now (down, refused, or waiting out a reconnect backoff)."""
+
+
+class DatabaseConnection:
+    """One persistent connection to one database: reconnects with backoff, one query in flight at a time."""
+
+    def __init__(self, conninfo: str, connect_deadline: float) -> None:
+        self.conninfo = conninfo
+        self.connect_deadline = connect_deadline
+        self.conn: psycopg.AsyncConnection[Row] | None = None
+        self.lock = asyncio.Lock()
+        self.failures = 0
+        self.retry_at = 0.0
+        self.last_error = ""
+        self.connections = 0  # successful connects, so callers can tell a reconnect
+
+    @property
+    def dbname(self) -> str:
+        return self.conn.info.dbname if self.conn is not None else ""
+
+    async def _connected(self) -> psycopg.AsyncConnection[Row]:
+        if self.conn is not None and not self.conn.closed and not self.conn.broken:
+            return self.conn
+        await self._discard()
+        now = time.monotonic()
+        if now < self.retry_at:
+            raise Unavailable(f"{self.last_error} (next attempt in {self.retry_at - now:.0f}s)")
+        try:
+            async with asyncio.timeout(self.connect_deadline):
+                self.conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
+        except (psycopg.Error, OSError, TimeoutError) as exc:
+            self.failures += 1
+            self.retry_at = time.monotonic() + min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self.failures - 1))
+            self.last_error = describe(exc)
+            raise Unavailable(self.last_error) from None
+        self.failures = 0
+        self.retry_at = 0.0
+        self.connections += 1
+        return self.conn
+
+    async def _discard(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            try:
+                await conn.close()
+            except Exception as exc:  # closing a broken connection may fail; it is gone either way
+                log.debug("close failed: %s", describe(exc))
+
+    async def connect(self) -> None:
+        async with self.lock:
+            await self._connected()
+
+    async def timed(self, query: str | sql.Composed, params: Sequence[Any] | None = None,
+                    ) -> tuple[list[Row], float]:
+        """Rows of ``query`` and the seconds from sending it to having every row (connecting not included).
+
+        A connection found broken (the server restarted since the last query) is reopened and the query sent
+        once more: every query here only reads.
+        """
+        async with self.lock:
+            for attempt in (1, 2):
+                conn = await self._connected()
+                fresh = self.connections
+                try:
+                    async with conn.cursor() as cursor:
+                        started = time.perf_counter()
+                        await cursor.execute(query, params)
+                        rows = await cursor.fetchall() if cursor.description is not None else []
+                        return rows, time.perf_counter() - started
+                except psycopg.OperationalError:
+                    if conn.broken and attempt == 1 and fresh == self.connections:
+                        await self._discard()
+                        continue
+                    raise
+                except asyncio.CancelledError:
+                    # the query may still be running: this connection cannot be reused safely
+                    await self._discard()
+                    raise
+            raise AssertionError("unreachable")
+
+    async def rows(self, query: str | sql.Composed, params: Sequence[Any] | None = None) -> list[Row]:
+        return (await self.timed(query, params))[0]
+
+    async def close(self) -> None:
+        async with self.lock:
+            await self._discard()
+
+
+@dataclass
+class DatabaseResult:
+    """What one database's own task found."""
+
+    datname: str
+    extension_schema: str | None = None
+    tables: list[Row] | None = None  # None: not collected (failed or not watched)
+    error: str | None = None
+
+
+class PostgresCollector:
+    def __init__(self, cfg: PostgresTarget, context: JobContext) -> None:
+        self.cfg = cfg
+        self.context = context
+        self.store = context.store
+        self.t = cfg.name
+        self.conninfo = base_conninfo(cfg)
+        self.main = DatabaseConnection(self.conninfo, cfg.timeout)
+        self.others: dict[str, DatabaseConnection] = {}
+        self.sticky = StickyTop(cfg.top_statements, cfg.sticky_for)
+        self.snapshot: Snapshot | None = None
+        self.texts: dict[str, str] = {}  # queryid -> shortened text, for the exported statements
+        self.statement_queries: dict[tuple[str, str], q.StatementQueries] = {}  # (datname, schema) -> SQL
+        self.db_previous: dict[tuple[str, int], float] = {}
+        self.table_previous: dict[tuple[str, str, str, int], float] = {}
+        self.last_explain: float | None = None
+        self.privileged: bool | None = None
+        self.states: dict[str, str] = {}  # condition -> last state logged, so a lasting condition logs once
+        for query in cfg.queries:
+            self.store.ensure_histogram(metrics.PG_PROBE_DURATION, (self.t, query.name))
+
+    # -- the job ---------------------------------------------------------------------------------------------
+
+    async def run(self) -> bool:
+        try:
+            await self.main.connect()
+        except Unavailable as exc:
+            event(log, logging.WARNING, "pg_unreachable", target=self.t, cause=str(exc))
+            return False
+        main_db = self.main.dbname
+        await self._check_privileges()
+        watched = await self._watched_databases(main_db)
+        await self._keep_connections(watched, main_db)
+        names = sorted({*watched, main_db})
+        results, _ = await asyncio.gather(
+            asyncio.gather(*(self._collect_database(db, db in watched) for db in names)),
+            self._collect_server(set(watched)))
+        by_db = {r.datname: r for r in results}
+        self._write_tables(results)
+        await self._collect_statements(by_db, main_db, watched)
+        await self._run_probes()
+        return True
+
+    async def close(self) -> None:
+        for conn in [self.main, *self.others.values()]:
+            await conn.close()
+        self.others.clear()
+
+    # -- connections -----------------------------------------------------------------------------------------
+
+    def _connection(self, datname: str) -> DatabaseConnection:
+        if datname == self.main.dbname:
+            return self.main
+        conn = self.others.get(datname)
+        if conn is None:
+            conn = self.others[datname] = DatabaseConnection(make_conninfo(self.conninfo, dbname=datname),
+                                                             self.cfg.timeout)
+        return conn
+
+    async def _keep_connections(self, watched: list[str], main_db: str) -> None:
+        for datname in [d for d in self.others if d not in watched or d == main_db]:
+            await self.others.pop(datname).close()
+
+    async def _watched_databases(self, main_db: str) -> list[str]:
+        if self.cfg.databases != "auto":
+            return list(self.cfg.databases)
+        try:
+            return [row[0] for row in await self.main.rows(q.DATABASES)]
+        except (psycopg.Error, Unavailable) as exc:
+            event(log, logging.WARNING, "pg_query_failed", target=self.t, datname=main_db, what="databases",
+                  cause=describe(exc))
+            return [main_db]
+
+    async def _check_privileges(self) -> None:
+        try:
+            rows = await self.main.rows(q.PRIVILEGES)
+        except (psycopg.Error, Unavailable) as exc:
+            event(log, logging.WARNING, "pg_query_failed", target=self.t, what="privileges",
+                  cause=describe(exc))
+            return
+        if not rows:
+            return
+        role, privileged = str(rows[0][0]), bool(rows[0][1])
+        if privileged != self.privileged and not privileged:
+            event(log, logging.WARNING, "pg_insufficient_privilege", target=self.t, role=role,
+                  cause=f"role {role} is not a member of pg_read_all_stats: statements and sessions of other "
+                        f"roles are hidden (shown as <insufficient privilege>) and counted only as "
+                        f"queryid=\"other\"; fix: GRANT pg_monitor TO {role}")
+        self.privileged = privileged
+
+    def _once(self, condition: str, state: str) -> bool:
+        """True when ``condition`` enters ``state`` (so a lasting condition is logged once, not every run)."""
+        changed = self.states.get(condition) != state
+        self.states[condition] = state
+        return changed
+
+    # -- per database: extension and table statistics --------------------------------------------------------
+
+    async def _collect_database(self, datname: str, watched: bool) -> DatabaseResult:
+        result = DatabaseResult(datname)
+        conn = self._connection(datname)
+        try:
+            schemas = await conn.rows(q.EXTENSION_SCHEMA)
+            result.extension_schema = str(schemas[0][0]) if schemas else None
+            if watched:
+                result.tables = await conn.rows(q.TABLE_STATS, (self.cfg.top_tables,))
+            self._once(f"database:{datname}", "ok")
+        except (psycopg.Error, Unavailable) as exc:
+            result.error = describe(exc)
+            if self._once(f"database:{datname}", result.error):
+                event(log, logging.WARNING, "pg_database_failed", target=self.t, datname=datname,
+                      cause=result.error)
+        return result
+
+    def _write_tables(self, results: list[DatabaseResult]) -> None:
+        t = self.t
+        keep: list[tuple[str, ...]] = []
+        previous = self.table_previous
+        current: dict[tuple[str, str, str, int], float] = {}
+        live: dict[tuple[str, ...], float] = {}
+        dead: dict[tuple[str, ...], float] = {}
+        families = (metrics.PG_TABLE_SEQ_SCANS, metrics.PG_TABLE_SEQ_TUPLES, metrics.PG_TABLE_IDX_SCANS)
+        for result in results:
+            for schema, table, *values in result.tables or []:
+                labels = (t, result.datname, schema, table)
+                keep.append(labels)
+                for i, family in enumerate(families):
+                    key = (result.datname, schema, table, i)
+                    current[key] = float(values[i])
+                    self.store.ensure_counter(family, labels)
+                    self.store.inc(family, labels, monotonic_delta(previous.get(key), current[key]))
+                live[labels], dead[labels] = float(values[3]), float(values[4])
+        self.table_previous = current
+        for family in families:
+            self.store.remove_where(family, keep)
+        self.store.replace(metrics.PG_TABLE_LIVE, live)
+        self.store.replace(metrics.PG_TABLE_DEAD, dead)
+
+    # -- server-wide views, over the main connection ---------------------------------------------------------
+
+    async def _collect_server(self, watched: set[str]) -> None:
+        for what, collect in (("activity", self._activity), ("locks", self._locks),
+                              ("database", self._database_stats)):
+            try:
+                await collect(watched)
+            except (psycopg.Error, Unavailable) as exc:
+                event(log, logging.WARNING, "pg_query_failed", target=self.t, what=what, cause=describe(exc))
+
+    async def _activity(self, watched: set[str]) -> None:
+        t = self.t
+        rows = await self.main.rows(q.ACTIVITY)
+        connections: dict[tuple[str, ...], float] = {}
+        idle_in_xact: dict[tuple[str, ...], float] = {(t, db): 0.0 for db in watched}
+        waiting: dict[tuple[str, ...], float] = {(t, db): 0.0 for db in watched}
+        oldest_query = oldest_xact = 0.0
+        for datname, state, wait_type, count, query_age, xact_age in rows:
+            connections[(t, datname, state, wait_type)] = float(count)
+            if state.startswith("idle in transaction"):
+                idle_in_xact[(t, datname)] = idle_in_xact.get((t, datname), 0.0) + count
+            if wait_type == "Lock":
+                waiting[(t, datname)] = waiting.get((t, datname), 0.0) + count
+            if state == "active":
+                oldest_query = max(oldest_query, float(query_age))
+            oldest_xact = max(oldest_xact, float(xact_age))
+        self.store.replace(metrics.PG_CONNECTIONS, connections)
+        self.store.replace(metrics.PG_IDLE_IN_XACT, idle_in_xact)
+        self.store.replace(metrics.PG_LOCK_WAITING, waiting)
+        self.store.set(metrics.PG_OLDEST_QUERY_AGE, (t,), oldest_query)
+        self.store.set(metrics.PG_OLDEST_XACT_AGE, (t,), oldest_xact)
+
+    async def _locks(self, _watched: set[str]) -> None:
+        blocked: dict[tuple[str, ...], float] = {(self.t, mode): 0.0 for mode in q.LOCK_MODES}
+        for mode, count in await self.main.rows(q.BLOCKED_LOCKS):
+            blocked[(self.t, str(mode))] = float(count)
+        self.store.replace(metrics.PG_BLOCKED_LOCKS, blocked)
+
+    async def _database_stats(self, watched: set[str]) -> None:
+        families = (metrics.PG_DB_BLOCKS_HIT, metrics.PG_DB_BLOCKS_READ, metrics.PG_DB_COMMITS,
+                    metrics.PG_DB_ROLLBACKS, metrics.PG_DB_DEADLOCKS, metrics.PG_DB_TEMP_FILES,
+                    metrics.PG_DB_TEMP_BYTES)
+        keep: list[tuple[str, ...]] = []
+        current: dict[tuple[str, int], float] = {}
+        for datname, *values in await self.main.rows(q.DATABASE_STATS):
+            if datname not in watched:
+                continue
+            labels = (self.t, datname)
+            keep.append(labels)
+            for i, family in enumerate(families):
+                current[(datname, i)] = float(values[i] or 0)
+                self.store.ensure_counter(family, labels)
+                self.store.inc(family, labels, monotonic_delta(self.db_previous.get((datname, i)),
+                                                                current[(datname, i)]))
+        self.db_previous = current
+        for family in families:
+            self.store.remove_where(family, keep)
+
+    # -- pg_stat_statements ----------------------------------------------------------------------------------
+
+    async def _collect_statements(self, by_db: dict[str, DatabaseResult], main_db: str,
+                                  watched: list[str]) -> None:
+        t = self.t
+        # The view is server-wide: one database that has the extension is enough; the main one if it can.
+        candidates = [r for r in [by_db[main_db], *(by_db[d] for d in sorted(by_db) if d != main_db)]
+                      if r.extension_schema is not None]
+        available: dict[tuple[str, ...], float] = {
+            (t, r.datname, "pg_stat_statements"): 0.0 for r in by_db.values() if r.error is None}
+        snapshot: Snapshot | None = None
+        problem: str | None = None
+        if not candidates:
+            problem = (f"pg_stat_statements is not installed in {', '.join(sorted(by_db))}; fix: add "
+                       f"pg_stat_statements to shared_preload_libraries, restart PostgreSQL, then run CREATE "
+                       f"EXTENSION pg_stat_statements in database {main_db}")
+        else:
+            source = candidates[0]
+            try:
+                snapshot = await self._read_statements(source.datname, str(source.extension_schema))
+            except psycopg.errors.ObjectNotInPrerequisiteState:
+                problem = ("pg_stat_statements is created but its library is not loaded; fix: add "
+                           "pg_stat_statements to shared_preload_libraries and restart PostgreSQL")
+            except (psycopg.Error, Unavailable) as exc:
+                event(log, logging.WARNING, "pg_query_failed", target=t, datname=source.datname,
+                      what="pg_stat_statements", cause=describe(exc))
+            else:
+                for r in candidates:
+                    if r.error is None:
+                        available[(t, r.datname, "pg_stat_statements")] = 1.0
+        self.store.replace(metrics.PG_EXTENSION_AVAILABLE, available)
+        if problem is not None:
+            if self._once("pg_stat_statements", problem):
+                event(log, logging.WARNING, "pg_stat_statements_unavailable", target=t, cause=problem)
+            self._drop_statement_series()
+            self.snapshot = None
+            return
+        if snapshot is None:
+            return
+        had_problem = "pg_stat_statements" in self.states
+        if self._once("pg_stat_statements", "ok") and had_problem:
+            event(log, logging.INFO, "pg_stat_statements_available", target=t)
+        self._write_statements(snapshot, watched)
+        await self._refresh_texts(candidates[0].datname, str(candidates[0].extension_schema))
+
+    async def _read_statements(self, datname: str, schema: str) -> Snapshot:
+        conn = self._connection(datname)
+        queries = self.statement_queries.get((datname, schema))
+        if queries is None:
+            columns = {row[0] for row in await conn.rows(q.VIEW_COLUMNS, (f"{schema}.pg_stat_statements",))}
+            info = await conn.rows(q.VIEW_COLUMNS, (f"{schema}.pg_stat_statements_info",))
+            queries = q.statement_queries(schema, columns, bool(info))
+            self.statement_queries[(datname, schema)] = queries
+        rows = await conn.rows(queries.counters)
+        stats_reset = dealloc = None
+        if queries.info is not None:
+            info_rows = await conn.rows(queries.info)
+            if info_rows:
+                stats_reset, dealloc = info_rows[0]
+        entries = sum_rows(((str(d), str(u), str(qid)), Counters(*(float(v or 0) for v in values)), since)
+                           for d, u, qid, *values, since in rows)
+        return Snapshot(entries, stats_reset, dealloc)
+
+    def _write_statements(self, snapshot: Snapshot, watched: list[str]) -> None:
+        t, store = self.t, self.store
+        first = self.snapshot is None
+        change = interval_deltas(self.snapshot, snapshot)
+        self.snapshot = snapshot
+        if change.reset:
+            event(log, logging.INFO, "pg_stat_statements_reset", target=t,
+                  cause="pg_stat_statements was reset; counting from the reset")
+        if snapshot.dealloc is not None:
+            store.ensure_counter(metrics.PG_STATEMENT_EVICTIONS, (t,))
+            store.inc(metrics.PG_STATEMENT_EVICTIONS, (t,), change.evictions)
+        now = time.monotonic()
+        if first:
+            scores = {key: entry.counters.exec_seconds for key, entry in snapshot.entries.items()}
+        else:
+            scores = {key: delta.exec_seconds for key, delta in change.deltas.items()}
+        exported = self.sticky.update(scores, now)
+        split = split_exported(change.deltas, exported)
+        families = (
+            (metrics.PG_STATEMENT_CALLS, "calls"), (metrics.PG_STATEMENT_EXEC, "exec_seconds"),
+            (metrics.PG_STATEMENT_ROWS, "rows"), (metrics.PG_STATEMENT_BLOCKS_HIT, "blocks_hit"),
+            (metrics.PG_STATEMENT_BLOCKS_READ, "blocks_read"),
+            (metrics.PG_STATEMENT_TEMP_WRITTEN, "temp_blocks_written"))
+        keep: list[tuple[str, ...]] = []
+        for key in exported:
+            labels = (t, *key)
+            keep.append(labels)
+            delta = split.exported.get(key, Counters())
+            for family, field in families:
+                store.ensure_counter(family, labels)
+                store.inc(family, labels, getattr(delta, field))
+        # "other" exists for every database and role that has statements not exported one by one
+        others = {(d, u) for (d, u, qid) in snapshot.entries if (d, u, qid) not in exported}
+        for datname, user in sorted(others):
+            labels = (t, datname, user, OTHER_QUERYID)
+            keep.append(labels)
+            delta = split.other.get((datname, user), Counters())
+            for family, field in families:
+                store.ensure_counter(family, labels)
+                store.inc(family, labels, getattr(delta, field))
+        for family, _ in families:
+            store.remove_where(family, keep)
+        store.replace(metrics.PG_STATEMENT_MEAN, {(t, *key): delta.exec_seconds / delta.calls
+                                                  for key, delta in split.exported.items() if delta.calls > 0})
+        slow: dict[tuple[str, ...], float] = {(t, db): 0.0 for db in watched}
+        for db, n in slow_statement_counts(change.deltas, self.cfg.slow_query).items():
+            slow[(t, db)] = float(n)
+        store.replace(metrics.PG_SLOW_STATEMENTS, slow)
+        for db in watched:
+            store.ensure_histogram(metrics.PG_QUERY_DURATION, (t, db))
+        for datname, observations in duration_observations(change.deltas).items():
+            for mean, calls in observations:
+                store.observe(metrics.PG_QUERY_DURATION, (t, datname), mean, calls)
+
+    async def _refresh_texts(self, datname: str, schema: str) -> None:
+        exported = {key[2] for key in self.sticky.last_top if key[2] != HIDDEN_QUERYID}
+        self.texts = {qid: text for qid, text in self.texts.items() if qid in exported}
+        missing = sorted(exported - set(self.texts))
+        if missing:
+            queries = self.statement_queries[(datname, schema)]
+            try:
+                rows = await self._connection(datname).rows(queries.texts, ([int(m) for m in missing],))
+                for qid, text in rows:
+                    self.texts[str(qid)] = short_query(str(text or ""))
+            except (psycopg.Error, Unavailable) as exc:
+                event(log, logging.WARNING, "pg_query_failed", target=self.t, datname=datname,
+                      what="pg_stat_statements texts", cause=describe(exc))
+        self.store.replace(metrics.PG_STATEMENT_INFO,
+                           {(self.t, qid, text): 1.0 for qid, text in self.texts.items()})
+
+    def _drop_statement_series(self) -> None:
+        for family in (metrics.PG_STATEMENT_CALLS, metrics.PG_STATEMENT_EXEC, metrics.PG_STATEMENT_ROWS,
+                       metrics.PG_STATEMENT_BLOCKS_HIT, metrics.PG_STATEMENT_BLOCKS_READ,
+                       metrics.PG_STATEMENT_TEMP_WRITTEN, metrics.PG_STATEMENT_INFO,
+                       metrics.PG_STATEMENT_MEAN, metrics.PG_SLOW_STATEMENTS):
+            self.store.remove_where(family, ())
+        self.sticky.last_top.clear()
+        self.texts.clear()
+
+    # -- synthetic queries -----------------------------------------------------------------------------------
+
+    async def _run_probes(self) -> None:
+        if not self.cfg.queries:
+            return
+        now = time.monotonic()
+        explain = self.last_explain is None or now - self.last_explain >= self.cfg.explain_interval
+        for query in self.cfg.queries:
+            await self._probe(query)
+        if explain:
+            self.last_explain = now
+            flagged: dict[tuple[str, ...], float] = {}
+            for query in self.cfg.queries:
+                if query.explain:
+                    flagged.update(await self._explain(query))
+            self.store.replace(metrics.PG_PROBE_SEQ_SCAN, flagged)
+
+    async def _probe(self, query: PostgresQuery) -> None:
+        labels = (self.t, query.name)
+        try:
+            _, seconds = await self.main.timed(_statement(query.sql))
+        except (psycopg.Error, Unavailable) as exc:
+            self.store.set(metrics.PG_PROBE_SUCCESS, labels, 0.0)
+            event(log, logging.WARNING, "pg_probe_failed", target=self.t, probe=query.name,
+                  cause=describe(exc))
+            return
+        self.store.observe(metrics.PG_PROBE_DURATION, labels, seconds)
+        self.store.set(metrics.PG_PROBE_SUCCESS, labels, 1.0)
+
+    async def _explain(self, query: PostgresQuery) -> dict[tuple[str, ...], float]:
+        flagged: dict[tuple[str, ...], float] = {}
+        try:
+            rows = await self.main.rows("EXPLAIN (FORMAT JSON, VERBOSE) " + _statement(query.sql))
+            for scan in seq_scans(rows[0][0] if rows else []):
+                size = await self.main.rows(q.TABLE_ROWS, (scan.schema, scan.table))
+                if size and float(size[0][0]) >= self.cfg.seq_scan_min_rows:
+                    flagged[(self.t, query.name, scan.name)] = 1.0
+        except (psycopg.Error, Unavailable) as exc:
+            event(log, logging.WARNING, "pg_explain_failed", target=self.t, probe=query.name,
+                  cause=describe(exc))
+        return flagged
+
+
+def _statement(text: str) -> str:
+    """A configured query as one statement: trailing semicolons and whitespace removed."""
+    return re.sub(r"[\s;]+$", "", text)

@@ -1,0 +1,392 @@
+"""The PostgreSQL collector against a real PostgreSQL 15 (pg_stat_statements preloaded), started by the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from prometheus_client import CollectorRegistry
+
+from exporter import metrics
+from exporter.collectors.postgres import PostgresCollector
+from exporter.config import PostgresTarget, Targets
+from exporter.store import MetricStore, StoreCollector
+from exporter.scheduler import JobContext
+from tests.servers import Postgres, free_port, wait_for
+
+DB = "perf_pgtest"
+
+
+@pytest.fixture(scope="module")
+def pg(postgres: Postgres) -> Postgres:
+    """The shared server, with a database of this module's own."""
+    if not postgres.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DB}'").strip():
+        postgres.psql(f"CREATE DATABASE {DB}")
+    return postgres
+
+
+@pytest.fixture(scope="module")
+def bare_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
+    """A server of this module's own, without pg_stat_statements preloaded (and free to restart)."""
+    server = Postgres(tmp_path_factory.mktemp("pg-bare"), preload=False).init().start()
+    yield server
+    server.stop()
+
+
+class Harness:
+    """One collector, its store, and a registry to read the store back as Prometheus would."""
+
+    def __init__(self, dsn: str, **settings: Any) -> None:
+        self.cfg = PostgresTarget.model_validate({"name": "main", "dsn": dsn, "interval": "30s", "timeout": "10s",
+                                                   **settings})
+        self.store = MetricStore()
+        stores = StoreCollector()
+        stores.stores["postgres/main"] = self.store
+        self.registry = CollectorRegistry()
+        self.registry.register(stores)
+        self.collector = PostgresCollector(self.cfg, JobContext("postgres", "main", self.store, Targets()))
+
+    async def run(self) -> bool:
+        return await self.collector.run()
+
+    def value(self, name: str, **labels: str) -> float | None:
+        return self.registry.get_sample_value(name, {"target": "main", **labels})
+
+    def samples(self, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+        out = {}
+        for family in self.registry.collect():
+            for sample in family.samples:
+                if sample.name == name:
+                    out[tuple(sorted(sample.labels.items()))] = sample.value
+        return out
+
+    def counters(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        out = {}
+        for family in self.registry.collect():
+            if family.type == "counter":
+                for sample in family.samples:
+                    if sample.name.endswith("_total"):
+                        out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        return out
+
+
+def scenario(dsn: str, body: Callable[[Harness], Awaitable[None]], **settings: Any) -> Harness:
+    """Run ``body`` with a fresh collector inside one event loop, closing the collector after."""
+    harness = Harness(dsn, **settings)
+
+    async def main() -> None:
+        try:
+            await body(harness)
+        finally:
+            await harness.collector.close()
+
+    asyncio.run(main())
+    return harness
+
+
+def events(caplog: pytest.LogCaptureFixture, name: str) -> list[dict[str, Any]]:
+    return [dict(getattr(r, "fields", {})) for r in caplog.records if r.getMessage() == name]
+
+
+async def execute(dsn: str, *statements: str) -> None:
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        for statement in statements:
+            await conn.execute(statement)  # type: ignore[arg-type]
+
+
+def queryid_of(pg: Postgres, text: str, dbname: str = DB) -> str:
+    """The queryid of a statement by its normalized text. Tests use statements of distinct shapes (the
+    queryid ignores comments and constants), so no two tests share one."""
+    out = pg.psql(f"SELECT queryid FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
+                  f"WHERE d.datname = '{dbname}' AND s.query = '{text}' AND s.toplevel LIMIT 1").strip()
+    assert out, f"no statement {text!r} in pg_stat_statements"
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# pg_stat_statements
+
+
+def test_slow_statement_becomes_the_top_statement_with_its_mean(pg: Postgres) -> None:
+    dsn = pg.dsn(DB)
+
+    async def body(h: Harness) -> None:
+        assert await h.run()
+        await execute(dsn, *["SELECT pg_sleep(0.2)"] * 3,
+                      *[f"SELECT {i} + 1 AS fast_lookup" for i in range(30)])
+        assert await h.run()
+
+    h = scenario(pg.dsn(), body, top_statements=1, slow_query="100ms", databases=[DB])
+    slow = queryid_of(pg, "SELECT pg_sleep($1)")
+    labels = {"datname": DB, "user": "postgres", "queryid": slow}
+    assert h.value("perf_pg_statement_calls_total", **labels) == 3
+    mean = h.value("perf_pg_statement_mean_seconds", **labels)
+    assert mean is not None and 0.2 <= mean < 0.3
+    exec_seconds = h.value("perf_pg_statement_exec_seconds_total", **labels)
+    assert exec_seconds is not None and 0.6 <= exec_seconds < 0.9
+    info = [dict(k) for k in h.samples("perf_pg_statement_info") if dict(k)["queryid"] == slow]
+    assert len(info) == 1 and "pg_sleep($1)" in info[0]["query"]
+    # the fast statements were not exported one by one: they are in "other"
+    other = h.value("perf_pg_statement_calls_total", datname=DB, user="postgres", queryid="other")
+    assert other is not None and other >= 30
+    assert h.value("perf_pg_slow_statements", datname=DB) == 1
+    # the three sleeps are observed at their mean, in the (0.15, 0.25] bucket of the approximate histogram
+    le = {b: h.value("perf_pg_query_duration_seconds_bucket", datname=DB, le=b) for b in ("0.15", "0.25")}
+    assert le["0.25"] is not None and le["0.15"] is not None and le["0.25"] - le["0.15"] == 3
+
+
+def test_stats_reset_mid_run_leaves_every_counter_monotonic(pg: Postgres) -> None:
+    dsn = pg.dsn(DB)
+    before: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+
+    async def body(h: Harness) -> None:
+        assert await h.run()
+        await execute(dsn, *["SELECT pg_sleep(0.01), 1"] * 10)
+        assert await h.run()
+        before.update(h.counters())
+        await execute(pg.dsn(), "SELECT pg_stat_statements_reset()")
+        await execute(dsn, *["SELECT pg_sleep(0.01), 1"] * 4)
+        assert await h.run()
+        after_reset = h.counters()
+        for key, value in before.items():
+            if key in after_reset:
+                assert after_reset[key] >= value, key
+        labels = {"datname": DB, "user": "postgres", "queryid": queryid_of(pg, "SELECT pg_sleep($1), $2")}
+        calls = h.value("perf_pg_statement_calls_total", **labels)
+        assert calls == 14  # 10 before the reset, 4 after: neither lost nor counted twice
+        assert await h.run()
+        assert h.value("perf_pg_statement_calls_total", **labels) == 14
+
+    scenario(pg.dsn(), body, top_statements=5, databases=[DB])
+
+
+def test_database_without_the_extension_degrades_with_a_fix_hint(pg: Postgres,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    if not pg.psql("SELECT 1 FROM pg_database WHERE datname = 'perf_noext'").strip():
+        pg.psql("CREATE DATABASE perf_noext")
+    pg.psql("CREATE TABLE IF NOT EXISTS drivers (id int); INSERT INTO drivers SELECT generate_series(1, 10); "
+            "ANALYZE drivers", dbname="perf_noext")
+    caplog.set_level(logging.INFO)
+
+    async def body(h: Harness) -> None:
+        assert await h.run()
+        assert await h.run()
+
+    h = scenario(pg.dsn("perf_noext"), body, databases=["perf_noext"])
+    assert h.value("perf_pg_extension_available", datname="perf_noext", extension="pg_stat_statements") == 0
+    logged = events(caplog, "pg_stat_statements_unavailable")
+    assert len(logged) == 1  # once, not every collection
+    assert "shared_preload_libraries" in logged[0]["cause"]
+    assert "CREATE EXTENSION pg_stat_statements" in logged[0]["cause"]
+    assert h.samples("perf_pg_statement_calls_total") == {}
+    # every other part keeps working
+    assert h.value("perf_pg_table_live_tuples", datname="perf_noext", schema="public", table="drivers") == 10
+    assert h.samples("perf_pg_connections")
+    assert h.value("perf_pg_database_commits_total", datname="perf_noext") is not None
+
+
+def test_extension_created_but_not_preloaded_says_to_preload_it(bare_postgres: Postgres,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    bare_postgres.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    caplog.set_level(logging.INFO)
+
+    async def body(h: Harness) -> None:
+        assert await h.run()
+
+    h = scenario(bare_postgres.dsn(), body, databases=["postgres"])
+    assert h.value("perf_pg_extension_available", datname="postgres", extension="pg_stat_statements") == 0
+    (logged,) = events(caplog, "pg_stat_statements_unavailable")
+    assert "library is not loaded" in logged["cause"] and "shared_preload_libraries" in logged["cause"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# sessions and locks
+
+
+def test_two_sessions_blocking_each_other_show_a_lock_wait_while_it_lasts(pg: Postgres) -> None:
+    dsn = pg.dsn(DB)
+    pg.psql("CREATE TABLE IF NOT EXISTS lock_target (id int)", dbname=DB)
+
+    async def body(h: Harness) -> None:
+        holder = await psycopg.AsyncConnection.connect(dsn)
+        waiter = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+        try:
+            await holder.execute("LOCK TABLE lock_target IN ACCESS EXCLUSIVE MODE")
+            blocked = asyncio.create_task(waiter.execute("SELECT count(*) FROM lock_target"))
+            await asyncio.to_thread(wait_for, lambda: pg.psql(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").strip() == "1",
+                10, "a session waiting on the lock")
+            assert await h.run()
+            assert h.value("perf_pg_lock_waiting_sessions", datname=DB) == 1
+            assert h.value("perf_pg_blocked_locks", mode="AccessShareLock") == 1
+            assert h.value("perf_pg_idle_in_transaction", datname=DB) == 1  # the holder, idle in its transaction
+            age = h.value("perf_pg_oldest_transaction_age_seconds")
+            assert age is not None and age > 0
+            await holder.commit()
+            await blocked
+            assert await h.run()
+            assert h.value("perf_pg_lock_waiting_sessions", datname=DB) == 0
+            assert h.value("perf_pg_blocked_locks", mode="AccessShareLock") == 0
+            assert h.value("perf_pg_idle_in_transaction", datname=DB) == 0
+        finally:
+            await holder.close()
+            await waiter.close()
+
+    scenario(dsn, body, databases=[DB])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# synthetic queries and plans
+
+
+def test_unindexed_filter_on_a_large_table_is_flagged_until_an_index_is_added(pg: Postgres) -> None:
+    pg.psql("DROP TABLE IF EXISTS rides; CREATE TABLE rides (id serial PRIMARY KEY, rider int, fare int); "
+            "INSERT INTO rides (rider, fare) SELECT g % 5000, g FROM generate_series(1, 20000) g; ANALYZE rides",
+            dbname=DB)
+
+    async def body(h: Harness) -> None:
+        assert await h.run()
+        assert h.value("perf_pg_probe_seq_scan", probe="rides_of_rider", table="public.rides") == 1
+        assert h.value("perf_pg_probe_success", probe="rides_of_rider") == 1
+        assert h.value("perf_pg_probe_duration_seconds_count", probe="rides_of_rider") == 1
+        # a small table scanned sequentially is fine: below seq_scan_min_rows
+        assert h.value("perf_pg_probe_seq_scan", probe="tiny", table="pg_catalog.pg_am") is None
+        pg.psql("CREATE INDEX rides_rider ON rides (rider); ANALYZE rides", dbname=DB)
+        assert await h.run()
+        assert h.value("perf_pg_probe_seq_scan", probe="rides_of_rider", table="public.rides") is None
+        assert h.value("perf_pg_probe_duration_seconds_count", probe="rides_of_rider") == 2
+
+    scenario(pg.dsn(DB), body, databases=[DB], explain_interval=0, seq_scan_min_rows=1000, queries=[
+        {"name": "rides_of_rider", "sql": "select id from rides where rider = 42;"},
+        {"name": "tiny", "sql": "select amname from pg_catalog.pg_am"}])
+
+
+def test_sessions_are_read_only_and_named_perf_exporter(pg: Postgres, caplog: pytest.LogCaptureFixture) -> None:
+    async def body(h: Harness) -> None:
+        assert await h.run()
+        names = pg.psql("SELECT DISTINCT application_name FROM pg_stat_activity "
+                        "WHERE application_name LIKE 'perf%'").split()
+        assert names == ["perf-exporter"]
+
+    h = scenario(pg.dsn(DB), body, databases=[DB], queries=[{"name": "write", "sql": "CREATE TABLE nope (x int)"}])
+    assert h.value("perf_pg_probe_success", probe="write") == 0
+    (failed,) = events(caplog, "pg_probe_failed")
+    assert "read-only transaction" in failed["cause"]
+    assert not pg.psql("SELECT 1 FROM pg_class WHERE relname = 'nope'", dbname=DB).strip()
+
+
+def test_auto_watches_every_database_for_table_statistics(pg: Postgres) -> None:
+    pg.psql("CREATE TABLE IF NOT EXISTS auto_seen (id int); INSERT INTO auto_seen VALUES (1), (2), (3); "
+            "ANALYZE auto_seen", dbname=DB)
+
+    async def body(h: Harness) -> None:
+        assert await h.run()
+
+    h = scenario(pg.dsn("postgres"), body, databases="auto")
+    assert h.value("perf_pg_table_live_tuples", datname=DB, schema="public", table="auto_seen") == 3
+    assert h.value("perf_pg_extension_available", datname="postgres", extension="pg_stat_statements") == 1
+    assert h.value("perf_pg_extension_available", datname=DB, extension="pg_stat_statements") == 0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# roles
+
+
+def test_pg_monitor_role_sees_other_roles_statements(pg: Postgres, caplog: pytest.LogCaptureFixture) -> None:
+    pg.psql("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'perf_monitor') THEN "
+            "CREATE ROLE perf_monitor LOGIN PASSWORD 'monitor-pw' IN ROLE pg_monitor; END IF; END $$")
+    caplog.set_level(logging.INFO)
+
+    async def body(h: Harness) -> None:
+        assert await h.run()
+        await execute(pg.dsn(DB), *["SELECT pg_sleep(0.05), 1, 2"] * 2)
+        assert await h.run()
+
+    h = scenario(pg.dsn("postgres", "perf_monitor", "monitor-pw"), body, databases=[DB], top_statements=1)
+    qid = queryid_of(pg, "SELECT pg_sleep($1), $2, $3")
+    assert h.value("perf_pg_statement_calls_total", datname=DB, user="postgres", queryid=qid) == 2
+    assert events(caplog, "pg_insufficient_privilege") == []
+    assert events(caplog, "pg_query_failed") == []
+
+
+def test_role_without_privileges_gets_a_clear_warning_not_a_crash(pg: Postgres,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    pg.psql("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'perf_nobody') THEN "
+            "CREATE ROLE perf_nobody LOGIN PASSWORD 'nobody-pw'; END IF; END $$")
+    caplog.set_level(logging.INFO)
+
+    async def body(h: Harness) -> None:
+        assert await h.run()
+        await execute(pg.dsn(DB), *["SELECT pg_sleep(0.05), 1, 2, 3"] * 2)
+        assert await h.run()
+
+    h = scenario(pg.dsn("postgres", "perf_nobody", "nobody-pw"), body, databases=[DB])
+    (warning,) = events(caplog, "pg_insufficient_privilege")
+    assert "GRANT pg_monitor TO perf_nobody" in warning["cause"]
+    exported = [dict(k) for k in h.samples("perf_pg_statement_calls_total")]
+    # other roles' statements are hidden from this role: counted, but only as "other"
+    assert all(e["queryid"] not in ("", "None") for e in exported)
+    hidden = h.value("perf_pg_statement_calls_total", datname=DB, user="postgres", queryid="other")
+    assert hidden is not None and hidden >= 2
+
+
+def test_role_that_may_not_connect_gets_a_clear_error_without_its_password(
+        pg: Postgres, caplog: pytest.LogCaptureFixture) -> None:
+    pg.psql("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'perf_nobody') THEN "
+            "CREATE ROLE perf_nobody LOGIN PASSWORD 'nobody-pw'; END IF; END $$")
+    if not pg.psql("SELECT 1 FROM pg_database WHERE datname = 'perf_locked'").strip():
+        pg.psql("CREATE DATABASE perf_locked")
+    pg.psql("REVOKE CONNECT ON DATABASE perf_locked FROM PUBLIC")
+
+    async def body(h: Harness) -> None:
+        assert not await h.run()
+
+    scenario(pg.dsn("perf_locked", "perf_nobody", "nobody-pw"), body)
+    (failed,) = events(caplog, "pg_unreachable")
+    assert "permission denied for database" in failed["cause"]
+    assert "nobody-pw" not in caplog.text
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# failures and recovery
+
+
+def test_unreachable_server_is_a_failure_then_retried_with_backoff(caplog: pytest.LogCaptureFixture) -> None:
+    dsn = f"postgresql://postgres:very-secret@127.0.0.1:{free_port()}/postgres"
+
+    async def body(h: Harness) -> None:
+        assert not await h.run()
+        assert not await h.run()  # within the backoff: no new attempt, same answer
+
+    scenario(dsn, body)
+    failures = events(caplog, "pg_unreachable")
+    assert len(failures) == 2
+    assert "next attempt in" in failures[1]["cause"]
+    assert "very-secret" not in caplog.text
+
+
+def test_database_restart_is_survived(bare_postgres: Postgres, caplog: pytest.LogCaptureFixture) -> None:
+    async def body(h: Harness) -> None:
+        assert await h.run()
+        first = h.collector.main.conn
+        bare_postgres.restart()
+        assert await h.run()  # the broken connection is noticed and reopened within the same collection
+        assert h.collector.main.conn is not first
+        assert h.value("perf_pg_probe_success", probe="one") == 1
+        assert h.value("perf_pg_probe_duration_seconds_count", probe="one") == 2
+        assert h.value("perf_pg_connections", datname="postgres", state="active", wait_event_type="none") == 1
+
+    scenario(bare_postgres.dsn(), body, databases=["postgres"], queries=[{"name": "one", "sql": "select 1"}])
+    assert events(caplog, "pg_query_failed") == [] and events(caplog, "pg_database_failed") == []
+
+
+def test_every_postgres_family_is_documented() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    for family in metrics.FAMILIES:
+        if family.name.startswith("perf_pg_"):
+            assert f"`{family.name}`" in readme, family.name
