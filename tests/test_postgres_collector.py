@@ -15,8 +15,8 @@ from prometheus_client import CollectorRegistry
 from exporter import metrics
 from exporter.collectors.postgres import PostgresCollector
 from exporter.config import PostgresTarget, Targets
-from exporter.store import MetricStore, StoreCollector
 from exporter.scheduler import JobContext
+from exporter.store import MetricStore, StoreCollector
 from tests.servers import Postgres, free_port, wait_for
 
 DB = "perf_pgtest"
