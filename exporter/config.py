@@ -417,6 +417,11 @@ class JaegerTarget(Model):
     @model_validator(mode="after")
     def _consistent(self) -> JaegerTarget:
         _check_timeout(self.timeout, self.interval)
+        if self.interval + self.settle > self.lookback:
+            raise ValueError(
+                f"lookback ({format_duration(self.lookback)}) must be at least interval + settle "
+                f"({format_duration(self.interval + self.settle)}), or a trace held back by settle leaves the "
+                "window before the next poll reads it again")
         return self
 
 

@@ -97,7 +97,10 @@ class JaegerCollector:
         self.named: set[tuple[str, str]] = set()
         self.other_labels: set[tuple[str, ...]] = set()
         self.pending: list[PendingProbe] = []
+        self.root_scores: dict[tuple[str, str], float] = {}
+        self.root_named: set[tuple[str, str]] = set()
         self.random = random.Random()
+        self.clock: Callable[[], float] = time.time  # tests move time forward without waiting
         for kind in ANOMALY_KINDS:
             self.store.ensure_counter(metrics.TRACE_ANOMALIES, (cfg.name, kind))
         self.store.ensure_counter(metrics.TRACE_ANALYSED, (cfg.name,))
@@ -109,7 +112,7 @@ class JaegerCollector:
 
     async def run(self) -> bool:
         poll = Poll()
-        now = int(time.time() * 1e6)
+        now = int(self.clock() * 1e6)
         try:
             try:
                 services = list(self.cfg.services) or await self.api.services()
@@ -259,7 +262,7 @@ class JaegerCollector:
             self.pending[:0] = [p for p in batch if p.attempts < PROBE_ATTEMPTS]
             raise
         store, t = self.store, self.cfg.name
-        seen_at = time.time()
+        seen_at = self.clock()
         for probe, trace in zip(batch, found, strict=True):
             labels = (probe.sent.target, probe.sent.probe)
             if trace is None:
@@ -287,8 +290,14 @@ class JaegerCollector:
         store, t = self.store, self.cfg.name
         self.scores = rank_operations(self.scores, poll.span_times.total)
         self.named = top_keys(self.scores, self.cfg.top_operations)
+        roots: dict[tuple[str, str], float] = {}
         for facts in poll.facts:
-            op = self._operation(facts.root_service, facts.root_operation)
+            key = (facts.root_service, facts.root_operation)
+            roots[key] = roots.get(key, 0.0) + 1.0
+        self.root_scores = rank_operations(self.root_scores, roots)
+        self.root_named = top_keys(self.root_scores, self.cfg.top_operations)
+        for facts in poll.facts:
+            op = facts.root_operation if (facts.root_service, facts.root_operation) in self.root_named else OTHER
             store.observe(metrics.TRACE_DURATION, (t, facts.root_service, op), facts.duration_seconds)
             store.observe(metrics.TRACE_SPANS, (t, facts.root_service), facts.span_count)
             for service in facts.services:
