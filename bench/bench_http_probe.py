@@ -55,6 +55,7 @@ def main() -> int:
     parser.add_argument("--endpoints", type=int, default=50)
     parser.add_argument("--interval", type=float, default=5.0)
     parser.add_argument("--delay-ms", type=int, default=20)
+    parser.add_argument("--scrape-every", type=float, default=0.25, help="seconds between our scrapes")
     args = parser.parse_args()
     blackbox = shutil.which("prometheus-blackbox-exporter")
     work = Path(tempfile.mkdtemp(prefix="bench-http-"))
@@ -94,6 +95,7 @@ def main() -> int:
         scrape_ms: list[float] = []
         bb_total: list[float] = []
         bb_phases: list[float] = []
+        bb_phase_ms: dict[str, list[float]] = {}
         deadline = time.monotonic() + args.duration
         next_bb = time.monotonic()
         with httpx.Client(timeout=10) as client:
@@ -108,8 +110,12 @@ def main() -> int:
                                     params={"module": "http_2xx", "target": f"{server}/delay/{args.delay_ms}"})
                     samples = metric_samples(bb.text)
                     bb_total.extend(v for n, _, v in samples if n == "probe_duration_seconds")
-                    bb_phases.append(sum(v for n, _, v in samples if n == "probe_http_duration_seconds"))
-                time.sleep(0.05)
+                    bb_phases.append(sum(v for n, labels, v in samples if n == "probe_http_duration_seconds"
+                                         and labels["phase"] in ("processing", "transfer")))
+                    for n, labels, v in samples:
+                        if n == "probe_http_duration_seconds":
+                            bb_phase_ms.setdefault(labels["phase"], []).append(v * 1000)
+                time.sleep(args.scrape_every)
             text = client.get(f"{ours}/metrics").text
             server_mean = client.get(f"{server}/stats").json()["mean_seconds"]
         rss, peak, cpu = proc_stats(daemon.pid)
@@ -132,11 +138,19 @@ def main() -> int:
         overhead = (ours_mean - server_mean) * 1000
         print(f"  our measured duration     {ours_mean * 1000:.3f} ms (mean; {overhead:+.3f} ms against the "
               f"server's own time)")
+        ours_phases: dict[str, list[float]] = {}
+        for n, labels, v in samples:
+            if n == "perf_http_phase_duration_seconds":
+                ours_phases.setdefault(labels["phase"], []).append(v * 1000)
+        print("  our phases, last request  " + ", ".join(f"{phase} {statistics.fmean(v):.3f}"
+                                                         for phase, v in ours_phases.items()) + " (ms, mean)")
         if blackbox and bb_phases:
             bb_mean = statistics.fmean(bb_phases)
             print(f"blackbox_exporter: {len(bb_phases)} probes of the same endpoint in the same run")
-            print(f"  probe_http_duration_seconds (sum of phases) mean {bb_mean * 1000:.3f} ms; "
-                  f"probe_duration_seconds mean {statistics.fmean(bb_total) * 1000:.3f} ms")
+            print(f"  processing + transfer     {bb_mean * 1000:.3f} ms (mean; the phases our duration measures)")
+            print(f"  probe_duration_seconds    {statistics.fmean(bb_total) * 1000:.3f} ms (mean, whole probe)")
+            print("  blackbox phases           " + ", ".join(f"{phase} {statistics.fmean(v):.3f}"
+                                                         for phase, v in bb_phase_ms.items()) + " (ms, mean)")
             print(f"  ours - blackbox           {(ours_mean - bb_mean) * 1000:+.3f} ms "
                   f"(ratio ours/blackbox {ours_mean / bb_mean:.4f})")
         else:

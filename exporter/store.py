@@ -45,6 +45,7 @@ class MetricStore:
     histograms: dict[Family, dict[Labels, HistogramState]] = field(default_factory=dict)
     versions: dict[Family, int] = field(default_factory=dict)
     serial: int = 0  # unique per store over the process's life, for the render cache
+    prefixes: dict[Family, dict[Labels, tuple[str, ...]]] = field(default_factory=dict)
 
     def _touch(self, family: Family) -> None:
         self.versions[family] = self.versions.get(family, 0) + 1
@@ -63,6 +64,7 @@ class MetricStore:
     def replace(self, family: Family, series: Mapping[Any, float]) -> None:
         """Set a gauge family to exactly these series: whatever is not in ``series`` disappears."""
         self.values[family] = {labels: float(v) for labels, v in series.items()}
+        self.prefixes.pop(family, None)
         self._touch(family)
 
     def observe(self, family: Family, labels: Labels, value: float, count: float = 1.0) -> None:
@@ -91,6 +93,7 @@ class MetricStore:
     def remove(self, family: Family, labels: Labels) -> None:
         self.values.get(family, {}).pop(labels, None)
         self.histograms.get(family, {}).pop(labels, None)
+        self.prefixes.get(family, {}).pop(labels, None)
         self._touch(family)
 
     def remove_where(self, family: Family, keep: Iterable[Labels]) -> None:
@@ -101,6 +104,7 @@ class MetricStore:
             if series:
                 for labels in [k for k in series if k not in wanted]:
                     del series[labels]
+        self.prefixes.pop(family, None)
         self._touch(family)
 
     def get(self, family: Family, labels: Labels) -> float | None:
@@ -129,31 +133,35 @@ def _label_text(names: tuple[str, ...], values: Labels) -> str:
     return ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True))
 
 
+def _prefixes(family: Family, labels: Labels) -> tuple[str, ...]:
+    """The text before each value of one series: one per line it renders to."""
+    base = _label_text(family.labels, labels)
+    name = family.name
+    if family.kind is not Kind.HISTOGRAM:
+        return (f"{name}{{{base}}} " if base else f"{name} ",)
+    sep = "," if base else ""
+    suffix = f"{{{base}}}" if base else ""
+    buckets = [f'{name}_bucket{{{base}{sep}le="{_value(b)}"}} ' for b in family.buckets]
+    return (*buckets, f'{name}_bucket{{{base}{sep}le="+Inf"}} ', f"{name}_count{suffix} ", f"{name}_sum{suffix} ")
+
+
 def _render_family(family: Family, stores: list[MetricStore]) -> str:
     lines: list[str] = []
-    name = family.name
-    if family.kind is Kind.HISTOGRAM:
-        bounds = [_value(b) for b in family.buckets]
-        for store in stores:
+    for store in stores:
+        cache = store.prefixes.setdefault(family, {})
+        if family.kind is Kind.HISTOGRAM:
             for labels, state in store.histograms.get(family, {}).items():
-                base = _label_text(family.labels, labels)
-                sep = "," if base else ""
-                for bound, running in zip(bounds, state.cumulative(), strict=True):
-                    lines.append(f'{name}_bucket{{{base}{sep}le="{bound}"}} {_value(running)}')
-                lines.append(f'{name}_bucket{{{base}{sep}le="+Inf"}} {_value(state.count)}')
-                suffix = f"{{{base}}}" if base else ""
-                lines.append(f"{name}_count{suffix} {_value(state.count)}")
-                lines.append(f"{name}_sum{suffix} {_value(state.total)}")
-    else:
-        for store in stores:
+                prefixes = cache.get(labels) or cache.setdefault(labels, _prefixes(family, labels))
+                values = [*state.cumulative(), state.count, state.count, state.total]
+                lines.extend(p + _value(v) for p, v in zip(prefixes, values, strict=True))
+        else:
             for labels, value in store.values.get(family, {}).items():
-                base = _label_text(family.labels, labels)
-                lines.append(f"{name}{{{base}}} {_value(value)}" if base else f"{name} {_value(value)}")
+                prefix = (cache.get(labels) or cache.setdefault(labels, _prefixes(family, labels)))[0]
+                lines.append(prefix + _value(value))
     if not lines:
         return ""
-    header = f"# HELP {name} {family.help.replace(chr(92), chr(92) * 2).replace(chr(10), chr(92) + 'n')}\n" \
-             f"# TYPE {name} {family.kind.value}\n"
-    return header + "\n".join(lines) + "\n"
+    help_text = family.help.replace("\\", "\\\\").replace("\n", "\\n")
+    return f"# HELP {family.name} {help_text}\n# TYPE {family.name} {family.kind.value}\n" + "\n".join(lines) + "\n"
 
 
 class StoreCollector(Collector):

@@ -1,8 +1,10 @@
 """One timed HTTP request, its phases and its outcome.
 
-The time reported is the server's: it starts at the first trace event httpcore emits for the request (opening
-a connection, or sending headers on a kept-alive one) and ends when the last body byte is read. Time spent
-waiting for a pool slot, building the request or scheduling on the event loop before that is not in it.
+The duration reported is the server's: from the moment the request has been written to the moment the last
+body byte is read (the "wait" and "receive" phases; blackbox_exporter's "processing" and "transfer"). Opening the
+connection (TCP, TLS) and writing the request are reported as their own phases and are not in the duration, so
+every sample measures the same thing whether or not the connection was kept alive; time spent waiting for a pool
+slot or building the request is in none of them.
 """
 
 from __future__ import annotations
@@ -47,11 +49,12 @@ class PhaseTrace:
         # "http11.send_request_headers.started" -> "send_request_headers.started" (same for http2)
         self.marks.setdefault(name.split(".", 1)[1], time.perf_counter())
 
-    def start(self) -> float | None:
-        for key in ("connect_tcp.started", "start_tls.started", "send_request_headers.started"):
-            if key in self.marks:
-                return self.marks[key]
-        return None
+    def span(self, end: float) -> float | None:
+        """Request written to body read; None if the request never went out."""
+        start = self.marks.get("send_request_body.complete", self.marks.get("send_request_headers.complete"))
+        if start is None:
+            return None
+        return max(0.0, self.marks.get("receive_response_body.complete", end) - start)
 
     def phases(self, end: float) -> dict[str, float]:
         m = self.marks
@@ -165,8 +168,7 @@ async def measure(client: httpx.AsyncClient, request: httpx.Request, *, timeout:
                     end = time.perf_counter()
                 finally:
                     await response.aclose()
-                start = trace.start()
-                total += end - start if start is not None else 0.0
+                total += trace.span(end) or 0.0
                 result = Measurement(outcome="success", duration=total, status=response.status_code,
                                      phases=trace.phases(end), redirects=redirects, size=len(body), body=body)
                 if not (follow_redirects and response.next_request is not None):
