@@ -47,6 +47,7 @@ from exporter.secrets import mask_url
 log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "perf-exporter"
+_BACKOFF_NOTE = re.compile(r" \(next attempt in \d+s\)$")
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 300.0
 QUERY_TEXT_CHARS = 200
@@ -57,6 +58,8 @@ Row = tuple[Any, ...]
 def describe(exc: BaseException) -> str:
     """One line, no secrets: what went wrong, for logs and errors."""
     text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, Unavailable):  # already described
+        return mask_url(text)
     return mask_url(f"{type(exc).__name__}: {text}")
 
 
@@ -86,13 +89,13 @@ def base_conninfo(cfg: PostgresTarget) -> str:
         params["dbname"] = cfg.dbname
     if cfg.sslmode is not None:
         params["sslmode"] = cfg.sslmode
-    statement_timeout = cfg.statement_timeout if cfg.statement_timeout is not None else cfg.timeout
+    statement_timeout = cfg.statement_timeout if cfg.statement_timeout is not None else cfg.timeout / 2
     own = (f"-c statement_timeout={max(1, int(statement_timeout * 1000))} "
            f"-c lock_timeout={max(1, int(cfg.lock_timeout * 1000))} -c default_transaction_read_only=on")
     existing = conninfo_to_dict(dsn).get("options") if dsn else None
     params["options"] = f"{existing} {own}" if existing else own
     params["application_name"] = APPLICATION_NAME
-    params["connect_timeout"] = max(2, math.ceil(cfg.timeout))
+    params["connect_timeout"] = max(2, math.ceil(cfg.timeout / 2))
     return make_conninfo(dsn, **params)
 
 
@@ -202,7 +205,8 @@ class PostgresCollector:
         self.store = context.store
         self.t = cfg.name
         self.conninfo = base_conninfo(cfg)
-        self.main = DatabaseConnection(self.conninfo, cfg.timeout)
+        # half the run's deadline for connecting or one query, so one stuck database leaves time for the rest
+        self.main = DatabaseConnection(self.conninfo, cfg.timeout / 2)
         self.others: dict[str, DatabaseConnection] = {}
         self.sticky = StickyTop(cfg.top_statements, cfg.sticky_for)
         self.snapshot: Snapshot | None = None
@@ -251,7 +255,7 @@ class PostgresCollector:
         conn = self.others.get(datname)
         if conn is None:
             conn = self.others[datname] = DatabaseConnection(make_conninfo(self.conninfo, dbname=datname),
-                                                             self.cfg.timeout)
+                                                             self.cfg.timeout / 2)
         return conn
 
     async def _keep_connections(self, watched: list[str], main_db: str) -> None:
@@ -304,7 +308,7 @@ class PostgresCollector:
             self._once(f"database:{datname}", "ok")
         except (psycopg.Error, Unavailable) as exc:
             result.error = describe(exc)
-            if self._once(f"database:{datname}", result.error):
+            if self._once(f"database:{datname}", _BACKOFF_NOTE.sub("", result.error)):
                 event(log, logging.WARNING, "pg_database_failed", target=self.t, datname=datname,
                       cause=result.error)
         return result
