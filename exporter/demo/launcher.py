@@ -1,0 +1,192 @@
+"""``perf-exporter run --demo``: the daemon plus the demo target it probes, in one process tree.
+
+The demo runs as a child process (``python -m exporter.demo``), not in the daemon's event loop: a probe should
+measure a server the way it measures a real one, so the demo's request handling must not wait behind the
+daemon's own work (scrapes, collector runs) on the same loop, nor the probe timings include the demo's. The
+child dies with its parent (``PR_SET_PDEATHSIG`` on Linux) and is stopped when the daemon stops.
+
+The demo listens on ``DEMO_LISTEN`` (default ``127.0.0.1:8020``) and keeps its data in PostgreSQL / Redis when
+``DEMO_DATABASE_URL`` / ``DEMO_REDIS_URL`` are set (read by the child from its environment, so no password is in
+the process list), in memory otherwise. The config (``--config``, or the shipped ``tripo04os.yaml``) is expanded
+with ``TEST_BASE_URL`` and ``JAEGER_HOST`` set to the demo, and ``DATABASE_URL`` / ``REDIS_URL`` defaulting to
+the demo's backends, so its collectors profile what the demo uses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import importlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+from exporter.config import Config, ConfigError, load_config
+from exporter.daemon import Daemon
+from exporter.demo.server import DEFAULT_LISTEN, parse_listen
+from exporter.logs import event
+from exporter.secrets import mask_url
+
+log = logging.getLogger(__name__)
+
+HEALTH_TIMEOUT_SECONDS = 30.0
+STOP_TIMEOUT_SECONDS = 10.0
+_PR_SET_PDEATHSIG = 1
+
+
+def example_config_path() -> Path:
+    """The shipped example (``examples/tripo04os.yaml`` in the repository links to it)."""
+    return Path(__file__).with_name("tripo04os.yaml")
+
+
+def demo_url(listen: str) -> str:
+    host, port = parse_listen(listen)
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def config_environment(environ: Mapping[str, str], url: str) -> dict[str, str]:
+    """The environment the config is expanded with: the API and Jaeger are the demo; the databases are the
+    demo's when it has them and the user did not name others."""
+    env = {**environ, "TEST_BASE_URL": url, "JAEGER_HOST": url}
+    for wanted, demo in (("DATABASE_URL", "DEMO_DATABASE_URL"), ("REDIS_URL", "DEMO_REDIS_URL")):
+        if not env.get(wanted) and env.get(demo):
+            env[wanted] = env[demo]
+    return env
+
+
+def with_available_collectors(config: Config) -> Config:
+    """The config without the sections whose collector cannot be imported (say, one not written yet), each
+    dropped with one log line: the daemon should run with what exists rather than not at all."""
+    dropped: dict[str, list[object]] = {}
+    for section in ("postgres", "redis", "jaeger"):
+        if not getattr(config, section):
+            continue
+        try:
+            importlib.import_module(f"exporter.collectors.{section}")
+        except Exception as exc:
+            dropped[section] = []
+            event(log, logging.WARNING, "collector_unavailable", collector=section,
+                  cause=mask_url(f"{type(exc).__name__}: {exc}"))
+    return config.model_copy(update=dropped) if dropped else config
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    with contextlib.suppress(Exception):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _answering(url: str) -> bool:
+    """The demo answers /health (any HTTP status: a 503 says a backend is down, which the probes report)."""
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=1):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def _port_taken(listen: str) -> bool:
+    host, port = parse_listen(listen)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def start_demo(listen: str, log_level: str, log_format: str) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "exporter.demo", "--listen", listen, "--log-level", log_level,
+            "--log-format", log_format]
+    return subprocess.Popen(argv, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+
+
+def wait_until_answering(proc: subprocess.Popen[bytes], url: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        if _answering(url):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def stop_demo(proc: subprocess.Popen[bytes]) -> int | None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.returncode
+
+
+async def _watch_demo(proc: subprocess.Popen[bytes]) -> None:
+    """If the demo dies while the daemon runs, say so once; the probes then report it as down."""
+    while proc.poll() is None:
+        await asyncio.sleep(0.5)
+    event(log, logging.ERROR, "demo_exited", exit_code=proc.returncode)
+
+
+async def _serve(daemon: Daemon, proc: subprocess.Popen[bytes]) -> None:
+    watcher = asyncio.create_task(_watch_demo(proc))
+    try:
+        await daemon.serve()
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+
+def run_with_demo(args: argparse.Namespace) -> int:
+    listen = os.environ.get("DEMO_LISTEN") or DEFAULT_LISTEN
+    try:
+        url = demo_url(listen)
+    except ValueError as exc:
+        print(f"DEMO_LISTEN: {exc}", file=sys.stderr)
+        return 1
+    if _port_taken(listen):
+        print(f"cannot start the demo: {listen} is in use (set DEMO_LISTEN to another HOST:PORT)", file=sys.stderr)
+        return 1
+    config_path: Path = args.config or example_config_path()
+    env = config_environment(os.environ, url)
+    event(log, logging.INFO, "demo_starting", listen=listen, config=str(config_path),
+          storage="postgresql" if os.environ.get("DEMO_DATABASE_URL") else "memory",
+          cache="redis" if os.environ.get("DEMO_REDIS_URL") else "memory")
+    proc = start_demo(listen, args.log_level, args.log_format)
+    try:
+        if not wait_until_answering(proc, url, HEALTH_TIMEOUT_SECONDS):
+            code = proc.poll()
+            print(f"the demo did not answer {url}/health within {HEALTH_TIMEOUT_SECONDS:g}s"
+                  + (f" (it exited with {code})" if code is not None else ""), file=sys.stderr)
+            return 1
+        daemon = Daemon(config_path, args.listen,
+                        load=lambda: with_available_collectors(load_config(config_path, env=env)))
+        asyncio.run(_serve(daemon, proc))
+    except (ConfigError, ValueError, OSError) as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        stop_demo(proc)
+    return 0
