@@ -1,0 +1,19 @@
+# perf-exporter: the daemon, its rules and dashboards.
+#   docker build -t perf-exporter .
+#   docker run -p 9469:9469 -v $PWD/config.yaml:/etc/perf-exporter/config.yaml perf-exporter
+FROM python:3.11-slim AS build
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY exporter ./exporter
+RUN pip install --no-cache-dir --prefix=/install .
+
+FROM python:3.11-slim
+COPY --from=build /install /usr/local
+COPY rules /usr/share/perf-exporter/rules
+COPY grafana /usr/share/perf-exporter/grafana
+COPY examples /usr/share/perf-exporter/examples
+USER 65534:65534
+EXPOSE 9469
+HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9469/-/healthy', timeout=2)"
+ENTRYPOINT ["perf-exporter"]
+CMD ["run", "--config", "/etc/perf-exporter/config.yaml", "--log-format", "json"]
