@@ -54,7 +54,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.seen.append((self.command, self.path, dict(self.headers)))
         parts = self.path.split("?")[0].strip("/").split("/")
         if parts[0] == "delay":
+            with self.server.lock:
+                self.server.in_flight += 1
+                self.server.max_in_flight = max(self.server.max_in_flight, self.server.in_flight)
             time.sleep(int(parts[1]) / 1000)
+            with self.server.lock:
+                self.server.in_flight -= 1
             self._json(200, {"ok": True})
         elif parts[0] == "status":
             self._json(int(parts[1]), {"status": int(parts[1])})
@@ -108,6 +113,9 @@ class _Server(ThreadingHTTPServer):
         self.orders: dict[str, dict[str, Any]] = {}
         self.ids = itertools.count(1000)
         self.seen: list[tuple[str, str, dict[str, str]]] = []
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.max_in_flight = 0
 
 
 class HttpTarget:

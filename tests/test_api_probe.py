@@ -176,3 +176,11 @@ def test_journey_capture_of_a_missing_field_fails_the_journey(target: HttpTarget
     h.run()
     assert h.value("perf_journey_runs_total", journey="j", outcome="assertion_failed") == 1
     assert len(target.server.seen) == 1
+
+
+def test_an_endpoint_never_has_more_requests_in_flight_than_its_concurrency(target: HttpTarget) -> None:
+    h = ProbeHarness({"base_url": target.url,
+                      "endpoints": [{"name": "e", "path": "/delay/60", "requests": 9, "concurrency": 3}]})
+    h.run()
+    assert h.requests("e", "success") == 9
+    assert target.server.max_in_flight == 3

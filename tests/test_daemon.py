@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from collections.abc import Iterator
@@ -142,3 +143,23 @@ api:
     log = daemon.log()
     assert "probe_failed" in log
     assert "url-pass-4242" not in log and "tok-secret-9876" not in log
+
+
+def test_without_a_config_the_built_in_default_probes_the_guides_defaults(daemon_factory, target: HttpTarget,
+                                                                        tmp_path: Path) -> None:
+    """Nothing else runs: Redis and Jaeger at the guide's defaults are down, which is measured, not fatal."""
+    from tests.servers import free_port
+
+    daemon = DaemonProcess(None, tmp_path / "default.log", ("--log-format", "json"),
+                           env={"TEST_BASE_URL": target.url, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+                                "JAEGER_HOST": f"http://127.0.0.1:{free_port()}"})
+    try:
+        daemon.wait_ready()
+        assert daemon.wait_value("perf_target_up", collector="api", target="gateway") is not None
+        assert daemon.wait_value("perf_target_up", collector="redis", target="cache") == 0
+        assert daemon.wait_value("perf_target_up", collector="jaeger", target="tracing") == 0
+        assert target.server.seen and target.server.seen[0][1] == "/health"
+    finally:
+        assert daemon.stop() == 0
+    lines = [line for line in daemon.log().splitlines() if line.strip()]
+    assert lines and all(json.loads(line)["event"] for line in lines), "--log-format json: one JSON object a line"
