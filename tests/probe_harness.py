@@ -15,7 +15,7 @@ from exporter.store import StoreCollector
 
 class ProbeHarness:
     def __init__(self, target: dict[str, Any]) -> None:
-        target = {"name": "t", "interval": "10s", "timeout": "2s", **target}
+        target = {"name": "t", "interval": "3s", "timeout": "2s", **target}
         config = parse_config({"api": [target]}, "test.yaml")
         self.cfg = config.api[0]
         self.stores = StoreCollector()
