@@ -109,6 +109,37 @@ def test_80_hits_and_20_misses_from_a_client_are_counted_exactly_while_sampling_
     assert harness.value(metrics.REDIS_MISSES) == 20
 
 
+MINIMAL_ACL = ("on", ">perf-pw", "~*", "resetchannels", "-@all", "+@connection", "+info", "+slowlog|len",
+               "+scan", "+pttl", "+memory|usage", "+llen", "+xlen", "+xinfo|groups", "+multi", "+exec")
+
+
+@pytest.mark.parametrize("scripting", [True, False], ids=["readme-acl", "readme-acl-without-scripting"])
+def test_the_readme_acl_is_enough_and_without_scripting_hits_stay_exact_through_transactions(
+        fresh_redis: Redis, harnesses: list[Harness], caplog: pytest.LogCaptureFixture, scripting: bool) -> None:
+    app = client(fresh_redis)
+    acl = (*MINIMAL_ACL, "+evalsha", "+eval", "+script|load") if scripting else MINIMAL_ACL
+    app.execute_command("ACL", "SETUSER", "perf", *acl)
+    app.mset({f"session:{i}": "s" for i in range(400)})
+    app.expire("session:1", 600)
+    harness = Harness(fresh_redis.url, username="perf", password="perf-pw", key_patterns=["session:*"],
+                      scan_budget=300, queues=["q"])
+    harnesses.append(harness)
+    with caplog.at_level(logging.INFO, logger="exporter.collectors.redis"):
+        assert harness.run()
+        for i in range(30):
+            app.get(f"session:{i}")
+        app.get("nope")
+        assert harness.run()
+        assert harness.run()
+    fallback = [r for r in caplog.records if r.getMessage() == "redis_sampling_without_lua"]
+    assert len(fallback) == (0 if scripting else 1)
+    assert pttl_calls(app) >= 400
+    assert harness.value(metrics.REDIS_HITS) == 30
+    assert harness.value(metrics.REDIS_MISSES) == 1
+    assert harness.value(metrics.REDIS_PATTERN_SAMPLED, ("cache", "session:*")) == 400
+    assert harness.value(metrics.REDIS_PATTERN_NO_TTL, ("cache", "session:*")) == 399 / 400
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Memory and evictions
 

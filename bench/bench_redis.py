@@ -1,0 +1,248 @@
+"""Benchmark: the Redis collector against prometheus-redis-exporter, on one Redis holding 100,000 keys.
+
+Prints, all measured in the same run:
+
+- collection cost: our ``RedisCollector.run()`` (PING, INFO, SLOWLOG LEN, two queues, SCAN + PTTL sampling of
+  ``scan_budget`` keys) against a redis_exporter scrape (which collects when scraped), as wall time and as the
+  Redis CPU each one costs the server, with ratios;
+- scrape cost: ``GET /metrics`` of the perf-exporter daemon (watching the same Redis) against redis_exporter's;
+- Redis's own latency: ``redis-benchmark`` p99 without and with our key sampling running back to back beside it
+  (the worst case: the daemon samples once per interval), alternated to spread the machine's noise.
+
+    .venv/bin/python bench/bench_redis.py [--keys 100000] [--runs 60] [--scrapes 200] [--budget 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from exporter.collectors.redis import RedisCollector
+from exporter.config import RedisTarget, Targets
+from exporter.scheduler import JobContext
+from exporter.store import MetricStore
+from tests.servers import Redis, free_port, http_ok, wait_for
+
+PATTERNS = ["order:*", "session:*", "driver:location:*"]
+QUEUES = ["trip:location:updates", "notifications:outbox"]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def redis_cpu(app: redis.Redis) -> float:
+    info = app.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
+def fill(app: redis.Redis, keys: int) -> None:
+    """``keys`` keys under three patterns plus a few others; half the sessions with a TTL; two queues."""
+    orders, sessions = keys // 2, keys * 3 // 10
+    drivers = keys - orders - sessions - 100
+    app.execute_command("DEBUG", "POPULATE", orders, "order")
+    app.execute_command("DEBUG", "POPULATE", sessions, "session")
+    app.execute_command("DEBUG", "POPULATE", drivers, "driver:location")
+    pipe = app.pipeline(transaction=False)
+    for i in range(0, sessions, 2):
+        pipe.expire(f"session:{i}", 3600)
+    for i in range(98):
+        pipe.set(f"config:{i}", "x")
+    pipe.rpush(QUEUES[1], *[f"n{i}" for i in range(50)])
+    for i in range(100):
+        pipe.xadd(QUEUES[0], {"lat": str(i)})
+    pipe.execute()
+    app.xgroup_create(QUEUES[0], "dispatch", id="0")
+
+
+def target(url: str, budget: int) -> RedisTarget:
+    return RedisTarget(name="cache", url=url, interval="15s", timeout="5s", key_patterns=PATTERNS,
+                       scan_budget=budget, queues=QUEUES)
+
+
+def time_collections(url: str, budget: int, runs: int, app: redis.Redis) -> tuple[list[float], float, float]:
+    """(wall ms per run, our CPU ms per run, Redis CPU ms per run)."""
+    async def go() -> tuple[list[float], float, float]:
+        collector = RedisCollector(target(url, budget), JobContext("redis", "cache", MetricStore(), Targets()))
+        try:
+            assert await collector.run()  # connect and take the baselines
+            wall: list[float] = []
+            cpu_before, server_before = time.process_time(), redis_cpu(app)
+            for _ in range(runs):
+                started = time.perf_counter()
+                assert await collector.run()
+                wall.append((time.perf_counter() - started) * 1000)
+            cpu = (time.process_time() - cpu_before) * 1000 / runs
+            server = (redis_cpu(app) - server_before) * 1000 / runs
+            return wall, cpu, server
+        finally:
+            await collector.close()
+    return asyncio.run(go())
+
+
+def time_scrapes(url: str, scrapes: int, app: redis.Redis | None = None) -> tuple[list[float], float]:
+    """(wall ms per scrape, Redis CPU ms per scrape when ``app`` is given)."""
+    wall: list[float] = []
+    with httpx.Client(timeout=30) as client:
+        assert client.get(url).status_code == 200
+        server_before = redis_cpu(app) if app is not None else 0.0
+        for _ in range(scrapes):
+            started = time.perf_counter()
+            response = client.get(url)
+            wall.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200
+        server = (redis_cpu(app) - server_before) * 1000 / scrapes if app is not None else 0.0
+    return wall, server
+
+
+def benchmark_p99(port: int, requests: int) -> float:
+    """redis-benchmark's p99 latency (ms) over GET and SET."""
+    out = subprocess.run(["redis-benchmark", "-p", str(port), "-t", "get,set", "-n", str(requests), "-c", "10",
+                          "-r", "100000", "--csv"], capture_output=True, text=True, check=True).stdout
+    rows = list(csv.DictReader(io.StringIO(out)))
+    return max(float(row["p99_latency_ms"]) for row in rows)
+
+
+class SamplingLoop:
+    """Our collector running every ``pace`` seconds (0: back to back) in a thread of its own, until stopped."""
+
+    def __init__(self, url: str, budget: int, pace: float) -> None:
+        self.url, self.budget, self.pace = url, budget, pace
+        self.stop = threading.Event()
+        self.runs = 0
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._loop()))
+
+    async def _loop(self) -> None:
+        collector = RedisCollector(target(self.url, self.budget),
+                                   JobContext("redis", "cache", MetricStore(), Targets()))
+        try:
+            while not self.stop.is_set():
+                started = time.perf_counter()
+                assert await collector.run()
+                self.runs += 1
+                await asyncio.sleep(max(0.0, self.pace - (time.perf_counter() - started)))
+        finally:
+            await collector.close()
+
+    def __enter__(self) -> SamplingLoop:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--keys", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=60, help="our collections timed")
+    parser.add_argument("--scrapes", type=int, default=200, help="scrapes of each exporter timed")
+    parser.add_argument("--budget", type=int, default=1000, help="scan_budget")
+    parser.add_argument("--bench-requests", type=int, default=100_000, help="per redis-benchmark round")
+    parser.add_argument("--rounds", type=int, default=3, help="redis-benchmark rounds of each kind")
+    parser.add_argument("--pace", type=float, default=0.1,
+                        help="seconds between sampling runs in the paced rounds (the daemon's default: 15)")
+    args = parser.parse_args()
+    peer = shutil.which("prometheus-redis-exporter")
+    work = Path(tempfile.mkdtemp(prefix="bench-redis-"))
+    server = Redis(work / "redis").start()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        app = redis.Redis.from_url(server.url)
+        fill(app, args.keys)
+        total_keys = app.dbsize()
+
+        wall, cpu, server_cpu = time_collections(server.url, args.budget, args.runs, app)
+        print(f"Redis {app.info('server')['redis_version']} with {total_keys} keys; scan_budget {args.budget}, "
+              f"{len(PATTERNS)} patterns, {len(QUEUES)} queues")
+        print(f"perf-exporter collection   p50 {percentile(wall, 0.5):.2f} ms, p99 {percentile(wall, 0.99):.2f} ms "
+              f"over {len(wall)} runs; our CPU {cpu:.2f} ms/run; Redis CPU {server_cpu:.3f} ms/run")
+
+        (work / "cfg.yaml").write_text(
+            f"redis:\n  - name: cache\n    url: {server.url}\n    interval: 2s\n    timeout: 1s\n"
+            f"    key_patterns: {PATTERNS}\n    scan_budget: {args.budget}\n    queues: {QUEUES}\n")
+        port = free_port()
+        procs.append(subprocess.Popen([sys.executable, "-m", "exporter", "run", "--config", str(work / "cfg.yaml"),
+                                       "--listen", f"127.0.0.1:{port}", "--log-level", "warning"]))
+        ours = f"http://127.0.0.1:{port}"
+        wait_for(lambda: http_ok(f"{ours}/-/ready"), what="perf-exporter daemon")
+        wait_for(lambda: "perf_redis_up{target=\"cache\"} 1" in httpx.get(f"{ours}/metrics").text,
+                 what="a first collection")
+        our_scrape, _ = time_scrapes(f"{ours}/metrics", args.scrapes)
+        print(f"perf-exporter scrape       p50 {percentile(our_scrape, 0.5):.2f} ms, "
+              f"p99 {percentile(our_scrape, 0.99):.2f} ms over {len(our_scrape)} scrapes (no Redis work)")
+
+        if peer:
+            peer_port = free_port()
+            procs.append(subprocess.Popen([peer, f"--redis.addr=redis://127.0.0.1:{server.port}",
+                                           f"--web.listen-address=127.0.0.1:{peer_port}"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            peer_url = f"http://127.0.0.1:{peer_port}/metrics"
+            wait_for(lambda: http_ok(peer_url), what="redis_exporter")
+            theirs, their_server_cpu = time_scrapes(peer_url, args.scrapes, app)
+            p50 = percentile(theirs, 0.5)
+            print(f"redis_exporter scrape      p50 {p50:.2f} ms, p99 {percentile(theirs, 0.99):.2f} ms over "
+                  f"{len(theirs)} scrapes (each one collects); Redis CPU {their_server_cpu:.3f} ms/scrape")
+            print(f"ratios ours/theirs         collection p50 {percentile(wall, 0.5) / p50:.2f}, "
+                  f"scrape p50 {percentile(our_scrape, 0.5) / p50:.2f}, "
+                  f"Redis CPU per collection {server_cpu / their_server_cpu:.2f}")
+            print("  (our collection also walks scan_budget keys with PTTL and MEMORY USAGE; redis_exporter "
+                  "looks at no keys by default)")
+        else:
+            print("redis_exporter: not installed (Debian package prometheus-redis-exporter); no ratio")
+        for proc in procs:  # leave Redis alone for the latency rounds
+            proc.terminate()
+            proc.wait(10)
+        procs.clear()
+
+        # Rounds alternate (none, paced, back to back) so the machine's changing load spreads over all three.
+        paces = {"without sampling": None, f"sampling every {args.pace:g}s": args.pace, "back to back": 0.0}
+        p99s: dict[str, list[float]] = {name: [] for name in paces}
+        rates: dict[str, float] = {}
+        for _ in range(args.rounds):
+            for name, pace in paces.items():
+                if pace is None:
+                    p99s[name].append(benchmark_p99(server.port, args.bench_requests))
+                    continue
+                started = time.perf_counter()
+                with SamplingLoop(server.url, args.budget, pace) as loop:
+                    p99s[name].append(benchmark_p99(server.port, args.bench_requests))
+                rates[name] = loop.runs / (time.perf_counter() - started)
+        base = statistics.median(p99s["without sampling"])
+        print(f"redis-benchmark p99 (GET/SET, 10 clients; median of {args.rounds} alternated rounds)")
+        for name, values in p99s.items():
+            rate = f" ({rates[name]:.1f} runs/s)" if name in rates else ""
+            rise = f", {statistics.median(values) - base:+.3f} ms" if name in rates else ""
+            print(f"  {name + rate:<36} {statistics.median(values):.3f} ms{rise}  rounds: "
+                  + ", ".join(f"{v:.3f}" for v in values))
+        print("goals: p99 rise < 1 ms with sampling running (the daemon samples once per interval, 15 s by default)")
+        return 0
+    finally:
+        for proc in procs:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
