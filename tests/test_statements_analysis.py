@@ -16,6 +16,7 @@ from exporter.analysis.statements import (
     duration_observations,
     interval_deltas,
     monotonic_delta,
+    per_bucket,
     slow_statement_counts,
     split_exported,
     sum_rows,
@@ -192,3 +193,17 @@ def test_parallel_and_nested_seq_scans_are_found_once_per_table() -> None:
 def test_plan_given_as_json_text_is_read_too() -> None:
     explain = json.dumps(plan({"Node Type": "Seq Scan", "Relation Name": "t", "Schema": "s"}))
     assert [s.name for s in seq_scans(explain)] == ["s.t"]
+
+
+def test_merging_observations_per_bucket_keeps_bucket_counts_and_sum() -> None:
+    buckets = (0.01, 0.1, 1.0)
+    observations = [(0.005, 3), (0.05, 2), (0.09, 4), (0.1, 1), (0.1000001, 5), (2.0, 1)]
+    merged = per_bucket(observations, buckets)
+    assert [count for _, count in merged] == [3, 7, 5, 1]
+    assert abs(sum(v * c for v, c in merged) - sum(v * c for v, c in observations)) < 1e-9
+    # every merged value lies in its bucket, so observing it lands where the originals did
+    assert merged[1][0] <= 0.1 < merged[2][0] <= 1.0
+
+
+def test_mean_exactly_on_a_bound_stays_in_that_bucket_after_merging() -> None:
+    assert per_bucket([(0.1, 3), (0.1, 7)], (0.05, 0.1, 0.5)) == [(0.1, 10)]

@@ -18,9 +18,14 @@ delta then undercounts (never overcounts) that interval.
 
 from __future__ import annotations
 
+import bisect
+import heapq
+import math
+import operator
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 # (datname, user, queryid). queryid "" stands for the statements the role may not see (``<insufficient
 # privilege>``): PostgreSQL hides their queryid, so they are only ever counted as "other".
@@ -29,8 +34,10 @@ HIDDEN_QUERYID = ""
 OTHER_QUERYID = "other"
 
 
-@dataclass(frozen=True)
-class Counters:
+class Counters(NamedTuple):
+    """One statement's cumulative counters, or their increase over an interval (a tuple: thousands are made
+    per collection)."""
+
     calls: float = 0.0
     exec_seconds: float = 0.0
     rows: float = 0.0
@@ -38,27 +45,22 @@ class Counters:
     blocks_read: float = 0.0
     temp_blocks_written: float = 0.0
 
-    def values(self) -> tuple[float, float, float, float, float, float]:
-        return (self.calls, self.exec_seconds, self.rows, self.blocks_hit, self.blocks_read,
-                self.temp_blocks_written)
-
     def minus(self, other: Counters) -> Counters:
-        return Counters(*(a - b for a, b in zip(self.values(), other.values(), strict=True)))
+        return Counters._make(map(operator.sub, self, other))
 
     def plus(self, other: Counters) -> Counters:
-        return Counters(*(a + b for a, b in zip(self.values(), other.values(), strict=True)))
+        return Counters._make(map(operator.add, self, other))
 
     def any_below(self, other: Counters) -> bool:
         """True if any counter is lower than ``other``'s: the entry was emptied since."""
-        return any(a < b for a, b in zip(self.values(), other.values(), strict=True))
+        return any(map(operator.lt, self, other))
 
     @property
     def mean_seconds(self) -> float | None:
         return self.exec_seconds / self.calls if self.calls > 0 else None
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(NamedTuple):
     counters: Counters
     stats_since: float | None = None  # PostgreSQL 17+: when this entry started counting
 
@@ -109,13 +111,16 @@ def interval_deltas(previous: Snapshot | None, current: Snapshot) -> IntervalCha
     if not reset and current.dealloc is not None and previous.dealloc is not None:
         evictions = monotonic_delta(previous.dealloc, current.dealloc)
     deltas: dict[StatementKey, Counters] = {}
+    old = {} if reset else previous.entries
     for key, entry in current.entries.items():
-        before = None if reset else previous.entries.get(key)
-        recreated = before is not None and (
-            entry.counters.any_below(before.counters)
-            or (entry.stats_since is not None and before.stats_since is not None
-                and entry.stats_since != before.stats_since))
-        deltas[key] = entry.counters if before is None or recreated else entry.counters.minus(before.counters)
+        before = old.get(key)
+        if before is None:
+            deltas[key] = entry.counters
+            continue
+        delta = entry.counters.minus(before.counters)
+        recreated = min(delta) < 0 or (entry.stats_since is not None and before.stats_since is not None
+                                       and entry.stats_since != before.stats_since)
+        deltas[key] = entry.counters if recreated else delta
     return IntervalChange(deltas, reset, evictions)
 
 
@@ -137,10 +142,8 @@ class StickyTop:
     def update(self, scores: Mapping[StatementKey, float], now: float) -> set[StatementKey]:
         """``scores``: execution seconds per statement in this interval (in total, on the first collection).
         Returns the set to export now."""
-        candidates = [(score, key) for key, score in scores.items()
-                      if key[2] != HIDDEN_QUERYID and score > 0]
-        candidates.sort(key=lambda item: (-item[0], item[1]))
-        top = [key for _, key in candidates[:self.size]]
+        candidates = ((score, key) for key, score in scores.items() if key[2] != HIDDEN_QUERYID and score > 0)
+        top = [key for _, key in heapq.nsmallest(self.size, candidates, key=lambda item: (-item[0], item[1]))]
         for key in top:
             self.last_top[key] = now
         for key in [k for k, seen in self.last_top.items() if now - seen > self.hold]:
@@ -160,13 +163,13 @@ class Split:
 
 def split_exported(deltas: Mapping[StatementKey, Counters], exported: set[StatementKey]) -> Split:
     mine: dict[StatementKey, Counters] = {}
-    other: dict[tuple[str, str], Counters] = {}
+    rest: dict[tuple[str, str], list[Counters]] = defaultdict(list)
     for key, delta in deltas.items():
         if key in exported:
             mine[key] = delta
         else:
-            pair = (key[0], key[1])
-            other[pair] = other.get(pair, Counters()).plus(delta)
+            rest[(key[0], key[1])].append(delta)
+    other = {pair: Counters._make(map(math.fsum, zip(*items, strict=True))) for pair, items in rest.items()}
     return Split(mine, other)
 
 
@@ -182,6 +185,31 @@ def duration_observations(deltas: Mapping[StatementKey, Counters]) -> dict[str, 
         if mean is not None:
             out[datname].append((mean, delta.calls))
     return dict(out)
+
+
+def per_bucket(observations: Iterable[tuple[float, float]], buckets: tuple[float, ...],
+               ) -> list[tuple[float, float]]:
+    """The same observations merged per histogram bucket: (weighted mean, count) for each bucket that has any.
+    Observing these gives the same bucket counts and the same sum as observing every one of them, in at most
+    ``len(buckets) + 1`` observations instead of one per statement."""
+    totals: dict[int, list[float]] = {}
+    for value, count in observations:
+        slot = totals.setdefault(bisect.bisect_left(buckets, value), [0.0, 0.0])
+        slot[0] += value * count
+        slot[1] += count
+    out: list[tuple[float, float]] = []
+    for index in sorted(totals):
+        total, count = totals[index]
+        if count <= 0:
+            continue
+        value = total / count
+        # rounding must not move the mean out of its bucket: (lower, upper]
+        if index < len(buckets):
+            value = min(value, buckets[index])
+        if index > 0 and value <= buckets[index - 1]:
+            value = math.nextafter(buckets[index - 1], math.inf)
+        out.append((value, count))
+    return out
 
 
 def slow_statement_counts(deltas: Mapping[StatementKey, Counters], threshold: float) -> dict[str, int]:

@@ -34,6 +34,7 @@ from exporter.analysis.statements import (
     duration_observations,
     interval_deltas,
     monotonic_delta,
+    per_bucket,
     slow_statement_counts,
     split_exported,
     sum_rows,
@@ -454,8 +455,7 @@ class PostgresCollector:
             info_rows = await conn.rows(queries.info)
             if info_rows:
                 stats_reset, dealloc = info_rows[0]
-        entries = sum_rows(((str(d), str(u), str(qid)), Counters(*(float(v or 0) for v in values)), since)
-                           for d, u, qid, *values, since in rows)
+        entries = sum_rows(((row[0], row[1], row[2]), Counters._make(row[3:9]), row[9]) for row in rows)
         return Snapshot(entries, stats_reset, dealloc)
 
     def _write_statements(self, snapshot: Snapshot, watched: list[str]) -> None:
@@ -509,7 +509,7 @@ class PostgresCollector:
         for db in watched:
             store.ensure_histogram(metrics.PG_QUERY_DURATION, (t, db))
         for datname, observations in duration_observations(change.deltas).items():
-            for mean, calls in observations:
+            for mean, calls in per_bucket(observations, metrics.PG_QUERY_DURATION.buckets):
                 store.observe(metrics.PG_QUERY_DURATION, (t, datname), mean, calls)
 
     async def _refresh_texts(self, datname: str, schema: str) -> None:

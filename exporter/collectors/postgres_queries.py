@@ -95,8 +95,9 @@ def statement_queries(schema: str, columns: set[str], has_info: bool) -> Stateme
     ns = sql.Identifier(schema)
     counters = sql.SQL("""
 SELECT coalesce(d.datname::text, ''), coalesce(r.rolname::text, ''), coalesce(s.queryid::text, ''),
-       sum(s.calls)::float8, (sum(s.{exec_time}) / 1000)::float8, sum(s.rows)::float8,
-       sum(s.shared_blks_hit)::float8, sum(s.shared_blks_read)::float8, sum(s.temp_blks_written)::float8,
+       coalesce(sum(s.calls), 0)::float8, coalesce(sum(s.{exec_time}) / 1000, 0)::float8,
+       coalesce(sum(s.rows), 0)::float8, coalesce(sum(s.shared_blks_hit), 0)::float8,
+       coalesce(sum(s.shared_blks_read), 0)::float8, coalesce(sum(s.temp_blks_written), 0)::float8,
        {since}
 FROM {ns}.pg_stat_statements(false) s
 LEFT JOIN pg_database d ON d.oid = s.dbid

@@ -1,0 +1,210 @@
+"""Benchmark: the PostgreSQL collector with 6,000 distinct statements in pg_stat_statements, against
+prometheus-postgres-exporter running the pg_stat_statements query of its example queries.yaml, in the same run.
+
+Prints, for us: collection time (in process), render time of the store (``generate_latest`` over a registry
+holding a StoreCollector, and the daemon's cached ``StoreCollector.render``), series count, and the daemon's RSS
+and /metrics scrape time when it runs as `perf-exporter run`; for postgres_exporter: /metrics scrape time (which
+is its collection), series count and RSS; and the ratios.
+
+    .venv/bin/python bench/bench_postgres.py [--statements 6000] [--rounds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from prometheus_client import CollectorRegistry, generate_latest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from exporter.collectors.postgres import PostgresCollector
+from exporter.config import PostgresTarget, Targets
+from exporter.scheduler import JobContext
+from exporter.store import MetricStore, StoreCollector
+from tests.servers import Postgres, free_port, http_ok, port_open, wait_for
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def series(text: str) -> int:
+    return sum(1 for line in text.splitlines() if line and not line.startswith("#"))
+
+
+def series_named(text: str, prefix: str) -> int:
+    return sum(1 for line in text.splitlines() if line.startswith(prefix))
+
+
+def workload(statements: int) -> str:
+    """``statements`` distinct statements: pg_stat_statements ignores constants, so they differ in the columns
+    they read and filter on (20 columns: up to 8,000 shapes)."""
+    lines = []
+    for i in range(statements):
+        a, b, c = i % 20, (i // 20) % 20, (i // 400) % 20
+        lines.append(f"SELECT c{a} FROM wide WHERE c{b} = {i} AND c{c} = {i + 1};")
+    return "\n".join(lines) + "\n"
+
+
+def run_sql_file(pg: Postgres, path: Path) -> None:
+    from tests.servers import pg_bindir
+    subprocess.run([str(pg_bindir() / "psql"), "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-d",
+                    "postgres", "-q", "-o", "/dev/null", "-f", str(path)], check=True,
+                   env={**os.environ, "PGPASSWORD": pg.password})
+
+
+async def measure_in_process(pg: Postgres, rounds: int, work: Path, top: int) -> dict[str, float]:
+    cfg = PostgresTarget.model_validate({"name": "bench", "dsn": pg.dsn(), "databases": ["postgres"],
+                                         "interval": "30s", "timeout": "20s", "top_statements": top})
+    store = MetricStore()
+    stores = StoreCollector()
+    stores.stores["postgres/bench"] = store
+    registry = CollectorRegistry()
+    registry.register(stores)
+    collector = PostgresCollector(cfg, JobContext("postgres", "bench", store, Targets()))
+    collect_times, generate_times, render_times = [], [], []
+    try:
+        started = time.perf_counter()
+        assert await collector.run()
+        first = time.perf_counter() - started
+        for _ in range(rounds):
+            run_sql_file(pg, work)  # every statement is called again: 6,000 non-zero deltas to rank
+            started = time.perf_counter()
+            assert await collector.run()
+            collect_times.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            stores.render()  # after a collection: the families it wrote are rendered again
+            render_times.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            text = generate_latest(registry).decode()
+            generate_times.append(time.perf_counter() - started)
+    finally:
+        await collector.close()
+    return {"first": first, "collect": statistics.median(collect_times),
+            "generate": statistics.median(generate_times), "render": statistics.median(render_times),
+            "series": series(text), "statement_series": series_named(text, "perf_pg_statement_calls_total")}
+
+
+def scrape(url: str, rounds: int) -> tuple[float, str]:
+    times, text = [], ""
+    with httpx.Client(timeout=60) as client:
+        for _ in range(rounds):
+            started = time.perf_counter()
+            response = client.get(url)
+            times.append(time.perf_counter() - started)
+            response.raise_for_status()
+            text = response.text
+    return statistics.median(times), text
+
+
+def measure_daemon(pg: Postgres, root: Path, rounds: int, top: int) -> dict[str, float]:
+    port = free_port()
+    config = root / "perf-exporter.yaml"
+    config.write_text(f"postgres:\n  - name: bench\n    dsn: {pg.dsn()}\n    databases: [postgres]\n"
+                      f"    interval: 10s\n    timeout: 8s\n    top_statements: {top}\n")
+    exe = Path(sys.executable).parent / "perf-exporter"
+    argv = [str(exe)] if exe.exists() else [sys.executable, "-m", "exporter"]
+    proc = subprocess.Popen([*argv, "run", "--config", str(config), "--listen", f"127.0.0.1:{port}",
+                             "--log-level", "warning"], stdout=subprocess.DEVNULL,
+                            stderr=open(root / "daemon.log", "wb"))  # noqa: SIM115
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"), 30, "perf-exporter ready")
+        wait_for(lambda: 'perf_pg_statement_calls_total{' in httpx.get(url, timeout=10).text, 60,
+                 "perf-exporter's first collection")
+        seconds, text = scrape(url, rounds * 4)
+        return {"scrape": seconds, "series": series(text), "rss": rss_mb(proc.pid)}
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def measure_postgres_exporter(pg: Postgres, root: Path, rounds: int) -> dict[str, float] | None:
+    binary = shutil.which("prometheus-postgres-exporter")
+    if binary is None:
+        print("prometheus-postgres-exporter is not installed: no comparison")
+        return None
+    port = free_port()
+    env = {**os.environ, "DATA_SOURCE_NAME": pg.dsn() + "?sslmode=disable"}  # 0.11 reads only this
+    proc = subprocess.Popen([binary, f"--web.listen-address=127.0.0.1:{port}",
+                             f"--extend.query-path={HERE / 'postgres_exporter_queries.yaml'}", "--log.level=warn"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=open(root / "pge.log", "wb"))  # noqa: SIM115
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        wait_for(lambda: port_open(port), 30, "postgres_exporter listening")
+        seconds, text = scrape(url, rounds)
+        return {"scrape": seconds, "series": series(text), "rss": rss_mb(proc.pid),
+                "statement_series": series_named(text, "pg_stat_statements_calls")}
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--statements", type=int, default=6000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--top", type=int, default=50, help="top_statements")
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="bench-pg-"))
+    pg = Postgres(root / "pg").init().start()
+    try:
+        pg.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        columns = ", ".join(f"c{i} int" for i in range(20))
+        pg.psql(f"CREATE TABLE wide ({columns}); SELECT pg_stat_statements_reset()")
+        work = root / "workload.sql"
+        work.write_text(workload(args.statements))
+        run_sql_file(pg, work)
+        distinct = int(pg.psql("SELECT count(*) FROM pg_stat_statements").strip())
+        print(f"pg_stat_statements: {distinct} entries ({args.statements} generated statements)")
+
+        ours = asyncio.run(measure_in_process(pg, args.rounds, work, args.top))
+        daemon = measure_daemon(pg, root, args.rounds, args.top)
+        theirs = measure_postgres_exporter(pg, root, args.rounds)
+
+        print(f"\nperf-exporter (top_statements={args.top}), median of {args.rounds}:")
+        print(f"  first collection (baseline):     {ours['first'] * 1000:8.1f} ms")
+        print(f"  collection (6,000 deltas):       {ours['collect'] * 1000:8.1f} ms")
+        print(f"  render, generate_latest:         {ours['generate'] * 1000:8.2f} ms")
+        print(f"  render, StoreCollector.render:   {ours['render'] * 1000:8.2f} ms")
+        print(f"  series (postgres store):         {ours['series']:8.0f}"
+              f"   (statement call series: {ours['statement_series']:.0f})")
+        print(f"  daemon /metrics scrape:          {daemon['scrape'] * 1000:8.2f} ms")
+        print(f"  daemon series (whole /metrics):  {daemon['series']:8.0f}")
+        print(f"  daemon RSS:                      {daemon['rss']:8.1f} MB")
+        if theirs is not None:
+            print("\nprometheus-postgres-exporter (example pg_stat_statements query), median of "
+                  f"{args.rounds}:")
+            print(f"  /metrics scrape (= collection):  {theirs['scrape'] * 1000:8.1f} ms")
+            print(f"  series:                          {theirs['series']:8.0f}"
+                  f"   (statement call series: {theirs['statement_series']:.0f})")
+            print(f"  RSS:                             {theirs['rss']:8.1f} MB")
+            print("\nratios (ours / postgres_exporter):")
+            print(f"  scrape time, daemon /metrics:    {daemon['scrape'] / theirs['scrape']:8.3f}")
+            print(f"  scrape time, generate_latest:    {ours['generate'] / theirs['scrape']:8.3f}")
+            print(f"  collection vs their scrape:      {ours['collect'] / theirs['scrape']:8.3f}")
+            print(f"  series:                          {daemon['series'] / theirs['series']:8.3f}")
+            print(f"  RSS:                             {daemon['rss'] / theirs['rss']:8.3f}")
+    finally:
+        pg.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
