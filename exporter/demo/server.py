@@ -43,6 +43,11 @@ async def consume_queues(cache: Cache, state: DemoState) -> None:
                 state.backend_failed("redis", str(exc))
 
 
+async def _run_server(server: uvicorn.Server) -> None:
+    with contextlib.suppress(SystemExit):  # uvicorn exits the process when it cannot bind; we report instead
+        await server.serve()
+
+
 async def _serve(listen: str, postgres: str | None, redis: str | None) -> int:
     host, port = parse_listen(listen)
     rng = random.Random()
@@ -63,7 +68,7 @@ async def _serve(listen: str, postgres: str | None, redis: str | None) -> int:
     server = uvicorn.Server(uvicorn.Config(build_app(state), host=host, port=port, log_config=None,
                                            access_log=False, lifespan="off", timeout_graceful_shutdown=2))
     consumer = asyncio.create_task(consume_queues(cache, state))
-    serving = asyncio.create_task(server.serve())
+    serving = asyncio.create_task(_run_server(server))
     while not server.started and not serving.done():
         await asyncio.sleep(0.01)
     if server.started:
