@@ -71,8 +71,8 @@ def fill(app: redis.Redis, keys: int) -> None:
 
 
 def target(url: str, budget: int) -> RedisTarget:
-    return RedisTarget(name="cache", url=url, interval="15s", timeout="5s", key_patterns=PATTERNS,
-                       scan_budget=budget, queues=QUEUES)
+    return RedisTarget.model_validate({"name": "cache", "url": url, "interval": "15s", "timeout": "5s",
+                                       "key_patterns": PATTERNS, "scan_budget": budget, "queues": QUEUES})
 
 
 def time_collections(url: str, budget: int, runs: int, app: redis.Redis) -> tuple[list[float], float, float]:
@@ -168,26 +168,17 @@ def main() -> int:
         fill(app, args.keys)
         total_keys = app.dbsize()
 
-        wall, cpu, server_cpu = time_collections(server.url, args.budget, args.runs, app)
         print(f"Redis {app.info('server')['redis_version']} with {total_keys} keys; scan_budget {args.budget}, "
               f"{len(PATTERNS)} patterns, {len(QUEUES)} queues")
-        print(f"perf-exporter collection   p50 {percentile(wall, 0.5):.2f} ms, p99 {percentile(wall, 0.99):.2f} ms "
-              f"over {len(wall)} runs; our CPU {cpu:.2f} ms/run; Redis CPU {server_cpu:.3f} ms/run")
-
         (work / "cfg.yaml").write_text(
             f"redis:\n  - name: cache\n    url: {server.url}\n    interval: 2s\n    timeout: 1s\n"
             f"    key_patterns: {PATTERNS}\n    scan_budget: {args.budget}\n    queues: {QUEUES}\n")
         port = free_port()
         procs.append(subprocess.Popen([sys.executable, "-m", "exporter", "run", "--config", str(work / "cfg.yaml"),
                                        "--listen", f"127.0.0.1:{port}", "--log-level", "warning"]))
-        ours = f"http://127.0.0.1:{port}"
-        wait_for(lambda: http_ok(f"{ours}/-/ready"), what="perf-exporter daemon")
-        wait_for(lambda: "perf_redis_up{target=\"cache\"} 1" in httpx.get(f"{ours}/metrics").text,
-                 what="a first collection")
-        our_scrape, _ = time_scrapes(f"{ours}/metrics", args.scrapes)
-        print(f"perf-exporter scrape       p50 {percentile(our_scrape, 0.5):.2f} ms, "
-              f"p99 {percentile(our_scrape, 0.99):.2f} ms over {len(our_scrape)} scrapes (no Redis work)")
-
+        ours = f"http://127.0.0.1:{port}/metrics"
+        wait_for(lambda: 'perf_redis_up{target="cache"} 1' in httpx.get(ours).text, what="perf-exporter daemon")
+        peer_url = ""
         if peer:
             peer_port = free_port()
             procs.append(subprocess.Popen([peer, f"--redis.addr=redis://127.0.0.1:{server.port}",
@@ -195,15 +186,48 @@ def main() -> int:
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             peer_url = f"http://127.0.0.1:{peer_port}/metrics"
             wait_for(lambda: http_ok(peer_url), what="redis_exporter")
-            theirs, their_server_cpu = time_scrapes(peer_url, args.scrapes, app)
+
+        # Three alternated blocks of each measurement, so the shared machine's changing load hits all alike.
+        sampled: list[float] = []
+        info_only: list[float] = []
+        our_scrape: list[float] = []
+        theirs: list[float] = []
+        cpu = server_cpu = info_cpu = info_server_cpu = their_server_cpu = 0.0
+        blocks = 3
+        for _ in range(blocks):
+            wall, c, sc = time_collections(server.url, args.budget, args.runs // blocks, app)
+            sampled += wall
+            cpu, server_cpu = cpu + c / blocks, server_cpu + sc / blocks
+            wall, c, sc = time_collections(server.url, 0, args.runs // blocks, app)
+            info_only += wall
+            info_cpu, info_server_cpu = info_cpu + c / blocks, info_server_cpu + sc / blocks
+            our_scrape += time_scrapes(ours, args.scrapes // blocks)[0]
+            if peer_url:
+                wall, sc = time_scrapes(peer_url, args.scrapes // blocks, app)
+                theirs += wall
+                their_server_cpu += sc / blocks
+
+        def line(name: str, values: list[float], extra: str) -> None:
+            print(f"  {name:<44} p50 {percentile(values, 0.5):6.2f} ms, p99 {percentile(values, 0.99):6.2f} ms "
+                  f"({len(values)}){extra}")
+
+        print("collection (wall time; CPU per collection)")
+        line(f"perf-exporter, sampling {args.budget} keys", sampled,
+             f"; our CPU {cpu:.2f} ms, Redis CPU {server_cpu:.3f} ms")
+        line("perf-exporter, INFO only (scan_budget 0)", info_only,
+             f"; our CPU {info_cpu:.2f} ms, Redis CPU {info_server_cpu:.3f} ms")
+        if theirs:
+            line("redis_exporter (a scrape collects)", theirs, f"; Redis CPU {their_server_cpu:.3f} ms")
+        print("scrape (GET /metrics)")
+        line("perf-exporter (serves the last collection)", our_scrape, "")
+        if theirs:
+            line("redis_exporter", theirs, "")
             p50 = percentile(theirs, 0.5)
-            print(f"redis_exporter scrape      p50 {p50:.2f} ms, p99 {percentile(theirs, 0.99):.2f} ms over "
-                  f"{len(theirs)} scrapes (each one collects); Redis CPU {their_server_cpu:.3f} ms/scrape")
-            print(f"ratios ours/theirs         collection p50 {percentile(wall, 0.5) / p50:.2f}, "
-                  f"scrape p50 {percentile(our_scrape, 0.5) / p50:.2f}, "
-                  f"Redis CPU per collection {server_cpu / their_server_cpu:.2f}")
-            print("  (our collection also walks scan_budget keys with PTTL and MEMORY USAGE; redis_exporter "
-                  "looks at no keys by default)")
+            print("ratios ours/redis_exporter (p50)")
+            print(f"  collection with sampling {percentile(sampled, 0.5) / p50:.2f}, INFO only "
+                  f"{percentile(info_only, 0.5) / p50:.2f}; scrape {percentile(our_scrape, 0.5) / p50:.2f}; "
+                  f"Redis CPU {server_cpu / their_server_cpu:.2f} with sampling, "
+                  f"{info_server_cpu / their_server_cpu:.2f} INFO only")
         else:
             print("redis_exporter: not installed (Debian package prometheus-redis-exporter); no ratio")
         for proc in procs:  # leave Redis alone for the latency rounds
@@ -212,6 +236,10 @@ def main() -> int:
         procs.clear()
 
         # Rounds alternate (none, paced, back to back) so the machine's changing load spreads over all three.
+        # The slow log records every command that held the server 0.25 ms or more.
+        app.config_set("slowlog-log-slower-than", 250)
+        app.config_set("slowlog-max-len", 100_000)
+        app.slowlog_reset()
         paces = {"without sampling": None, f"sampling every {args.pace:g}s": args.pace, "back to back": 0.0}
         p99s: dict[str, list[float]] = {name: [] for name in paces}
         rates: dict[str, float] = {}
@@ -224,6 +252,10 @@ def main() -> int:
                 with SamplingLoop(server.url, args.budget, pace) as loop:
                     p99s[name].append(benchmark_p99(server.port, args.bench_requests))
                 rates[name] = loop.runs / (time.perf_counter() - started)
+        holds: dict[str, float] = {}
+        for entry in app.slowlog_get(100_000):
+            name = entry["command"].split(b" ")[0].decode().lower()
+            holds[name] = max(holds.get(name, 0.0), entry["duration"] / 1000)
         base = statistics.median(p99s["without sampling"])
         print(f"redis-benchmark p99 (GET/SET, 10 clients; median of {args.rounds} alternated rounds)")
         for name, values in p99s.items():
@@ -231,6 +263,9 @@ def main() -> int:
             rise = f", {statistics.median(values) - base:+.3f} ms" if name in rates else ""
             print(f"  {name + rate:<36} {statistics.median(values):.3f} ms{rise}  rounds: "
                   + ", ".join(f"{v:.3f}" for v in values))
+        print("  longest single hold of the server per command (slow log >= 0.25 ms): "
+              + (", ".join(f"{name} {ms:.2f} ms" for name, ms in sorted(holds.items(), key=lambda kv: -kv[1]))
+                 or "none"))
         print("goals: p99 rise < 1 ms with sampling running (the daemon samples once per interval, 15 s by default)")
         return 0
     finally:

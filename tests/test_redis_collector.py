@@ -31,7 +31,7 @@ class Harness:
     def __init__(self, url: str, **cfg: Any) -> None:
         cfg.setdefault("interval", "10s")
         cfg.setdefault("timeout", "2s")
-        self.cfg = RedisTarget(name="cache", url=url, **cfg)
+        self.cfg = RedisTarget.model_validate({"name": "cache", "url": url, **cfg})
         self.store = MetricStore()
         self.runner = asyncio.Runner()
         self.collector = self.runner.run(self._build())
@@ -107,6 +107,13 @@ def test_80_hits_and_20_misses_from_a_client_are_counted_exactly_while_sampling_
     assert pttl_calls(app) > 300  # the sampling really looked keys up meanwhile
     assert harness.value(metrics.REDIS_HITS) == 80
     assert harness.value(metrics.REDIS_MISSES) == 20
+    assert harness.value(metrics.REDIS_COMMANDS, ("cache", "get")) == 100
+    get_p99 = harness.value(metrics.REDIS_COMMAND_LATENCY, ("cache", "get", "0.99"))
+    assert get_p99 is not None and 0 < get_p99 < 1
+    assert harness.value(metrics.REDIS_ROLE, ("cache", "master")) == 1
+    assert harness.value(metrics.REDIS_QUEUE_LENGTH, ("cache", "trip:location:updates")) == 2
+    assert harness.value(metrics.REDIS_KEYS, ("cache", "0")) == 301
+    assert harness.store.histograms[metrics.REDIS_PING][T].count == runs + 2
 
 
 MINIMAL_ACL = ("on", ">perf-pw", "~*", "resetchannels", "-@all", "+@connection", "+info", "+slowlog|len",
@@ -382,7 +389,7 @@ def test_a_down_server_gives_up_0_and_a_connect_log_line_then_recovers(
 
 
 def test_http_scheme_from_the_guide_is_read_as_redis() -> None:
-    cfg = RedisTarget(name="cache", url="http://localhost:6379")
+    cfg = RedisTarget.model_validate({"name": "cache", "url": "http://localhost:6379"})
     assert cfg.url.get_secret_value() == "redis://localhost:6379"
 
 

@@ -220,6 +220,9 @@ class RedisCollector:
             self.store.replace(family, {})
         # Whatever state the connections are in (a reply may still be on its way), start clean next run.
         await self.client.connection_pool.disconnect()
+        # The keys of an interrupted batch are lost to the pass: start the walk again, so that a completed
+        # pass always counts every key once.
+        self._restart_walk()
         level = logging.WARNING if reason != self.last_failure else logging.DEBUG
         event(log, level, "redis_down", target=self.target, url=safe_url(self._url()), reason=reason,
               cause=cause)
@@ -257,6 +260,8 @@ class RedisCollector:
     def _export_info(self, info: Mapping[str, Any]) -> None:
         t = (self.target,)
         run_id = str(info.get("run_id", ""))
+        if self.hits.run_id is not None and run_id != self.hits.run_id:
+            self._restart_walk()  # a restarted server: its keyspace is not the one the pass was walking
         self._count_hits(run_id, info)
 
         counters = numbers(info, tuple(COUNTER_FIELDS))
@@ -427,6 +432,10 @@ class RedisCollector:
         found = iter(replies[len(keys):])
         sizes = [next(found) if wanted else None for wanted in measure]
         return pttls, [size if isinstance(size, int) else None for size in sizes]
+
+    def _restart_walk(self) -> None:
+        self.cursor = ScanCursor()
+        self.current_pass = ScanPass()
 
     def _publish_patterns(self) -> None:
         """The last complete pass; until the first pass completes, the pass in progress."""
