@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from exporter.collectors.postgres import PostgresCollector
@@ -112,11 +113,20 @@ def scrape(url: str, rounds: int) -> tuple[float, str]:
     return statistics.median(times), text
 
 
-def measure_daemon(pg: Postgres, root: Path, rounds: int, top: int) -> dict[str, float]:
+def successful_runs(url: str) -> float:
+    for family in text_string_to_metric_families(httpx.get(url, timeout=10).text):
+        for sample in family.samples:
+            if sample.name == "perf_job_runs_total" and sample.labels.get("collector") == "postgres" \
+                    and sample.labels.get("result") == "success":
+                return sample.value
+    return 0.0
+
+
+def measure_daemon(pg: Postgres, root: Path, rounds: int, top: int, work: Path) -> dict[str, float]:
     port = free_port()
     config = root / "perf-exporter.yaml"
     config.write_text(f"postgres:\n  - name: bench\n    dsn: {pg.dsn()}\n    databases: [postgres]\n"
-                      f"    interval: 10s\n    timeout: 8s\n    top_statements: {top}\n")
+                      f"    interval: 3s\n    timeout: 2500ms\n    top_statements: {top}\n")
     exe = Path(sys.executable).parent / "perf-exporter"
     argv = [str(exe)] if exe.exists() else [sys.executable, "-m", "exporter"]
     proc = subprocess.Popen([*argv, "run", "--config", str(config), "--listen", f"127.0.0.1:{port}",
@@ -125,8 +135,9 @@ def measure_daemon(pg: Postgres, root: Path, rounds: int, top: int) -> dict[str,
     url = f"http://127.0.0.1:{port}/metrics"
     try:
         wait_for(lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"), 30, "perf-exporter ready")
-        wait_for(lambda: 'perf_pg_statement_calls_total{' in httpx.get(url, timeout=10).text, 60,
-                 "perf-exporter's first collection")
+        wait_for(lambda: successful_runs(url) >= 1, 60, "perf-exporter's first collection", interval=0.2)
+        run_sql_file(pg, work)  # so that the next collection has 6,000 deltas, as in process
+        wait_for(lambda: successful_runs(url) >= 3, 60, "two more collections", interval=0.2)
         seconds, text = scrape(url, rounds * 4)
         return {"scrape": seconds, "series": series(text), "rss": rss_mb(proc.pid)}
     finally:
@@ -174,7 +185,7 @@ def main() -> int:
         print(f"pg_stat_statements: {distinct} entries ({args.statements} generated statements)")
 
         ours = asyncio.run(measure_in_process(pg, args.rounds, work, args.top))
-        daemon = measure_daemon(pg, root, args.rounds, args.top)
+        daemon = measure_daemon(pg, root, args.rounds, args.top, work)
         theirs = measure_postgres_exporter(pg, root, args.rounds)
 
         print(f"\nperf-exporter (top_statements={args.top}), median of {args.rounds}:")

@@ -352,6 +352,24 @@ def test_role_that_may_not_connect_gets_a_clear_error_without_its_password(
     assert "nobody-pw" not in caplog.text
 
 
+def test_role_refused_pg_stat_statements_is_told_what_to_grant(bare_postgres: Postgres,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    bare_postgres.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements; "
+                       "REVOKE EXECUTE ON FUNCTION pg_stat_statements(boolean) FROM PUBLIC; "
+                       "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'perf_refused') THEN "
+                       "CREATE ROLE perf_refused LOGIN PASSWORD 'refused-pw'; END IF; END $$")
+    caplog.set_level(logging.INFO)
+
+    async def body(h: Harness) -> None:
+        assert await h.run()
+
+    h = scenario(bare_postgres.dsn("postgres", "perf_refused", "refused-pw"), body, databases=["postgres"])
+    assert h.value("perf_pg_extension_available", datname="postgres", extension="pg_stat_statements") == 0
+    (logged,) = events(caplog, "pg_stat_statements_unavailable")
+    assert "permission denied" in logged["cause"] and "GRANT pg_monitor" in logged["cause"]
+    assert h.value("perf_pg_blocked_locks", mode="AccessShareLock") == 0  # the rest is still collected
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # failures and recovery
 
@@ -368,6 +386,21 @@ def test_unreachable_server_is_a_failure_then_retried_with_backoff(caplog: pytes
     assert len(failures) == 2
     assert "next attempt in" in failures[1]["cause"]
     assert "very-secret" not in caplog.text
+
+
+def test_a_database_that_cannot_be_reached_is_logged_once_and_the_others_still_collected(
+        pg: Postgres, caplog: pytest.LogCaptureFixture) -> None:
+    pg.psql("CREATE TABLE IF NOT EXISTS auto_seen (id int); ANALYZE auto_seen", dbname=DB)
+
+    async def body(h: Harness) -> None:
+        assert await h.run()
+        assert await h.run()
+
+    h = scenario(pg.dsn(), body, databases=[DB, "perf_no_such_db"])
+    (failed,) = events(caplog, "pg_database_failed")
+    assert failed["datname"] == "perf_no_such_db" and "does not exist" in failed["cause"]
+    assert h.value("perf_pg_table_live_tuples", datname=DB, schema="public", table="auto_seen") is not None
+    assert h.value("perf_pg_lock_waiting_sessions", datname=DB) == 0
 
 
 def test_database_restart_is_survived(bare_postgres: Postgres, caplog: pytest.LogCaptureFixture) -> None:

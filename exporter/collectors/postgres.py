@@ -419,6 +419,9 @@ class PostgresCollector:
             except psycopg.errors.ObjectNotInPrerequisiteState:
                 problem = ("pg_stat_statements is created but its library is not loaded; fix: add "
                            "pg_stat_statements to shared_preload_libraries and restart PostgreSQL")
+            except psycopg.errors.InsufficientPrivilege as exc:
+                problem = (f"the role may not read pg_stat_statements ({describe(exc)}); fix: "
+                           f"GRANT pg_monitor TO the role, or GRANT SELECT on the view and EXECUTE on its function")
             except (psycopg.Error, Unavailable) as exc:
                 event(log, logging.WARNING, "pg_query_failed", target=t, datname=source.datname,
                       what="pg_stat_statements", cause=describe(exc))
@@ -449,12 +452,19 @@ class PostgresCollector:
             info = await conn.rows(q.VIEW_COLUMNS, (f"{schema}.pg_stat_statements_info",))
             queries = q.statement_queries(schema, columns, bool(info))
             self.statement_queries[(datname, schema)] = queries
-        rows = await conn.rows(queries.counters)
+        # Counters before info: a reset between the two reads is then seen at the next collection as counters
+        # going down (counted from zero once); the other order would count the post-reset work twice.
         stats_reset = dealloc = None
-        if queries.info is not None:
-            info_rows = await conn.rows(queries.info)
-            if info_rows:
-                stats_reset, dealloc = info_rows[0]
+        try:
+            rows = await conn.rows(queries.counters)
+            if queries.info is not None:
+                info_rows = await conn.rows(queries.info)
+                if info_rows:
+                    stats_reset, dealloc = info_rows[0]
+        except psycopg.Error:
+            # the extension may have been updated (ALTER EXTENSION ... UPDATE): read its columns again next time
+            self.statement_queries.pop((datname, schema), None)
+            raise
         entries = sum_rows(((row[0], row[1], row[2]), Counters._make(row[3:9]), row[9]) for row in rows)
         return Snapshot(entries, stats_reset, dealloc)
 
