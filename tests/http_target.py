@@ -2,6 +2,7 @@
 
 Paths:
   /delay/<ms>          200 after <ms> milliseconds
+  /stats               {"delays": [seconds each /delay request really took inside the server]}
   /status/<code>       that status
   /json                {"id": 42, "status": "created", "nested": {"items": [{"id": 7}]}}
   /big/<bytes>         a body of that many bytes
@@ -17,12 +18,14 @@ from __future__ import annotations
 import itertools
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.servers import free_port
+from tests.servers import free_port, port_open, wait_for
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -57,10 +60,14 @@ class _Handler(BaseHTTPRequestHandler):
             with self.server.lock:
                 self.server.in_flight += 1
                 self.server.max_in_flight = max(self.server.max_in_flight, self.server.in_flight)
+            started = time.perf_counter()
             time.sleep(int(parts[1]) / 1000)
             with self.server.lock:
                 self.server.in_flight -= 1
+                self.server.delays.append(time.perf_counter() - started)
             self._json(200, {"ok": True})
+        elif parts[0] == "stats":
+            self._json(200, {"delays": self.server.delays})
         elif parts[0] == "status":
             self._json(int(parts[1]), {"status": int(parts[1])})
         elif parts[0] == "json":
@@ -116,6 +123,7 @@ class _Server(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.in_flight = 0
         self.max_in_flight = 0
+        self.delays: list[float] = []  # how long each /delay request really slept
 
 
 class HttpTarget:
@@ -168,3 +176,29 @@ class SilentServer:
         for conn in self.accepted:
             conn.close()
         self.sock.close()
+
+
+class HttpTargetProcess:
+    """The same server in a process of its own, for timing tests: no GIL shared with the probe."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> HttpTargetProcess:
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.http_target", str(self.port)])
+        wait_for(lambda: port_open(self.port), timeout=15, what="HTTP target process")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+if __name__ == "__main__":
+    _Server(int(sys.argv[1])).serve_forever()
