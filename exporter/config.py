@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -91,7 +92,15 @@ def format_duration(seconds: float) -> str:
     return f"{round(seconds * 1000, 3):g}ms"
 
 
+def _http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+    return value.rstrip("/")
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+HttpUrlText = Annotated[str, AfterValidator(_http_url)]
 Ratio = Annotated[float, BeforeValidator(parse_ratio)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]*$", max_length=64)]
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -251,7 +260,7 @@ class TLSConfig(Model):
 
 class ApiTarget(Model):
     name: Name
-    base_url: str
+    base_url: HttpUrlText
     interval: Duration = 15.0
     timeout: Duration = 5.0
     headers: dict[str, SecretStr] = Field(default_factory=dict)
@@ -263,14 +272,6 @@ class ApiTarget(Model):
     max_body_bytes: PositiveInt = 10 * 1024 * 1024
     endpoints: list[Endpoint] = Field(default_factory=list)
     journeys: list[Journey] = Field(default_factory=list)
-
-    @field_validator("base_url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
-        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _consistent(self) -> ApiTarget:
@@ -387,7 +388,7 @@ class RedisTarget(Model):
 
 class JaegerTarget(Model):
     name: Name
-    url: str = "http://localhost:16686"
+    url: HttpUrlText = "http://localhost:16686"
     base_path: str = ""
     api: Literal["auto", "v3", "v1"] = "auto"
     interval: Duration = 60.0
@@ -405,14 +406,6 @@ class JaegerTarget(Model):
     bearer_token: SecretStr | None = None
     bearer_token_file: Path | None = None
     tls: TLSConfig = Field(default_factory=TLSConfig)
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
-        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _consistent(self) -> JaegerTarget:

@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 
 def free_port() -> int:
@@ -237,24 +238,30 @@ class Redis:
 # Prometheus and Alertmanager
 
 @dataclass
-class Prometheus:
+class _ConfiguredServer:
+    """A Prometheus-family server: a config file, a data directory, a /-/ready endpoint."""
+
     root: Path
     config: str
     port: int = field(default_factory=free_port)
     process: Process | None = None
+    binary = ""
+    config_name = ""
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self) -> Prometheus:
+    def args(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self) -> Self:
         self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "prometheus.yml").write_text(self.config)
-        self.process = Process([_need("prometheus"), f"--config.file={self.root / 'prometheus.yml'}",
-                                f"--storage.tsdb.path={self.root / 'data'}",
-                                f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle",
-                                "--log.level=warn"], self.root / "prometheus.log").start()
-        wait_for(lambda: http_ok(f"{self.url}/-/ready"), timeout=30, what="Prometheus ready")
+        (self.root / self.config_name).write_text(self.config)
+        self.process = Process([_need(self.binary), f"--config.file={self.root / self.config_name}",
+                                f"--web.listen-address=127.0.0.1:{self.port}", "--log.level=warn", *self.args()],
+                               self.root / f"{self.binary}.log").start()
+        wait_for(lambda: http_ok(f"{self.url}/-/ready"), timeout=30, what=f"{self.binary} ready")
         return self
 
     def stop(self) -> None:
@@ -262,28 +269,17 @@ class Prometheus:
             self.process.stop()
 
 
-@dataclass
-class Alertmanager:
-    root: Path
-    config: str
-    port: int = field(default_factory=free_port)
-    process: Process | None = None
+class Prometheus(_ConfiguredServer):
+    binary = "prometheus"
+    config_name = "prometheus.yml"
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def args(self) -> list[str]:
+        return [f"--storage.tsdb.path={self.root / 'data'}", "--web.enable-lifecycle"]
 
-    def start(self) -> Alertmanager:
-        self.root.mkdir(parents=True, exist_ok=True)
-        (self.root / "alertmanager.yml").write_text(self.config)
-        self.process = Process([_need("prometheus-alertmanager"),
-                                f"--config.file={self.root / 'alertmanager.yml'}",
-                                f"--storage.path={self.root / 'data'}",
-                                f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address=",
-                                "--log.level=warn"], self.root / "alertmanager.log").start()
-        wait_for(lambda: http_ok(f"{self.url}/-/ready"), timeout=30, what="Alertmanager ready")
-        return self
 
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
+class Alertmanager(_ConfiguredServer):
+    binary = "prometheus-alertmanager"
+    config_name = "alertmanager.yml"
+
+    def args(self) -> list[str]:
+        return [f"--storage.path={self.root / 'data'}", "--cluster.listen-address="]
