@@ -402,12 +402,17 @@ def _stats(client: redis.Redis) -> tuple[int, int]:
     return int(info["keyspace_hits"]), int(info["keyspace_misses"])
 
 
-def test_orders_survive_a_read_back_from_postgresql(backed_demo: DemoProcess, postgres: Postgres) -> None:
+def test_orders_survive_a_read_back_from_postgresql(backed_demo: DemoProcess, postgres: Postgres,
+                                                    demo_redis: Redis) -> None:
     order = create_order(backed_demo, rider_id=21)
-    status, read, headers = backed_demo.request("GET", f"/api/v1/orders/{order['id']}")
-    assert status == 200 and headers["x-cache"] == "miss"
-    assert {k: read[k] for k in ("id", "rider_id", "status", "fare_cents")} == \
-        {k: order[k] for k in ("id", "rider_id", "status", "fare_cents")}
+    path = f"/api/v1/orders/{order['id']}"
+    client = redis.Redis.from_url(demo_redis.url)
+    assert client.delete(f"order:{order['id']}") == 1, "a new order is written through to the cache"
+    client.close()
+    status, read, headers = backed_demo.request("GET", path)
+    assert status == 200 and headers["x-cache"] == "miss", "with the cache entry gone, the read is the database's"
+    fields = ("id", "rider_id", "pickup", "dropoff", "status", "fare_cents")
+    assert {k: read[k] for k in fields} == {k: order[k] for k in fields}
     row = postgres.psql(f"SELECT rider_id, status FROM tripo04os_demo.orders WHERE id = {order['id']}")
     assert row.strip() == "21|created"
     assert int(postgres.psql("SELECT count(*) FROM tripo04os_demo.orders")) > 20_000, "seeded for real scans"
@@ -418,19 +423,18 @@ def test_orders_survive_a_read_back_from_postgresql(backed_demo: DemoProcess, po
 
 def test_order_reads_move_redis_keyspace_hits_and_misses(backed_demo: DemoProcess, demo_redis: Redis) -> None:
     client = redis.Redis.from_url(demo_redis.url)
-    order = create_order(backed_demo, rider_id=22)
-    path = f"/api/v1/orders/{order['id']}"
+    path = "/api/v1/orders/4242"  # seeded, and read by no other test
     hits, misses = _stats(client)
     assert backed_demo.request("GET", path)[2]["x-cache"] == "miss"
     assert backed_demo.request("GET", path)[2]["x-cache"] == "hit"
     hits_after, misses_after = _stats(client)
     assert (hits_after - hits, misses_after - misses) == (1, 1)
-    assert 0 < client.ttl(f"order:{order['id']}") <= 60  # (a lookup itself: counted after the stats)
+    assert 0 < client.ttl("order:4242") <= 60  # (a lookup itself: counted after the stats)
 
     status, _, _ = backed_demo.request("POST", "/admin/faults", {"cache": "off"})
     try:
         assert status == 200
-        assert client.exists(f"order:{order['id']}") == 0, "turning the cache off empties it"
+        assert client.exists("order:4242") == 0, "turning the cache off empties it"
         hits_after, misses_after = _stats(client)
         for _ in range(3):
             assert backed_demo.request("GET", path)[2]["x-cache"] == "miss"

@@ -204,6 +204,11 @@ class DemoApi:
                 fare_cents = 800 + self.state.rng.randrange(0, 2500, 5)
             order = await self.db(rec, ORDERS, "insert_order",
                                   store.create_order(rider_id, pickup, dropoff, fare_cents))
+            if self.state.faults.cache == "on":  # written through: the first read of a new order is a hit
+                try:
+                    await self.redis(rec, ORDERS, "SET", order_key(order["id"]), self.state.cache.set_order(order))
+                except CacheUnavailable as exc:
+                    self.state.backend_failed("redis", str(exc))
         order["rider_open_orders"] = active + 1
         return JSONResponse(order, status_code=201)
 

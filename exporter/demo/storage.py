@@ -202,10 +202,9 @@ class PostgresStore:
 
     async def healthy(self) -> bool:
         try:
-            async with asyncio.timeout(2):
-                async with self._connection() as conn:
-                    await conn.execute("SELECT 1")
-        except (StoreUnavailable, TimeoutError, psycopg.Error):
+            async with self._connection() as conn:
+                await conn.execute("SELECT 1")
+        except (StoreUnavailable, psycopg.Error):
             return False
         return True
 
