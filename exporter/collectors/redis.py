@@ -7,11 +7,13 @@ Each run:
    since the last reading (:class:`~exporter.analysis.redis_info.CounterMirror`), so a restart or
    ``CONFIG RESETSTAT`` never makes an exported counter go backwards.
 3. Queue depths (``LLEN``/``XLEN``/``XINFO GROUPS``) and key sampling (``PTTL``, ``MEMORY USAGE``) run inside
-   *measured windows*: ``MULTI; INFO server; INFO stats; <our lookups>; INFO stats; EXEC``. A transaction
-   runs alone on the server, so the change of ``keyspace_hits``/``keyspace_misses`` across the window is
-   exactly what our lookups caused: we count the application's share up to the window's first reading and
-   skip the window. (Checked against Redis 7.0: ``TTL``, ``PTTL``, ``TYPE``, ``EXISTS``, ``LLEN``, ``XLEN``,
-   ``OBJECT`` count as hits or misses; ``SCAN`` and ``MEMORY USAGE`` do not, so ``SCAN`` runs outside.)
+   *measured windows*: a Lua script (for sampling; a ``MULTI`` transaction for queues, or where scripting is
+   denied) that reads ``run_id`` and ``INFO stats``, does our lookups, and reads ``INFO stats`` again. Scripts
+   and transactions run alone on the server, so the change of ``keyspace_hits``/``keyspace_misses`` across the
+   window is exactly what our lookups caused: we count the application's share up to the window's first reading
+   and skip the window. (Checked against Redis 7.0: ``TTL``, ``PTTL``, ``TYPE``, ``EXISTS``, ``LLEN``,
+   ``XLEN``, ``OBJECT`` count as hits or misses; ``SCAN`` and ``MEMORY USAGE`` do not, so ``SCAN`` runs
+   outside.)
 4. ``SCAN`` (never ``KEYS``) looks at no more than ``scan_budget`` keys per run, continuing its cursor across
    runs; a pass's per-pattern aggregates are published when the pass completes.
 
@@ -96,7 +98,7 @@ return {string.match(server, 'run_id:(%x+)') or '',
 """
 Lookups = tuple[list[int | None], list[int | None]]  # PTTL replies, MEMORY USAGE replies, per key
 
-WINDOW_KEYS = 250  # keys per measured window: bounds how long one transaction holds the server
+WINDOW_KEYS = 250  # keys per measured window: bounds how long one script holds the server (~0.3 ms)
 SOCKET_TIMEOUT_SHARE = 0.8
 SCAN_COUNT = 250  # keys asked of one SCAN call: bounds how long it holds the server (~0.6 us a key)
 
