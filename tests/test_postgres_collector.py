@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
+import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,9 +13,9 @@ from typing import Any
 import psycopg
 import pytest
 from prometheus_client import CollectorRegistry
+from psycopg.conninfo import conninfo_to_dict
 
-from exporter import metrics
-from exporter.collectors.postgres import PostgresCollector
+from exporter.collectors.postgres import PostgresCollector, base_conninfo
 from exporter.config import PostgresTarget, Targets
 from exporter.scheduler import JobContext
 from exporter.store import MetricStore, StoreCollector
@@ -31,11 +33,16 @@ def pg(postgres: Postgres) -> Postgres:
 
 
 @pytest.fixture(scope="module")
-def bare_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
-    """A server of this module's own, without pg_stat_statements preloaded (and free to restart)."""
-    server = Postgres(tmp_path_factory.mktemp("pg-bare"), preload=False).init().start()
+def bare_postgres() -> Iterator[Postgres]:
+    """A server of this module's own, without pg_stat_statements preloaded (and free to restart).
+
+    Its directory is outside pytest's: a pytest session starting meanwhile resets /tmp/pytest-of-<user> to mode
+    0700, which the postgres user (the server runs as it under root) could then no longer traverse."""
+    root = Path(tempfile.mkdtemp(prefix="perf-pg-bare-"))
+    server = Postgres(root, preload=False).init().start()
     yield server
     server.stop()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 class Harness:
@@ -241,6 +248,31 @@ def test_two_sessions_blocking_each_other_show_a_lock_wait_while_it_lasts(pg: Po
 
 
 # ---------------------------------------------------------------------------------------------------------------
+# connections
+
+
+def test_connection_carries_name_timeouts_and_read_only_and_reads_the_password_file(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("file-secret\n")
+    cfg = PostgresTarget.model_validate({"name": "main", "host": "db.internal", "port": 6432, "user": "monitor",
+                                         "password_file": str(secret), "dbname": "rides", "timeout": "10s",
+                                         "lock_timeout": "250ms"})
+    info = conninfo_to_dict(base_conninfo(cfg))
+    assert info["host"] == "db.internal" and info["port"] == "6432" and info["dbname"] == "rides"
+    assert info["password"] == "file-secret"
+    assert info["application_name"] == "perf-exporter"
+    options = str(info["options"])
+    assert "statement_timeout=5000" in options  # half of timeout, by default
+    assert "lock_timeout=250" in options and "default_transaction_read_only=on" in options
+
+
+def test_options_already_in_the_dsn_are_kept() -> None:
+    cfg = PostgresTarget.model_validate({"name": "main", "dsn": "postgresql://u@h/db?options=-csearch_path%3Dapp"})
+    options = str(conninfo_to_dict(base_conninfo(cfg))["options"])
+    assert options.startswith("-csearch_path=app ") and "default_transaction_read_only=on" in options
+
+
+# ---------------------------------------------------------------------------------------------------------------
 # synthetic queries and plans
 
 
@@ -416,10 +448,3 @@ def test_database_restart_is_survived(bare_postgres: Postgres, caplog: pytest.Lo
 
     scenario(bare_postgres.dsn(), body, databases=["postgres"], queries=[{"name": "one", "sql": "select 1"}])
     assert events(caplog, "pg_query_failed") == [] and events(caplog, "pg_database_failed") == []
-
-
-def test_every_postgres_family_is_documented() -> None:
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-    for family in metrics.FAMILIES:
-        if family.name.startswith("perf_pg_"):
-            assert f"`{family.name}`" in readme, family.name
