@@ -1,0 +1,280 @@
+"""The config's ``targets:`` as SLO definitions: what counts as an event, what counts as a bad one, and the objective.
+
+Every SLO is a ratio of bad events to all events, so one set of recording rules, burn-rate alerts and dashboard
+panels serves them all:
+
+- a percentile target ("P95 < 500 ms") becomes "at least 95 % of events within 0.5 s", counted from the histogram
+  bucket whose upper bound is the threshold (config.Targets makes sure there is one, so the SLO is exact);
+- the error-rate target counts every probe request whose outcome is not ``success`` as bad: a 4xx or 5xx, and just
+  as much a timeout, a refused connection, an unexpected status or a failed body assertion, because each is a
+  request the user did not get a correct answer to in time;
+- the cache hit-rate target counts a keyspace miss as bad (objective 80 % means a 20 % miss budget).
+
+The metric names come from exporter.metrics by reference; nothing here retypes them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+
+from exporter import metrics
+from exporter.config import Config, Targets, format_duration
+from exporter.metrics import Family
+
+# Sloth's label names, so that community SLO dashboards group our SLOs the way they group Sloth's.
+SLO_LABELS = ("sloth_id", "sloth_service", "sloth_slo")
+
+
+def le_matcher(bound: float) -> str:
+    """The ``le`` matcher for one bucket bound, valid on Prometheus 2 (``le="1.0"``, as client_python writes it)
+    and Prometheus 3 (which normalises whole numbers to ``le="1"``)."""
+    if float(bound).is_integer():
+        return f'le=~"{int(bound)}(\\\\.0)?"'
+    return f'le="{float(bound)!r}"'
+
+
+def selector(*matchers: str) -> str:
+    inner = ", ".join(m for m in matchers if m)
+    return f"{{{inner}}}" if inner else ""
+
+
+def regex_of(names: list[str]) -> str:
+    return "|".join(re.escape(n) for n in sorted(names))
+
+
+def seconds_text(seconds: float) -> str:
+    """A threshold as people say it: ``500 ms``, ``1 s``."""
+    return f"{round(seconds * 1000):g} ms" if seconds < 1 else f"{seconds:g} s"
+
+
+def percent_text(ratio: float) -> str:
+    return f"{round(ratio * 100, 4):g} %"
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """PromQL for the rate of bad events and of all events, grouped by ``by``, over a window."""
+
+    by: tuple[str, ...]
+
+    def bad(self, window: str) -> str:
+        raise NotImplementedError
+
+    def total(self, window: str) -> str:
+        raise NotImplementedError
+
+    def families(self) -> tuple[Family, ...]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class LatencyIndicator(Indicator):
+    """Events are observations of ``family``; bad ones are above ``threshold`` (a bucket bound)."""
+
+    family: Family = metrics.HTTP_REQUEST_DURATION
+    threshold: float = 0.5
+    matchers: tuple[str, ...] = ()
+
+    def _rate(self, suffix: str, window: str, *extra: str) -> str:
+        by = ", ".join(self.by)
+        return f"sum by ({by}) (rate({self.family.name}{suffix}{selector(*self.matchers, *extra)}[{window}]))"
+
+    def total(self, window: str) -> str:
+        return self._rate("_count", window)
+
+    def good(self, window: str) -> str:
+        return self._rate("_bucket", window, le_matcher(self.threshold))
+
+    def bad(self, window: str) -> str:
+        return f"({self.total(window)} - {self.good(window)})"
+
+    def families(self) -> tuple[Family, ...]:
+        return (self.family,)
+
+
+@dataclass(frozen=True)
+class OutcomeIndicator(Indicator):
+    """Events are increments of a counter with an outcome label; bad ones are every outcome but ``success``."""
+
+    family: Family = metrics.HTTP_REQUESTS
+    matchers: tuple[str, ...] = ()
+
+    def _rate(self, window: str, *extra: str) -> str:
+        by = ", ".join(self.by)
+        return f"sum by ({by}) (rate({self.family.name}{selector(*self.matchers, *extra)}[{window}]))"
+
+    def total(self, window: str) -> str:
+        return self._rate(window)
+
+    def bad(self, window: str) -> str:
+        return self._rate(window, 'outcome!="success"')
+
+    def families(self) -> tuple[Family, ...]:
+        return (self.family,)
+
+
+@dataclass(frozen=True)
+class HitMissIndicator(Indicator):
+    """Events are cache lookups (hits + misses); bad ones are misses."""
+
+    hits: Family = metrics.REDIS_HITS
+    misses: Family = metrics.REDIS_MISSES
+
+    def _rate(self, family: Family, window: str) -> str:
+        return f"sum by ({', '.join(self.by)}) (rate({family.name}[{window}]))"
+
+    def total(self, window: str) -> str:
+        return f"({self._rate(self.hits, window)} + {self._rate(self.misses, window)})"
+
+    def bad(self, window: str) -> str:
+        return self._rate(self.misses, window)
+
+    def families(self) -> tuple[Family, ...]:
+        return (self.hits, self.misses)
+
+
+@dataclass(frozen=True)
+class Slo:
+    area: str  # rule group, dashboard and sloth_service: api, database, cache, tracing
+    name: str  # sloth_slo, e.g. latency-p95 or create-order-latency-p95
+    alert: str  # CamelCase prefix of its alerts, e.g. ApiLatencyP95
+    title: str  # the guide's row name, e.g. "API P95 Response Time"
+    objective: float  # share of good events, e.g. 0.95
+    indicator: Indicator
+    target_text: str  # the guide's way of stating it, e.g. "< 500 ms"
+    description: str  # what the objective means, for annotations and docs
+    kind: str  # latency, errors or cache (which runbook and threshold alert)
+    quantile: float | None = None  # for latency SLOs: 0.95 or 0.99
+    threshold: float | None = None  # latency threshold in seconds, or the hit/error ratio
+    endpoint: str | None = None  # set for per-endpoint overrides
+    excluded_endpoints: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def sloth_id(self) -> str:
+        return f"{self.area}-{self.name}"
+
+    @property
+    def budget(self) -> float:
+        return round(1 - self.objective, 10)
+
+    @property
+    def by(self) -> tuple[str, ...]:
+        return self.indicator.by
+
+    def labels(self) -> dict[str, str]:
+        return {"sloth_id": self.sloth_id, "sloth_service": self.area, "sloth_slo": self.name}
+
+
+def _snake_to_kebab(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
+
+
+def _camel(name: str) -> str:
+    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name) if part)
+
+
+def _quantile_name(q: float) -> str:
+    return f"p{round(q * 100):d}"
+
+
+def api_slos(targets: Targets) -> list[Slo]:
+    """API latency (P95, P99) and error rate, each with per-endpoint overrides split out into their own SLO:
+    the target-wide SLO leaves out the endpoints that have their own figure for it."""
+    slos: list[Slo] = []
+    fam = metrics.HTTP_REQUEST_DURATION
+    for q, key, default in ((0.95, "api_latency_p95", targets.api_latency_p95),
+                            (0.99, "api_latency_p99", targets.api_latency_p99)):
+        pname = _quantile_name(q)
+        overrides = {e: getattr(o, key) for e, o in sorted(targets.endpoints.items()) if getattr(o, key) is not None}
+        excluded = f'endpoint!~"{regex_of(list(overrides))}"' if overrides else ""
+        slos.append(Slo(
+            area="api", name=f"latency-{pname}", alert=f"ApiLatency{pname.upper()}",
+            title=f"API {pname.upper()} Response Time", objective=q,
+            indicator=LatencyIndicator(by=("target",), family=fam, threshold=default,
+                                       matchers=(excluded,) if excluded else ()),
+            target_text=f"< {seconds_text(default)}",
+            description=f"{percent_text(q)} of probe requests within {seconds_text(default)}",
+            kind="latency", quantile=q, threshold=default, excluded_endpoints=tuple(overrides)))
+        for endpoint, value in overrides.items():
+            slos.append(Slo(
+                area="api", name=f"{_snake_to_kebab(endpoint)}-latency-{pname}",
+                alert=f"ApiLatency{pname.upper()}", title=f"API {pname.upper()} Response Time ({endpoint})",
+                objective=q,
+                indicator=LatencyIndicator(by=("target", "endpoint"), family=fam, threshold=value,
+                                           matchers=(f'endpoint="{endpoint}"',)),
+                target_text=f"< {seconds_text(value)}",
+                description=f"{percent_text(q)} of {endpoint} probe requests within {seconds_text(value)}",
+                kind="latency", quantile=q, threshold=value, endpoint=endpoint))
+    overrides = {e: o.error_rate for e, o in sorted(targets.endpoints.items()) if o.error_rate is not None}
+    excluded = f'endpoint!~"{regex_of(list(overrides))}"' if overrides else ""
+    slos.append(Slo(
+        area="api", name="errors", alert="ApiErrorRate", title="Error Rate", objective=1 - targets.error_rate,
+        indicator=OutcomeIndicator(by=("target",), matchers=(excluded,) if excluded else ()),
+        target_text=f"< {percent_text(targets.error_rate)}",
+        description=f"at most {percent_text(targets.error_rate)} of probe requests fail (any outcome but success)",
+        kind="errors", threshold=targets.error_rate, excluded_endpoints=tuple(overrides)))
+    for endpoint, value in overrides.items():
+        slos.append(Slo(
+            area="api", name=f"{_snake_to_kebab(endpoint)}-errors", alert="ApiErrorRate",
+            title=f"Error Rate ({endpoint})", objective=1 - value,
+            indicator=OutcomeIndicator(by=("target", "endpoint"), matchers=(f'endpoint="{endpoint}"',)),
+            target_text=f"< {percent_text(value)}",
+            description=f"at most {percent_text(value)} of {endpoint} probe requests fail",
+            kind="errors", threshold=value, endpoint=endpoint))
+    return slos
+
+
+def all_slos(targets: Targets) -> list[Slo]:
+    """Every SLO, in the order of the guide's Performance Targets table."""
+    return [
+        *api_slos(targets),
+        Slo(area="database", name="query-latency-p95", alert="DatabaseQueryP95", title="Database Query P95",
+            objective=0.95,
+            indicator=LatencyIndicator(by=("target",), family=metrics.PG_QUERY_DURATION,
+                                       threshold=targets.db_query_p95),
+            target_text=f"< {seconds_text(targets.db_query_p95)}",
+            description=f"95 % of statement executions within {seconds_text(targets.db_query_p95)}",
+            kind="latency", quantile=0.95, threshold=targets.db_query_p95),
+        Slo(area="cache", name="hit-rate", alert="CacheHitRate", title="Cache Hit Rate",
+            objective=targets.cache_hit_rate, indicator=HitMissIndicator(by=("target",)),
+            target_text=f"> {percent_text(targets.cache_hit_rate)}",
+            description=f"at least {percent_text(targets.cache_hit_rate)} of key lookups hit",
+            kind="cache", threshold=targets.cache_hit_rate),
+        Slo(area="tracing", name="trace-latency-p95", alert="TraceP95", title="Trace P95 Duration",
+            objective=0.95,
+            indicator=LatencyIndicator(by=("target",), family=metrics.TRACE_DURATION, threshold=targets.trace_p95),
+            target_text=f"< {seconds_text(targets.trace_p95)}",
+            description=f"95 % of traces complete within {seconds_text(targets.trace_p95)}",
+            kind="latency", quantile=0.95, threshold=targets.trace_p95),
+    ]
+
+
+AREAS = ("api", "database", "cache", "tracing")
+AREA_COLLECTOR = {"api": "api", "database": "postgres", "cache": "redis", "tracing": "jaeger"}
+AREA_TITLE = {"api": "API", "database": "Database", "cache": "Cache", "tracing": "Tracing",
+              "health": "Exporter health"}
+
+
+def configured_areas(config: Config) -> list[str]:
+    """Areas whose collector has at least one target in the config (their SLI metrics should exist)."""
+    present = {"api": bool(config.api), "database": bool(config.postgres), "cache": bool(config.redis),
+               "tracing": bool(config.jaeger)}
+    return [a for a in AREAS if present[a]]
+
+
+def window_seconds(text: str) -> float:
+    match = re.fullmatch(r"(\d+)([smhd])", text)
+    if not match:
+        raise ValueError(f"not a window: {text}")
+    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+def scaled(window: str, scale: float) -> str:
+    """A Prometheus duration ``scale`` times ``window`` (``'1h'`` at 1/30 -> ``'2m'``)."""
+    seconds = window_seconds(window) * scale
+    if seconds < 1:
+        return f"{max(1, math.ceil(seconds * 1000))}ms"
+    whole = round(seconds)
+    return format_duration(whole) if math.isclose(whole, seconds) else f"{math.ceil(seconds * 1000)}ms"
