@@ -30,6 +30,7 @@ from exporter.analysis.statements import (
     OTHER_QUERYID,
     Counters,
     Snapshot,
+    StatementKey,
     StickyTop,
     duration_observations,
     interval_deltas,
@@ -211,6 +212,7 @@ class PostgresCollector:
         self.others: dict[str, DatabaseConnection] = {}
         self.sticky = StickyTop(cfg.top_statements, cfg.sticky_for)
         self.snapshot: Snapshot | None = None
+        self.exported: set[StatementKey] = set()  # the statements that have series of their own
         self.texts: dict[str, str] = {}  # queryid -> shortened text, for the exported statements
         self.statement_queries: dict[tuple[str, str], q.StatementQueries] = {}  # (datname, schema) -> SQL
         self.db_previous: dict[tuple[str, int], float] = {}
@@ -485,7 +487,12 @@ class PostgresCollector:
         else:
             scores = {key: delta.exec_seconds for key, delta in change.deltas.items()}
         exported = self.sticky.update(scores, now)
-        split = split_exported(change.deltas, exported)
+        # A statement entering the exported set starts at 0 and its work of this interval goes to "other":
+        # Prometheus takes a new series' first sample as its baseline, so that work would otherwise be lost
+        # from sum(rate(...)). Its own series counts from the next interval on.
+        continuing = exported & self.exported
+        self.exported = exported
+        split = split_exported(change.deltas, continuing)
         families = (
             (metrics.PG_STATEMENT_CALLS, "calls"), (metrics.PG_STATEMENT_EXEC, "exec_seconds"),
             (metrics.PG_STATEMENT_ROWS, "rows"), (metrics.PG_STATEMENT_BLOCKS_HIT, "blocks_hit"),
@@ -500,7 +507,7 @@ class PostgresCollector:
                 store.ensure_counter(family, labels)
                 store.inc(family, labels, getattr(delta, field))
         # "other" exists for every database and role that has statements not exported one by one
-        others = {(d, u) for (d, u, qid) in snapshot.entries if (d, u, qid) not in exported}
+        others = {(d, u) for (d, u, qid) in snapshot.entries if (d, u, qid) not in continuing}
         for datname, user in sorted(others):
             labels = (t, datname, user, OTHER_QUERYID)
             keep.append(labels)
@@ -510,8 +517,9 @@ class PostgresCollector:
                 store.inc(family, labels, getattr(delta, field))
         for family, _ in families:
             store.remove_where(family, keep)
-        store.replace(metrics.PG_STATEMENT_MEAN, {(t, *key): delta.exec_seconds / delta.calls
-                                                  for key, delta in split.exported.items() if delta.calls > 0})
+        means = {(t, *key): d.exec_seconds / d.calls
+                 for key in exported if (d := change.deltas.get(key)) is not None and d.calls > 0}
+        store.replace(metrics.PG_STATEMENT_MEAN, means)
         slow: dict[tuple[str, ...], float] = {(t, db): 0.0 for db in watched}
         for db, n in slow_statement_counts(change.deltas, self.cfg.slow_query).items():
             slow[(t, db)] = float(n)
@@ -545,6 +553,7 @@ class PostgresCollector:
                        metrics.PG_STATEMENT_MEAN, metrics.PG_SLOW_STATEMENTS):
             self.store.remove_where(family, ())
         self.sticky.last_top.clear()
+        self.exported = set()
         self.texts.clear()
 
     # -- synthetic queries -----------------------------------------------------------------------------------
