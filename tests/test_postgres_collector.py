@@ -448,6 +448,26 @@ def test_a_database_that_cannot_be_reached_is_logged_once_and_the_others_still_c
     assert h.value("perf_pg_lock_waiting_sessions", datname=DB) == 0
 
 
+def test_collection_cut_by_its_deadline_leaves_no_query_running_and_the_next_one_works(pg: Postgres) -> None:
+    pg.psql("DROP TABLE IF EXISTS probe_delay; CREATE TABLE probe_delay (seconds float8); "
+            "INSERT INTO probe_delay VALUES (5)", dbname=DB)
+
+    def running() -> str:
+        return pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'perf-exporter' "
+                       "AND state = 'active' AND query LIKE '%probe_delay%'").strip()
+
+    async def body(h: Harness) -> None:
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(h.run(), 1.0)  # what the scheduler does at the job's timeout
+        assert running() == "0"
+        pg.psql("UPDATE probe_delay SET seconds = 0", dbname=DB)
+        assert await h.run()
+        assert h.value("perf_pg_probe_success", probe="delayed") == 1
+
+    scenario(pg.dsn(DB), body, databases=[DB],
+             queries=[{"name": "delayed", "sql": "select pg_sleep((select seconds from probe_delay))"}])
+
+
 def test_database_restart_is_survived(bare_postgres: Postgres, caplog: pytest.LogCaptureFixture) -> None:
     async def body(h: Harness) -> None:
         assert await h.run()

@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.pq import TransactionStatus
 
 from exporter import metrics
 from exporter.analysis.plans import seq_scans
@@ -177,8 +178,9 @@ class DatabaseConnection:
                         continue
                     raise
                 except asyncio.CancelledError:
-                    # the query may still be running: this connection cannot be reused safely
-                    await self._discard()
+                    # psycopg has asked the server to cancel the query; a connection left busy is not reusable
+                    if conn.broken or conn.info.transaction_status != TransactionStatus.IDLE:
+                        await self._discard()
                     raise
             raise AssertionError("unreachable")
 
