@@ -34,6 +34,7 @@ from exporter.store import MetricStore, StoreCollector
 from tests.servers import Postgres, free_port, http_ok, port_open, wait_for
 
 HERE = Path(__file__).resolve().parent
+SCRAPE_TIMEOUT = 120.0
 REPO = HERE.parent
 
 
@@ -103,7 +104,7 @@ async def measure_in_process(pg: Postgres, rounds: int, work: Path, top: int) ->
 
 def scrape(url: str, rounds: int) -> tuple[float, str]:
     times, text = [], ""
-    with httpx.Client(timeout=60) as client:
+    with httpx.Client(timeout=SCRAPE_TIMEOUT) as client:
         for _ in range(rounds):
             started = time.perf_counter()
             response = client.get(url)
@@ -158,7 +159,12 @@ def measure_postgres_exporter(pg: Postgres, root: Path, rounds: int) -> dict[str
     url = f"http://127.0.0.1:{port}/metrics"
     try:
         wait_for(lambda: port_open(port), 30, "postgres_exporter listening")
-        seconds, text = scrape(url, rounds)
+        try:
+            seconds, text = scrape(url, rounds)
+        except httpx.TimeoutException:
+            print(f"\npostgres_exporter's /metrics did not answer within {SCRAPE_TIMEOUT:g} s: no comparison "
+                  f"(is the machine overloaded?)")
+            return None
         return {"scrape": seconds, "series": series(text), "rss": rss_mb(proc.pid),
                 "statement_series": series_named(text, "pg_stat_statements_calls")}
     finally:
@@ -186,8 +192,6 @@ def main() -> int:
 
         ours = asyncio.run(measure_in_process(pg, args.rounds, work, args.top))
         daemon = measure_daemon(pg, root, args.rounds, args.top, work)
-        theirs = measure_postgres_exporter(pg, root, args.rounds)
-
         print(f"\nperf-exporter (top_statements={args.top}), median of {args.rounds}:")
         print(f"  first collection (baseline):     {ours['first'] * 1000:8.1f} ms")
         print(f"  collection (6,000 deltas):       {ours['collect'] * 1000:8.1f} ms")
@@ -197,7 +201,8 @@ def main() -> int:
               f"   (statement call series: {ours['statement_series']:.0f})")
         print(f"  daemon /metrics scrape:          {daemon['scrape'] * 1000:8.2f} ms")
         print(f"  daemon series (whole /metrics):  {daemon['series']:8.0f}")
-        print(f"  daemon RSS:                      {daemon['rss']:8.1f} MB")
+        print(f"  daemon RSS:                      {daemon['rss']:8.1f} MB", flush=True)
+        theirs = measure_postgres_exporter(pg, root, args.rounds)
         if theirs is not None:
             print("\nprometheus-postgres-exporter (example pg_stat_statements query), median of "
                   f"{args.rounds}:")
