@@ -512,6 +512,8 @@ def analyse(trace: Trace) -> TraceFacts:
             continue
         clipped: list[Clipped] = []
         for child in raw:
+            if child.span_id in visited:
+                continue  # a reference cycle
             c_start, c_end = child.start, child.start + child.duration
             if c_start < lo or c_end > hi:
                 outside += 1
