@@ -117,11 +117,7 @@ class DatabaseConnection:
         self.failures = 0
         self.retry_at = 0.0
         self.last_error = ""
-        self.connections = 0  # successful connects, so callers can tell a reconnect
-
-    @property
-    def dbname(self) -> str:
-        return self.conn.info.dbname if self.conn is not None else ""
+        self.dbname = ""  # the database's name once connected (kept while reconnecting)
 
     async def _connected(self) -> psycopg.AsyncConnection[Row]:
         if self.conn is not None and not self.conn.closed and not self.conn.broken:
@@ -140,7 +136,7 @@ class DatabaseConnection:
             raise Unavailable(self.last_error) from None
         self.failures = 0
         self.retry_at = 0.0
-        self.connections += 1
+        self.dbname = self.conn.info.dbname
         return self.conn
 
     async def _discard(self) -> None:
@@ -165,7 +161,6 @@ class DatabaseConnection:
         async with self.lock:
             for attempt in (1, 2):
                 conn = await self._connected()
-                fresh = self.connections
                 try:
                     async with conn.cursor() as cursor:
                         started = time.perf_counter()
@@ -173,7 +168,7 @@ class DatabaseConnection:
                         rows = await cursor.fetchall() if cursor.description is not None else []
                         return rows, time.perf_counter() - started
                 except psycopg.OperationalError:
-                    if conn.broken and attempt == 1 and fresh == self.connections:
+                    if conn.broken and attempt == 1:
                         await self._discard()
                         continue
                     raise
