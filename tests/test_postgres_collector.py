@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from psycopg.conninfo import conninfo_to_dict
 
 from exporter.collectors.postgres import PostgresCollector, base_conninfo
+from exporter.collectors.postgres_queries import statement_queries
 from exporter.config import PostgresTarget, Targets
 from exporter.scheduler import JobContext
 from exporter.store import MetricStore, StoreCollector
@@ -280,6 +281,17 @@ def test_options_already_in_the_dsn_are_kept() -> None:
     cfg = PostgresTarget.model_validate({"name": "main", "dsn": "postgresql://u@h/db?options=-csearch_path%3Dapp"})
     options = str(conninfo_to_dict(base_conninfo(cfg))["options"])
     assert options.startswith("-csearch_path=app ") and "default_transaction_read_only=on" in options
+
+
+def test_statement_sql_follows_the_installed_extension_version() -> None:
+    pg12 = statement_queries("public", {"queryid", "calls", "total_time", "rows"}, has_info=False)
+    text12 = pg12.counters.as_string(None)
+    assert "sum(s.\"total_time\")" in text12 and "NULL::float8" in text12 and pg12.info is None
+    pg17 = statement_queries("monitoring", {"queryid", "calls", "total_exec_time", "stats_since"}, has_info=True)
+    text17 = pg17.counters.as_string(None)
+    assert "sum(s.\"total_exec_time\")" in text17 and "max(s.stats_since)" in text17
+    assert '"monitoring".pg_stat_statements(false)' in text17
+    assert pg17.info is not None and '"monitoring".pg_stat_statements_info' in pg17.info.as_string(None)
 
 
 # ---------------------------------------------------------------------------------------------------------------
