@@ -154,8 +154,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=60, help="our collections timed")
     parser.add_argument("--scrapes", type=int, default=200, help="scrapes of each exporter timed")
     parser.add_argument("--budget", type=int, default=1000, help="scan_budget")
-    parser.add_argument("--bench-requests", type=int, default=100_000, help="per redis-benchmark round")
-    parser.add_argument("--rounds", type=int, default=3, help="redis-benchmark rounds of each kind")
+    parser.add_argument("--bench-requests", type=int, default=50_000, help="per redis-benchmark round")
+    parser.add_argument("--rounds", type=int, default=5, help="redis-benchmark rounds of each kind")
     parser.add_argument("--pace", type=float, default=0.1,
                         help="seconds between sampling runs in the paced rounds (the daemon's default: 15)")
     args = parser.parse_args()
@@ -235,11 +235,13 @@ def main() -> int:
             proc.wait(10)
         procs.clear()
 
-        # Rounds alternate (none, paced, back to back) so the machine's changing load spreads over all three.
-        # The slow log records every command that held the server 0.25 ms or more.
+        # Rounds alternate (none, paced, back to back) so the machine's changing load spreads over all three,
+        # and each round's rise is taken against the run without sampling just before it. The slow log records
+        # every command that held the server 0.25 ms or more.
         app.config_set("slowlog-log-slower-than", 250)
         app.config_set("slowlog-max-len", 100_000)
         app.slowlog_reset()
+        app.config_resetstat()
         paces = {"without sampling": None, f"sampling every {args.pace:g}s": args.pace, "back to back": 0.0}
         p99s: dict[str, list[float]] = {name: [] for name in paces}
         rates: dict[str, float] = {}
@@ -252,20 +254,27 @@ def main() -> int:
                 with SamplingLoop(server.url, args.budget, pace) as loop:
                     p99s[name].append(benchmark_p99(server.port, args.bench_requests))
                 rates[name] = loop.runs / (time.perf_counter() - started)
-        holds: dict[str, float] = {}
+        slow: dict[str, list[float]] = {}
         for entry in app.slowlog_get(100_000):
-            name = entry["command"].split(b" ")[0].decode().lower()
-            holds[name] = max(holds.get(name, 0.0), entry["duration"] / 1000)
-        base = statistics.median(p99s["without sampling"])
-        print(f"redis-benchmark p99 (GET/SET, 10 clients; median of {args.rounds} alternated rounds)")
+            slow.setdefault(entry["command"].split(b" ")[0].decode().lower(), []).append(entry["duration"] / 1000)
+        stats = app.info("commandstats")
+        base = p99s["without sampling"]
+        print(f"redis-benchmark p99 (GET/SET, 10 clients, {args.bench_requests} requests; {args.rounds} alternated "
+              "rounds; rise: median of each round against the round without sampling before it)")
         for name, values in p99s.items():
             rate = f" ({rates[name]:.1f} runs/s)" if name in rates else ""
-            rise = f", {statistics.median(values) - base:+.3f} ms" if name in rates else ""
+            rise = (f", rise {statistics.median(v - b for v, b in zip(values, base, strict=True)):+.3f} ms"
+                    if name in rates else "")
             print(f"  {name + rate:<36} {statistics.median(values):.3f} ms{rise}  rounds: "
                   + ", ".join(f"{v:.3f}" for v in values))
-        print("  longest single hold of the server per command (slow log >= 0.25 ms): "
-              + (", ".join(f"{name} {ms:.2f} ms" for name, ms in sorted(holds.items(), key=lambda kv: -kv[1]))
-                 or "none"))
+        print("server time per call (INFO commandstats, mean) and calls holding it >= 0.25 ms (slow log)")
+        for cmd in ("evalsha", "scan", "info", "get", "set"):
+            stat = stats.get(f"cmdstat_{cmd}")
+            if stat:
+                held = slow.get(cmd, [])
+                print(f"  {cmd:<8} {stat['usec_per_call']:8.1f} us over {stat['calls']} calls; >= 0.25 ms: "
+                      f"{len(held)}" + (f" (max {max(held):.2f} ms)" if held else ""))
+        print("  (a GET or SET held >= 0.25 ms means redis-server was waiting for a CPU: the machine's load)")
         print("goals: p99 rise < 1 ms with sampling running (the daemon samples once per interval, 15 s by default)")
         return 0
     finally:
