@@ -117,10 +117,10 @@ class Daemon:
         await asyncio.wait({stop_wait, server_task}, return_when=asyncio.FIRST_COMPLETED)
         self.ready = False
         event(log, logging.INFO, "stopping", grace_seconds=SHUTDOWN_GRACE_SECONDS)
-        await self.scheduler.shutdown(SHUTDOWN_GRACE_SECONDS)
+        cancelled = await self.scheduler.shutdown(SHUTDOWN_GRACE_SECONDS)
         server.should_exit = True
         await server_task
         stop_wait.cancel()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
-        event(log, logging.INFO, "stopped")
+        event(log, logging.INFO, "stopped", runs_cancelled=cancelled)

@@ -212,16 +212,21 @@ class Scheduler:
             event(log, logging.WARNING, "job_close_failed", collector=runner.collector, target=runner.entry.name,
                   cause=mask_url(f"{type(exc).__name__}: {exc}"))
 
-    async def shutdown(self, grace: float) -> None:
-        """Stop scheduling, give running jobs ``grace`` seconds to end, then cancel the rest and close all."""
+    async def shutdown(self, grace: float) -> int:
+        """Stop scheduling, give running jobs ``grace`` seconds to end, then cancel the rest and close all.
+        Returns how many runs had to be cancelled."""
+        if self.started:
+            self.aps.pause()  # no new runs; shutting APScheduler down now would cancel the running ones
+        running = [r.running for r in self.runners.values() if r.running is not None]
+        pending: set[asyncio.Task[None]] = set()
+        if running:
+            _, pending = await asyncio.wait(running, timeout=grace)
         if self.started:
             self.aps.shutdown(wait=False)
             self.started = False
-        running = [r.running for r in self.runners.values() if r.running is not None]
-        if running:
-            _, pending = await asyncio.wait(running, timeout=grace)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         for runner in self.runners.values():
             await self._close(runner)
+        return len(pending)

@@ -94,13 +94,14 @@ def test_sighup_reload_stops_removed_targets_and_their_series_disappear(daemon_f
     assert daemon.value("perf_config_last_reload_successful") == 1
 
 
-def test_sigterm_stops_cleanly_with_exit_code_0(daemon_factory, target: HttpTarget) -> None:
-    daemon, _ = daemon_factory(api_config("gw", target.url))
+def test_sigterm_lets_the_running_probe_finish_and_exits_0(daemon_factory, target: HttpTarget) -> None:
+    daemon, _ = daemon_factory(api_config("gw", target.url, interval="10s", timeout="5s", path="/delay/1500"))
     daemon.wait_ready()
-    daemon.wait_value("perf_target_up", lambda v: v == 1, collector="api", target="gw")
+    wait_for(lambda: target.server.in_flight == 1, timeout=10, what="probe request in flight")
     assert daemon.stop() == 0
-    assert "event=stopped" in daemon.log()
-    assert "Traceback" not in daemon.log()
+    log = daemon.log()
+    assert "event=stopped runs_cancelled=0" in log
+    assert "Traceback" not in log and "CancelledError" not in log
 
 
 def test_a_scrape_never_waits_for_a_hanging_target(daemon_factory) -> None:
