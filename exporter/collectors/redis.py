@@ -24,6 +24,7 @@ line when the cause changes; the connection pool is dropped so the next run star
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
 import time
@@ -221,7 +222,7 @@ class RedisCollector:
         for family in SERVER_GAUGES:
             self.store.replace(family, {})
         # Whatever state the connections are in (a reply may still be on its way), start clean next run.
-        await self.client.connection_pool.disconnect()
+        await self._drop_connections()
         # The keys of an interrupted batch are lost to the pass: start the walk again, so that a completed
         # pass always counts every key once.
         self._restart_walk()
@@ -242,7 +243,7 @@ class RedisCollector:
         except RedisConnectionError:
             # A pooled connection the server closed since the last run (a restart, an idle timeout): one fresh
             # try. Only here: a retried window could run our lookups twice and blur the hit counts.
-            await self.client.connection_pool.disconnect()
+            await self._drop_connections()
             started = time.perf_counter()
             await self.client.ping()
         self.store.observe(metrics.REDIS_PING, (self.target,), time.perf_counter() - started)
@@ -434,6 +435,11 @@ class RedisCollector:
         found = iter(replies[len(keys):])
         sizes = [next(found) if wanted else None for wanted in measure]
         return pttls, [size if isinstance(size, int) else None for size in sizes]
+
+    async def _drop_connections(self) -> None:
+        # closing a socket that is already broken may fail; it is gone either way
+        with contextlib.suppress(RedisError, OSError):
+            await self.client.connection_pool.disconnect()
 
     def _restart_walk(self) -> None:
         self.cursor = ScanCursor()
