@@ -15,7 +15,7 @@ import redis
 
 from exporter import metrics
 from exporter.analysis.key_patterns import KeyClassifier, ScanCursor, ScanPass, glob_regex, pttl_seconds
-from exporter.analysis.redis_info import CounterMirror, command_stats, keyspace, latency_percentiles
+from exporter.analysis.redis_info import CounterMirror, command_stats, keyspace, latency_percentiles, numbers
 from exporter.collectors.redis import RedisCollector
 from exporter.config import ConfigError, RedisTarget, Targets, parse_config
 from exporter.scheduler import JobContext
@@ -428,6 +428,9 @@ def test_info_fields_become_keyspace_command_and_latency_data() -> None:
         "dbfilename": "dump.rdb",
     }
     assert keyspace(info) == {"0": (10.0, 4.0), "3": (1.0, 0.0)}
+    # a field this server does not report (Redis 6, a compatible server) is skipped, not zero
+    assert numbers({"evicted_keys": 3, "role": "master"}, ("evicted_keys", "expired_keys", "role")) == {
+        "evicted_keys": 3.0}
     stats = command_stats(info)
     assert stats["get"].calls == 5 and stats["get"].seconds == pytest.approx(0.0025)
     assert stats["client|list"].calls == 1
