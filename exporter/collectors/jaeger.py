@@ -11,9 +11,9 @@ Each run (a *poll*):
 3. With trace summaries (current api_v3), every new trace's duration, span and error counts come from its
    summary, and a random sample of ``sample`` new traces per poll is fetched whole for span durations, critical
    path and serial siblings. Without summaries, the searches return whole traces and all are analysed.
-4. Jaeger has no pagination: a search that returns ``limit`` traces (or a body above ``max_response_bytes``)
-   is repeated on the two halves of its window, twice at most; still full, it counts in
-   ``perf_trace_searches_truncated_total``.
+4. Jaeger has no pagination: searches ask for ``limit + 1`` traces, and one that returns more than ``limit``
+   (or a body above ``max_response_bytes``) is repeated on the two halves of its window, twice at most; still
+   full, it counts in ``perf_trace_searches_truncated_total``.
 5. Traces API probes started (``traceparent: true``) are looked up by ID once ``settle`` has passed since the
    request: each is reported once, or given up after ``PROBE_ATTEMPTS`` polls.
 
@@ -157,7 +157,7 @@ class JaegerCollector:
         """Run ``fetch`` on the window; when it comes back full (or too large), on its two halves too."""
         full = False
         try:
-            full = await fetch(service, start, end) >= self.cfg.limit
+            full = await fetch(service, start, end) > self.cfg.limit
         except ResponseTooLarge:
             if depth >= MAX_SPLITS or end - start < 2 * MIN_SPLIT_WINDOW_US:
                 raise
@@ -189,7 +189,7 @@ class JaegerCollector:
     def _summaries_into(self, fresh: list[TraceFacts], now: int,
                         poll: Poll) -> Callable[[str, int, int], Awaitable[int]]:
         async def fetch(service: str, start: int, end: int) -> int:
-            found = await self.api.summaries(service, start, end, self.cfg.limit)
+            found = await self.api.summaries(service, start, end, self.cfg.limit + 1)
             if found is None:
                 raise _NoSummaries
             for facts in found:
@@ -200,7 +200,8 @@ class JaegerCollector:
 
     def _traces_into(self, now: int, poll: Poll) -> Callable[[str, int, int], Awaitable[int]]:
         async def fetch(service: str, start: int, end: int) -> int:
-            traces, returned, errors = await self.api.search(service, start, end, self.cfg.limit, self._is_known)
+            traces, returned, errors = await self.api.search(service, start, end, self.cfg.limit + 1,
+                                                             self._is_known)
             for trace in traces:
                 if trace.key in self.seen:
                     continue
