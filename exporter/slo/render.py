@@ -85,5 +85,22 @@ def render(what: str, config: Config, out: Path | None) -> int:
         path = directory / relative
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content)
-    print(f"wrote {len(files)} files under {directory}/")
+    stale = stale_files(what, directory, set(files))
+    for path in stale:
+        path.unlink()
+    print(f"wrote {len(files)} files under {directory}/" + (f", removed {len(stale)} stale" if stale else ""))
     return 0
+
+
+def stale_files(what: str, directory: Path, current: set[str]) -> list[Path]:
+    """Files an earlier render wrote that this one did not (an SLO that left the config): only generated ones,
+    recognised by their header, are ever removed."""
+    patterns = ["*.rules.yml", "tests/*.test.yml"] if what == "rules" else ["provisioning/*/*.yml"]
+    marker = HEADER.format(what=what)
+    found = []
+    for pattern in patterns:
+        for path in sorted(directory.glob(pattern)):
+            relative = path.relative_to(directory).as_posix()
+            if relative not in current and path.read_text().startswith(marker):
+                found.append(path)
+    return found
