@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,13 +16,19 @@ SHARED = REPO.parent / "shared"
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
-    """A PostgreSQL 15 server with pg_stat_statements preloaded and created in database ``postgres``."""
-    root = tmp_path_factory.mktemp("pg", numbered=True)
-    server = Postgres(root).init().start()
-    server.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-    yield server
-    server.stop()
+def postgres() -> Iterator[Postgres]:
+    """A PostgreSQL 15 server with pg_stat_statements preloaded and created in database ``postgres``.
+
+    Its directory is outside pytest's temporary root, which pytest makes private (0700) to root: the
+    ``postgres`` user must be able to reach it."""
+    root = Path(tempfile.mkdtemp(prefix="perf-pg-"))
+    server = Postgres(root / "cluster").init().start()
+    try:
+        server.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
