@@ -234,7 +234,7 @@ def trace_from_v1(obj: Mapping[str, Any]) -> Trace:
     builder = _Builder(trace_id)
     anomalies = builder.anomalies
     for raw in obj["spans"]:
-        if not isinstance(raw, Mapping) or "spanID" not in raw:
+        if not isinstance(raw, dict) or "spanID" not in raw:
             _bump(anomalies, INVALID_SPAN)
             continue
         if not trace_id:
@@ -243,21 +243,27 @@ def trace_from_v1(obj: Mapping[str, Any]) -> Trace:
         process = raw.get("process")
         service = services.get(raw.get("processID", ""), V1_NO_SERVICE) if process is None else str(
             process.get("serviceName") or V1_NO_SERVICE)
-        span_id = str(raw["spanID"])
-        try:
-            start = _as_int(raw.get("startTime", 0), f"span {span_id} startTime")
-            duration = _as_int(raw.get("duration", 0), f"span {span_id} duration")
-        except TraceDataError:
-            _bump(anomalies, INVALID_SPAN)
-            continue
+        span_id = raw["spanID"]
+        if type(span_id) is not str:
+            span_id = str(span_id)
+        start, duration = raw.get("startTime", 0), raw.get("duration", 0)
+        if type(start) is not int or type(duration) is not int:  # int64 may come as a string
+            try:
+                start = _as_int(start, f"span {span_id} startTime")
+                duration = _as_int(duration, f"span {span_id} duration")
+            except TraceDataError:
+                _bump(anomalies, INVALID_SPAN)
+                continue
         candidates: list[tuple[str, bool]] = []
         for ref in raw.get("references") or ():
             ref_trace = ref.get("traceID")
-            if ref_trace is not None and own is not None and ref_trace != trace_id and trace_key(ref_trace) != own:
+            if ref_trace != trace_id and ref_trace is not None and own is not None and trace_key(ref_trace) != own:
                 continue  # a link to another trace
             candidates.append((str(ref.get("spanID")), ref.get("refType", "CHILD_OF") != "FOLLOWS_FROM"))
-        for warning in raw.get("warnings") or ():
-            _bump(anomalies, _warning_kind(str(warning)))
+        warnings = raw.get("warnings")
+        if warnings:
+            for warning in warnings:
+                _bump(anomalies, _warning_kind(str(warning)))
         builder.add(Span(span_id, service, str(raw.get("operationName") or ""), start, max(0, duration),
                          _v1_error(raw.get("tags"))), candidates)
     for warning in obj.get("warnings") or ():

@@ -43,7 +43,13 @@ from exporter.analysis.traces import (
     rank_operations,
     top_keys,
 )
-from exporter.collectors.jaeger_api import JaegerApi, JaegerError, JaegerUnreachable, ResponseTooLarge
+from exporter.collectors.jaeger_api import (
+    JaegerApi,
+    JaegerError,
+    JaegerUnreachable,
+    ResponseTooLarge,
+    bulk_objects,
+)
 from exporter.config import JaegerTarget
 from exporter.logs import event
 from exporter.scheduler import JobContext, SentTrace
@@ -202,13 +208,14 @@ class JaegerCollector:
         async def fetch(service: str, start: int, end: int) -> int:
             traces, returned, errors = await self.api.search(service, start, end, self.cfg.limit + 1,
                                                              self._is_known)
-            for trace in traces:
-                if trace.key in self.seen:
-                    continue
-                if now - trace.end < self.cfg.settle * 1e6:
-                    poll.deferred += 1
-                    continue
-                self._take_whole(trace, poll, count=True, now=now)
+            with bulk_objects():
+                for trace in traces:
+                    if trace.key in self.seen:
+                        continue
+                    if now - trace.end < self.cfg.settle * 1e6:
+                        poll.deferred += 1
+                        continue
+                    self._take_whole(trace, poll, count=True, now=now)
             poll.problems.extend(f"service {service!r}: Jaeger reported: {e}" for e in errors)
             return returned
         return fetch

@@ -11,8 +11,10 @@ Every response body is read up to ``max_response_bytes`` and parsed as JSON what
 
 from __future__ import annotations
 
+import gc
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -54,6 +56,19 @@ class Answer:
     status: int
     document: Any  # parsed JSON, or None when the body is not JSON
     problem: str | None  # why the body is not usable JSON
+
+
+@contextmanager
+def bulk_objects() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many small objects that hold no cycles (a parsed body
+    and its spans): its passes over a growing heap would cost about as much as the parsing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _rfc3339(micros: int) -> str:
@@ -134,7 +149,8 @@ class JaegerApi:
             raise JaegerUnreachable(f"{safe_url(url)}: {type(exc).__name__}: {exc or 'no answer'}") from None
         body = b"".join(chunks)
         del chunks
-        return Answer(status, *_parse(body))
+        with bulk_objects():
+            return Answer(status, *_parse(body))
 
     def _fail(self, path: str, answer: Answer) -> JaegerError:
         return JaegerError(f"{path}: HTTP {answer.status}: {_error_message(answer)}")
@@ -225,22 +241,32 @@ class JaegerApi:
             raise self._fail(path, answer)
         errors: list[str] = []
         try:
-            if api == "v3":
-                if "result" not in doc:
-                    raise JaegerError(f"{path}: HTTP 200 without 'result': {_error_message(answer)}")
-                result = doc.get("result") or {}
-                returned = len({trace_key(str(s.get("traceId") or ""))
-                                for rs in result.get("resourceSpans") or ()
-                                for ss in rs.get("scopeSpans") or () for s in ss.get("spans") or ()})
-                return traces_from_otlp(doc, skip), returned, errors
-            if doc.get("errors"):
-                errors.append(_error_message(answer))
-            if "data" not in doc:
-                raise JaegerError(f"{path}: HTTP 200 without 'data': {_error_message(answer)}")
-            data = doc.get("data") or []
-            return list(traces_from_v1(doc, skip)), len(data) if isinstance(data, list) else 0, errors
+            with bulk_objects():
+                return self._read_traces(path, api, answer, doc, skip, errors)
         except (TraceDataError, AttributeError, TypeError) as exc:
             raise JaegerError(f"{path}: not a trace response: {exc}") from None
+
+    def _read_traces(self, path: str, api: Api, answer: Answer, doc: dict[str, Any], skip: Skip | None,
+                     errors: list[str]) -> tuple[list[Trace], int, list[str]]:
+        if api == "v3":
+            if "result" not in doc:
+                raise JaegerError(f"{path}: HTTP 200 without 'result': {_error_message(answer)}")
+            skipped: set[str] = set()
+
+            def skip_and_count(key: str) -> bool:
+                if skip is not None and skip(key):
+                    skipped.add(key)
+                    return True
+                return False
+
+            traces = traces_from_otlp(doc, skip_and_count)
+            return traces, len(traces) + len(skipped), errors
+        if doc.get("errors"):
+            errors.append(_error_message(answer))
+        if "data" not in doc:
+            raise JaegerError(f"{path}: HTTP 200 without 'data': {_error_message(answer)}")
+        data = doc.get("data") or []
+        return list(traces_from_v1(doc, skip)), len(data) if isinstance(data, list) else 0, errors
 
 
 def _parse(body: bytes) -> tuple[Any, str | None]:

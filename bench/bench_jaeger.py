@@ -1,0 +1,294 @@
+"""Benchmark: one Jaeger poll of 10,000 traces of 50 spans each.
+
+The traces are generated (20 services x 500 traces, 500 being the default ``limit``; each trace a three-level
+tree over three services, with serial and parallel children, clipped and error spans) as v1 JSON bodies, one
+per service search, which is how a poll receives them. Two measurements, each in a fresh process so that peak
+memory is its own:
+
+- ``parse``: the processing path alone, fed each service's response body as bytes: ``json.loads``, normalise,
+  analyse (critical path, serial siblings), bucket span durations and write the store. Time and tracemalloc
+  peak, the bodies being generated before the clock starts, one at a time.
+- ``http``: a whole ``JaegerCollector.run()`` against a local HTTP server (another process) that serves the 20
+  bodies: network, parse, process, store. Wall time and the collector process's peak RSS.
+
+Goal: under 2 s and 200 MB on the development machine. There is no peer Jaeger exporter to compare against.
+
+Run: ``.venv/bin/python bench/bench_jaeger.py``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import random
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+SERVICES = 20
+TRACES_PER_SERVICE = 500
+SPANS_PER_TRACE = 50
+
+
+def make_trace(rng: random.Random, service: str, index: int, start_us: int) -> dict[str, Any]:
+    """A 50-span trace: root -> 7 calls (in waves of 1 and 2) -> 6 children each (2 overlapping rows of 3)."""
+    trace_id = f"{rng.getrandbits(128):032x}"
+    ids = iter(f"{rng.getrandbits(64):016x}" for _ in range(SPANS_PER_TRACE))
+    spans: list[dict[str, Any]] = []
+
+    def add(parent: str | None, pid: str, op: str, start: int, duration: int, error: bool = False) -> str:
+        span_id = next(ids)
+        tags: list[dict[str, Any]] = [{"key": "span.kind", "type": "string", "value": "server"},
+                                      {"key": "http.status_code", "type": "int64", "value": 500 if error else 200}]
+        if error:
+            tags.append({"key": "error", "type": "bool", "value": True})
+        spans.append({"traceID": trace_id, "spanID": span_id, "operationName": op,
+                      "references": [] if parent is None else
+                      [{"refType": "CHILD_OF", "traceID": trace_id, "spanID": parent}],
+                      "startTime": start, "duration": duration, "tags": tags, "logs": [], "processID": pid,
+                      "warnings": None})
+        return span_id
+
+    root = add(None, "p1", f"GET /api/v1/{service}/{index % 8}", start_us, 400_000)
+    t = start_us + 1_000
+    for call in range(7):
+        width = 2 if call % 2 else 1
+        for lane in range(width):
+            if len(spans) >= SPANS_PER_TRACE:
+                break
+            duration = rng.randint(10_000, 40_000)
+            child = add(root, "p2", f"call-{call}", t, duration, error=rng.random() < 0.01)
+            for row in range(2):
+                for k in range(3):
+                    if len(spans) >= SPANS_PER_TRACE:
+                        break
+                    # the last one runs past its parent now and then (clock skew)
+                    over = 5_000 if (row, k) == (1, 2) and rng.random() < 0.1 else 0
+                    add(child, "p3", f"SELECT t{k}", t + 100 + row * duration // 2 + k * 50,
+                        duration // 2 - 400 + over)
+            t += 0 if lane + 1 < width else duration + 500
+    while len(spans) < SPANS_PER_TRACE:
+        add(root, "p3", "cache GET", t, 100)
+        t += 200
+    return {"traceID": trace_id, "spans": spans, "warnings": None, "processes": {
+        "p1": {"serviceName": service, "tags": []}, "p2": {"serviceName": f"{service}-backend", "tags": []},
+        "p3": {"serviceName": "postgres", "tags": []}}}
+
+
+def service_body(service_index: int, now_us: int) -> bytes:
+    rng = random.Random(service_index)
+    service = f"svc-{service_index:02d}"
+    first = now_us - 200_000_000
+    traces = [make_trace(rng, service, i, first + i * 150_000 + service_index) for i in range(TRACES_PER_SERVICE)]
+    return json.dumps({"data": traces, "total": 0, "limit": 0, "offset": 0, "errors": None}).encode()
+
+
+def collector(url: str = "http://127.0.0.1:1", api: str = "v1") -> Any:
+    from exporter.collectors.jaeger import JaegerCollector
+    from exporter.config import JaegerTarget, Targets
+    from exporter.scheduler import JobContext
+    from exporter.store import MetricStore
+
+    cfg = JaegerTarget(name="bench", url=url, api=api, interval="60s", timeout="50s", limit=TRACES_PER_SERVICE)
+    return JaegerCollector(cfg, JobContext("jaeger", "bench", MetricStore(), Targets()))
+
+
+def bench_parse(path: str, memory: bool) -> dict[str, float]:
+    """``path`` is ``whole`` (v1 searches return every trace whole) or ``summaries`` (api_v3: every trace's
+    summary, then the sample fetched whole as OTLP JSON). With ``memory``, tracemalloc measures the peak (and
+    slows everything down: the time of that pass is not reported)."""
+    from exporter.analysis.traces import facts_from_summaries, traces_from_otlp, traces_from_v1
+    from exporter.collectors.jaeger import Poll
+    from exporter.collectors.jaeger_api import bulk_objects
+    from tests.jaeger_replay import summary_of, to_otlp
+
+    job = collector()
+    now = int(time.time() * 1e6)
+    poll = Poll()
+    elapsed = 0.0
+    size = 0
+    sample: list[bytes] = []
+    peak = 0
+    for s in range(SERVICES):
+        if tracemalloc.is_tracing():
+            tracemalloc.stop()  # generating the input is not part of the measurement
+        body = service_body(s, now)
+        if path == "summaries":
+            traces = json.loads(body)["data"]
+            body = json.dumps({"summaries": [summary_of(t) for t in traces]}).encode()
+            # the sample: whole traces the poll fetches by ID, as api_v3 serves them
+            sample += [json.dumps(to_otlp([t])).encode() for t in traces[: job.cfg.sample // SERVICES]]
+            del traces
+        size += len(body)
+        gc.collect()
+        if memory:
+            tracemalloc.start()
+        started = time.perf_counter()
+        with bulk_objects():
+            document = json.loads(body)
+            if path == "summaries":
+                for facts in facts_from_summaries(document):
+                    job._counts(facts, now, poll)
+            else:
+                for trace in list(traces_from_v1(document, job._is_known)):
+                    job._take_whole(trace, poll, count=True, now=now)
+            del document
+        elapsed += time.perf_counter() - started
+        if memory:
+            peak = max(peak, tracemalloc.get_traced_memory()[1])
+        del body
+    started = time.perf_counter()
+    for body in sample:
+        size += len(body)
+        with bulk_objects():
+            for trace in traces_from_otlp(json.loads(body)):
+                job._take_whole(trace, poll, count=False, now=now)
+    job._write(poll)
+    elapsed += time.perf_counter() - started
+    if memory:
+        peak = max(peak, tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+    assert len(poll.facts) == SERVICES * TRACES_PER_SERVICE, len(poll.facts)
+    spans = sum(f.span_count for f in poll.facts)
+    assert spans == SERVICES * TRACES_PER_SERVICE * SPANS_PER_TRACE, spans
+    return {"seconds": elapsed, "peak_mb": peak / 2**20, "body_mb": size / 2**20, "traces": len(poll.facts),
+            "whole": len(poll.whole)}
+
+
+def serve(port_file: str) -> None:
+    from tests.jaeger_replay import summary_of, to_otlp
+
+    now = int(time.time() * 1e6)
+    bodies = {f"svc-{s:02d}": service_body(s, now) for s in range(SERVICES)}
+    services = json.dumps({"data": sorted(bodies), "total": SERVICES, "limit": 0, "offset": 0,
+                           "errors": None}).encode()
+    v3_services = json.dumps({"services": sorted(bodies)}).encode()
+    summaries: dict[str, bytes] = {}
+    by_id: dict[str, bytes] = {}
+    for name, body in bodies.items():
+        traces = json.loads(body)["data"]
+        summaries[name] = json.dumps({"summaries": [summary_of(t) for t in traces]}).encode()
+        by_id.update((t["traceID"], json.dumps(to_otlp([t])).encode()) for t in traces)
+    empty = b'{"data": [], "errors": null}'
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            parts = urlsplit(self.path)
+            query = parse_qs(parts.query)
+            if parts.path == "/api/services":
+                body = services
+            elif parts.path == "/api/traces":
+                body = bodies.get(query.get("service", [""])[0], empty)
+            elif parts.path == "/api/v3/services":
+                body = v3_services
+            elif parts.path == "/api/v3/trace-summaries":
+                body = summaries.get(query.get("query.service_name", [""])[0], b'{"summaries": []}')
+            elif parts.path.startswith("/api/v3/traces/") and parts.path.rsplit("/", 1)[1] in by_id:
+                body = by_id[parts.path.rsplit("/", 1)[1]]
+            else:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    Path(port_file).write_text(str(server.server_address[1]))
+    server.serve_forever()
+
+
+def bench_http(url: str, api: str) -> dict[str, float]:
+    job = collector(url, api)
+
+    async def poll() -> tuple[bool, float]:
+        started = time.perf_counter()
+        ok = await job.run()
+        elapsed = time.perf_counter() - started
+        await job.close()
+        return ok, elapsed
+
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    ok, elapsed = asyncio.run(poll())
+    from exporter import metrics
+
+    traces = sum(h.count for h in job.store.histograms[metrics.TRACE_DURATION].values())
+    assert ok and traces == SERVICES * TRACES_PER_SERVICE, (ok, traces)
+    return {"seconds": elapsed, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "rss_before_mb": rss_before, "traces": traces,
+            "whole": job.store.get(metrics.TRACE_ANALYSED, ("bench",)) or 0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--mode", choices=["parse", "http", "serve", "all"], default="all")
+    parser.add_argument("--path", choices=["whole", "summaries"], default="whole")
+    parser.add_argument("--url")
+    parser.add_argument("--port-file")
+    args = parser.parse_args()
+    if args.mode == "parse":
+        timed = bench_parse(args.path, memory=False)
+        timed["peak_mb"] = bench_parse(args.path, memory=True)["peak_mb"]
+        print(json.dumps(timed))
+        return
+    if args.mode == "serve":
+        serve(args.port_file)
+        return
+    if args.mode == "http":
+        print(json.dumps(bench_http(args.url, "v3" if args.path == "summaries" else "v1")))
+        return
+
+    me = [sys.executable, __file__]
+    print(f"one poll: {SERVICES} services x {TRACES_PER_SERVICE} traces x {SPANS_PER_TRACE} spans "
+          f"= {SERVICES * TRACES_PER_SERVICE:,} traces, {SERVICES * TRACES_PER_SERVICE * SPANS_PER_TRACE:,} spans")
+    results: dict[str, dict[str, float]] = {}
+    for path in ("summaries", "whole"):
+        out = subprocess.run([*me, "--mode", "parse", "--path", path], capture_output=True, text=True, check=True)
+        results[f"parse-{path}"] = parse = json.loads(out.stdout)
+        print(f"[{path:9}] parse+process (bytes in, store out): {parse['seconds']:.2f} s, tracemalloc peak "
+              f"{parse['peak_mb']:.0f} MB; {parse['body_mb']:.0f} MB of JSON, {parse['whole']:.0f} traces "
+              "analysed whole")
+    port_file = Path(f"/tmp/bench_jaeger_port_{int(time.time() * 1e6)}")
+    server = subprocess.Popen([*me, "--mode", "serve", "--port-file", str(port_file)])
+    try:
+        deadline = time.monotonic() + 300
+        while not port_file.exists() or not port_file.read_text():
+            if time.monotonic() > deadline or server.poll() is not None:
+                raise SystemExit("the bench server did not start")
+            time.sleep(0.1)
+        url = f"http://127.0.0.1:{port_file.read_text()}"
+        for path in ("summaries", "whole"):
+            out = subprocess.run([*me, "--mode", "http", "--path", path, "--url", url], capture_output=True,
+                                 text=True, check=True)
+            results[f"http-{path}"] = http = json.loads(out.stdout)
+            print(f"[{path:9}] whole poll over HTTP (JaegerCollector.run): {http['seconds']:.2f} s, peak RSS "
+                  f"{http['peak_rss_mb']:.0f} MB (of which {http['rss_before_mb']:.0f} MB before the poll), "
+                  f"{http['whole']:.0f} traces analysed whole")
+    finally:
+        server.terminate()
+        server.wait(10)
+        port_file.unlink(missing_ok=True)
+    for path in ("summaries", "whole"):
+        p, h = results[f"parse-{path}"], results[f"http-{path}"]
+        met = p["seconds"] < 2 and p["peak_mb"] < 200 and h["seconds"] < 2 and h["peak_rss_mb"] < 200
+        print(f"[{path:9}] goal (< 2 s, < 200 MB): {'met' if met else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()
