@@ -89,12 +89,20 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _int_field(body: dict[str, Any], name: str, required: bool = True, default: int = 0) -> int:
+MAX_ID = 2**31 - 1  # every id fits a PostgreSQL integer column
+
+
+def _int_field(body: dict[str, Any], name: str) -> int:
     value = body.get(name)
-    if value is None and not required:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ApiError(422, f"{name}: expected a positive integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
+        raise ApiError(422, f"{name}: expected a positive integer up to {MAX_ID}, got {value!r}")
+    return value
+
+
+def _path_id(request: Request, what: str) -> int:
+    value = int(request.path_params["id"])
+    if not 0 < value <= MAX_ID:
+        raise ApiError(404, f"{what} {value} not found")
     return value
 
 
@@ -141,6 +149,10 @@ class DemoApi:
                 except CacheUnavailable as exc:
                     state.backend_failed("redis", str(exc))
                     response = JSONResponse({"error": "cache unavailable"}, status_code=503)
+                except Exception as exc:  # a bug in the demo: still a traced 500 and one log line
+                    event(log, logging.ERROR, "demo_request_failed", route=route,
+                          cause=mask_url(f"{type(exc).__name__}: {exc}"))
+                    response = JSONResponse({"error": "internal error"}, status_code=500)
                 root.attributes["http.response.status_code"] = response.status_code
                 if response.status_code >= 500:
                     root.error = True
@@ -213,7 +225,7 @@ class DemoApi:
         return JSONResponse(order, status_code=201)
 
     async def get_order(self, request: Request, rec: TraceRecorder) -> Response:
-        order_id = int(request.path_params["id"])
+        order_id = _path_id(request, "order")
         cache, store = self.state.cache, self.state.store
         with rec.span(ORDERS, "get_order", "server"):
             await self.service(ORDERS, "get_order")
@@ -237,7 +249,7 @@ class DemoApi:
         return JSONResponse(order, headers={"x-cache": "miss"})
 
     async def cancel_order(self, request: Request, rec: TraceRecorder) -> Response:
-        order_id = int(request.path_params["id"])
+        order_id = _path_id(request, "order")
         with rec.span(ORDERS, "cancel_order", "server"):
             await self.service(ORDERS, "cancel_order")
             order, changed = await self.db(rec, ORDERS, "cancel_order", self.state.store.cancel_order(order_id))
@@ -255,7 +267,7 @@ class DemoApi:
     # -- trips -------------------------------------------------------------------------------------------------
 
     async def update_trip(self, request: Request, rec: TraceRecorder) -> Response:
-        trip_id = int(request.path_params["id"])
+        trip_id = _path_id(request, "trip")
         body = await _json_body(request)
         status = body.get("status")
         if status not in TRIP_STATUSES:
@@ -270,7 +282,7 @@ class DemoApi:
         return JSONResponse(trip)
 
     async def update_location(self, request: Request, rec: TraceRecorder) -> Response:
-        trip_id = int(request.path_params["id"])
+        trip_id = _path_id(request, "trip")
         body = await _json_body(request)
         driver_id = _int_field(body, "driver_id")
         location = {"trip_id": trip_id, "driver_id": driver_id, "lat": _float_field(body, "lat", -90, 90),
