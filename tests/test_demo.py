@@ -4,6 +4,7 @@ PostgreSQL and Redis backends, its Jaeger query API (against the real Jaeger fix
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -531,3 +532,16 @@ def test_run_demo_shows_probe_results_on_metrics_and_stops_cleanly(tmp_path: Pat
     assert code == 0, daemon.log()
     wait_for(lambda: not port_open(demo_port), timeout=10, what="the demo stopped with the daemon")
     assert "demo_started" in daemon.log()
+
+
+def test_run_demo_with_a_bad_config_exits_1_naming_the_key_before_starting_the_demo(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text("api:\n  - name: x\n    base_url: ${TEST_BASE_URL}\n"
+                      "    endpoints: [{name: h, path: /health, bogus: 1}]\n")
+    demo_port = free_port()
+    out = subprocess.run([sys.executable, "-m", "exporter", "run", "--demo", "--config", str(config),
+                          "--listen", f"127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=30,
+                         env={**os.environ, "DEMO_LISTEN": f"127.0.0.1:{demo_port}"})
+    assert out.returncode == 1
+    assert "api[0].endpoints[0].bogus: unknown key" in out.stderr
+    assert "demo_started" not in out.stderr

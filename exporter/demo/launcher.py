@@ -169,6 +169,11 @@ def run_with_demo(args: argparse.Namespace) -> int:
         return 1
     config_path: Path = args.config or example_config_path()
     env = config_environment(os.environ, url)
+    try:
+        load_config(config_path, env=env)  # a bad config is reported before anything starts
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
     event(log, logging.INFO, "demo_starting", listen=listen, config=str(config_path),
           storage="postgresql" if os.environ.get("DEMO_DATABASE_URL") else "memory",
           cache="redis" if os.environ.get("DEMO_REDIS_URL") else "memory")
