@@ -6,10 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -28,7 +32,7 @@ from tests.jaeger_replay import (
     v1_error,
     v3_error,
 )
-from tests.servers import free_port
+from tests.servers import Process, free_port, http_ok, wait_for
 
 FIXTURES = ["jaeger-ui_testTrace.trace.json", "jaeger-ui_spanLongerAsParent.trace.json",
             "jaeger-ui_spansAmongEachOther.trace.json", "jaeger-ui_genaiTestTrace.trace.json"]
@@ -439,3 +443,58 @@ def test_probe_trace_never_served_is_given_up_after_a_bound(make: Any) -> None:
 def test_go_error_helper_matches_jaegers_http_error() -> None:
     reply = go_error(404, {"error": {"httpCode": 404, "message": "No traces found"}})
     assert reply.content_type == TEXT and reply.body.endswith(b"\n")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# End to end: the bundled demo target serves its recent traces through both forms of the Jaeger API
+
+
+@pytest.fixture
+def demo(tmp_path: Any) -> Iterator[str]:
+    port = free_port()
+    cli = Path(sys.executable).with_name("perf-exporter")  # the installed console script
+    process = Process([str(cli), "demo", "--listen", f"127.0.0.1:{port}"], tmp_path / "demo.log").start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: not process.alive() or http_ok(f"{url}/health"), timeout=30, what="demo target")
+        assert process.alive(), process.log()
+        yield url
+    finally:
+        process.stop()
+
+
+def test_demo_traces_are_collected_through_api_v3_and_v1(demo: str, harnesses: list[Harness]) -> None:
+    trace_id = os.urandom(16).hex()
+    with httpx.Client(base_url=demo, timeout=10) as client:
+        sent_at = time.time()
+        first = client.post("/api/v1/orders", json={"rider_id": 7},
+                            headers={"traceparent": f"00-{trace_id}-{os.urandom(8).hex()}-01"})
+        assert first.status_code == 201, first.text
+        assert trace_id in first.headers["traceresponse"]
+        for _ in range(2):
+            assert client.post("/api/v1/orders", json={"rider_id": 8}).status_code == 201
+        assert client.get(f"/api/v1/orders/{first.json()['id']}").status_code == 200
+    for api in ("v3", "v1"):
+        h = Harness(demo, api=api, settle="1s", top_operations=100)
+        harnesses.append(h)
+        h.context.sent_traces.append(SentTrace(trace_id, "gateway", "create_order", sent_at))
+
+        def all_four_counted(h: Harness = h) -> bool:
+            assert h.run() == "success", h.error
+            return h.total("perf_trace_duration_seconds_count") >= 4
+
+        wait_for(all_four_counted, timeout=20, interval=0.3, what=f"the demo's 4 traces through {api}")
+        assert h.run() == "success"
+        assert h.total("perf_trace_duration_seconds_count") == 4  # and never again
+        assert h.value("perf_trace_duration_seconds_count", service="api-gateway",
+                       operation="POST /api/v1/orders") == 3
+        # The demo checks the rider and quotes the fare one after another: create_order's children run in waves.
+        serial = h.value("perf_trace_serial_children_total", service="order-service", operation="create_order")
+        assert serial is not None and serial >= 3 * 2
+        critical = h.total("perf_trace_critical_path_seconds_total")
+        assert 0 < critical <= h.total("perf_trace_duration_seconds_sum") + 1e-5
+        labels = {"target": "gateway", "probe": "create_order"}
+        assert (h.registry.get_sample_value("perf_trace_probe_services", labels) or 0) >= 2
+        assert (h.registry.get_sample_value("perf_trace_probe_spans", labels) or 0) >= 3
+        visibility = h.registry.get_sample_value("perf_trace_probe_visibility_seconds", labels)
+        assert visibility is not None and visibility >= 1.0  # looked up once settle had passed
