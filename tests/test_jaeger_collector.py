@@ -199,6 +199,25 @@ def test_api_v3_golden_bodies_are_read(make: Any) -> None:
     assert search.query["query.start_time_min"].endswith("Z")
 
 
+def test_with_summaries_every_trace_counts_and_only_the_sample_is_fetched_whole(make: Any) -> None:
+    replay, h = make(api="v3", sample=2)
+    add_fixtures(replay, now_us() - 120_000_000)
+    assert h.run() == "success", h.error
+    assert h.total("perf_trace_duration_seconds_count") == 4  # from the summaries
+    assert h.value("perf_trace_analysed_total") == 2
+    assert len([r for r in replay.requests if r.path.startswith("/api/v3/traces/")]) == 2
+
+
+def test_truncated_trace_is_counted_from_the_warning_on_its_first_span(make: Any) -> None:
+    replay, h = make(api="v3", summaries=False, services=["service1"])
+    trace = fixture_trace("jaeger-ui_testTrace.trace.json")
+    trace["spans"][0]["warnings"] = ["trace size exceeded maximum allowed size"]
+    replay.add(trace, now_us() - 120_000_000)
+    assert h.run() == "success", h.error
+    assert h.value("perf_trace_anomalies_total", kind="truncated") == 1  # read from OTLP @jaeger@warnings
+    assert h.value("perf_trace_spans_sum", service="service1") == 11
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Windows, settle, exactly once
 

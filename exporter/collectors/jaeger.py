@@ -85,6 +85,7 @@ class Poll:
 
     facts: list[TraceFacts] = field(default_factory=list)  # counted traces (summaries or whole)
     whole: list[TraceFacts] = field(default_factory=list)  # whole traces analysed
+    summarised: list[TraceFacts] = field(default_factory=list)  # counted from summaries: the sample's pool
     span_times: SpanTimes = field(default_factory=lambda: SpanTimes(metrics.TRACE_BUCKETS))
     anomalies: dict[str, int] = field(default_factory=dict)
     truncated_searches: dict[str, int] = field(default_factory=dict)
@@ -124,6 +125,7 @@ class JaegerCollector:
                 services = list(self.cfg.services) or await self.api.services()
                 for service in services:
                     await self._collect_service(service, now, poll)
+                await self._analyse_sample(poll)
                 await self._look_up_probes(now, poll)
             finally:
                 self._write(poll)
@@ -144,13 +146,11 @@ class JaegerCollector:
         start, end = now - int(self.cfg.lookback * 1e6), now
         try:
             if await self.api.detect() == "v3" and self.api.has_summaries is not False:
-                fresh: list[TraceFacts] = []
                 try:
-                    await self._search(service, start, end, 0, poll, self._summaries_into(fresh, now, poll))
+                    await self._search(service, start, end, 0, poll, self._summaries_into(now, poll))
                 except _NoSummaries:
                     pass  # an api_v3 server without trace summaries: fall through to whole traces
                 else:
-                    await self._analyse_sample(fresh, poll)
                     return
             await self._search(service, start, end, 0, poll, self._traces_into(now, poll))
         except (JaegerError, TraceDataError) as exc:
@@ -192,15 +192,14 @@ class JaegerCollector:
         poll.facts.append(facts)
         return True
 
-    def _summaries_into(self, fresh: list[TraceFacts], now: int,
-                        poll: Poll) -> Callable[[str, int, int], Awaitable[int]]:
+    def _summaries_into(self, now: int, poll: Poll) -> Callable[[str, int, int], Awaitable[int]]:
         async def fetch(service: str, start: int, end: int) -> int:
             found = await self.api.summaries(service, start, end, self.cfg.limit + 1)
             if found is None:
                 raise _NoSummaries
             for facts in found:
                 if self._counts(facts, now, poll):
-                    fresh.append(facts)
+                    poll.summarised.append(facts)
             return len(found)
         return fetch
 
@@ -230,8 +229,9 @@ class JaegerCollector:
             poll.anomalies[kind] = poll.anomalies.get(kind, 0) + n
         return facts
 
-    async def _analyse_sample(self, fresh: list[TraceFacts], poll: Poll) -> None:
-        """Fetch a random sample of the traces counted from summaries, whole."""
+    async def _analyse_sample(self, poll: Poll) -> None:
+        """Fetch a random sample of the traces this poll counted from summaries, whole."""
+        fresh = poll.summarised
         chosen = fresh if len(fresh) <= self.cfg.sample else self.random.sample(fresh, self.cfg.sample)
         for trace in await self._fetch_all([f.trace_id for f in chosen]):
             if trace is not None:
