@@ -116,6 +116,7 @@ class JaegerApi:
                                         limits=httpx.Limits(max_connections=8, max_keepalive_connections=8))
         self.api: Api | None = None if cfg.api == "auto" else cfg.api
         self.has_summaries: bool | None = None  # unknown until asked
+        self._services_answer: Answer | None = None  # detection's answer, used once by services()
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -162,11 +163,11 @@ class JaegerApi:
             return self.api
         v3 = await self.get("/api/v3/services")
         if v3.status == 200 and isinstance(v3.document, dict) and "services" in v3.document:
-            self.api = "v3"
+            self.api, self._services_answer = "v3", v3
             return "v3"
         v1 = await self.get("/api/services")
         if v1.status == 200 and isinstance(v1.document, dict) and "data" in v1.document:
-            self.api = "v1"
+            self.api, self._services_answer = "v1", v1
             return "v1"
         raise JaegerError(f"neither api_v3 (/api/v3/services: HTTP {v3.status}: {_error_message(v3)}) nor v1 "
                           f"(/api/services: HTTP {v1.status}: {_error_message(v1)}) answered")
@@ -176,7 +177,7 @@ class JaegerApi:
     async def services(self) -> list[str]:
         api = await self.detect()
         path = "/api/v3/services" if api == "v3" else "/api/services"
-        answer = await self.get(path)
+        answer, self._services_answer = self._services_answer or await self.get(path), None
         if answer.status != 200 or not isinstance(answer.document, dict):
             raise self._fail(path, answer)
         names = answer.document.get("services" if api == "v3" else "data") or []
