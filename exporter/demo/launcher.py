@@ -3,7 +3,8 @@
 The demo runs as a child process (``python -m exporter.demo``), not in the daemon's event loop: a probe should
 measure a server the way it measures a real one, so the demo's request handling must not wait behind the
 daemon's own work (scrapes, collector runs) on the same loop, nor the probe timings include the demo's. The
-child dies with its parent (``PR_SET_PDEATHSIG`` on Linux) and is stopped when the daemon stops.
+child runs in its own process group (a Ctrl-C reaches the daemon, which stops it after its last probes), dies
+with its parent (``PR_SET_PDEATHSIG`` on Linux) and is stopped when the daemon stops.
 
 The demo listens on ``DEMO_LISTEN`` (default ``127.0.0.1:8020``) and keeps its data in PostgreSQL / Redis when
 ``DEMO_DATABASE_URL`` / ``DEMO_REDIS_URL`` are set (read by the child from its environment, so no password is in
@@ -115,7 +116,10 @@ def _port_taken(listen: str) -> bool:
 def start_demo(listen: str, log_level: str, log_format: str) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "exporter.demo", "--listen", listen, "--log-level", log_level,
             "--log-format", log_format]
-    return subprocess.Popen(argv, preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    # Its own process group: a Ctrl-C in the terminal reaches only the daemon, which lets its running probes
+    # finish against the demo and then stops it.
+    return subprocess.Popen(argv, process_group=0,
+                            preexec_fn=_die_with_parent if sys.platform == "linux" else None)
 
 
 def wait_until_answering(proc: subprocess.Popen[bytes], url: str, timeout: float) -> bool:
