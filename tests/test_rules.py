@@ -64,8 +64,7 @@ def alerts_in(directory: Path) -> set[str]:
 
 def test_shipped_rules_are_exactly_what_render_produces_from_the_example_config() -> None:
     expected = rule_outputs(example_config())
-    shipped = {p.relative_to(RULES).as_posix(): p.read_text() for p in RULES.rglob("*")
-               if p.is_file() and p.name != "README.md"}
+    shipped = {p.relative_to(RULES).as_posix(): p.read_text() for p in RULES.rglob("*") if p.is_file()}
     assert sorted(shipped) == sorted(expected), "run: perf-exporter render rules --config examples/tripo04os.yaml"
     for relative, content in expected.items():
         assert shipped[relative] == content, f"rules/{relative} drifted; re-render it"

@@ -39,6 +39,7 @@ def to_json(data: Any) -> str:
 def rule_outputs(config: Config) -> dict[str, str]:
     """Relative path -> content of everything under rules/."""
     from exporter.slo.alert_tests import unit_tests
+    from exporter.slo.readme import readme_markdown
     from exporter.slo.rules import rule_groups
     from exporter.slo.runbooks import runbooks_markdown
 
@@ -49,6 +50,7 @@ def rule_outputs(config: Config) -> dict[str, str]:
     for stem, content in unit_tests(config).items():
         out[f"tests/{stem}.test.yml"] = HEADER.format(what="rules") + to_yaml(content)
     out["runbooks.md"] = runbooks_markdown(config, files)
+    out["README.md"] = readme_markdown(config, files)
     return out
 
 

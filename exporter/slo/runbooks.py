@@ -144,11 +144,12 @@ def runbooks_markdown(config: Config, files: dict[str, dict[str, Any]]) -> str:
                 mine = [s for s in slos if s.alert == slo.alert]
                 targets = "; ".join(f"{s.title}: {s.target_text}" for s in mine)
                 if name.endswith("ErrorBudgetBurn"):
+                    days = config.targets.slo_window / 86400
                     meaning = (f"The {slo.title} SLO ({targets}; objective over "
                                f"{format_duration(config.targets.slo_window)}) is spending its error budget "
-                               "faster than it can afford: `severity: critical` at 14.4x over 1 h and 6x over "
-                               "6 h (the budget would be gone in 2 or 5 days), `severity: warning` at 3x over 1 d "
-                               "and 1x over 3 d.")
+                               "faster than it can afford: `severity: critical` at 14.4x over 1 h or 6x over "
+                               f"6 h (the whole budget would be gone in {days / 14.4:.2g} or {days / 6:.2g} days), "
+                               "`severity: warning` at 3x over 1 d or 1x over 3 d.")
                 else:
                     meaning = f"The guide's target is violated over the last 5 minutes: {targets}."
                 sections.append(
