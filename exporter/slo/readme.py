@@ -146,14 +146,13 @@ def readme_markdown(config: Config, files: dict[str, dict[str, Any]], options: R
             if "alert" not in rule:
                 continue
             name, severity = rule["alert"], rule["labels"]["severity"]
-            slo = next((s for s in slos if s.sloth_id == rule["labels"].get("slo")), None)
-            if name.endswith("ErrorBudgetBurn") and slo is not None:
+            owner = next((s for s in slos if s.sloth_id == rule["labels"].get("slo")), None)
+            if name.endswith("ErrorBudgetBurn") and owner is not None:
                 alert = PAGE if severity == "critical" else TICKET
-                what = f"{slo.sloth_id}: " + " or ".join(
-                    f"{c.factor:g}x over {c.long} and {c.short}" for c in burn_conditions(slo, alert))
-            elif slo is not None:
-                what = f"{slo.title} {'above' if slo.kind != 'cache' else 'below'} {slo.target_text[2:]}" + (
-                    f" ({slo.endpoint})" if slo.endpoint and slo.endpoint not in slo.title else "")
+                what = f"{owner.sloth_id}: " + " or ".join(
+                    f"{c.factor:g}x over {c.long} and {c.short}" for c in burn_conditions(owner, alert))
+            elif owner is not None:
+                what = f"{owner.title} {'above' if owner.kind != 'cache' else 'below'} {owner.target_text[2:]}"
             else:
                 what = rule["annotations"]["summary"]
             key = (name, severity, what)
