@@ -28,7 +28,6 @@ from tests.jaeger_replay import (
     Reply,
     fixture,
     fixture_trace,
-    go_error,
     v1_error,
     v3_error,
 )
@@ -356,14 +355,16 @@ def test_response_above_max_response_bytes_is_refused(make: Any) -> None:
 
 
 def test_oversized_response_is_split_into_halves_that_fit(make: Any) -> None:
-    # Two ~6 kB traces in one window exceed 9000 bytes together; each half of the window holds one.
-    replay, h = make(api="v1", summaries=False, services=["service1"], max_response_bytes=9_000)
+    # The v1 body of one testTrace is 3855 bytes, of two 7647: above 6000 together; each half of the window
+    # holds one.
+    replay, h = make(api="v1", summaries=False, services=["service1"], max_response_bytes=6_000)
     now = now_us()
     for i, offset in enumerate((250, 60)):
         trace = fixture_trace("jaeger-ui_testTrace.trace.json")
         replay.add(json.loads(json.dumps(trace).replace("trace-123", f"trace-{i}")), now - offset * 1_000_000)
     assert h.run() == "success", h.error
     assert h.total("perf_trace_duration_seconds_count") == 2
+    assert len(replay.hits("/api/traces")) == 3  # the whole window, then its two halves
 
 
 def test_malformed_trace_is_an_error_and_the_others_still_count(make: Any) -> None:
@@ -457,11 +458,6 @@ def test_probe_trace_never_served_is_given_up_after_a_bound(make: Any) -> None:
     assert h.registry.get_sample_value("perf_trace_probe_missing_total", labels) == 1
     assert len(replay.hits(f"/api/traces/{missing}")) == PROBE_ATTEMPTS
     assert h.registry.get_sample_value("perf_trace_probe_duration_seconds", labels) is None
-
-
-def test_go_error_helper_matches_jaegers_http_error() -> None:
-    reply = go_error(404, {"error": {"httpCode": 404, "message": "No traces found"}})
-    assert reply.content_type == TEXT and reply.body.endswith(b"\n")
 
 
 # ---------------------------------------------------------------------------------------------------------------
