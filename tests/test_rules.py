@@ -267,6 +267,18 @@ def test_render_writes_the_files_and_removes_what_an_earlier_render_left(tmp_pat
     assert (tmp_path / "api.rules.yml").read_text() == (RULES / "api.rules.yml").read_text()
 
 
+def test_render_warns_about_a_per_endpoint_target_for_an_endpoint_nobody_probes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = parse_config({"targets": {"endpoints": {"create_ordr": {"api_latency_p95": "300ms"}}},
+                           "api": [{"name": "gateway", "base_url": "http://127.0.0.1:1",
+                                    "endpoints": [{"name": "create_order"}]}]}, "typo.yaml", env={})
+    assert render("rules", config, tmp_path) == 0
+    assert "targets.endpoints.create_ordr: no api target has an endpoint named 'create_ordr'" in \
+        capsys.readouterr().err
+    assert render("rules", example_config(), tmp_path / "example") == 0
+    assert "warning" not in capsys.readouterr().err
+
+
 def test_render_from_the_command_line(tmp_path: Path) -> None:
     import sys
     result = subprocess.run([sys.executable, "-m", "exporter", "render", "rules", "--config", str(EXAMPLE),

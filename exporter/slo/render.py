@@ -75,9 +75,18 @@ def outputs(what: str, config: Config) -> dict[str, str]:
     raise ValueError(f"cannot render {what!r}: expected rules or dashboards")
 
 
+def unknown_endpoints(config: Config) -> list[str]:
+    """Per-endpoint targets naming an endpoint no api target has: their SLOs would never see an event."""
+    known = {e.name for target in config.api for e in target.endpoints}
+    return sorted(name for name in config.targets.endpoints if name not in known)
+
+
 def render(what: str, config: Config, out: Path | None) -> int:
     """Write the rules (to rules/) or the dashboards and provisioning files (to grafana/); 0 on success."""
     directory = out if out is not None else Path("rules" if what == "rules" else "grafana")
+    for name in unknown_endpoints(config):
+        print(f"warning: targets.endpoints.{name}: no api target has an endpoint named {name!r}; its SLO and "
+              "alerts will never see a request", file=sys.stderr)
     try:
         files = outputs(what, config)
     except ValueError as exc:
