@@ -231,14 +231,27 @@ def burn_alerts(slo: Slo, config: Config, options: RuleOptions) -> list[dict[str
             "annotations": {
                 "summary": f"The {slo.title} SLO is burning its error budget {alert.speed}.",
                 "description": (
-                    f"{_where(slo)}: {{{{ $value | humanizePercentage }}}} of events were bad, burning the "
-                    f"{percent_text(budget)} error budget of the {slo.title} SLO ({slo.description}) at "
-                    f"{windows} (objective {percent_text(slo.objective)} over "
-                    f"{period_name(config)})."),
+                    f"{_where(slo)}: {{{{ $value | humanizePercentage }}}} {bad_phrase(slo)}, burning the "
+                    f"{percent_text(budget)} error budget of the {slo.title} SLO at {windows}. Objective: "
+                    f"{slo.description}, over {period_name(config)}."),
                 "runbook_url": runbook(config, name),
             },
         })
     return alerts
+
+
+EVENT_NOUNS = {"api": "probe requests", "database": "statement executions", "tracing": "traces",
+               "cache": "key lookups"}
+
+
+def bad_phrase(slo: Slo) -> str:
+    """What the burn alert's value is a share of, e.g. "of probe requests took longer than 500 ms"."""
+    if slo.kind == "latency":
+        assert slo.threshold is not None
+        return f"of {EVENT_NOUNS[slo.area]} took longer than {seconds_text(slo.threshold)}"
+    if slo.kind == "errors":
+        return "of probe requests failed"
+    return "of key lookups missed"
 
 
 def _seconds(text: str) -> float:

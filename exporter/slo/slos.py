@@ -213,7 +213,8 @@ def api_slos(targets: Targets) -> list[Slo]:
         area="api", name="errors", alert="ApiErrorRate", title="Error Rate", objective=1 - targets.error_rate,
         indicator=OutcomeIndicator(by=("target",), matchers=(excluded,) if excluded else ()),
         target_text=f"< {percent_text(targets.error_rate)}",
-        description=f"at most {percent_text(targets.error_rate)} of probe requests fail (any outcome but success)",
+        description=f"at most {percent_text(targets.error_rate)} of probe requests fail (any outcome but "
+                    "success counts as a failure)",
         kind="errors", threshold=targets.error_rate, excluded_endpoints=tuple(overrides)))
     for endpoint, value in overrides.items():
         slos.append(Slo(
