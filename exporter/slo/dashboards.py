@@ -26,15 +26,12 @@ from exporter import metrics
 from exporter.config import Config, format_duration
 from exporter.metrics import Family
 from exporter.slo.rules import ERROR_RATIO_ENDPOINT, ERROR_RATIO_TARGET, HIT_RATIO, quantile_record
-from exporter.slo.slos import AREA_COLLECTOR, LatencyIndicator, Slo, all_slos
+from exporter.slo.slos import LatencyIndicator, Slo, all_slos
 
 TAG = "perf-exporter"
 DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 RI = "$__rate_interval"
 T = 'target=~"$target"'
-
-PanelBuilder = Any  # every SDK panel builder shares the Builder[dashboard.Panel] interface
-
 
 def query(expr: str, legend: str = "", ref: str = "A", instant: bool = False, table_format: bool = False
           ) -> prom.Dataquery:
@@ -399,5 +396,3 @@ def dashboards(config: Config) -> dict[str, dict[str, Any]]:
     """Name -> dashboard JSON model, ready for Grafana's file provisioning."""
     return {name: as_json(build(config)) for name, build in BUILDERS.items()}
 
-
-__all__ = ["AREA_COLLECTOR", "dashboards"]

@@ -33,10 +33,10 @@ from exporter.slo.slos import (
     all_slos,
     configured_areas,
     percent_text,
-    regex_of,
     scaled,
     seconds_text,
     selector,
+    window_seconds,
 )
 
 WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
@@ -215,7 +215,7 @@ def burn_alerts(slo: Slo, config: Config, options: RuleOptions) -> list[dict[str
         parts = []
         for c in conditions:
             limit = _num(c.factor * budget)
-            long_s = _num(_seconds(c.long))
+            long_s = _num(window_seconds(c.long))
             parts.append(
                 f"(\n  max without (sloth_window) (slo:sli_error:ratio_rate{c.long}{m} > {limit})\n"
                 f"  and\n  max without (sloth_window) (slo:sli_error:ratio_rate{c.short}{m} > {limit})\n"
@@ -252,11 +252,6 @@ def bad_phrase(slo: Slo) -> str:
     if slo.kind == "errors":
         return "of probe requests failed"
     return "of key lookups missed"
-
-
-def _seconds(text: str) -> float:
-    from exporter.slo.slos import window_seconds
-    return window_seconds(text)
 
 
 def threshold_alerts(area: str, slos: list[Slo], config: Config, options: RuleOptions) -> list[dict[str, Any]]:
@@ -385,16 +380,3 @@ def rule_groups(config: Config, options: RuleOptions | None = None) -> dict[str,
         files[area] = {"groups": [{"name": f"perf-exporter-{area}", "rules": rules}]}
     files["health"] = {"groups": [{"name": "perf-exporter-health", "rules": health_rules(config, options)}]}
     return files
-
-
-def alert_names(files: dict[str, dict[str, Any]]) -> list[str]:
-    names: list[str] = []
-    for content in files.values():
-        for group in content["groups"]:
-            for rule in group["rules"]:
-                if "alert" in rule and rule["alert"] not in names:
-                    names.append(rule["alert"])
-    return names
-
-
-__all__ = ["RuleOptions", "alert_names", "regex_of", "rule_groups"]
