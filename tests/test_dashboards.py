@@ -154,12 +154,14 @@ def test_the_overview_opens_with_the_guides_performance_targets_table(shipped: d
     first_row, table = overview["panels"][0], overview["panels"][1]
     assert first_row["type"] == "row" and first_row["title"] == "Performance targets"
     assert table["type"] == "table" and table["gridPos"]["y"] == first_row["gridPos"]["y"] + 1
-    current, status = (t["expr"] for t in table["targets"])
+    current, status, budget, burn = (t["expr"] for t in table["targets"])
     for slo in all_slos(example_config().targets):
         assert f'"{slo.title}"' in current and f'"{slo.target_text}"' in current
         assert f'"{slo.title}"' in status
+        assert f'sloth_id="{slo.sloth_id}"' in budget and f'sloth_id="{slo.sloth_id}"' in burn
     renames = next(t for t in table["transformations"] if t["id"] == "organize")["options"]["renameByName"]
-    assert set(renames.values()) >= {"Metric", "Target", "Current", "Status"}
+    assert set(renames.values()) == {"Metric", "Target", "Current", "Unit", "Status", "Error budget left",
+                                     "Burn rate"}
     titles = [p["title"] for p in overview["panels"]]
     assert "Error budget remaining" in titles and "Burn rate (5m)" in titles
 

@@ -171,33 +171,52 @@ def _labelled(expr: str, labels: dict[str, str]) -> str:
 
 
 def targets_table(slos: list[Slo]) -> table.Panel:
-    currents, statuses = [], []
+    """One row per SLO: metric, target, current value, unit, status (OK / VIOLATED), error budget left over the
+    SLO window and the 5-minute burn rate, each the worst over the selected targets."""
+    currents, statuses, budgets, burns = [], [], [], []
     for order, slo in enumerate(slos, 1):
         expr, limit, met, scale, unit = current_expr(slo)
         labels = {"order": f"{order:02d}", "metric": slo.title, "objective": slo.target_text, "unit": unit}
         currents.append(_labelled(f"({expr} * {scale})", labels))
         statuses.append(_labelled(f"({expr} {met} bool {limit:g})", labels))
+        which = f'sloth_id="{slo.sloth_id}", {T}'
+        budgets.append(_labelled(f"min(slo:period_error_budget_remaining:ratio{{{which}}})", labels))
+        burns.append(_labelled(f"max(slo:current_burn_rate:ratio{{{which}}})", labels))
+    columns = {"metric": "Metric", "objective": "Target", "Value #A": "Current", "unit": "Unit",
+               "Value #B": "Status", "Value #C": "Error budget left", "Value #D": "Burn rate"}
     organize = dm.DataTransformerConfig(id_val="organize", options={
         "excludeByName": {"Time": True, "order": True},
-        "indexByName": {"metric": 0, "objective": 1, "Value #A": 2, "unit": 3, "Value #B": 4},
-        "renameByName": {"metric": "Metric", "objective": "Target", "Value #A": "Current", "unit": "Unit",
-                         "Value #B": "Status"}})
+        "indexByName": {name: i for i, name in enumerate(columns)},
+        "renameByName": columns})
     status_colours = [dm.ValueMap(options={
         "1": dm.ValueMappingResult(text="OK", color="green", index=0),
         "0": dm.ValueMappingResult(text="VIOLATED", color="red", index=1)})]
-    return (table.Panel().title("Performance targets").datasource(DS).span(24).height(8)
+    background = dm.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"})
+    return (table.Panel().title("Performance targets").datasource(DS).span(24).height(9)
             .description("The guide's Performance Targets table: the worst selected target over the last 5 minutes "
-                         "(the numbers the alerts use).")
+                         "(the numbers the alerts use), its error budget left over the SLO window and how fast "
+                         "it burns now (1 = exactly the budget over the window).")
             .targets([query(" or ".join(currents), ref="A", instant=True, table_format=True),
-                      query(" or ".join(statuses), ref="B", instant=True, table_format=True)])
+                      query(" or ".join(statuses), ref="B", instant=True, table_format=True),
+                      query(" or ".join(budgets), ref="C", instant=True, table_format=True),
+                      query(" or ".join(burns), ref="D", instant=True, table_format=True)])
             .with_transformation(dm.DataTransformerConfig(id_val="merge", options={}))
             .with_transformation(dm.DataTransformerConfig(id_val="sortBy", options={
                 "sort": [{"field": "order", "desc": False}]}))
             .with_transformation(organize)
             .decimals(1)
-            .override_by_name("Status", [
-                dm.DynamicConfigValue(id_val="mappings", value=status_colours),
-                dm.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"})]))
+            .override_by_name("Status", [dm.DynamicConfigValue(id_val="mappings", value=status_colours), background])
+            .override_by_name("Error budget left", [
+                dm.DynamicConfigValue(id_val="unit", value="percentunit"),
+                dm.DynamicConfigValue(id_val="thresholds", value=thresholds(
+                    (None, "red"), (0, "orange"), (0.25, "green")).build()),
+                background])
+            .override_by_name("Burn rate", [
+                dm.DynamicConfigValue(id_val="unit", value="suffix:x"),
+                dm.DynamicConfigValue(id_val="decimals", value=2),
+                dm.DynamicConfigValue(id_val="thresholds", value=thresholds(
+                    (None, "green"), (1, "orange"), (6, "red")).build()),
+                background]))
 
 
 def overview(config: Config) -> db.Dashboard:
