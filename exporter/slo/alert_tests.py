@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from exporter import metrics
@@ -234,12 +233,6 @@ def steady(minutes: int, bad_ratio: float) -> tuple[Segments, float]:
 
 
 # -- expected alerts ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Expected:
-    labels: dict[str, str]
-    value: float
 
 
 def _rule(files: dict[str, dict[str, Any]], name: str, severity: str | None, slo: Slo | None) -> dict[str, Any]:
