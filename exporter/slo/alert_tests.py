@@ -8,6 +8,8 @@ silent without it.
 
 Series are written as the exporter exposes them (``le="1.0"``, one series per outcome, ``job``/``instance`` added
 by the scrape); latency SLOs whose threshold is a whole number are also tested with Prometheus 3's ``le="1"``.
+The burn-rate cases write only the bucket at the threshold and the count of a histogram, all its SLO reads: promtool
+evaluates every rule at every step, and the full bucket set would make the multi-hour cases slow.
 Expected annotations are the rule's templates expanded here the way Prometheus does (``humanizePercentage`` and
 ``humanizeDuration`` print 4 significant digits, which absorbs floating-point noise: promtool 2.42 compares
 exactly).
