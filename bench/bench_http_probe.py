@@ -82,6 +82,7 @@ def main() -> int:
         procs.append(daemon)
         ours = f"http://127.0.0.1:{port}"
         wait_for(lambda: http_ok(f"{ours}/-/ready"), what="daemon")
+        cpu_at_start = proc_stats(daemon.pid)[2]
 
         bb_port = free_port()
         if blackbox:
@@ -122,18 +123,22 @@ def main() -> int:
         samples = metric_samples(text)
         count = sum(v for n, labels, v in samples if n == "perf_http_request_duration_seconds_count")
         total = sum(v for n, labels, v in samples if n == "perf_http_request_duration_seconds_sum")
-        failures = sum(v for n, labels, v in samples
-                       if n == "perf_http_requests_total" and labels.get("outcome") != "success")
+        outcomes: dict[str, float] = {}
+        for n, labels, v in samples:
+            if n == "perf_http_requests_total" and labels["outcome"] != "success" and v:
+                outcomes[labels["outcome"]] = outcomes.get(labels["outcome"], 0) + v
+        failures = sum(outcomes.values())
         ours_mean = total / count
         series = len(samples)
 
         print(f"perf-exporter: {args.endpoints} endpoints every {args.interval:g}s for {args.duration:g}s, "
               f"server delay {args.delay_ms} ms")
-        print(f"  probe requests            {count:.0f} ({failures:.0f} not successful)")
+        print(f"  probe requests            {count:.0f} ({failures:.0f} not successful: {outcomes or 'none'})")
         print(f"  scrape latency            p50 {percentile(scrape_ms, 0.5):.2f} ms, "
               f"p99 {percentile(scrape_ms, 0.99):.2f} ms over {len(scrape_ms)} scrapes ({series} samples each)")
         print(f"  RSS                       {rss:.1f} MB (peak {peak:.1f} MB)")
-        print(f"  CPU per probe request     {cpu / count * 1000:.3f} ms ({cpu:.2f} s in all)")
+        cpu -= cpu_at_start
+        print(f"  CPU per probe request     {cpu / count * 1000:.3f} ms ({cpu:.2f} s after start-up, scrapes included)")
         print(f"  server's own time         {server_mean * 1000:.3f} ms (mean, measured inside the server)")
         overhead = (ours_mean - server_mean) * 1000
         print(f"  our measured duration     {ours_mean * 1000:.3f} ms (mean; {overhead:+.3f} ms against the "
