@@ -37,6 +37,14 @@ log = logging.getLogger(__name__)
 DEFAULT_LISTEN = "0.0.0.0:9469"
 
 
+def parse_listen(value: str, default_host: str = "0.0.0.0") -> tuple[str, int]:
+    """``HOST:PORT``, ``[IPv6]:PORT`` or ``:PORT`` (all interfaces, or ``default_host``) -> (host, port)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT like {default_host}:9469, got {value!r}")
+    return host.strip("[]") or default_host, int(port)
+
+
 class ConfigError(Exception):
     """A configuration that cannot be used; ``str()`` is ready to print, one problem per line."""
 

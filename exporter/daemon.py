@@ -17,7 +17,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from exporter import __version__, metrics
-from exporter.config import Config, ConfigError, default_config, load_config
+from exporter.config import Config, ConfigError, default_config, load_config, parse_listen
 from exporter.logs import event
 from exporter.scheduler import JobRunner, Scheduler
 from exporter.store import StoreCollector
@@ -26,14 +26,6 @@ from exporter.web import build_app
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 10.0
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[IPv6]:PORT`` -> (host, port)."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"expected HOST:PORT like 0.0.0.0:9469, got {value!r}")
-    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 class _Server(uvicorn.Server):

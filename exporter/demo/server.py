@@ -10,7 +10,7 @@ import random
 import psycopg
 import uvicorn
 
-from exporter import __version__
+from exporter import __version__, config
 from exporter.demo.app import DemoState, build_app
 from exporter.demo.cache import QUEUES, Cache, CacheUnavailable, MemoryCache, RedisCache
 from exporter.demo.storage import MemoryStore, PostgresStore, Store
@@ -25,11 +25,8 @@ CONSUME_BATCH = 50
 
 
 def parse_listen(value: str) -> tuple[str, int]:
-    """``HOST:PORT`` or ``[IPv6]:PORT``; the demo listens on loopback unless told otherwise."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"expected HOST:PORT like {DEFAULT_LISTEN}, got {value!r}")
-    return host.strip("[]") or "127.0.0.1", int(port)
+    """The demo listens on loopback unless told otherwise."""
+    return config.parse_listen(value, default_host="127.0.0.1")
 
 
 async def consume_queues(cache: Cache, state: DemoState) -> None:
