@@ -11,7 +11,7 @@ FROM python:3.11-slim
 COPY --from=build /install /usr/local
 COPY rules /usr/share/perf-exporter/rules
 COPY grafana /usr/share/perf-exporter/grafana
-COPY examples /usr/share/perf-exporter/examples
+COPY exporter/demo/tripo04os.yaml /usr/share/perf-exporter/examples/tripo04os.yaml
 USER 65534:65534
 EXPOSE 9469
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9469/-/healthy', timeout=2)"
