@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from pathlib import Path
 
@@ -58,7 +57,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s %(fields)s")
+    setup_logging("warning", "logfmt")  # config warnings (e.g. REDIS_URL=http://) go to stderr
     try:
         config = load_config(args.file) if args.file else default_config()
     except ConfigError as exc:
