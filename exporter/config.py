@@ -13,7 +13,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from urllib.parse import urlsplit, urlunsplit
 
 import yaml
@@ -28,6 +28,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 
 from exporter import metrics
 from exporter.secrets import MASK, mask_url
@@ -650,7 +651,13 @@ def masked(config: Config) -> dict[str, Any]:
         if isinstance(node, BaseModel):
             out = {}
             for name, field in type(node).model_fields.items():
-                out[field.alias or name] = walk(getattr(node, name), name)
+                value = getattr(node, name)
+                if isinstance(value, float) and _parsed_by(field, parse_duration):
+                    out[field.alias or name] = format_duration(value)
+                elif isinstance(value, float) and _parsed_by(field, parse_ratio):
+                    out[field.alias or name] = f"{value * 100:g}%"
+                else:
+                    out[field.alias or name] = walk(value, name)
             return out
         if isinstance(node, dict):
             if key == "headers":
@@ -662,16 +669,18 @@ def masked(config: Config) -> dict[str, Any]:
             return [walk(item, key) for item in node]
         if isinstance(node, Path):
             return str(node)
-        if isinstance(node, float) and key in _DURATION_KEYS:
-            return format_duration(node)
         return node
 
     result: dict[str, Any] = walk(config)
     return result
 
 
-_DURATION_KEYS = {"interval", "timeout", "lookback", "settle", "slow_query", "explain_interval", "sticky_for",
-                  "api_latency_p95", "api_latency_p99", "db_query_p95", "trace_p95", "slo_window"}
+def _parsed_by(field: FieldInfo, parser: Any) -> bool:
+    """Whether the field's type is Duration or Ratio (also inside ``| None``): known by its validator."""
+    def mentions(node: Any) -> bool:
+        return getattr(node, "func", None) is parser or any(mentions(arg) for arg in get_args(node))
+
+    return any(getattr(m, "func", None) is parser for m in field.metadata) or mentions(field.annotation)
 
 
 def dump_masked(config: Config) -> str:

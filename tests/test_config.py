@@ -126,3 +126,12 @@ def test_version() -> None:
     result = run_cli("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("perf-exporter ")
+
+
+def test_check_config_output_is_itself_a_config_that_means_the_same(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "tripo04os.yaml"
+    first = run_cli("check-config", str(example))
+    assert first.returncode == 0, first.stderr
+    (tmp_path / "effective.yaml").write_text(first.stdout)
+    assert "cache_hit_rate: 80%" in first.stdout and "lock_timeout: 1s" in first.stdout
+    assert load_config(tmp_path / "effective.yaml") == load_config(example)
