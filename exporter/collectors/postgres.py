@@ -57,6 +57,13 @@ QUERY_TEXT_CHARS = 200
 
 Row = tuple[Any, ...]
 
+# The per-statement counter families, each with the field of :class:`Counters` it adds up.
+STATEMENT_COUNTERS = (
+    (metrics.PG_STATEMENT_CALLS, "calls"), (metrics.PG_STATEMENT_EXEC, "exec_seconds"),
+    (metrics.PG_STATEMENT_ROWS, "rows"), (metrics.PG_STATEMENT_BLOCKS_HIT, "blocks_hit"),
+    (metrics.PG_STATEMENT_BLOCKS_READ, "blocks_read"),
+    (metrics.PG_STATEMENT_TEMP_WRITTEN, "temp_blocks_written"))
+
 
 def describe(exc: BaseException) -> str:
     """One line, no secrets: what went wrong, for logs and errors."""
@@ -490,30 +497,17 @@ class PostgresCollector:
         continuing = exported & self.exported
         self.exported = exported
         split = split_exported(change.deltas, continuing)
-        families = (
-            (metrics.PG_STATEMENT_CALLS, "calls"), (metrics.PG_STATEMENT_EXEC, "exec_seconds"),
-            (metrics.PG_STATEMENT_ROWS, "rows"), (metrics.PG_STATEMENT_BLOCKS_HIT, "blocks_hit"),
-            (metrics.PG_STATEMENT_BLOCKS_READ, "blocks_read"),
-            (metrics.PG_STATEMENT_TEMP_WRITTEN, "temp_blocks_written"))
-        keep: list[tuple[str, ...]] = []
-        for key in exported:
-            labels = (t, *key)
-            keep.append(labels)
-            delta = split.exported.get(key, Counters())
-            for family, field in families:
-                store.ensure_counter(family, labels)
-                store.inc(family, labels, getattr(delta, field))
+        series = {(t, *key): split.exported.get(key, Counters()) for key in exported}
         # "other" exists for every database and role that has statements not exported one by one
         others = {(d, u) for (d, u, qid) in snapshot.entries if (d, u, qid) not in continuing}
         for datname, user in sorted(others):
-            labels = (t, datname, user, OTHER_QUERYID)
-            keep.append(labels)
-            delta = split.other.get((datname, user), Counters())
-            for family, field in families:
+            series[(t, datname, user, OTHER_QUERYID)] = split.other.get((datname, user), Counters())
+        for labels, delta in series.items():
+            for family, field in STATEMENT_COUNTERS:
                 store.ensure_counter(family, labels)
                 store.inc(family, labels, getattr(delta, field))
-        for family, _ in families:
-            store.remove_where(family, keep)
+        for family, _ in STATEMENT_COUNTERS:
+            store.remove_where(family, series)
         means = {(t, *key): d.exec_seconds / d.calls
                  for key in exported if (d := change.deltas.get(key)) is not None and d.calls > 0}
         store.replace(metrics.PG_STATEMENT_MEAN, means)
@@ -544,9 +538,7 @@ class PostgresCollector:
                            {(self.t, qid, text): 1.0 for qid, text in self.texts.items()})
 
     def _drop_statement_series(self) -> None:
-        for family in (metrics.PG_STATEMENT_CALLS, metrics.PG_STATEMENT_EXEC, metrics.PG_STATEMENT_ROWS,
-                       metrics.PG_STATEMENT_BLOCKS_HIT, metrics.PG_STATEMENT_BLOCKS_READ,
-                       metrics.PG_STATEMENT_TEMP_WRITTEN, metrics.PG_STATEMENT_INFO,
+        for family in (*(family for family, _ in STATEMENT_COUNTERS), metrics.PG_STATEMENT_INFO,
                        metrics.PG_STATEMENT_MEAN, metrics.PG_SLOW_STATEMENTS):
             self.store.remove_where(family, ())
         self.sticky.last_top.clear()
