@@ -163,7 +163,6 @@ def failure_cause(exc: BaseException, cfg: RedisTarget) -> tuple[str, str]:
 class RedisCollector:
     def __init__(self, cfg: RedisTarget, context: JobContext) -> None:
         self.cfg = cfg
-        self.context = context
         self.store = context.store
         self.target = cfg.name
         self.client = redis_client(cfg)
