@@ -23,10 +23,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from exporter.demo.cache import LOCATION_QUEUE, NOTIFICATION_QUEUE, Cache, CacheUnavailable, order_key
+from exporter.demo.cache import LOCATION_QUEUE, NOTIFICATION_QUEUE, Cache, CacheUnavailable, location_key, order_key
 from exporter.demo.faults import STEP_LATENCY, Faults, updated_faults
 from exporter.demo.jaeger_routes import JaegerRoutes
-from exporter.demo.spans import TraceBuffer, TraceRecorder, format_traceparent, parse_traceparent
+from exporter.demo.spans import SpanKind, TraceBuffer, TraceRecorder, format_traceparent, parse_traceparent
 from exporter.demo.storage import SPAN_NAMES, SQL, TRIP_STATUSES, Store, StoreUnavailable
 from exporter.logs import event
 from exporter.secrets import mask_url
@@ -185,9 +185,9 @@ class DemoApi:
         return result
 
     async def redis(self, rec: TraceRecorder, service: str, command: str, key: str, call: Awaitable[Any],
-                    kind: str = "client") -> Any:
+                    kind: SpanKind = "client") -> Any:
         pattern = re.sub(r":\d+$", ":{id}", key)
-        with rec.span(service, f"{command} {pattern}", "producer" if kind == "producer" else "client",
+        with rec.span(service, f"{command} {pattern}", kind,
                       **{"db.system": "redis", "db.operation": command, "db.redis.key": key}) as span:
             try:
                 result = await call
@@ -291,7 +291,7 @@ class DemoApi:
         with rec.span(TRIPS, "update_location", "server"):
             await self.service(TRIPS, "update_location")
             # Two independent Redis writes, one after another.
-            await self.redis(rec, TRIPS, "SET", f"driver:location:{driver_id}",
+            await self.redis(rec, TRIPS, "SET", location_key(driver_id),
                              cache.set_location(driver_id, location))
             await self.redis(rec, TRIPS, "LPUSH", LOCATION_QUEUE, cache.enqueue(LOCATION_QUEUE, location),
                              kind="producer")
