@@ -27,11 +27,9 @@ from psycopg.pq import TransactionStatus
 from exporter import metrics
 from exporter.analysis.plans import seq_scans
 from exporter.analysis.statements import (
-    HIDDEN_QUERYID,
     OTHER_QUERYID,
     Counters,
     Snapshot,
-    StatementKey,
     StickyTop,
     duration_observations,
     interval_deltas,
@@ -216,7 +214,6 @@ class PostgresCollector:
         self.others: dict[str, DatabaseConnection] = {}
         self.sticky = StickyTop(cfg.top_statements, cfg.sticky_for)
         self.snapshot: Snapshot | None = None
-        self.exported: set[StatementKey] = set()  # the statements that have series of their own
         self.texts: dict[str, str] = {}  # queryid -> shortened text, for the exported statements
         self.statement_queries: dict[tuple[str, str], q.StatementQueries] = {}  # (datname, schema) -> SQL
         self.db_previous: dict[tuple[str, int], float] = {}
@@ -490,12 +487,12 @@ class PostgresCollector:
             scores = {key: entry.counters.exec_seconds for key, entry in snapshot.entries.items()}
         else:
             scores = {key: delta.exec_seconds for key, delta in change.deltas.items()}
+        had_series = set(self.sticky.last_top)
         exported = self.sticky.update(scores, now)
         # A statement entering the exported set starts at 0 and its work of this interval goes to "other":
         # Prometheus takes a new series' first sample as its baseline, so that work would otherwise be lost
         # from sum(rate(...)). Its own series counts from the next interval on.
-        continuing = exported & self.exported
-        self.exported = exported
+        continuing = exported & had_series
         split = split_exported(change.deltas, continuing)
         series = {(t, *key): split.exported.get(key, Counters()) for key in exported}
         # "other" exists for every database and role that has statements not exported one by one
@@ -508,8 +505,8 @@ class PostgresCollector:
                 store.inc(family, labels, getattr(delta, field))
         for family, _ in STATEMENT_COUNTERS:
             store.remove_where(family, series)
-        means = {(t, *key): d.exec_seconds / d.calls
-                 for key in exported if (d := change.deltas.get(key)) is not None and d.calls > 0}
+        means = {(t, *key): mean for key in exported
+                 if (mean := change.deltas.get(key, Counters()).mean_seconds) is not None}
         store.replace(metrics.PG_STATEMENT_MEAN, means)
         slow: dict[tuple[str, ...], float] = {(t, db): 0.0 for db in watched}
         for db, n in slow_statement_counts(change.deltas, self.cfg.slow_query).items():
@@ -522,7 +519,7 @@ class PostgresCollector:
                 store.observe(metrics.PG_QUERY_DURATION, (t, datname), mean, calls)
 
     async def _refresh_texts(self, datname: str, schema: str) -> None:
-        exported = {key[2] for key in self.sticky.last_top if key[2] != HIDDEN_QUERYID}
+        exported = {key[2] for key in self.sticky.last_top}  # StickyTop never holds hidden statements
         self.texts = {qid: text for qid, text in self.texts.items() if qid in exported}
         missing = sorted(exported - set(self.texts))
         if missing:
@@ -542,7 +539,6 @@ class PostgresCollector:
                        metrics.PG_STATEMENT_MEAN, metrics.PG_SLOW_STATEMENTS):
             self.store.remove_where(family, ())
         self.sticky.last_top.clear()
-        self.exported = set()
         self.texts.clear()
 
     # -- synthetic queries -----------------------------------------------------------------------------------
