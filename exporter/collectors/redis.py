@@ -62,8 +62,8 @@ from exporter.secrets import mask_url, safe_url
 
 log = logging.getLogger(__name__)
 
-HIT_FIELDS = ("keyspace_hits", "keyspace_misses")
 HIT_FAMILIES = {"keyspace_hits": metrics.REDIS_HITS, "keyspace_misses": metrics.REDIS_MISSES}
+HIT_FIELDS = tuple(HIT_FAMILIES)
 COUNTER_FIELDS = {"evicted_keys": metrics.REDIS_EVICTED, "expired_keys": metrics.REDIS_EXPIRED}
 GAUGE_FIELDS = {
     "used_memory": metrics.REDIS_MEMORY_USED,
@@ -308,6 +308,14 @@ class RedisCollector:
         for name, delta in self.hits.advance(run_id, values).items():
             self.store.inc(HIT_FAMILIES[name], (self.target,), delta)
 
+    def _window_seen(self, unconfirmed: bool, run_id: str, before: Mapping[str, Any],
+                     after: Mapping[str, Any]) -> None:
+        """A window's readings arrived: the application's hits up to ``before`` count, ours up to ``after`` do
+        not. ``unconfirmed`` is the flag as it was before the window was sent."""
+        self.window_unconfirmed = unconfirmed
+        self._count_hits(run_id, before)
+        self.hits.rebase(run_id, numbers(after, HIT_FIELDS))
+
     async def _window(self, add_commands: Callable[[Pipeline], None]) -> list[Any]:
         """Run our own lookups in a measured window; returns their replies (errors as exception objects)."""
         pipe = self.client.pipeline(transaction=True)
@@ -321,10 +329,7 @@ class RedisCollector:
         for reading in (server, before, after):
             if isinstance(reading, Exception):
                 raise reading
-        run_id = str(server.get("run_id", ""))
-        self.window_unconfirmed = unconfirmed
-        self._count_hits(run_id, before)
-        self.hits.rebase(run_id, numbers(after, HIT_FIELDS))
+        self._window_seen(unconfirmed, str(server.get("run_id", "")), before, after)
         return own
 
     # -------------------------------------------------------------------------------------------------------
@@ -414,10 +419,9 @@ class RedisCollector:
         unconfirmed, self.window_unconfirmed = self.window_unconfirmed, True
         reply = await self.lookup_script(keys=list(keys), args=[flags])
         run_id, hits_before, misses_before, hits_after, misses_after, pttls, sizes = reply
-        self.window_unconfirmed = unconfirmed
-        run_id = _text(run_id)
-        self._count_hits(run_id, {"keyspace_hits": hits_before, "keyspace_misses": misses_before})
-        self.hits.rebase(run_id, {"keyspace_hits": float(hits_after), "keyspace_misses": float(misses_after)})
+        self._window_seen(unconfirmed, _text(run_id),
+                          {"keyspace_hits": hits_before, "keyspace_misses": misses_before},
+                          {"keyspace_hits": hits_after, "keyspace_misses": misses_after})
         found = iter(int(size) for size in sizes)
         return ([int(p) for p in pttls], [next(found) if wanted else None for wanted in measure])
 
