@@ -37,7 +37,7 @@ Rules (the README's ``jaeger`` section says the same):
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -598,8 +598,3 @@ def rank_operations(scores: Mapping[tuple[str, str], float], totals: Mapping[tup
 
 def top_keys(scores: Mapping[tuple[str, str], float], n: int) -> set[tuple[str, str]]:
     return {key for key, _ in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:n]}
-
-
-def merge_counts(into: dict[str, int], counts: Iterable[tuple[str, int]]) -> None:
-    for key, n in counts:
-        into[key] = into.get(key, 0) + n
