@@ -117,10 +117,10 @@ def interval_deltas(previous: Snapshot | None, current: Snapshot) -> IntervalCha
         if before is None:
             deltas[key] = entry.counters
             continue
-        delta = entry.counters.minus(before.counters)
-        recreated = min(delta) < 0 or (entry.stats_since is not None and before.stats_since is not None
-                                       and entry.stats_since != before.stats_since)
-        deltas[key] = entry.counters if recreated else delta
+        recreated = entry.counters.any_below(before.counters) or (
+            entry.stats_since is not None and before.stats_since is not None
+            and entry.stats_since != before.stats_since)
+        deltas[key] = entry.counters if recreated else entry.counters.minus(before.counters)
     return IntervalChange(deltas, reset, evictions)
 
 
