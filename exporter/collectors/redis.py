@@ -100,7 +100,8 @@ return {string.match(server, 'run_id:(%x+)') or '',
 Lookups = tuple[list[int | None], list[int | None]]  # PTTL replies, MEMORY USAGE replies, per key
 
 WINDOW_KEYS = 250  # keys per measured window: bounds how long one script holds the server (~0.3 ms)
-SOCKET_TIMEOUT_SHARE = 0.8
+RUN_TIMEOUT_SHARE = 0.9  # a run ends before the scheduler's deadline: a stall is our failure, not its timeout
+SOCKET_TIMEOUT_SHARE = 0.8  # a command ends before the run's bound, so it fails with redis-py's own message
 SCAN_COUNT = 250  # keys asked of one SCAN call: bounds how long it holds the server (~0.6 us a key)
 
 
@@ -109,7 +110,6 @@ def redis_client(cfg: RedisTarget) -> aioredis.Redis:
     failed command fails the run, and the next run reconnects."""
     url = cfg.url.get_secret_value()
     kwargs: dict[str, Any] = {
-        # below the run's own bound (0.9 x timeout), so a stalled command fails with redis-py's own message
         "socket_timeout": cfg.timeout * SOCKET_TIMEOUT_SHARE,
         "socket_connect_timeout": cfg.timeout * SOCKET_TIMEOUT_SHARE,
         "retry": Retry(NoBackoff(), 0),
@@ -197,8 +197,7 @@ class RedisCollector:
 
     async def run(self) -> bool:
         try:
-            # Finish (or fail) before the scheduler's deadline, so a stall is reported as ours, not a timeout.
-            async with asyncio.timeout(self.cfg.timeout * 0.9):
+            async with asyncio.timeout(self.cfg.timeout * RUN_TIMEOUT_SHARE):
                 await self._collect()
         except (RedisError, OSError, TimeoutError) as exc:
             await self._failed(exc)
