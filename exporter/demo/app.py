@@ -197,6 +197,15 @@ class DemoApi:
         self.state.backend_ok("redis")
         return result
 
+    async def cache_order(self, rec: TraceRecorder, order: dict[str, Any]) -> None:
+        """Put ``order`` in the cache unless the cache fault is set; a broken cache is logged, not an error."""
+        if self.state.faults.cache != "on":
+            return
+        try:
+            await self.redis(rec, ORDERS, "SET", order_key(order["id"]), self.state.cache.set_order(order))
+        except CacheUnavailable as exc:
+            self.state.backend_failed("redis", str(exc))
+
     # -- orders ------------------------------------------------------------------------------------------------
 
     async def create_order(self, request: Request, rec: TraceRecorder) -> Response:
@@ -216,11 +225,7 @@ class DemoApi:
                 fare_cents = 800 + self.state.rng.randrange(0, 2500, 5)
             order = await self.db(rec, ORDERS, "insert_order",
                                   store.create_order(rider_id, pickup, dropoff, fare_cents))
-            if self.state.faults.cache == "on":  # written through: the first read of a new order is a hit
-                try:
-                    await self.redis(rec, ORDERS, "SET", order_key(order["id"]), self.state.cache.set_order(order))
-                except CacheUnavailable as exc:
-                    self.state.backend_failed("redis", str(exc))
+            await self.cache_order(rec, order)  # written through: the first read of a new order is a hit
         order["rider_open_orders"] = active + 1
         return JSONResponse(order, status_code=201)
 
@@ -229,9 +234,8 @@ class DemoApi:
         cache, store = self.state.cache, self.state.store
         with rec.span(ORDERS, "get_order", "server"):
             await self.service(ORDERS, "get_order")
-            key = order_key(order_id)
             try:
-                cached = await self.redis(rec, ORDERS, "GET", key, cache.get_order(order_id))
+                cached = await self.redis(rec, ORDERS, "GET", order_key(order_id), cache.get_order(order_id))
             except CacheUnavailable as exc:  # cache-aside: a broken cache is a miss, not an outage
                 self.state.backend_failed("redis", str(exc))
                 cached = None
@@ -241,11 +245,7 @@ class DemoApi:
             order = await self.db(rec, ORDERS, "get_order", store.get_order(order_id))
             if order is None:
                 raise ApiError(404, f"order {order_id} not found")
-            if self.state.faults.cache == "on":
-                try:
-                    await self.redis(rec, ORDERS, "SET", key, cache.set_order(order))
-                except CacheUnavailable as exc:
-                    self.state.backend_failed("redis", str(exc))
+            await self.cache_order(rec, order)
         return JSONResponse(order, headers={"x-cache": "miss"})
 
     async def cancel_order(self, request: Request, rec: TraceRecorder) -> Response:
