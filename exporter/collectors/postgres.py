@@ -71,9 +71,9 @@ def describe(exc: BaseException) -> str:
     return mask_url(f"{type(exc).__name__}: {text}")
 
 
-def short_query(text: str, limit: int = QUERY_TEXT_CHARS) -> str:
+def short_query(text: str) -> str:
     flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[:limit - 3] + "..."
+    return flat if len(flat) <= QUERY_TEXT_CHARS else flat[:QUERY_TEXT_CHARS - 3] + "..."
 
 
 def base_conninfo(cfg: PostgresTarget) -> str:
@@ -259,7 +259,7 @@ class PostgresCollector:
         conn = self.others.get(datname)
         if conn is None:
             conn = self.others[datname] = DatabaseConnection(make_conninfo(self.conninfo, dbname=datname),
-                                                             self.cfg.timeout / 2)
+                                                             self.main.connect_deadline)
         return conn
 
     async def _keep_connections(self, watched: list[str], main_db: str) -> None:
