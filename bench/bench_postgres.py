@@ -31,7 +31,7 @@ from exporter.collectors.postgres import PostgresCollector
 from exporter.config import PostgresTarget, Targets
 from exporter.scheduler import JobContext
 from exporter.store import MetricStore, StoreCollector
-from tests.servers import Postgres, free_port, http_ok, port_open, wait_for
+from tests.servers import Postgres, free_port, http_ok, pg_bindir, port_open, wait_for
 
 HERE = Path(__file__).resolve().parent
 SCRAPE_TIMEOUT = 120.0
@@ -64,7 +64,6 @@ def workload(statements: int) -> str:
 
 
 def run_sql_file(pg: Postgres, path: Path) -> None:
-    from tests.servers import pg_bindir
     subprocess.run([str(pg_bindir() / "psql"), "-h", "127.0.0.1", "-p", str(pg.port), "-U", "postgres", "-d",
                     "postgres", "-q", "-o", "/dev/null", "-f", str(path)], check=True,
                    env={**os.environ, "PGPASSWORD": pg.password})
