@@ -70,28 +70,29 @@ def fill(app: redis.Redis, keys: int) -> None:
     app.xgroup_create(QUEUES[0], "dispatch", id="0")
 
 
-def target(url: str, budget: int) -> RedisTarget:
-    return RedisTarget.model_validate({"name": "cache", "url": url, "interval": "15s", "timeout": "5s",
-                                       "key_patterns": PATTERNS, "scan_budget": budget, "queues": QUEUES})
+def collector(url: str, budget: int) -> RedisCollector:
+    cfg = RedisTarget.model_validate({"name": "cache", "url": url, "interval": "15s", "timeout": "5s",
+                                      "key_patterns": PATTERNS, "scan_budget": budget, "queues": QUEUES})
+    return RedisCollector(cfg, JobContext("redis", "cache", MetricStore(), Targets()))
 
 
 def time_collections(url: str, budget: int, runs: int, app: redis.Redis) -> tuple[list[float], float, float]:
     """(wall ms per run, our CPU ms per run, Redis CPU ms per run)."""
     async def go() -> tuple[list[float], float, float]:
-        collector = RedisCollector(target(url, budget), JobContext("redis", "cache", MetricStore(), Targets()))
+        job = collector(url, budget)
         try:
-            assert await collector.run()  # connect and take the baselines
+            assert await job.run()  # connect and take the baselines
             wall: list[float] = []
             cpu_before, server_before = time.process_time(), redis_cpu(app)
             for _ in range(runs):
                 started = time.perf_counter()
-                assert await collector.run()
+                assert await job.run()
                 wall.append((time.perf_counter() - started) * 1000)
             cpu = (time.process_time() - cpu_before) * 1000 / runs
             server = (redis_cpu(app) - server_before) * 1000 / runs
             return wall, cpu, server
         finally:
-            await collector.close()
+            await job.close()
     return asyncio.run(go())
 
 
@@ -128,16 +129,15 @@ class SamplingLoop:
         self.thread = threading.Thread(target=lambda: asyncio.run(self._loop()))
 
     async def _loop(self) -> None:
-        collector = RedisCollector(target(self.url, self.budget),
-                                   JobContext("redis", "cache", MetricStore(), Targets()))
+        job = collector(self.url, self.budget)
         try:
             while not self.stop.is_set():
                 started = time.perf_counter()
-                assert await collector.run()
+                assert await job.run()
                 self.runs += 1
                 await asyncio.sleep(max(0.0, self.pace - (time.perf_counter() - started)))
         finally:
-            await collector.close()
+            await job.close()
 
     def __enter__(self) -> SamplingLoop:
         self.thread.start()
