@@ -28,7 +28,6 @@ class TraceContext:
 
     trace_id: str
     parent_span_id: str | None
-    sampled: bool = True
 
 
 def parse_traceparent(header: str | None) -> TraceContext | None:
@@ -38,14 +37,15 @@ def parse_traceparent(header: str | None) -> TraceContext | None:
     match = _TRACEPARENT.match(header.strip().lower())
     if match is None:
         return None
-    version, trace_id, span_id, flags = match.groups()
+    version, trace_id, span_id, _flags = match.groups()
     if version == "ff" or trace_id == "0" * 32 or span_id == "0" * 16:
         return None
-    return TraceContext(trace_id, span_id, sampled=bool(int(flags, 16) & 1))
+    return TraceContext(trace_id, span_id)
 
 
-def format_traceparent(trace_id: str, span_id: str, sampled: bool = True) -> str:
-    return f"00-{trace_id}-{span_id}-{'01' if sampled else '00'}"
+def format_traceparent(trace_id: str, span_id: str) -> str:
+    """Always sampled: the demo records every request."""
+    return f"00-{trace_id}-{span_id}-01"
 
 
 def new_trace_id() -> str:
@@ -83,10 +83,6 @@ class TraceRecorder:
         self.trace_id = context.trace_id if context else new_trace_id()
         self.remote_parent = context.parent_span_id if context else None
         self.spans: list[Span] = []
-
-    @property
-    def root(self) -> Span | None:
-        return self.spans[0] if self.spans else None
 
     @contextlib.contextmanager
     def span(self, service: str, name: str, kind: SpanKind = "internal",
@@ -136,9 +132,6 @@ class TraceBuffer:
 
     def get(self, trace_id: str) -> list[Span] | None:
         return self._traces.get(trace_id.lower())
-
-    def __len__(self) -> int:
-        return len(self._traces)
 
     def all(self) -> list[list[Span]]:
         """Every kept trace, newest first."""
