@@ -205,9 +205,9 @@ def parse_rfc3339_ns(text: str) -> int:
 def parse_go_duration_ns(text: str) -> int:
     """Go ``time.ParseDuration`` syntax (``100ms``, ``1.5s``, ``1h30m``) -> nanoseconds; ValueError if not."""
     value = text.strip()
-    if value in ("0", ""):
-        if value == "":
-            raise ValueError("invalid duration ''")
+    if value == "":
+        raise ValueError("invalid duration ''")
+    if value == "0":
         return 0
     position, total = 0, 0.0
     for match in _GO_DURATION_PART.finditer(value):
