@@ -54,6 +54,7 @@ BACKOFF_MAX = 300.0
 QUERY_TEXT_CHARS = 200
 
 Row = tuple[Any, ...]
+Readings = dict[tuple[str, ...], tuple[float, ...]]  # labels -> cumulative values, one per counter family
 
 # The per-statement counter families, each with the field of :class:`Counters` it adds up.
 STATEMENT_COUNTERS = (
@@ -216,8 +217,8 @@ class PostgresCollector:
         self.snapshot: Snapshot | None = None
         self.texts: dict[str, str] = {}  # queryid -> shortened text, for the exported statements
         self.statement_queries: dict[tuple[str, str], q.StatementQueries] = {}  # (datname, schema) -> SQL
-        self.db_previous: dict[tuple[str, int], float] = {}
-        self.table_previous: dict[tuple[str, str, str, int], float] = {}
+        self.db_previous: Readings = {}
+        self.table_previous: Readings = {}
         self.last_explain: float | None = None
         self.privileged: bool | None = None
         self.states: dict[str, str] = {}  # condition -> last state logged, so a lasting condition logs once
@@ -318,26 +319,17 @@ class PostgresCollector:
         return result
 
     def _write_tables(self, results: list[DatabaseResult]) -> None:
-        t = self.t
-        keep: list[tuple[str, ...]] = []
-        previous = self.table_previous
-        current: dict[tuple[str, str, str, int], float] = {}
+        readings: Readings = {}
         live: dict[tuple[str, ...], float] = {}
         dead: dict[tuple[str, ...], float] = {}
-        families = (metrics.PG_TABLE_SEQ_SCANS, metrics.PG_TABLE_SEQ_TUPLES, metrics.PG_TABLE_IDX_SCANS)
         for result in results:
             for schema, table, *values in result.tables or []:
-                labels = (t, result.datname, schema, table)
-                keep.append(labels)
-                for i, family in enumerate(families):
-                    key = (result.datname, schema, table, i)
-                    current[key] = float(values[i])
-                    self.store.ensure_counter(family, labels)
-                    self.store.inc(family, labels, monotonic_delta(previous.get(key), current[key]))
+                labels = (self.t, result.datname, schema, table)
+                readings[labels] = tuple(float(v) for v in values[:3])
                 live[labels], dead[labels] = float(values[3]), float(values[4])
-        self.table_previous = current
-        for family in families:
-            self.store.remove_where(family, keep)
+        self._add_increases((metrics.PG_TABLE_SEQ_SCANS, metrics.PG_TABLE_SEQ_TUPLES, metrics.PG_TABLE_IDX_SCANS),
+                            self.table_previous, readings)
+        self.table_previous = readings
         self.store.replace(metrics.PG_TABLE_LIVE, live)
         self.store.replace(metrics.PG_TABLE_DEAD, dead)
 
@@ -383,21 +375,20 @@ class PostgresCollector:
         families = (metrics.PG_DB_BLOCKS_HIT, metrics.PG_DB_BLOCKS_READ, metrics.PG_DB_COMMITS,
                     metrics.PG_DB_ROLLBACKS, metrics.PG_DB_DEADLOCKS, metrics.PG_DB_TEMP_FILES,
                     metrics.PG_DB_TEMP_BYTES)
-        keep: list[tuple[str, ...]] = []
-        current: dict[tuple[str, int], float] = {}
-        for datname, *values in await self.main.rows(q.DATABASE_STATS):
-            if datname not in watched:
-                continue
-            labels = (self.t, datname)
-            keep.append(labels)
+        readings: Readings = {(self.t, datname): tuple(float(v or 0) for v in values)
+                              for datname, *values in await self.main.rows(q.DATABASE_STATS) if datname in watched}
+        self._add_increases(families, self.db_previous, readings)
+        self.db_previous = readings
+
+    def _add_increases(self, families: Sequence[metrics.Family], previous: Readings, current: Readings) -> None:
+        """Add to each counter its increase from ``previous`` to ``current``; drop the series not in ``current``."""
+        for labels, values in current.items():
+            before = previous.get(labels)
             for i, family in enumerate(families):
-                current[(datname, i)] = float(values[i] or 0)
                 self.store.ensure_counter(family, labels)
-                self.store.inc(family, labels, monotonic_delta(self.db_previous.get((datname, i)),
-                                                                current[(datname, i)]))
-        self.db_previous = current
+                self.store.inc(family, labels, monotonic_delta(None if before is None else before[i], values[i]))
         for family in families:
-            self.store.remove_where(family, keep)
+            self.store.remove_where(family, current)
 
     # -- pg_stat_statements ----------------------------------------------------------------------------------
 
