@@ -36,7 +36,6 @@ from exporter.config import Config, ConfigError, load_config
 from exporter.daemon import Daemon
 from exporter.demo.server import DEFAULT_LISTEN, parse_listen
 from exporter.logs import event
-from exporter.secrets import mask_url
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +80,7 @@ def with_available_collectors(config: Config) -> Config:
         except Exception as exc:
             dropped[section] = []
             event(log, logging.WARNING, "collector_unavailable", collector=section,
-                  cause=mask_url(f"{type(exc).__name__}: {exc}"))
+                  cause=f"{type(exc).__name__}: {exc}")
     return config.model_copy(update=dropped) if dropped else config
 
 

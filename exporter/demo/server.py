@@ -15,7 +15,7 @@ from exporter.demo.app import DemoState, build_app
 from exporter.demo.cache import QUEUES, Cache, CacheUnavailable, MemoryCache, RedisCache
 from exporter.demo.storage import MemoryStore, PostgresStore, Store
 from exporter.logs import event
-from exporter.secrets import mask_url, safe_url
+from exporter.secrets import safe_url
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ async def _serve(listen: str, postgres: str | None, redis: str | None) -> int:
             store = await PostgresStore(postgres).open()
         except (psycopg.Error, OSError) as exc:
             cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            event(log, logging.ERROR, "demo_postgres_unreachable", dsn=mask_url(postgres), cause=mask_url(cause))
+            event(log, logging.ERROR, "demo_postgres_unreachable", dsn=postgres, cause=cause)
             return 1
     else:
         store = MemoryStore(rng)
