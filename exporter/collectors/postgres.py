@@ -3,9 +3,10 @@ statistics, and synthetic queries (timed, and EXPLAINed for sequential scans).
 
 One persistent connection per database (``application_name=perf-exporter``, its own ``statement_timeout`` and
 ``lock_timeout``, read-only, autocommit), each with a lock so that never more than one query is in flight on
-it, and reconnects with exponential backoff. Server-wide views (pg_stat_activity, pg_locks, pg_stat_database,
-pg_stat_statements) are read once per collection over the main connection (the DSN's database); only
-pg_stat_user_tables needs a connection to each database.
+it, and reconnects with exponential backoff. Server-wide views are read once per collection: pg_stat_activity,
+pg_locks and pg_stat_database over the main connection (the DSN's database), pg_stat_statements over the
+connection of one database that has the extension (the main one if it can). Each database's own connection
+reads whether it has the extension, and its pg_stat_user_tables.
 """
 
 from __future__ import annotations
