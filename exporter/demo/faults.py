@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
 CacheMode = Literal["on", "off"]
@@ -29,7 +29,7 @@ def updated_faults(current: Faults, data: Any) -> Faults:
     """``current`` with the fields given in ``data`` changed; ValueError naming the first bad field."""
     if not isinstance(data, dict):
         raise ValueError("expected a JSON object like {\"latency_ms\": 800, \"error_rate\": 0.05}")
-    known = {"latency_ms", "error_rate", "cache", "slow_query"}
+    known = {f.name for f in fields(Faults)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ValueError(f"unknown field {unknown[0]!r} (expected one of: {', '.join(sorted(known))})")
