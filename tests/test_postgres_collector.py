@@ -107,6 +107,13 @@ async def execute(dsn: str, *statements: str) -> None:
             await conn.execute(statement)  # type: ignore[arg-type]
 
 
+def ensure_role(pg: Postgres, role: str, password: str, member_of: str = "") -> None:
+    """A login role, created unless a previous test already did."""
+    member = f" IN ROLE {member_of}" if member_of else ""
+    pg.psql(f"DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN "
+            f"CREATE ROLE {role} LOGIN PASSWORD '{password}'{member}; END IF; END $$")
+
+
 def queryid_of(pg: Postgres, text: str, dbname: str = DB) -> str:
     """The queryid of a statement by its normalized text. Tests use statements of distinct shapes (the
     queryid ignores comments and constants), so no two tests share one."""
@@ -352,8 +359,7 @@ def test_auto_watches_every_database_for_table_statistics(pg: Postgres) -> None:
 
 
 def test_pg_monitor_role_sees_other_roles_statements(pg: Postgres, caplog: pytest.LogCaptureFixture) -> None:
-    pg.psql("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'perf_monitor') THEN "
-            "CREATE ROLE perf_monitor LOGIN PASSWORD 'monitor-pw' IN ROLE pg_monitor; END IF; END $$")
+    ensure_role(pg, "perf_monitor", "monitor-pw", member_of="pg_monitor")
     caplog.set_level(logging.INFO)
 
     async def body(h: Harness) -> None:
@@ -373,8 +379,7 @@ def test_pg_monitor_role_sees_other_roles_statements(pg: Postgres, caplog: pytes
 
 def test_role_without_privileges_gets_a_clear_warning_not_a_crash(pg: Postgres,
                                                                   caplog: pytest.LogCaptureFixture) -> None:
-    pg.psql("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'perf_nobody') THEN "
-            "CREATE ROLE perf_nobody LOGIN PASSWORD 'nobody-pw'; END IF; END $$")
+    ensure_role(pg, "perf_nobody", "nobody-pw")
     caplog.set_level(logging.INFO)
 
     async def body(h: Harness) -> None:
@@ -394,8 +399,7 @@ def test_role_without_privileges_gets_a_clear_warning_not_a_crash(pg: Postgres,
 
 def test_role_that_may_not_connect_gets_a_clear_error_without_its_password(
         pg: Postgres, caplog: pytest.LogCaptureFixture) -> None:
-    pg.psql("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'perf_nobody') THEN "
-            "CREATE ROLE perf_nobody LOGIN PASSWORD 'nobody-pw'; END IF; END $$")
+    ensure_role(pg, "perf_nobody", "nobody-pw")
     if not pg.psql("SELECT 1 FROM pg_database WHERE datname = 'perf_locked'").strip():
         pg.psql("CREATE DATABASE perf_locked")
     pg.psql("REVOKE CONNECT ON DATABASE perf_locked FROM PUBLIC")
@@ -412,9 +416,8 @@ def test_role_that_may_not_connect_gets_a_clear_error_without_its_password(
 def test_role_refused_pg_stat_statements_is_told_what_to_grant(bare_postgres: Postgres,
                                                               caplog: pytest.LogCaptureFixture) -> None:
     bare_postgres.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements; "
-                       "REVOKE EXECUTE ON FUNCTION pg_stat_statements(boolean) FROM PUBLIC; "
-                       "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'perf_refused') THEN "
-                       "CREATE ROLE perf_refused LOGIN PASSWORD 'refused-pw'; END IF; END $$")
+                       "REVOKE EXECUTE ON FUNCTION pg_stat_statements(boolean) FROM PUBLIC")
+    ensure_role(bare_postgres, "perf_refused", "refused-pw")
     caplog.set_level(logging.INFO)
 
     async def body(h: Harness) -> None:
