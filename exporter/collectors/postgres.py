@@ -207,7 +207,6 @@ class DatabaseResult:
 class PostgresCollector:
     def __init__(self, cfg: PostgresTarget, context: JobContext) -> None:
         self.cfg = cfg
-        self.context = context
         self.store = context.store
         self.t = cfg.name
         self.conninfo = base_conninfo(cfg)
