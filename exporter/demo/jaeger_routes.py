@@ -10,14 +10,13 @@ from __future__ import annotations
 import json
 import re
 import time
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from exporter.demo import jaeger_format as fmt
-from exporter.demo.spans import TraceBuffer
+from exporter.demo.spans import Span, TraceBuffer
 
 DEFAULT_SEARCH_DEPTH = 20
 V1_DEFAULT_LIMIT = 100
@@ -35,7 +34,8 @@ def _v3_error(code: int, message: str) -> Response:
 
 
 def _param(request: Request, *names: str) -> tuple[str, str | None]:
-    """The first of ``names`` (camelCase and its deprecated snake_case alias) that was sent."""
+    """(name, value) of the first of ``names`` (a parameter and its aliases) sent with a value; else
+    (``names[0]``, None)."""
     for name in names:
         value = request.query_params.get(name)
         if value not in (None, ""):
@@ -73,12 +73,12 @@ class JaegerRoutes:
         return JSONResponse(fmt.v3_services(self.buffer.services()))
 
     async def v3_operations(self, request: Request) -> Response:
-        service = request.query_params.get("service") or None
-        kind = request.query_params.get("span_kind") or request.query_params.get("spanKind") or None
+        _, service = _param(request, "service")
+        _, kind = _param(request, "span_kind", "spanKind")
         operations = [(n, k) for n, k in self.buffer.operations(service) if kind is None or k == kind]
         return JSONResponse(fmt.v3_operations(operations))
 
-    def _v3_search(self, request: Request) -> list[list[Any]]:
+    def _v3_search(self, request: Request) -> list[list[Span]]:
         name_min, time_min = _param(request, "query.start_time_min", "query.startTimeMin")
         name_max, time_max = _param(request, "query.start_time_max", "query.startTimeMax")
         if time_min is None or time_max is None:
