@@ -24,7 +24,7 @@ from exporter.demo.spans import Span, TraceBuffer, TraceRecorder, parse_tracepar
 from tests.conftest import SHARED
 from tests.daemon_process import DaemonProcess
 from tests.probe_harness import ProbeHarness
-from tests.servers import Postgres, Redis, free_port, port_open, wait_for
+from tests.servers import Postgres, Process, Redis, free_port, port_open, wait_for
 
 JAEGER_FIXTURES = SHARED / "fixtures" / "jaeger"
 REPO = Path(__file__).resolve().parent.parent
@@ -38,15 +38,12 @@ class DemoProcess:
     def __init__(self, log_path: Path, *extra: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.log_path = log_path
-        self.proc = subprocess.Popen([sys.executable, "-m", "exporter", "demo", "--listen",
-                                      f"127.0.0.1:{self.port}", *extra], stdout=self._log,
-                                     stderr=subprocess.STDOUT)
-        wait_for(lambda: self.proc.poll() is not None or self.request("GET", "/health")[0] == 200, timeout=30,
+        self.process = Process([sys.executable, "-m", "exporter", "demo", "--listen", f"127.0.0.1:{self.port}",
+                                *extra], log_path).start()
+        wait_for(lambda: not self.process.alive() or self.request("GET", "/health")[0] == 200, timeout=30,
                  what="demo /health")
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"demo exited with {self.proc.returncode}:\n{log_path.read_text()}")
+        if not self.process.alive():
+            raise RuntimeError(f"demo exited:\n{self.process.log()}")
 
     def request(self, method: str, path: str, body: Any = None,
                 headers: dict[str, str] | None = None) -> tuple[int, Any, dict[str, str]]:
@@ -64,10 +61,7 @@ class DemoProcess:
         return status, parsed, {k.lower(): v for k, v in got.items()}
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(15)
-        self._log.close()
+        self.process.stop()
 
 
 @pytest.fixture(scope="module")
