@@ -138,10 +138,12 @@ def bench_parse(path: str, memory: bool) -> dict[str, float]:
             document = json.loads(body)
             if path == "summaries":
                 for facts in facts_from_summaries(document):
-                    job._counts(facts, now, poll)
+                    if job._new_and_settled(facts.key, facts.end, now):
+                        job._count(facts, poll)
             else:
                 for trace in list(traces_from_v1(document, job._is_known)):
-                    job._take_whole(trace, poll, count=True, now=now)
+                    if job._new_and_settled(trace.key, trace.end, now):
+                        job._count(job._take_whole(trace, poll), poll)
             del document
         elapsed += time.perf_counter() - started
         if memory:
@@ -152,7 +154,7 @@ def bench_parse(path: str, memory: bool) -> dict[str, float]:
         size += len(body)
         with bulk_objects():
             for trace in traces_from_otlp(json.loads(body)):
-                job._take_whole(trace, poll, count=False, now=now)
+                job._take_whole(trace, poll)
     job._write(poll)
     elapsed += time.perf_counter() - started
     if memory:

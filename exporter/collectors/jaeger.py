@@ -90,7 +90,6 @@ class Poll:
     anomalies: dict[str, int] = field(default_factory=dict)
     truncated_searches: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
-    deferred: int = 0
 
 
 class JaegerCollector:
@@ -180,17 +179,13 @@ class JaegerCollector:
     def _is_known(self, key: str) -> bool:
         return key in self.seen
 
-    def _counts(self, facts: TraceFacts, now: int, poll: Poll) -> bool:
-        """Whether a trace counts in this poll: new, and settled. Marks it seen when it does."""
-        key = facts.key
-        if key in self.seen:
-            return False
-        if now - facts.end < self.cfg.settle * 1e6:
-            poll.deferred += 1
-            return False
-        self.seen[key] = facts.end
+    def _new_and_settled(self, key: str, end: int, now: int) -> bool:
+        """Whether a trace counts in this poll: not counted before, and its last span ended ``settle`` ago."""
+        return key not in self.seen and now - end >= self.cfg.settle * 1e6
+
+    def _count(self, facts: TraceFacts, poll: Poll) -> None:
+        self.seen[facts.key] = facts.end
         poll.facts.append(facts)
-        return True
 
     def _summaries_into(self, now: int, poll: Poll) -> Callable[[str, int, int], Awaitable[int]]:
         async def fetch(service: str, start: int, end: int) -> int:
@@ -198,7 +193,8 @@ class JaegerCollector:
             if found is None:
                 raise _NoSummaries
             for facts in found:
-                if self._counts(facts, now, poll):
+                if self._new_and_settled(facts.key, facts.end, now):
+                    self._count(facts, poll)
                     poll.summarised.append(facts)
             return len(found)
         return fetch
@@ -209,20 +205,15 @@ class JaegerCollector:
                                                              self._is_known)
             with bulk_objects():
                 for trace in traces:
-                    if trace.key in self.seen:
-                        continue
-                    if now - trace.end < self.cfg.settle * 1e6:
-                        poll.deferred += 1
-                        continue
-                    self._take_whole(trace, poll, count=True, now=now)
+                    # decided before analysing: a trace that does not count yet is not analysed
+                    if self._new_and_settled(trace.key, trace.end, now):
+                        self._count(self._take_whole(trace, poll), poll)
             poll.problems.extend(f"service {service!r}: Jaeger reported: {e}" for e in errors)
             return returned
         return fetch
 
-    def _take_whole(self, trace: Trace, poll: Poll, count: bool, now: int) -> TraceFacts:
+    def _take_whole(self, trace: Trace, poll: Poll) -> TraceFacts:
         facts = analyse(trace)
-        if count and not self._counts(facts, now, poll):
-            return facts
         poll.whole.append(facts)
         poll.span_times.add(trace)
         for kind, n in facts.anomalies.items():
@@ -235,7 +226,7 @@ class JaegerCollector:
         chosen = fresh if len(fresh) <= self.cfg.sample else self.random.sample(fresh, self.cfg.sample)
         for trace in await self._fetch_all([f.trace_id for f in chosen]):
             if trace is not None:
-                self._take_whole(trace, poll, count=False, now=0)
+                self._take_whole(trace, poll)
 
     async def _fetch_all(self, trace_ids: list[str]) -> list[Trace | None]:
         gate = asyncio.Semaphore(FETCH_CONCURRENCY)
