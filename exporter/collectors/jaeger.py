@@ -160,16 +160,16 @@ class JaegerCollector:
     async def _search(self, service: str, start: int, end: int, depth: int, poll: Poll,
                       fetch: Callable[[str, int, int], Awaitable[int]]) -> None:
         """Run ``fetch`` on the window; when it comes back full (or too large), on its two halves too."""
-        full = False
+        can_split = depth < MAX_SPLITS and end - start >= 2 * MIN_SPLIT_WINDOW_US
         try:
             full = await fetch(service, start, end) > self.cfg.limit
         except ResponseTooLarge:
-            if depth >= MAX_SPLITS or end - start < 2 * MIN_SPLIT_WINDOW_US:
+            if not can_split:
                 raise
             full = True
         if not full:
             return
-        if depth >= MAX_SPLITS or end - start < 2 * MIN_SPLIT_WINDOW_US:
+        if not can_split:
             poll.truncated_searches[service] = poll.truncated_searches.get(service, 0) + 1
             return
         middle = (start + end) // 2
