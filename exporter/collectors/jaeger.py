@@ -125,7 +125,7 @@ class JaegerCollector:
                 for service in services:
                     await self._collect_service(service, now, poll)
                 await self._analyse_sample(poll)
-                await self._look_up_probes(now, poll)
+                await self._look_up_probes(now)
             finally:
                 self._write(poll)
                 self._forget_old(now)
@@ -239,12 +239,12 @@ class JaegerCollector:
 
     # -- probe traces ----------------------------------------------------------------------------------------
 
-    async def _look_up_probes(self, now: int, poll: Poll) -> None:
+    async def _look_up_probes(self, now: int) -> None:
         sent = self.context.sent_traces
         settle = self.cfg.settle
         now_s = now / 1e6
-        if sent and any(now_s - s.sent_at >= settle for s in sent):
-            ready = [s for s in sent if now_s - s.sent_at >= settle]
+        ready = [s for s in sent if now_s - s.sent_at >= settle]
+        if ready:
             waiting = [s for s in sent if now_s - s.sent_at < settle]
             sent.clear()
             sent.extend(waiting)
