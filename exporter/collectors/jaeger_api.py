@@ -240,15 +240,14 @@ class JaegerApi:
         doc = answer.document
         if answer.status != 200 or not isinstance(doc, dict):
             raise self._fail(path, answer)
-        errors: list[str] = []
         try:
             with bulk_objects():
-                return self._read_traces(path, api, answer, doc, skip, errors)
+                return self._read_traces(path, api, answer, doc, skip)
         except (TraceDataError, AttributeError, TypeError) as exc:
             raise JaegerError(f"{path}: not a trace response: {exc}") from None
 
-    def _read_traces(self, path: str, api: Api, answer: Answer, doc: dict[str, Any], skip: Skip | None,
-                     errors: list[str]) -> tuple[list[Trace], int, list[str]]:
+    def _read_traces(self, path: str, api: Api, answer: Answer, doc: dict[str, Any],
+                     skip: Skip | None) -> tuple[list[Trace], int, list[str]]:
         if api == "v3":
             if "result" not in doc:
                 raise JaegerError(f"{path}: HTTP 200 without 'result': {_error_message(answer)}")
@@ -261,9 +260,8 @@ class JaegerApi:
                 return False
 
             traces = traces_from_otlp(doc, skip_and_count)
-            return traces, len(traces) + len(skipped), errors
-        if doc.get("errors"):
-            errors.append(_error_message(answer))
+            return traces, len(traces) + len(skipped), []
+        errors = [_error_message(answer)] if doc.get("errors") else []
         if "data" not in doc:
             raise JaegerError(f"{path}: HTTP 200 without 'data': {_error_message(answer)}")
         data = doc.get("data") or []
