@@ -206,7 +206,7 @@ def test_otlp_and_v1_forms_of_the_same_trace_give_the_same_facts(name: str) -> N
 # Generated edge cases
 
 
-def span(span_id: str, start: int, duration: int, parent: str | None = None, *, service: str = "svc",
+def span(span_id: str, start: int, duration: int, parent: str | None = None, *,
          operation: str | None = None, ref: str = "CHILD_OF", tags: list[dict[str, Any]] | None = None,
          pid: str = "p1") -> dict[str, Any]:
     return {"traceID": "t1", "spanID": span_id, "operationName": operation or span_id, "startTime": start,
