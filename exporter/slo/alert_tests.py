@@ -22,7 +22,7 @@ import re
 from typing import Any
 
 from exporter import metrics
-from exporter.config import Config
+from exporter.config import Config, parse_duration
 from exporter.metrics import Family
 from exporter.slo.rules import (
     PAGE,
@@ -41,7 +41,6 @@ from exporter.slo.slos import (
     Slo,
     all_slos,
     configured_areas,
-    window_seconds,
 )
 
 EVENTS_PER_MINUTE = 100_000
@@ -258,7 +257,7 @@ def expected_alert(rule: dict[str, Any], series_labels: dict[str, str], value: f
 
 
 def _minutes(duration: str) -> int:
-    return math.ceil(window_seconds(duration) / 60)
+    return math.ceil(parse_duration(duration) / 60)
 
 
 def quantile_of(family: Family, threshold: float, good: float, bad: float, q: float) -> float:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from exporter import metrics
-from exporter.config import Config, format_duration
+from exporter.config import Config, format_duration, parse_duration
 from exporter.metrics import Family
 from exporter.slo.slos import (
     AREA_COLLECTOR,
@@ -36,7 +36,6 @@ from exporter.slo.slos import (
     scaled,
     seconds_text,
     selector,
-    window_seconds,
 )
 
 WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
@@ -215,7 +214,7 @@ def burn_alerts(slo: Slo, config: Config, options: RuleOptions) -> list[dict[str
         parts = []
         for c in conditions:
             limit = _num(c.factor * budget)
-            long_s = _num(window_seconds(c.long))
+            long_s = _num(parse_duration(c.long))
             parts.append(
                 f"(\n  max without (sloth_window) (slo:sli_error:ratio_rate{c.long}{m} > {limit})\n"
                 f"  and\n  max without (sloth_window) (slo:sli_error:ratio_rate{c.short}{m} > {limit})\n"

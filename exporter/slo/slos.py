@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 
 from exporter import metrics
-from exporter.config import Config, Targets, format_duration
+from exporter.config import Config, Targets, format_duration, parse_duration
 from exporter.metrics import Family
 
 # Sloth's label names, so that community SLO dashboards group our SLOs the way they group Sloth's.
@@ -265,16 +265,9 @@ def configured_areas(config: Config) -> list[str]:
     return [a for a in AREAS if present[a]]
 
 
-def window_seconds(text: str) -> float:
-    match = re.fullmatch(r"(\d+)([smhd])", text)
-    if not match:
-        raise ValueError(f"not a window: {text}")
-    return int(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
-
-
 def scaled(window: str, scale: float) -> str:
     """A Prometheus duration ``scale`` times ``window`` (``'1h'`` at 1/30 -> ``'2m'``)."""
-    seconds = window_seconds(window) * scale
+    seconds = parse_duration(window) * scale
     if seconds < 1:
         return f"{max(1, math.ceil(seconds * 1000))}ms"
     whole = round(seconds)
