@@ -91,7 +91,7 @@ def _error_message(answer: Answer) -> str:
     return answer.problem or "unexpected body"
 
 
-def _not_found_message(answer: Answer) -> bool:
+def _is_data_not_found(answer: Answer) -> bool:
     """A 404 that is Jaeger's answer about data (no traces, trace not found), not an unknown route."""
     return answer.status == 404 and isinstance(answer.document, dict) and (
         "error" in answer.document or "errors" in answer.document or "data" in answer.document)
@@ -198,7 +198,7 @@ class JaegerApi:
             return None
         path = "/api/v3/trace-summaries"
         answer = await self.get(path, self._search_params("v3", service, start, end, limit))
-        if answer.status in (404, 405, 501) and not _not_found_message(answer):
+        if answer.status in (404, 405, 501) and not _is_data_not_found(answer):
             self.has_summaries = False  # an older server: the route does not exist
             return None
         self.has_summaries = True
@@ -217,17 +217,16 @@ class JaegerApi:
         api = await self.detect()
         path = "/api/v3/traces" if api == "v3" else "/api/traces"
         answer = await self.get(path, self._search_params(api, service, start, end, limit))
-        if api == "v3" and answer.status == 404 and _not_found_message(answer):
+        if api == "v3" and _is_data_not_found(answer):
             return [], 0, []  # api_v3 says "No traces found" with a 404
         return self._traces(path, api, answer, skip)
 
     async def trace(self, trace_id: str) -> Trace | None:
         """One trace by ID, or None when Jaeger does not have it (yet)."""
         api = await self.detect()
-        path = f"/api/v3/traces/{quote(trace_id, safe='')}" if api == "v3" else \
-            f"/api/traces/{quote(trace_id, safe='')}"
+        path = ("/api/v3/traces/" if api == "v3" else "/api/traces/") + quote(trace_id, safe="")
         answer = await self.get(path)
-        if answer.status == 404 and _not_found_message(answer):
+        if _is_data_not_found(answer):
             return None
         traces, _, errors = self._traces(path, api, answer, None)
         wanted = trace_key(trace_id)
