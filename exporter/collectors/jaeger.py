@@ -330,7 +330,8 @@ class JaegerCollector:
                   hint="raise limit or shorten interval and lookback")
 
     def _forget_old(self, now: int) -> None:
-        """Trace IDs whose trace ended before any window a later poll can search are forgotten."""
+        """Forget trace IDs whose trace ended before any window a later poll can search, and the oldest beyond
+        ``SEEN_CAPACITY``."""
         horizon = now - int((self.cfg.lookback + 2 * self.cfg.interval) * 1e6)
         seen = self.seen
         while seen:
