@@ -100,7 +100,7 @@ def _is_data_not_found(answer: Answer) -> bool:
 class JaegerApi:
     """One Jaeger query service. ``api`` is found on first use (unless configured) and again after a failure."""
 
-    def __init__(self, cfg: JaegerTarget, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, cfg: JaegerTarget) -> None:
         self.cfg = cfg
         base_path = "/" + cfg.base_path.strip("/") if cfg.base_path.strip("/") else ""
         self.base = cfg.url + base_path
@@ -112,7 +112,7 @@ class JaegerApi:
             headers[cfg.tenant_header] = cfg.tenant
         verify: Any = ssl_context(cfg.tls) if cfg.url.startswith("https") else True
         self.client = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(cfg.timeout), verify=verify,
-                                        follow_redirects=True, transport=transport,
+                                        follow_redirects=True,
                                         limits=httpx.Limits(max_connections=8, max_keepalive_connections=8))
         self.api: Api | None = None if cfg.api == "auto" else cfg.api
         self.has_summaries: bool | None = None  # unknown until asked
