@@ -254,7 +254,7 @@ class JaegerReplay:
                 return reply
         with self.lock:
             traces = list(self.traces)
-        v1, v3 = self.api in ("v1", "both"), self.api in ("v3", "both")
+        v1, v3 = self.api == "v1", self.api == "v3"
         if v1 and route == "/api/services":
             names = self._services(traces)
             return Reply(200, json.dumps({"data": names, "total": len(names), "limit": 0, "offset": 0,
