@@ -60,6 +60,17 @@ def go_g4(value: float) -> str:
     return "%.4g" % value  # noqa: UP031 - Go's %.4g and C's agree
 
 
+def _scaled_up(value: float) -> tuple[float, str]:
+    """A value below 1 multiplied by 1000 until it is at least 1, and the SI prefix that undoes it."""
+    prefix = ""
+    for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
+        if abs(value) >= 1:
+            break
+        prefix = p
+        value *= 1000
+    return value, prefix
+
+
 def humanize_percentage(value: float) -> str:
     return f"{go_g4(value * 100)}%"
 
@@ -77,12 +88,7 @@ def humanize_duration(value: float) -> str:
         if minutes:
             return f"{minutes}m {seconds}s"
         return f"{go_g4(value)}s"
-    prefix = ""
-    for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
-        if abs(value) >= 1:
-            break
-        prefix = p
-        value *= 1000
+    value, prefix = _scaled_up(value)
     return f"{go_g4(value)}{prefix}s"
 
 
@@ -97,12 +103,7 @@ def humanize(value: float) -> str:
             prefix = p
             value /= 1000
         return f"{go_g4(value)}{prefix}"
-    prefix = ""
-    for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
-        if abs(value) >= 1:
-            break
-        prefix = p
-        value *= 1000
+    value, prefix = _scaled_up(value)
     return f"{go_g4(value)}{prefix}"
 
 
