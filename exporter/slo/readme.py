@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from exporter import metrics
 from exporter.config import Config, format_duration
 from exporter.slo.rules import (
     ERROR_RATIO_ENDPOINT,
@@ -27,8 +28,8 @@ def _source(slo: Slo) -> str:
         return (f"`{ind.family.name}`: bad = `_count` - `_bucket{{{le_matcher(slo.threshold)}}}`"
                 .replace("|", "\\|"))
     if slo.kind == "errors":
-        return "`perf_http_requests_total`: bad = `outcome!=\"success\"`"
-    return "`perf_redis_keyspace_misses_total` / (hits + misses)"
+        return f"`{metrics.HTTP_REQUESTS.name}`: bad = `outcome!=\"success\"`"
+    return f"`{metrics.REDIS_MISSES.name}` / (hits + misses)"
 
 
 def _where(slo: Slo) -> str:
@@ -108,14 +109,13 @@ def readme_markdown(config: Config, files: dict[str, dict[str, Any]], options: R
         "| `slo:period_error_budget_remaining:ratio` | 1 - period burn rate (negative: overspent) |",
     ]
     api_slos = [s for s in slos if s.area == "api"]
-    for family_slo in [api_slos[0]]:
-        assert isinstance(family_slo.indicator, LatencyIndicator)
-        fam = family_slo.indicator.family
-        names = ", ".join(f"`{quantile_record(fam, ('target', 'endpoint'), q)}`" for q in QUANTILES)
-        lines.append(f"| {names} | API P50/P95/P99 per target and endpoint |")
-        names = ", ".join(f"`{quantile_record(fam, ('target',), s.quantile)}`" for s in api_slos
-                          if s.kind == "latency" and s.endpoint is None and s.quantile is not None)
-        lines.append(f"| {names} | API P95/P99 per target, without endpoints that have their own target |")
+    assert isinstance(api_slos[0].indicator, LatencyIndicator)
+    fam = api_slos[0].indicator.family
+    names = ", ".join(f"`{quantile_record(fam, ('target', 'endpoint'), q)}`" for q in QUANTILES)
+    lines.append(f"| {names} | API P50/P95/P99 per target and endpoint |")
+    names = ", ".join(f"`{quantile_record(fam, ('target',), s.quantile)}`" for s in api_slos
+                      if s.kind == "latency" and s.endpoint is None and s.quantile is not None)
+    lines.append(f"| {names} | API P95/P99 per target, without endpoints that have their own target |")
     lines += [
         f"| `{ERROR_RATIO_TARGET}`, `{ERROR_RATIO_ENDPOINT}` | share of failed probe requests per target "
         "(without endpoints that have their own error target) and per endpoint |",
