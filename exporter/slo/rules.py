@@ -26,6 +26,7 @@ from exporter.metrics import Family
 from exporter.slo.slos import (
     AREA_COLLECTOR,
     AREA_TITLE,
+    AREAS,
     HitMissIndicator,
     LatencyIndicator,
     OutcomeIndicator,
@@ -195,10 +196,6 @@ def runbook(config: Config, alert: str) -> str:
     return f"{config.targets.runbook_url}#{alert.lower()}"
 
 
-def _for(duration: str, options: RuleOptions) -> str:
-    return window(duration, options)
-
-
 def _where(slo: Slo) -> str:
     return "{{ $labels.target }}" + (" endpoint {{ $labels.endpoint }}" if slo.endpoint else "")
 
@@ -225,7 +222,7 @@ def burn_alerts(slo: Slo, config: Config, options: RuleOptions) -> list[dict[str
         alerts.append({
             "alert": name,
             "expr": "\nor\n".join(parts) + "\n",
-            "for": _for(alert.for_, options),
+            "for": window(alert.for_, options),
             "labels": {"severity": alert.severity, "slo": slo.sloth_id},
             "annotations": {
                 "summary": f"The {slo.title} SLO is burning its error budget {alert.speed}.",
@@ -268,7 +265,7 @@ def threshold_alerts(area: str, slos: list[Slo], config: Config, options: RuleOp
             name = f"{slo.alert}High"
             alerts.append({
                 "alert": name, "expr": f"{expr} > {_num(slo.threshold)}",
-                "for": _for(TRACE_FOR if area == "tracing" else THRESHOLD_FOR["latency"], options),
+                "for": window(TRACE_FOR if area == "tracing" else THRESHOLD_FOR["latency"], options),
                 "labels": {"severity": "warning", "slo": slo.sloth_id},
                 "annotations": {
                     "summary": f"{slo.title} is above its target of {seconds_text(slo.threshold)}.",
@@ -282,7 +279,7 @@ def threshold_alerts(area: str, slos: list[Slo], config: Config, options: RuleOp
             name = f"{slo.alert}High"
             alerts.append({
                 "alert": name, "expr": f"{expr} > {_num(slo.threshold)}",
-                "for": _for(THRESHOLD_FOR["errors"], options), "labels": {"severity": "warning", "slo": slo.sloth_id},
+                "for": window(THRESHOLD_FOR["errors"], options), "labels": {"severity": "warning", "slo": slo.sloth_id},
                 "annotations": {
                     "summary": f"The API error rate is above its target of {percent_text(slo.threshold)}.",
                     "description": (f"{where}: {{{{ $value | humanizePercentage }}}} of probe requests over the "
@@ -293,7 +290,7 @@ def threshold_alerts(area: str, slos: list[Slo], config: Config, options: RuleOp
             name = f"{slo.alert}Low"
             alerts.append({
                 "alert": name, "expr": f"{HIT_RATIO} < {_num(slo.threshold)}",
-                "for": _for(THRESHOLD_FOR["cache"], options), "labels": {"severity": "warning", "slo": slo.sloth_id},
+                "for": window(THRESHOLD_FOR["cache"], options), "labels": {"severity": "warning", "slo": slo.sloth_id},
                 "annotations": {
                     "summary": f"The cache hit rate is below its target of {percent_text(slo.threshold)}.",
                     "description": (f"{where}: {{{{ $value | humanizePercentage }}}} of key lookups over the last "
@@ -307,7 +304,7 @@ def health_rules(config: Config, options: RuleOptions) -> list[dict[str, Any]]:
     reload_ok = metrics.CONFIG_RELOAD_OK.name
     where = "{{ $labels.collector }} target {{ $labels.target }}"
     rules: list[dict[str, Any]] = [
-        {"alert": "PerfExporterTargetDown", "expr": f"{up} == 0", "for": _for("5m", options),
+        {"alert": "PerfExporterTargetDown", "expr": f"{up} == 0", "for": window("5m", options),
          "labels": {"severity": "warning"},
          "annotations": {
              "summary": "A target perf-exporter measures cannot be reached.",
@@ -317,20 +314,20 @@ def health_rules(config: Config, options: RuleOptions) -> list[dict[str, Any]]:
         {"alert": "PerfExporterJobFailing",
          "expr": f'sum by (collector, target) (increase({runs}{{result=~"error|timeout"}}'
                  f'[{window("15m", options)}])) >= 3',
-         "for": _for("5m", options), "labels": {"severity": "warning"},
+         "for": window("5m", options), "labels": {"severity": "warning"},
          "annotations": {
              "summary": "A perf-exporter job keeps failing.",
              "description": f"{where}: {{{{ $value | humanize }}}} runs ended in an error or a timeout in the last "
                             "15 minutes.",
              "runbook_url": runbook(config, "PerfExporterJobFailing")}},
-        {"alert": "PerfExporterConfigReloadFailed", "expr": f"{reload_ok} == 0", "for": _for("5m", options),
+        {"alert": "PerfExporterConfigReloadFailed", "expr": f"{reload_ok} == 0", "for": window("5m", options),
          "labels": {"severity": "warning"},
          "annotations": {
              "summary": "perf-exporter could not load its new configuration.",
              "description": "The last configuration reload of {{ $labels.instance }} failed; it keeps running the "
                             "previous configuration.",
              "runbook_url": runbook(config, "PerfExporterConfigReloadFailed")}},
-        {"alert": "PerfExporterAbsent", "expr": f"absent({metrics.BUILD_INFO.name})", "for": _for("10m", options),
+        {"alert": "PerfExporterAbsent", "expr": f"absent({metrics.BUILD_INFO.name})", "for": window("10m", options),
          "labels": {"severity": "critical"},
          "annotations": {
              "summary": "Prometheus has no perf-exporter metrics.",
@@ -341,7 +338,7 @@ def health_rules(config: Config, options: RuleOptions) -> list[dict[str, Any]]:
     for area in configured_areas(config):
         family = SLI_PRESENCE[area]
         rules.append({
-            "alert": "PerfExporterSliAbsent", "expr": f"absent({family})", "for": _for("15m", options),
+            "alert": "PerfExporterSliAbsent", "expr": f"absent({family})", "for": window("15m", options),
             "labels": {"severity": "warning", "area": area},
             "annotations": {
                 "summary": f"The {AREA_TITLE[area]} SLI metrics are missing.",
@@ -367,7 +364,7 @@ def rule_groups(config: Config, options: RuleOptions | None = None) -> dict[str,
     options = options or RuleOptions()
     slos = all_slos(config.targets)
     files: dict[str, dict[str, Any]] = {}
-    for area in ("api", "database", "cache", "tracing"):
+    for area in AREAS:
         mine = [s for s in slos if s.area == area]
         rules: list[dict[str, Any]] = []
         for slo in mine:
