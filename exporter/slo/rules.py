@@ -92,6 +92,11 @@ def _num(value: float) -> str:
     return f"{round(value, 10):g}"
 
 
+def guarded_ratio(numerator: str, denominator: str) -> str:
+    """``numerator / denominator``, the denominator guarded by ``> 0``: no traffic gives no series, never NaN."""
+    return f"{numerator}\n/\n({denominator} > 0)\n"
+
+
 def _match(slo: Slo) -> str:
     return selector(f'sloth_id="{slo.sloth_id}"', f'sloth_service="{slo.area}"', f'sloth_slo="{slo.name}"')
 
@@ -102,7 +107,7 @@ def slo_records(slo: Slo, config: Config, options: RuleOptions) -> list[dict[str
     for w in WINDOWS:
         rw = window(w, options)
         rules.append({"record": f"slo:sli_error:ratio_rate{w}",
-                      "expr": f"{ind.bad(rw)}\n/\n({ind.total(rw)} > 0)\n",
+                      "expr": guarded_ratio(ind.bad(rw), ind.total(rw)),
                       "labels": {**slo.labels(), "sloth_window": w}})
     for w in WINDOWS:
         rules.append({"record": f"slo:sli_events:rate{w}", "expr": ind.total(window(w, options)),
@@ -172,14 +177,13 @@ def guide_records(area: str, slos: list[Slo], options: RuleOptions) -> list[dict
         errors = next(s for s in slos if s.kind == "errors" and s.endpoint is None)
         assert isinstance(errors.indicator, OutcomeIndicator)
         rules.append({"record": ERROR_RATIO_TARGET,
-                      "expr": f"{errors.indicator.bad(w)}\n/\n({errors.indicator.total(w)} > 0)\n"})
+                      "expr": guarded_ratio(errors.indicator.bad(w), errors.indicator.total(w))})
         per_endpoint = OutcomeIndicator(by=("target", "endpoint"))
         rules.append({"record": ERROR_RATIO_ENDPOINT,
-                      "expr": f"{per_endpoint.bad(w)}\n/\n({per_endpoint.total(w)} > 0)\n"})
+                      "expr": guarded_ratio(per_endpoint.bad(w), per_endpoint.total(w))})
     elif area == "cache":
         ind = HitMissIndicator(by=("target",))
-        hits = f"sum by (target) (rate({ind.hits.name}[{w}]))"
-        rules.append({"record": HIT_RATIO, "expr": f"{hits}\n/\n({ind.total(w)} > 0)\n"})
+        rules.append({"record": HIT_RATIO, "expr": guarded_ratio(ind.good(w), ind.total(w))})
     else:
         slo = slos[0]
         assert isinstance(slo.indicator, LatencyIndicator)

@@ -128,6 +128,9 @@ class HitMissIndicator(Indicator):
     def total(self, window: str) -> str:
         return f"({self._rate(self.hits, window)} + {self._rate(self.misses, window)})"
 
+    def good(self, window: str) -> str:
+        return self._rate(self.hits, window)
+
     def bad(self, window: str) -> str:
         return self._rate(self.misses, window)
 
