@@ -33,6 +33,7 @@ DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
 RI = "$__rate_interval"
 T = 'target=~"$target"'
 
+
 def query(expr: str, legend: str = "", ref: str = "A", instant: bool = False, table_format: bool = False
           ) -> prom.Dataquery:
     q = prom.Dataquery().expr(expr).ref_id(ref).datasource(DS)
@@ -146,22 +147,21 @@ def slo_row(dashboard: db.Dashboard, area: str) -> db.Dashboard:
 # -- the overview --------------------------------------------------------------------------------------------------
 
 
-def current_expr(slo: Slo) -> tuple[str, float, str, float, str]:
-    """PromQL for the SLO's guide figure now (the worst selected target), then its target, the comparison that
-    means "met", and the display scale and unit (ms or %)."""
-    assert slo.threshold is not None
+def current_expr(slo: Slo) -> tuple[str, str, float, str]:
+    """PromQL for the SLO's guide figure now (the worst selected target), then the comparison with its threshold
+    that means "met", and the display scale and unit (ms or %)."""
     if slo.kind == "latency":
         assert isinstance(slo.indicator, LatencyIndicator) and slo.quantile is not None
         fam = slo.indicator.family
         if slo.endpoint:
             record = quantile_record(fam, ("target", "endpoint"), slo.quantile)
-            return f'max({record}{{{T}, endpoint="{slo.endpoint}"}})', slo.threshold, "<=", 1000, "ms"
-        return f"max({quantile_record(fam, ('target',), slo.quantile)}{{{T}}})", slo.threshold, "<=", 1000, "ms"
+            return f'max({record}{{{T}, endpoint="{slo.endpoint}"}})', "<=", 1000, "ms"
+        return f"max({quantile_record(fam, ('target',), slo.quantile)}{{{T}}})", "<=", 1000, "ms"
     if slo.kind == "errors":
         if slo.endpoint:
-            return f'max({ERROR_RATIO_ENDPOINT}{{{T}, endpoint="{slo.endpoint}"}})', slo.threshold, "<=", 100, "%"
-        return f"max({ERROR_RATIO_TARGET}{{{T}}})", slo.threshold, "<=", 100, "%"
-    return f"min({HIT_RATIO}{{{T}}})", slo.threshold, ">=", 100, "%"
+            return f'max({ERROR_RATIO_ENDPOINT}{{{T}, endpoint="{slo.endpoint}"}})', "<=", 100, "%"
+        return f"max({ERROR_RATIO_TARGET}{{{T}}})", "<=", 100, "%"
+    return f"min({HIT_RATIO}{{{T}}})", ">=", 100, "%"
 
 
 def _labelled(expr: str, labels: dict[str, str]) -> str:
@@ -175,10 +175,11 @@ def targets_table(slos: list[Slo]) -> table.Panel:
     SLO window and the 5-minute burn rate, each the worst over the selected targets."""
     currents, statuses, budgets, burns = [], [], [], []
     for order, slo in enumerate(slos, 1):
-        expr, limit, met, scale, unit = current_expr(slo)
+        expr, met, scale, unit = current_expr(slo)
+        assert slo.threshold is not None
         labels = {"order": f"{order:02d}", "metric": slo.title, "objective": slo.target_text, "unit": unit}
         currents.append(_labelled(f"({expr} * {scale})", labels))
-        statuses.append(_labelled(f"({expr} {met} bool {limit:g})", labels))
+        statuses.append(_labelled(f"({expr} {met} bool {slo.threshold:g})", labels))
         which = f'sloth_id="{slo.sloth_id}", {T}'
         budgets.append(_labelled(f"min(slo:period_error_budget_remaining:ratio{{{which}}})", labels))
         burns.append(_labelled(f"max(slo:current_burn_rate:ratio{{{which}}})", labels))
