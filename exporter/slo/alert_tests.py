@@ -32,7 +32,6 @@ from exporter.slo.rules import (
     BurnAlert,
     RuleOptions,
     burn_conditions,
-    rule_groups,
 )
 from exporter.slo.slos import (
     HitMissIndicator,
@@ -502,11 +501,11 @@ def health_tests(config: Config, files: dict[str, dict[str, Any]]) -> list[dict[
     return groups
 
 
-def unit_tests(config: Config, options: RuleOptions | None = None) -> dict[str, dict[str, Any]]:
-    """File stem -> promtool test file: one per SLO (named by its sloth_id, loading its area's
-    ``../<area>.rules.yml``) and one for the exporter's health, so they can run side by side."""
-    options = options or RuleOptions()
-    files = rule_groups(config, options)
+def unit_tests(config: Config, files: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """File stem -> promtool test file for the rule files ``files`` (as rule_groups renders them at the default
+    RuleOptions): one per SLO (named by its sloth_id, loading its area's ``../<area>.rules.yml``) and one for the
+    exporter's health, so they can run side by side."""
+    options = RuleOptions()
     out: dict[str, dict[str, Any]] = {}
     for slo in all_slos(config.targets):
         groups = threshold_tests(slo, config, files) + burn_tests(slo, config, files, options)

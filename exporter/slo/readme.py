@@ -40,8 +40,8 @@ def _where(slo: Slo) -> str:
     return "by target"
 
 
-def readme_markdown(config: Config, files: dict[str, dict[str, Any]], options: RuleOptions | None = None) -> str:
-    options = options or RuleOptions()
+def readme_markdown(config: Config, files: dict[str, dict[str, Any]]) -> str:
+    options = RuleOptions()
     slos = all_slos(config.targets)
     period = format_duration(config.targets.slo_window)
     lines = [

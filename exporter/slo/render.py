@@ -47,7 +47,7 @@ def rule_outputs(config: Config) -> dict[str, str]:
     out: dict[str, str] = {}
     for stem, content in files.items():
         out[f"{stem}.rules.yml"] = HEADER.format(what="rules") + to_yaml(content)
-    for stem, content in unit_tests(config).items():
+    for stem, content in unit_tests(config, files).items():
         out[f"tests/{stem}.test.yml"] = HEADER.format(what="rules") + to_yaml(content)
     out["runbooks.md"] = runbooks_markdown(config, files)
     out["README.md"] = readme_markdown(config, files)
