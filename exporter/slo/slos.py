@@ -65,9 +65,6 @@ class Indicator:
     def total(self, window: str) -> str:
         raise NotImplementedError
 
-    def families(self) -> tuple[Family, ...]:
-        raise NotImplementedError
-
 
 @dataclass(frozen=True)
 class LatencyIndicator(Indicator):
@@ -90,9 +87,6 @@ class LatencyIndicator(Indicator):
     def bad(self, window: str) -> str:
         return f"({self.total(window)} - {self.good(window)})"
 
-    def families(self) -> tuple[Family, ...]:
-        return (self.family,)
-
 
 @dataclass(frozen=True)
 class OutcomeIndicator(Indicator):
@@ -110,9 +104,6 @@ class OutcomeIndicator(Indicator):
 
     def bad(self, window: str) -> str:
         return self._rate(window, 'outcome!="success"')
-
-    def families(self) -> tuple[Family, ...]:
-        return (self.family,)
 
 
 @dataclass(frozen=True)
@@ -133,9 +124,6 @@ class HitMissIndicator(Indicator):
 
     def bad(self, window: str) -> str:
         return self._rate(self.misses, window)
-
-    def families(self) -> tuple[Family, ...]:
-        return (self.hits, self.misses)
 
 
 @dataclass(frozen=True)
@@ -162,20 +150,12 @@ class Slo:
     def budget(self) -> float:
         return round(1 - self.objective, 10)
 
-    @property
-    def by(self) -> tuple[str, ...]:
-        return self.indicator.by
-
     def labels(self) -> dict[str, str]:
         return {"sloth_id": self.sloth_id, "sloth_service": self.area, "sloth_slo": self.name}
 
 
 def _snake_to_kebab(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower()
-
-
-def _camel(name: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in re.split(r"[^A-Za-z0-9]+", name) if part)
 
 
 def _quantile_name(q: float) -> str:
