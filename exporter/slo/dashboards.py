@@ -73,13 +73,11 @@ def graph(title: str, *queries: prom.Dataquery, unit: str = "short", line: float
 
 
 def single(title: str, q: prom.Dataquery, unit: str = "short", steps: tuple[tuple[float | None, str], ...] = (),
-           width: int = 6, height: int = 4, description: str = "") -> stat.Panel:
+           width: int = 6, height: int = 4) -> stat.Panel:
     panel = (stat.Panel().title(title).datasource(DS).unit(unit).span(width).height(height).with_target(q)
              .color_mode(common.BigValueColorMode.BACKGROUND).graph_mode(common.BigValueGraphMode.AREA))
     if steps:
         panel = panel.thresholds(thresholds(*steps))
-    if description:
-        panel = panel.description(description)
     return panel
 
 
