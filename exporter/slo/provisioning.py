@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 DASHBOARDS_PATH = "/var/lib/grafana/dashboards/perf-exporter"
+PROMETHEUS_URL = "http://prometheus:9090"
 
 
-def provisioning_files(prometheus_url: str = "http://prometheus:9090") -> dict[str, dict[str, Any]]:
+def provisioning_files() -> dict[str, dict[str, Any]]:
     """Path under grafana/ -> YAML content. Mount grafana/provisioning at /etc/grafana/provisioning and
     grafana/dashboards at the provider's path."""
     return {
@@ -15,7 +16,7 @@ def provisioning_files(prometheus_url: str = "http://prometheus:9090") -> dict[s
             "apiVersion": 1,
             "datasources": [{
                 "name": "Prometheus", "uid": "prometheus", "type": "prometheus", "access": "proxy",
-                "url": prometheus_url, "isDefault": True, "editable": True,
+                "url": PROMETHEUS_URL, "isDefault": True, "editable": True,
                 "jsonData": {"timeInterval": "15s", "httpMethod": "POST"},
             }],
         },
