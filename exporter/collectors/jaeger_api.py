@@ -32,7 +32,7 @@ from exporter.analysis.traces import (
     traces_from_v1,
 )
 from exporter.config import JaegerTarget
-from exporter.probes.api import ssl_context
+from exporter.http_client import base_headers, ssl_context
 from exporter.secrets import safe_url
 
 Api = Literal["v3", "v1"]
@@ -104,10 +104,7 @@ class JaegerApi:
         self.cfg = cfg
         base_path = "/" + cfg.base_path.strip("/") if cfg.base_path.strip("/") else ""
         self.base = cfg.url + base_path
-        headers = {"User-Agent": "perf-exporter", "Accept": "application/json"}
-        headers.update({k: v.get_secret_value() for k, v in cfg.headers.items()})
-        if cfg.bearer_token is not None:
-            headers["Authorization"] = f"Bearer {cfg.bearer_token.get_secret_value()}"
+        headers = {"Accept": "application/json", **base_headers(cfg)}
         if cfg.tenant:
             headers[cfg.tenant_header] = cfg.tenant
         verify: Any = ssl_context(cfg.tls) if cfg.url.startswith("https") else True

@@ -11,7 +11,6 @@ import asyncio
 import functools
 import logging
 import os
-import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -19,31 +18,14 @@ from typing import Any
 import httpx
 
 from exporter import metrics
-from exporter.config import ApiTarget, Endpoint, Journey, TLSConfig
+from exporter.config import ApiTarget, Endpoint, Journey
+from exporter.http_client import base_headers, ssl_context
 from exporter.logs import event
 from exporter.probes.http import Measurement, measure, resolve_time
 from exporter.probes.journey import MissingVariable, StepRequest, capture, fill, steps_of
 from exporter.scheduler import JobContext, SentTrace
 
 log = logging.getLogger(__name__)
-
-
-def ssl_context(tls: TLSConfig) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
-    if tls.cert_file:
-        context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
-    if tls.insecure_skip_verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-def base_headers(cfg: ApiTarget) -> dict[str, str]:
-    headers = {"User-Agent": "perf-exporter"}
-    headers.update({name: value.get_secret_value() for name, value in cfg.headers.items()})
-    if cfg.bearer_token is not None:
-        headers["Authorization"] = f"Bearer {cfg.bearer_token.get_secret_value()}"
-    return headers
 
 
 def new_traceparent() -> tuple[str, str]:
