@@ -348,6 +348,13 @@ class PostgresTarget(Model):
 # Redis
 
 
+def as_redis_url(url: str) -> str:
+    """The guide writes ``REDIS_URL=http://host:6379``: read ``http`` as ``redis`` and ``https`` as ``rediss``."""
+    parts = urlsplit(url)
+    scheme = {"http": "redis", "https": "rediss"}.get(parts.scheme)
+    return urlunsplit((scheme, *parts[1:])) if scheme else url
+
+
 class RedisTarget(Model):
     name: Name
     url: SecretStr = SecretStr("redis://localhost:6379/0")
@@ -369,17 +376,16 @@ class RedisTarget(Model):
         raw = value.get_secret_value() if isinstance(value, SecretStr) else value
         if not isinstance(raw, str):
             return value
-        parts = urlsplit(raw)
-        if parts.scheme in ("http", "https"):
-            scheme = "redis" if parts.scheme == "http" else "rediss"
+        url = as_redis_url(raw)
+        given, used = urlsplit(raw).scheme, urlsplit(url).scheme
+        if used != given:
             log.warning("config_warning", extra={"fields": {
                 "key": "redis.url",
-                "msg": f"{parts.scheme}:// is not a Redis URL scheme; using {scheme}:// "
-                       f"(write {scheme}://host:port in REDIS_URL)"}})
-            return urlunsplit((scheme, *parts[1:]))
-        if parts.scheme not in ("redis", "rediss", "unix"):
+                "msg": f"{given}:// is not a Redis URL scheme; using {used}:// "
+                       f"(write {used}://host:port in REDIS_URL)"}})
+        if used not in ("redis", "rediss", "unix"):
             raise ValueError("expected a redis://, rediss:// or unix:// URL")
-        return raw
+        return url
 
     @model_validator(mode="after")
     def _consistent(self) -> RedisTarget:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from exporter.config import as_redis_url
 from exporter.demo.faults import STEP_LATENCY
 
 ORDER_TTL_SECONDS = 60
@@ -62,20 +63,11 @@ class Cache(Protocol):
     async def close(self) -> None: ...
 
 
-def redis_url(url: str) -> str:
-    """The guide writes ``REDIS_URL=http://host:6379``; read it as ``redis://`` (``https`` as ``rediss``)."""
-    if url.startswith("http://"):
-        return "redis://" + url.removeprefix("http://")
-    if url.startswith("https://"):
-        return "rediss://" + url.removeprefix("https://")
-    return url
-
-
 class RedisCache:
     kind = "redis"
 
     def __init__(self, url: str) -> None:
-        self.client = aioredis.from_url(redis_url(url), socket_timeout=2, socket_connect_timeout=2,
+        self.client = aioredis.from_url(as_redis_url(url), socket_timeout=2, socket_connect_timeout=2,
                                         decode_responses=True)
 
     async def _call(self, coro: Any) -> Any:
