@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.measures import cpu_seconds, percentile, rss_mb
 from tests.servers import Postgres, Redis, free_port, http_ok, wait_for
 
 ENDPOINTS: list[tuple[str, str, str, Any]] = [
@@ -35,23 +35,6 @@ ENDPOINTS: list[tuple[str, str, str, Any]] = [
     ("update_location", "POST", "/api/v1/trips/1/location", {"driver_id": 42, "lat": 52.5, "lon": 13.4}),
     ("send_notification", "POST", "/api/v1/notifications", {"user_id": 7, "message": "hi"}),
 ]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def cpu_seconds(pid: int) -> float:
-    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 async def closed_loop(url: str, method: str, path: str, body: Any, duration: float,

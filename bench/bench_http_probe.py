@@ -10,7 +10,6 @@ in the same run, as ratios.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
@@ -23,26 +22,10 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.measures import cpu_seconds, peak_rss_mb, percentile, rss_mb
 from tests.servers import free_port, http_ok, wait_for
 
 HERE = Path(__file__).resolve().parent
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def proc_stats(pid: int) -> tuple[float, float, float]:
-    """(RSS MB, peak RSS MB, CPU seconds) of a process."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-    rss = int(fields["VmRSS"].split()[0]) / 1024
-    peak = int(fields["VmHWM"].split()[0]) / 1024
-    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    cpu = (int(stat[11]) + int(stat[12])) / ticks
-    return rss, peak, cpu
 
 
 def metric_samples(text: str) -> list[tuple[str, dict[str, str], float]]:
@@ -82,7 +65,7 @@ def main() -> int:
         procs.append(daemon)
         ours = f"http://127.0.0.1:{port}"
         wait_for(lambda: http_ok(f"{ours}/-/ready"), what="daemon")
-        cpu_at_start = proc_stats(daemon.pid)[2]
+        cpu_at_start = cpu_seconds(daemon.pid)
 
         bb_port = free_port()
         if blackbox:
@@ -119,7 +102,7 @@ def main() -> int:
                 time.sleep(args.scrape_every)
             text = client.get(f"{ours}/metrics").text
             server_mean = client.get(f"{server}/stats").json()["mean_seconds"]
-        rss, peak, cpu = proc_stats(daemon.pid)
+        rss, peak, cpu = rss_mb(daemon.pid), peak_rss_mb(daemon.pid), cpu_seconds(daemon.pid)
         samples = metric_samples(text)
         count = sum(v for n, labels, v in samples if n == "perf_http_request_duration_seconds_count")
         total = sum(v for n, labels, v in samples if n == "perf_http_request_duration_seconds_sum")

@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.measures import rss_mb
 from exporter.collectors.postgres import PostgresCollector
 from exporter.config import PostgresTarget, Targets
 from exporter.scheduler import JobContext
@@ -36,13 +37,6 @@ from tests.servers import Postgres, free_port, http_ok, pg_bindir, port_open, wa
 HERE = Path(__file__).resolve().parent
 SCRAPE_TIMEOUT = 120.0
 REPO = HERE.parent
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def series(text: str) -> int:

@@ -31,6 +31,7 @@ import httpx
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.measures import percentile
 from exporter.collectors.redis import RedisCollector
 from exporter.config import RedisTarget, Targets
 from exporter.scheduler import JobContext
@@ -39,11 +40,6 @@ from tests.servers import Redis, free_port, http_ok, wait_for
 
 PATTERNS = ["order:*", "session:*", "driver:location:*"]
 QUEUES = ["trip:location:updates", "notifications:outbox"]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def redis_cpu(app: redis.Redis) -> float:
