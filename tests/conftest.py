@@ -12,7 +12,6 @@ import pytest
 from tests.servers import Postgres, Redis
 
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
 
 
 @pytest.fixture(scope="session")

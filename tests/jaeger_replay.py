@@ -1,6 +1,6 @@
 """A real HTTP server on loopback that answers like Jaeger's query service, from real Jaeger response bodies.
 
-It holds v1 trace objects (the fixtures under ``../shared/fixtures/jaeger/``, moved in time so that they fall in
+It holds v1 trace objects (the fixtures under ``tests/fixtures/jaeger/``, moved in time so that they fall in
 the collector's window, their relative timings untouched) and serves them through the routes of the chosen API:
 
 - ``v1`` (Jaeger 1.x and <= 2.20): ``/api/services``, ``/api/traces?service=&start=&end=&limit=``,
@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-FIXTURES = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "jaeger"
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "jaeger"
 TEXT = "text/plain; charset=utf-8"
 JSON = "application/json"
 

@@ -21,13 +21,12 @@ from exporter.config import load_config
 from exporter.demo import jaeger_format
 from exporter.demo.launcher import config_environment, example_config_path
 from exporter.demo.spans import Span, TraceBuffer, TraceRecorder, parse_traceparent
-from tests.conftest import SHARED
 from tests.daemon_process import DaemonProcess
 from tests.probe_harness import ProbeHarness
 from tests.servers import Postgres, Process, Redis, free_port, port_open, wait_for
 
-JAEGER_FIXTURES = SHARED / "fixtures" / "jaeger"
 REPO = Path(__file__).resolve().parent.parent
+JAEGER_FIXTURES = REPO / "tests" / "fixtures" / "jaeger"
 
 
 # ---------------------------------------------------------------------------------------------------------------
