@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(redis-server redis-tools prometheus prometheus-alertmanager prometheus-blackbox-exporter
-                 prometheus-postgres-exporter prometheus-redis-exporter)
+                 prometheus-postgres-exporter prometheus-redis-exporter
+                 postgresql postgresql-contrib libpq-dev)  # PostgreSQL 15 on bookworm; libpq-dev: pg_config
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
