@@ -95,12 +95,12 @@ def service_body(service_index: int, now_us: int) -> bytes:
 
 def collector(url: str = "http://127.0.0.1:1", api: str = "v1") -> Any:
     from exporter.collectors.jaeger import JaegerCollector
-    from exporter.config import JaegerTarget, Targets
-    from exporter.scheduler import JobContext
+    from exporter.collectors.jaeger_target import JaegerTarget
+    from exporter.jobs import JobContext, TraceLink
     from exporter.store import MetricStore
 
     cfg = JaegerTarget(name="bench", url=url, api=api, interval="60s", timeout="50s", limit=TRACES_PER_SERVICE)
-    return JaegerCollector(cfg, JobContext("jaeger", "bench", MetricStore(), Targets()))
+    return JaegerCollector(cfg, JobContext(MetricStore(), TraceLink()))
 
 
 def bench_parse(path: str, memory: bool) -> dict[str, float]:
@@ -234,7 +234,7 @@ def bench_http(url: str, api: str) -> dict[str, float]:
     assert ok and traces == SERVICES * TRACES_PER_SERVICE, (ok, traces)
     return {"seconds": elapsed, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "rss_before_mb": rss_before, "traces": traces,
-            "whole": job.store.get(metrics.TRACE_ANALYSED, ("bench",)) or 0}
+            "whole": job.store.get(metrics.TRACE_ANALYSED, target="bench") or 0}
 
 
 def main() -> None:

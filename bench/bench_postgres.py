@@ -28,9 +28,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.measures import rss_mb
-from exporter.collectors.postgres import PostgresCollector
-from exporter.config import PostgresTarget, Targets
-from exporter.scheduler import JobContext
+from exporter.collectors.postgres import PostgresCollector, PostgresTarget
+from exporter.jobs import JobContext, TraceLink
 from exporter.store import MetricStore, StoreCollector
 from tests.servers import Postgres, free_port, http_ok, pg_bindir, port_open, wait_for
 
@@ -71,7 +70,7 @@ async def measure_in_process(pg: Postgres, rounds: int, work: Path, top: int) ->
     stores.stores["postgres/bench"] = store
     registry = CollectorRegistry()
     registry.register(stores)
-    collector = PostgresCollector(cfg, JobContext("postgres", "bench", store, Targets()))
+    collector = PostgresCollector(cfg, JobContext(store, TraceLink()))
     collect_times, generate_times, render_times = [], [], []
     try:
         started = time.perf_counter()

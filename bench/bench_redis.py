@@ -32,9 +32,8 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.measures import percentile
-from exporter.collectors.redis import RedisCollector
-from exporter.config import RedisTarget, Targets
-from exporter.scheduler import JobContext
+from exporter.collectors.redis import RedisCollector, RedisTarget
+from exporter.jobs import JobContext, TraceLink
 from exporter.store import MetricStore
 from tests.servers import Redis, free_port, http_ok, wait_for
 
@@ -69,7 +68,7 @@ def fill(app: redis.Redis, keys: int) -> None:
 def collector(url: str, budget: int) -> RedisCollector:
     cfg = RedisTarget.model_validate({"name": "cache", "url": url, "interval": "15s", "timeout": "5s",
                                       "key_patterns": PATTERNS, "scan_budget": budget, "queues": QUEUES})
-    return RedisCollector(cfg, JobContext("redis", "cache", MetricStore(), Targets()))
+    return RedisCollector(cfg, JobContext(MetricStore(), TraceLink()))
 
 
 def time_collections(url: str, budget: int, runs: int, app: redis.Redis) -> tuple[list[float], float, float]:

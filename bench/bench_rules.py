@@ -38,7 +38,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from exporter import metrics
-from exporter.config import load_config
+from exporter.config.loading import load_config
 from exporter.slo.render import dashboard_outputs, rule_outputs, to_yaml
 from exporter.slo.rules import rule_groups
 from exporter.store import StoreCollector
@@ -61,23 +61,25 @@ def synthetic_exporter(endpoints: int) -> tuple[ThreadingHTTPServer, threading.E
         while not stop.wait(1.0):
             with lock:
                 for name in names:
-                    labels = ("gateway", name, "GET")
+                    labels = {"target": "gateway", "endpoint": name, "method": "GET"}
                     for _ in range(5):
-                        api.observe(metrics.HTTP_REQUEST_DURATION, labels, rng.lognormvariate(-2.5, 0.8))
+                        api.observe(metrics.HTTP_REQUEST_DURATION, rng.lognormvariate(-2.5, 0.8), **labels)
                         outcome = "http_5xx" if rng.random() < 0.005 else "success"
-                        api.inc(metrics.HTTP_REQUESTS, (*labels, outcome))
+                        api.inc(metrics.HTTP_REQUESTS, 1.0, outcome=outcome, **labels)
                 for db in ("tripo04os", "postgres"):
-                    pg.observe(metrics.PG_QUERY_DURATION, ("main", db), rng.lognormvariate(-5, 1), 40)
-                cache.inc(metrics.REDIS_HITS, ("cache",), 90)
-                cache.inc(metrics.REDIS_MISSES, ("cache",), 10)
+                    pg.observe(metrics.PG_QUERY_DURATION, rng.lognormvariate(-5, 1), 40, target="main", datname=db)
+                cache.inc(metrics.REDIS_HITS, 90, target="cache")
+                cache.inc(metrics.REDIS_MISSES, 10, target="cache")
                 for op in ("POST /api/v1/orders", "GET /api/v1/orders/{id}"):
-                    traces.observe(metrics.TRACE_DURATION, ("tracing", "gateway", op), rng.lognormvariate(-2, 0.6))
+                    traces.observe(metrics.TRACE_DURATION, rng.lognormvariate(-2, 0.6), target="tracing",
+                                   service="gateway", operation=op)
 
     with lock:
         for name in names:
-            api.ensure_histogram(metrics.HTTP_REQUEST_DURATION, ("gateway", name, "GET"))
+            api.ensure_histogram(metrics.HTTP_REQUEST_DURATION, target="gateway", endpoint=name, method="GET")
             for outcome in metrics.HTTP_OUTCOMES:
-                api.ensure_counter(metrics.HTTP_REQUESTS, ("gateway", name, "GET", outcome))
+                api.ensure_counter(metrics.HTTP_REQUESTS, target="gateway", endpoint=name, method="GET",
+                                   outcome=outcome)
     threading.Thread(target=tick, daemon=True).start()
 
     class Handler(BaseHTTPRequestHandler):

@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 from exporter import __version__
-from exporter.config import DEFAULT_LISTEN, ConfigError, default_config, dump_masked, load_config
+from exporter.config.loading import ConfigError, default_config, load_config
+from exporter.config.masking import dump_masked
+from exporter.config.units import DEFAULT_LISTEN
 from exporter.logs import setup_logging
 
 

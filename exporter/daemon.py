@@ -17,7 +17,9 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from exporter import __version__, metrics
-from exporter.config import Config, ConfigError, default_config, load_config, parse_listen
+from exporter.config.loading import ConfigError, default_config, load_config
+from exporter.config.schema import Config
+from exporter.config.units import parse_listen
 from exporter.logs import event
 from exporter.scheduler import JobRunner, Scheduler
 from exporter.store import StoreCollector
@@ -49,7 +51,7 @@ class Daemon:
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
         self.own = self.stores.add("exporter")
-        self.own.set(metrics.BUILD_INFO, (__version__,), 1)
+        self.own.set(metrics.BUILD_INFO, 1, version=__version__)
         self.scheduler = Scheduler(self.stores)
         self.ready = False
         self._stop = asyncio.Event()
@@ -65,12 +67,12 @@ class Daemon:
             try:
                 config = self._load()
             except ConfigError as exc:
-                self.own.set(metrics.CONFIG_RELOAD_OK, (), 0)
+                self.own.set(metrics.CONFIG_RELOAD_OK, 0)
                 event(log, logging.ERROR, "config_reload_failed", config=self.config_source, cause=str(exc))
                 return str(exc)
             await self.scheduler.apply(config)
-            self.own.set(metrics.CONFIG_RELOAD_OK, (), 1)
-            self.own.set(metrics.CONFIG_RELOAD_TIME, (), time.time())
+            self.own.set(metrics.CONFIG_RELOAD_OK, 1)
+            self.own.set(metrics.CONFIG_RELOAD_TIME, time.time())
             event(log, logging.INFO, "config_loaded", config=self.config_source, jobs=len(self.runners))
             return None
 
@@ -89,8 +91,8 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         self.scheduler.start()
         await self.scheduler.apply(config)
-        self.own.set(metrics.CONFIG_RELOAD_OK, (), 1)
-        self.own.set(metrics.CONFIG_RELOAD_TIME, (), time.time())
+        self.own.set(metrics.CONFIG_RELOAD_OK, 1)
+        self.own.set(metrics.CONFIG_RELOAD_TIME, time.time())
         server = _Server(uvicorn.Config(build_app(self), host=self.host, port=self.port, log_config=None,
                                         access_log=False, lifespan="off", timeout_graceful_shutdown=2))
         server_task = asyncio.create_task(server.serve())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ssl
 
-from exporter.config import ApiTarget, JaegerTarget, TLSConfig
+from exporter.config.base import HttpTarget, TLSConfig
 
 
 def ssl_context(tls: TLSConfig) -> ssl.SSLContext:
@@ -17,7 +17,7 @@ def ssl_context(tls: TLSConfig) -> ssl.SSLContext:
     return context
 
 
-def base_headers(cfg: ApiTarget | JaegerTarget) -> dict[str, str]:
+def base_headers(cfg: HttpTarget) -> dict[str, str]:
     """User-Agent, the configured headers, and the bearer token (which wins over a configured Authorization)."""
     headers = {"User-Agent": "perf-exporter"}
     headers.update({name: value.get_secret_value() for name, value in cfg.headers.items()})

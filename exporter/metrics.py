@@ -223,16 +223,19 @@ TRACE_SERIAL_CHILDREN = counter("perf_trace_serial_children_total",
 TRACE_SERIAL_SAVING = counter("perf_trace_serial_saving_seconds_total",
                               "Time that running serial siblings side by side would have saved.",
                               ("target", "service", "operation"))
+# target: the Jaeger target that looked the trace up; probe_target and probe: the API target and endpoint that
+# sent it. Each Jaeger target meant to see a probe's traces looks them up on its own.
+TRACE_PROBE_LABELS = ("target", "probe_target", "probe")
 TRACE_PROBE_DURATION = gauge("perf_trace_probe_duration_seconds", "End-to-end duration of the probe's trace.",
-                             ("target", "probe"))
-TRACE_PROBE_SPANS = gauge("perf_trace_probe_spans", "Spans in the probe's trace.", ("target", "probe"))
+                             TRACE_PROBE_LABELS)
+TRACE_PROBE_SPANS = gauge("perf_trace_probe_spans", "Spans in the probe's trace.", TRACE_PROBE_LABELS)
 TRACE_PROBE_SERVICES = gauge("perf_trace_probe_services", "Services the probe's trace reached.",
-                             ("target", "probe"))
+                             TRACE_PROBE_LABELS)
 TRACE_PROBE_VISIBILITY = gauge("perf_trace_probe_visibility_seconds",
-                               "Time from the probe's request until Jaeger served its trace.", ("target", "probe"))
+                               "Time from the probe's request until Jaeger served its trace.", TRACE_PROBE_LABELS)
 TRACE_PROBE_MISSING = counter("perf_trace_probe_missing_total",
                               "Probe traces Jaeger still did not serve when the collector gave up looking.",
-                              ("target", "probe"))
+                              TRACE_PROBE_LABELS)
 TRACE_ANALYSED = counter("perf_trace_analysed_total",
                          "Whole traces analysed for span durations, critical path and serial siblings.", ("target",))
 TRACE_ANOMALIES = counter("perf_trace_anomalies_total",

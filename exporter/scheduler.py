@@ -1,9 +1,8 @@
-"""Runs every probe and collector job on its interval, and keeps the set of jobs in step with the config.
+"""Runs every job on its interval, and keeps the set of jobs in step with the config.
 
-A job is anything with ``async run() -> bool`` (True: the target was reached) and ``async close()``, built from
-its config entry and a :class:`JobContext`. The scheduler knows nothing else about it: it bounds each run by the
-job's deadline, never runs a job twice at once, and turns every outcome (including exceptions) into metrics and one
-log line.
+It knows jobs only through :class:`exporter.jobs.Job` and the registry's :class:`exporter.jobs.JobKind`: it
+bounds each run by the target's deadline, never runs a job twice at once, and turns every outcome (including
+exceptions) into metrics and one log line.
 """
 
 from __future__ import annotations
@@ -12,49 +11,22 @@ import asyncio
 import logging
 import random
 import time
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from exporter import metrics
-from exporter.config import ApiTarget, Config, JaegerTarget, Model, PostgresTarget, RedisTarget, Targets
+from exporter.config.base import JobTarget
+from exporter.config.schema import Config
+from exporter.jobs import Job, JobContext, JobKind, TraceLink
 from exporter.logs import event
 from exporter.secrets import mask_url
-from exporter.store import MetricStore, StoreCollector
+from exporter.store import StoreCollector
 
 log = logging.getLogger(__name__)
-
-
-class Job(Protocol):
-    async def run(self) -> bool: ...
-
-    async def close(self) -> None: ...
-
-
-@dataclass(frozen=True)
-class SentTrace:
-    """A trace an API probe started (sent a ``traceparent`` for), for the Jaeger collector to look up."""
-
-    trace_id: str
-    target: str
-    probe: str
-    sent_at: float  # unix time
-
-
-@dataclass
-class JobContext:
-    """What a job gets besides its own config entry."""
-
-    collector: str
-    target: str
-    store: MetricStore
-    targets: Targets
-    sent_traces: deque[SentTrace] = field(default_factory=lambda: deque(maxlen=10_000))
 
 
 @dataclass
@@ -65,61 +37,29 @@ class LastRun:
     error: str | None = None
 
 
-JobFactory = Callable[[Any, JobContext], Job]
-
-
-def _factory(collector: str) -> JobFactory:
-    # Imported on demand so that a deployment without, say, Jaeger never imports its collector.
-    if collector == "api":
-        from exporter.probes.api import ApiProbe
-        return ApiProbe
-    if collector == "postgres":
-        from exporter.collectors.postgres import PostgresCollector
-        return PostgresCollector
-    if collector == "redis":
-        from exporter.collectors.redis import RedisCollector
-        return RedisCollector
-    if collector == "jaeger":
-        from exporter.collectors.jaeger import JaegerCollector
-        return JaegerCollector
-    raise ValueError(f"unknown collector {collector!r}")
-
-
-def job_entries(config: Config) -> dict[str, tuple[str, Model]]:
-    """``collector/target`` -> (collector, config entry), for every job the config asks for."""
-    entries: dict[str, tuple[str, Model]] = {}
-    sections: list[tuple[str, list[ApiTarget] | list[PostgresTarget] | list[RedisTarget] | list[JaegerTarget]]] = [
-        ("api", config.api), ("postgres", config.postgres), ("redis", config.redis), ("jaeger", config.jaeger)]
-    for collector, items in sections:
-        for item in items:
-            entries[f"{collector}/{item.name}"] = (collector, item)
-    return entries
-
-
-def job_deadline(collector: str, entry: Any) -> float:
-    """How long one run may take: the entry's timeout, except for API targets, whose timeout bounds each
-    request, so the run as a whole gets most of its interval."""
-    if collector == "api":
-        return float(entry.interval) * 0.9
-    return float(entry.timeout)
+def job_key(kind: JobKind[Any], entry: JobTarget) -> str:
+    return f"{kind.section}/{entry.name}"
 
 
 class JobRunner:
-    """One scheduled job: runs it under its deadline and records the outcome."""
+    """One scheduled job: runs it under its target's deadline and records the outcome."""
 
-    def __init__(self, collector: str, entry: Any, job: Job, context: JobContext) -> None:
-        self.collector = collector
+    def __init__(self, kind: JobKind[Any], entry: JobTarget, job: Job, context: JobContext) -> None:
+        self.kind = kind
         self.entry = entry
         self.job = job
         self.context = context
-        self.labels = (collector, entry.name)
-        self.deadline = job_deadline(collector, entry)
+        self.labels = {"collector": kind.section, "target": entry.name}
         self.last = LastRun()
         self.running: asyncio.Task[None] | None = None
         store = context.store
         for result in ("success", "failure", "error", "timeout"):
-            store.ensure_counter(metrics.JOB_RUNS, (*self.labels, result))
-        store.ensure_histogram(metrics.JOB_DURATION, self.labels)
+            store.ensure_counter(metrics.JOB_RUNS, result=result, **self.labels)
+        store.ensure_histogram(metrics.JOB_DURATION, **self.labels)
+
+    @property
+    def collector(self) -> str:
+        return self.kind.section
 
     async def run(self) -> None:
         self.running = asyncio.current_task()
@@ -130,27 +70,28 @@ class JobRunner:
 
     async def _run_once(self) -> None:
         store = self.context.store
+        deadline = self.entry.deadline
         started = time.perf_counter()
         error: str | None = None
         try:
-            async with asyncio.timeout(self.deadline):
+            async with asyncio.timeout(deadline):
                 up = await self.job.run()
             result = "success" if up else "failure"
         except TimeoutError:
             up, result = False, "timeout"
-            error = f"run did not finish within {self.deadline:g}s"
+            error = f"run did not finish within {deadline:g}s"
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             up, result = False, "error"
             error = mask_url(f"{type(exc).__name__}: {exc}")
         duration = time.perf_counter() - started
-        store.observe(metrics.JOB_DURATION, self.labels, duration)
-        store.inc(metrics.JOB_RUNS, (*self.labels, result))
-        store.set(metrics.TARGET_UP, self.labels, 1.0 if up else 0.0)
+        store.observe(metrics.JOB_DURATION, duration, **self.labels)
+        store.inc(metrics.JOB_RUNS, 1.0, result=result, **self.labels)
+        store.set(metrics.TARGET_UP, 1.0 if up else 0.0, **self.labels)
         now = time.time()
         if result in ("success", "failure"):
-            store.set(metrics.JOB_LAST_SUCCESS, self.labels, now)
+            store.set(metrics.JOB_LAST_SUCCESS, now, **self.labels)
         self.last = LastRun(result, now, duration, error)
         if error is not None:
             event(log, logging.WARNING, "job_failed", collector=self.collector, target=self.entry.name,
@@ -163,11 +104,10 @@ class JobRunner:
 class Scheduler:
     """Owns the APScheduler instance and the live jobs; :meth:`apply` makes the jobs match a config."""
 
-    def __init__(self, stores: StoreCollector, factory: Callable[[str], JobFactory] = _factory) -> None:
+    def __init__(self, stores: StoreCollector) -> None:
         self.stores = stores
-        self.factory = factory
         self.runners: dict[str, JobRunner] = {}
-        self.sent_traces: deque[SentTrace] = deque(maxlen=10_000)
+        self.traces = TraceLink()
         self.aps = AsyncIOScheduler(timezone=UTC, job_defaults={"misfire_grace_time": None})
         self.started = False
 
@@ -176,20 +116,19 @@ class Scheduler:
         self.started = True
 
     async def apply(self, config: Config) -> None:
-        """Start new jobs, restart changed ones, stop removed ones (their series go with them)."""
-        wanted = job_entries(config)
-        for key in [k for k in self.runners if k not in wanted or wanted[k][1] != self.runners[k].entry
-                    or self.runners[k].context.targets != config.targets]:
+        """Start new jobs, restart changed ones, stop removed ones (their series go with them). A job whose
+        target entry is unchanged keeps running with its state, whatever else changed."""
+        wanted = {job_key(kind, entry): (kind, entry) for kind, entry in config.jobs()}
+        for key in [k for k, runner in self.runners.items() if wanted.get(k, (None, None))[1] != runner.entry]:
             await self._remove(key)
-        for key, (collector, entry) in wanted.items():
+        for key, (kind, entry) in wanted.items():
             if key not in self.runners:
-                self._add(key, collector, entry, config.targets)
+                self._add(key, kind, entry)
 
-    def _add(self, key: str, collector: str, entry: Any, targets: Targets) -> None:
+    def _add(self, key: str, kind: JobKind[Any], entry: JobTarget) -> None:
         store = self.stores.add(key)
-        context = JobContext(collector, entry.name, store, targets, self.sent_traces)
-        job = self.factory(collector)(entry, context)
-        runner = self.runners[key] = JobRunner(collector, entry, job, context)
+        context = JobContext(store, self.traces)
+        runner = self.runners[key] = JobRunner(kind, entry, kind.build(entry, context), context)
         interval = float(entry.interval)
         first = datetime.now(UTC) + timedelta(seconds=random.uniform(0, min(1.0, interval / 10)))
         self.aps.add_job(runner.run, IntervalTrigger(seconds=interval, jitter=min(interval / 10, 5.0)), id=key,

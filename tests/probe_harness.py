@@ -7,9 +7,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from exporter.config import parse_config
+from exporter.config.loading import parse_config
+from exporter.jobs import JobContext, TraceLink
 from exporter.probes.api import ApiProbe
-from exporter.scheduler import JobContext
 from exporter.store import StoreCollector
 
 
@@ -21,7 +21,9 @@ class ProbeHarness:
         self.stores = StoreCollector()
         self.registry = CollectorRegistry()
         self.registry.register(self.stores)
-        self.context = JobContext("api", self.cfg.name, self.stores.add("api/t"), config.targets)
+        self.traces = TraceLink()
+        self.sent = self.traces.inbox("tracing")  # what a trace collector named "tracing" would be handed
+        self.context = JobContext(self.stores.add("api/t"), self.traces)
         self.probe = ApiProbe(self.cfg, self.context)
 
     def run(self, times: int = 1) -> bool:

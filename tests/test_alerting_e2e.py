@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from exporter import metrics
-from exporter.config import load_config
+from exporter.config.loading import load_config
 from exporter.slo.dashboards import dashboards
 from exporter.slo.render import to_yaml
 from exporter.slo.rules import ERROR_RATIO_TARGET, HIT_RATIO, RuleOptions, quantile_record, rule_groups

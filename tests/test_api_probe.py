@@ -143,7 +143,7 @@ def test_traceparent_is_sent_and_recorded_for_the_trace_probe(target: HttpTarget
     _, _, headers = target.server.seen[0]
     version, trace_id, span_id, flags = headers["traceparent"].split("-")
     assert (version, flags, len(trace_id), len(span_id)) == ("00", "01", 32, 16)
-    sent = list(h.context.sent_traces)
+    sent = list(h.sent)
     assert [(s.trace_id, s.probe) for s in sent] == [(trace_id, "e")]
 
 

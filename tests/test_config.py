@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter.config import ConfigError, default_config, load_config, parse_config, parse_duration, parse_ratio
+from exporter.config.loading import ConfigError, default_config, load_config, parse_config
+from exporter.config.units import parse_duration, parse_ratio
 
 INVALID = sorted((Path(__file__).parent / "invalid_configs").glob("*.yml"))
 

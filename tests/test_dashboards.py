@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from exporter import metrics
-from exporter.config import Config, load_config
+from exporter.config.loading import load_config
+from exporter.config.schema import Config
 from exporter.slo.dashboards import dashboards
 from exporter.slo.render import dashboard_outputs
 from exporter.slo.rules import rule_groups
@@ -155,7 +156,7 @@ def test_the_overview_opens_with_the_guides_performance_targets_table(shipped: d
     assert first_row["type"] == "row" and first_row["title"] == "Performance targets"
     assert table["type"] == "table" and table["gridPos"]["y"] == first_row["gridPos"]["y"] + 1
     current, status, budget, burn = (t["expr"] for t in table["targets"])
-    for slo in all_slos(example_config().targets):
+    for slo in all_slos(example_config()):
         assert f'"{slo.title}"' in current and f'"{slo.target_text}"' in current
         assert f'"{slo.title}"' in status
         assert f'sloth_id="{slo.sloth_id}"' in budget and f'sloth_id="{slo.sloth_id}"' in burn
@@ -167,7 +168,7 @@ def test_the_overview_opens_with_the_guides_performance_targets_table(shipped: d
 
 
 def test_dashboards_follow_other_targets() -> None:
-    from exporter.config import parse_config
+    from exporter.config.loading import parse_config
     config = parse_config({"targets": {"api_latency_p95": "300ms", "cache_hit_rate": "90%"}}, "x", env={})
     built = dashboards(config)
     p95 = next(p for p in panels(built["api"]) if p.get("title") == "P95 response time")

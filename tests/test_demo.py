@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import redis
 
-from exporter.config import load_config
+from exporter.config.loading import load_config
 from exporter.demo import jaeger_format
 from exporter.demo.launcher import config_environment, example_config_path
 from exporter.demo.spans import Span, TraceBuffer, TraceRecorder, parse_traceparent
@@ -537,24 +537,3 @@ def test_run_demo_with_a_bad_config_exits_1_naming_the_key_before_starting_the_d
     assert out.returncode == 1
     assert "api[0].endpoints[0].bogus: unknown key" in out.stderr
     assert "demo_started" not in out.stderr
-
-
-def test_a_collector_that_cannot_be_imported_is_left_out_instead_of_stopping_the_daemon(
-        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    import importlib
-
-    from exporter.demo import launcher
-
-    real_import = importlib.import_module
-
-    def broken_postgres(name: str) -> Any:
-        if name == "exporter.collectors.postgres":
-            raise ImportError("half-written collector")
-        return real_import(name)
-
-    monkeypatch.setattr(launcher.importlib, "import_module", broken_postgres)
-    config = load_config(example_config_path(), env=config_environment({}, "http://127.0.0.1:8020"))
-    kept = launcher.with_available_collectors(config)
-    assert kept.postgres == [] and kept.redis == config.redis and kept.api == config.api
-    assert any(getattr(r, "fields", {}).get("collector") == "postgres" for r in caplog.records
-               if r.getMessage() == "collector_unavailable")

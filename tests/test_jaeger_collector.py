@@ -17,9 +17,11 @@ import httpx
 import pytest
 from prometheus_client import CollectorRegistry
 
+from exporter import registry
 from exporter.collectors.jaeger import PROBE_ATTEMPTS, JaegerCollector
-from exporter.config import JaegerTarget, Targets
-from exporter.scheduler import JobContext, JobRunner, SentTrace
+from exporter.collectors.jaeger_target import JaegerTarget
+from exporter.jobs import JobContext, SentTrace, TraceLink
+from exporter.scheduler import JobRunner
 from exporter.store import StoreCollector
 from tests.jaeger_replay import (
     JSON,
@@ -51,9 +53,9 @@ class Harness:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self.stores)
         self.cfg = JaegerTarget(name="tracing", url=url, **cfg)
-        self.context = JobContext("jaeger", "tracing", self.store, Targets())
+        self.context = JobContext(self.store, TraceLink())
         self.job = JaegerCollector(self.cfg, self.context)
-        self.runner = JobRunner("jaeger", self.cfg, self.job, self.context)
+        self.runner = JobRunner(registry.kind("jaeger"), self.cfg, self.job, self.context)
 
     def run(self) -> str:
         self.loop.run_until_complete(self.runner.run())
@@ -432,17 +434,17 @@ def test_probe_trace_is_reported_once_after_settle(make: Any) -> None:
     replay, h = make(api="v3", settle="10s", services=["service1"])
     trace = replay.add(fixture_trace("jaeger-ui_testTrace.trace.json"), now_us() - 120_000_000)
     sent_at = time.time() - 15
-    h.context.sent_traces.append(SentTrace(trace["traceID"], "gateway", "create_order", sent_at))
-    h.context.sent_traces.append(SentTrace("0af7651916cd43dd8448eb211c80319c", "gateway", "health",
+    h.context.traces.send(SentTrace(trace["traceID"], "gateway", "create_order", sent_at))
+    h.context.traces.send(SentTrace("0af7651916cd43dd8448eb211c80319c", "gateway", "health",
                                            time.time()))  # too young: left for a later poll
     assert h.run() == "success", h.error
-    labels = {"target": "gateway", "probe": "create_order"}
+    labels = {"target": "tracing", "probe_target": "gateway", "probe": "create_order"}
     assert h.registry.get_sample_value("perf_trace_probe_duration_seconds", labels) == pytest.approx(1.0)
     assert h.registry.get_sample_value("perf_trace_probe_spans", labels) == 11
     assert h.registry.get_sample_value("perf_trace_probe_services", labels) == 2
     visibility = h.registry.get_sample_value("perf_trace_probe_visibility_seconds", labels)
     assert visibility is not None and 15 <= visibility < 60
-    assert [s.probe for s in h.context.sent_traces] == ["health"]
+    assert [s.probe for s in h.job.sent] == ["health"]
     lookups = len(replay.hits(f"/api/v3/traces/{trace['traceID']}"))  # the probe's, and the sample's
     assert h.run() == "success"
     assert len(replay.hits(f"/api/v3/traces/{trace['traceID']}")) == lookups  # consumed once
@@ -451,10 +453,10 @@ def test_probe_trace_is_reported_once_after_settle(make: Any) -> None:
 def test_probe_trace_never_served_is_given_up_after_a_bound(make: Any) -> None:
     replay, h = make(api="v1", settle="10s", services=["service1"])
     missing = "4bf92f3577b34da6a3ce929d0e0e4736"
-    h.context.sent_traces.append(SentTrace(missing, "gateway", "create_order", time.time() - 15))
+    h.context.traces.send(SentTrace(missing, "gateway", "create_order", time.time() - 15))
     for _ in range(PROBE_ATTEMPTS + 2):
         assert h.run() == "success", h.error
-    labels = {"target": "gateway", "probe": "create_order"}
+    labels = {"target": "tracing", "probe_target": "gateway", "probe": "create_order"}
     assert h.registry.get_sample_value("perf_trace_probe_missing_total", labels) == 1
     assert len(replay.hits(f"/api/traces/{missing}")) == PROBE_ATTEMPTS
     assert h.registry.get_sample_value("perf_trace_probe_duration_seconds", labels) is None
@@ -492,7 +494,7 @@ def test_demo_traces_are_collected_through_api_v3_and_v1(demo: str, harnesses: l
     for api in ("v3", "v1"):
         h = Harness(demo, api=api, settle="1s", top_operations=100)
         harnesses.append(h)
-        h.context.sent_traces.append(SentTrace(trace_id, "gateway", "create_order", sent_at))
+        h.context.traces.send(SentTrace(trace_id, "gateway", "create_order", sent_at))
 
         def all_four_counted(h: Harness = h) -> bool:
             assert h.run() == "success", h.error
@@ -508,7 +510,7 @@ def test_demo_traces_are_collected_through_api_v3_and_v1(demo: str, harnesses: l
         assert serial is not None and serial >= 3 * 2
         critical = h.total("perf_trace_critical_path_seconds_total")
         assert 0 < critical <= h.total("perf_trace_duration_seconds_sum") + 1e-5
-        labels = {"target": "gateway", "probe": "create_order"}
+        labels = {"target": "tracing", "probe_target": "gateway", "probe": "create_order"}
         assert (h.registry.get_sample_value("perf_trace_probe_services", labels) or 0) >= 2
         assert (h.registry.get_sample_value("perf_trace_probe_spans", labels) or 0) >= 3
         visibility = h.registry.get_sample_value("perf_trace_probe_visibility_seconds", labels)

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from exporter import metrics
-from exporter.config import parse_config
+from exporter.config.loading import parse_config
 
 REPO = Path(__file__).resolve().parent.parent
 

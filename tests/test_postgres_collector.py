@@ -15,10 +15,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 from psycopg.conninfo import conninfo_to_dict
 
-from exporter.collectors.postgres import PostgresCollector, base_conninfo
+from exporter.collectors.postgres import PostgresCollector, PostgresTarget, base_conninfo
 from exporter.collectors.postgres_queries import statement_queries
-from exporter.config import PostgresTarget, Targets
-from exporter.scheduler import JobContext
+from exporter.jobs import JobContext, TraceLink
 from exporter.store import MetricStore, StoreCollector
 from tests.servers import Postgres, free_port, wait_for
 
@@ -57,7 +56,7 @@ class Harness:
         stores.stores["postgres/main"] = self.store
         self.registry = CollectorRegistry()
         self.registry.register(stores)
-        self.collector = PostgresCollector(self.cfg, JobContext("postgres", "main", self.store, Targets()))
+        self.collector = PostgresCollector(self.cfg, JobContext(self.store, TraceLink()))
 
     async def run(self) -> bool:
         return await self.collector.run()

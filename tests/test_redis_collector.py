@@ -16,9 +16,9 @@ import redis
 from exporter import metrics
 from exporter.analysis.key_patterns import KeyClassifier, ScanCursor, ScanPass, glob_regex, pttl_seconds
 from exporter.analysis.redis_info import CounterMirror, command_stats, keyspace, latency_percentiles, numbers
-from exporter.collectors.redis import RedisCollector
-from exporter.config import ConfigError, RedisTarget, Targets, parse_config
-from exporter.scheduler import JobContext
+from exporter.collectors.redis import RedisCollector, RedisTarget
+from exporter.config.loading import ConfigError, parse_config
+from exporter.jobs import JobContext, TraceLink
 from exporter.store import MetricStore
 from tests.servers import Redis, free_port, wait_for
 
@@ -37,7 +37,7 @@ class Harness:
         self.collector = self.runner.run(self._build())
 
     async def _build(self) -> RedisCollector:
-        return RedisCollector(self.cfg, JobContext("redis", "cache", self.store, Targets()))
+        return RedisCollector(self.cfg, JobContext(self.store, TraceLink()))
 
     def run(self) -> bool:
         return self.runner.run(self.collector.run())
@@ -47,7 +47,7 @@ class Harness:
         self.runner.close()
 
     def value(self, family: metrics.Family, labels: tuple[str, ...] = T) -> float | None:
-        return self.store.get(family, labels)
+        return self.store.get(family, **dict(zip(family.labels, labels, strict=True)))
 
     def bucket(self, family: metrics.Family, labels: tuple[str, ...], le: float) -> float:
         """Cumulative count of observations <= ``le``."""

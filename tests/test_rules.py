@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from exporter import metrics
-from exporter.config import Config, load_config, parse_config
+from exporter.config.loading import load_config, parse_config
+from exporter.config.schema import Config
 from exporter.slo.render import render, rule_outputs
 from exporter.slo.rules import rule_groups
 from exporter.slo.slos import le_matcher

@@ -50,9 +50,9 @@ from exporter.collectors.jaeger_api import (
     ResponseTooLarge,
     bulk_objects,
 )
-from exporter.config import JaegerTarget
+from exporter.collectors.jaeger_target import JaegerTarget
+from exporter.jobs import JobContext, SentTrace
 from exporter.logs import event
-from exporter.scheduler import JobContext, SentTrace
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +95,9 @@ class Poll:
 class JaegerCollector:
     def __init__(self, cfg: JaegerTarget, context: JobContext) -> None:
         self.cfg = cfg
-        self.context = context
         self.store = context.store
+        self.traces = context.traces
+        self.sent = context.traces.inbox(cfg.name)  # the probe traces meant for this target, our own copy
         self.api = JaegerApi(cfg)
         self.seen: OrderedDict[str, int] = OrderedDict()  # trace key -> trace end (µs), oldest first
         self.scores: dict[tuple[str, str], float] = {}
@@ -108,10 +109,11 @@ class JaegerCollector:
         self.random = random.Random()
         self.clock: Callable[[], float] = time.time  # tests move time forward without waiting
         for kind in ANOMALY_KINDS:
-            self.store.ensure_counter(metrics.TRACE_ANOMALIES, (cfg.name, kind))
-        self.store.ensure_counter(metrics.TRACE_ANALYSED, (cfg.name,))
+            self.store.ensure_counter(metrics.TRACE_ANOMALIES, target=cfg.name, kind=kind)
+        self.store.ensure_counter(metrics.TRACE_ANALYSED, target=cfg.name)
 
     async def close(self) -> None:
+        self.traces.discard(self.cfg.name)
         await self.api.close()
 
     # -- a poll ----------------------------------------------------------------------------------------------
@@ -240,7 +242,7 @@ class JaegerCollector:
     # -- probe traces ----------------------------------------------------------------------------------------
 
     async def _look_up_probes(self, now: int) -> None:
-        sent = self.context.sent_traces
+        sent = self.sent
         settle = self.cfg.settle
         now_s = now / 1e6
         ready = [s for s in sent if now_s - s.sent_at >= settle]
@@ -263,22 +265,23 @@ class JaegerCollector:
         store, t = self.store, self.cfg.name
         seen_at = self.clock()
         for probe, trace in zip(batch, found, strict=True):
-            labels = (probe.sent.target, probe.sent.probe)
+            labels = {"target": t, "probe_target": probe.sent.target, "probe": probe.sent.probe}
             if trace is None:
                 probe.attempts += 1
                 if probe.attempts < PROBE_ATTEMPTS:
                     self.pending.append(probe)
                     continue
-                store.inc(metrics.TRACE_PROBE_MISSING, labels)
-                event(log, logging.INFO, "trace_probe_missing", target=t, probe=f"{labels[0]}/{labels[1]}",
+                store.inc(metrics.TRACE_PROBE_MISSING, 1.0, **labels)
+                event(log, logging.INFO, "trace_probe_missing", target=t,
+                      probe=f"{probe.sent.target}/{probe.sent.probe}",
                       trace_id=probe.sent.trace_id, attempts=probe.attempts)
                 continue
             facts = analyse(trace)
-            store.set(metrics.TRACE_PROBE_DURATION, labels, facts.duration_seconds)
-            store.set(metrics.TRACE_PROBE_SPANS, labels, facts.span_count)
-            store.set(metrics.TRACE_PROBE_SERVICES, labels, len(facts.services))
-            store.set(metrics.TRACE_PROBE_VISIBILITY, labels, max(0.0, seen_at - probe.sent.sent_at))
-            store.ensure_counter(metrics.TRACE_PROBE_MISSING, labels)
+            store.set(metrics.TRACE_PROBE_DURATION, facts.duration_seconds, **labels)
+            store.set(metrics.TRACE_PROBE_SPANS, facts.span_count, **labels)
+            store.set(metrics.TRACE_PROBE_SERVICES, len(facts.services), **labels)
+            store.set(metrics.TRACE_PROBE_VISIBILITY, max(0.0, seen_at - probe.sent.sent_at), **labels)
+            store.ensure_counter(metrics.TRACE_PROBE_MISSING, **labels)
 
     # -- writing ---------------------------------------------------------------------------------------------
 
@@ -297,33 +300,35 @@ class JaegerCollector:
         self.root_named = top_keys(self.root_scores, self.cfg.top_operations)
         for facts in poll.facts:
             op = facts.root_operation if (facts.root_service, facts.root_operation) in self.root_named else OTHER
-            store.observe(metrics.TRACE_DURATION, (t, facts.root_service, op), facts.duration_seconds)
-            store.observe(metrics.TRACE_SPANS, (t, facts.root_service), facts.span_count)
+            store.observe(metrics.TRACE_DURATION, facts.duration_seconds, target=t, service=facts.root_service,
+                          operation=op)
+            store.observe(metrics.TRACE_SPANS, facts.span_count, target=t, service=facts.root_service)
             for service in facts.services:
-                store.ensure_counter(metrics.TRACE_ERRORS, (t, service))
+                store.ensure_counter(metrics.TRACE_ERRORS, target=t, service=service)
             for service, n in facts.error_spans.items():
-                store.inc(metrics.TRACE_ERRORS, (t, service), n)
+                store.inc(metrics.TRACE_ERRORS, n, target=t, service=service)
         for facts in poll.whole:
-            store.inc(metrics.TRACE_ANALYSED, (t,))
+            store.inc(metrics.TRACE_ANALYSED, target=t)
             for service, micros in facts.critical_path.items():
-                store.inc(metrics.TRACE_CRITICAL_PATH, (t, service), micros / 1e6)
+                store.inc(metrics.TRACE_CRITICAL_PATH, micros / 1e6, target=t, service=service)
             for group in facts.serial:
-                labels = (t, group.service, self._operation(group.service, group.operation))
-                store.inc(metrics.TRACE_SERIAL_CHILDREN, labels, group.children)
-                store.inc(metrics.TRACE_SERIAL_SAVING, labels, group.saving / 1e6)
+                serial = {"target": t, "service": group.service,
+                          "operation": self._operation(group.service, group.operation)}
+                store.inc(metrics.TRACE_SERIAL_CHILDREN, group.children, **serial)
+                store.inc(metrics.TRACE_SERIAL_SAVING, group.saving / 1e6, **serial)
         keep: set[tuple[str, ...]] = {(t, s, o) for s, o in self.named}
         for (service, operation), sums in poll.span_times.by_operation.items():
-            labels = (t, service, self._operation(service, operation))
+            op = self._operation(service, operation)
             for mean, n in sums.groups():
-                store.observe(metrics.TRACE_SPAN_DURATION, labels, mean, n)
-            if labels[2] == OTHER:
-                self.other_labels.add(labels)
+                store.observe(metrics.TRACE_SPAN_DURATION, mean, n, target=t, service=service, operation=op)
+            if op == OTHER:
+                self.other_labels.add((t, service, op))
         keep.update(self.other_labels)
         store.remove_where(metrics.TRACE_SPAN_DURATION, keep)  # operations that left the top N
         for kind, n in poll.anomalies.items():
-            store.inc(metrics.TRACE_ANOMALIES, (t, kind), n)
+            store.inc(metrics.TRACE_ANOMALIES, n, target=t, kind=kind)
         for service, n in poll.truncated_searches.items():
-            store.inc(metrics.TRACE_SEARCH_TRUNCATED, (t, service), n)
+            store.inc(metrics.TRACE_SEARCH_TRUNCATED, n, target=t, service=service)
         if poll.truncated_searches:
             event(log, logging.WARNING, "jaeger_search_truncated", target=t,
                   services=",".join(sorted(poll.truncated_searches)), limit=self.cfg.limit,

@@ -31,7 +31,7 @@ from exporter.analysis.traces import (
     traces_from_otlp,
     traces_from_v1,
 )
-from exporter.config import JaegerTarget
+from exporter.collectors.jaeger_target import JaegerTarget
 from exporter.http_client import base_headers, ssl_context
 from exporter.secrets import safe_url
 

@@ -18,12 +18,13 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
+from pydantic import Field, SecretStr, model_validator
 
 from exporter import metrics
 from exporter.analysis.plans import seq_scans
@@ -41,12 +42,52 @@ from exporter.analysis.statements import (
     sum_rows,
 )
 from exporter.collectors import postgres_queries as q
-from exporter.config import PostgresQuery, PostgresTarget
+from exporter.config.base import JobTarget, Model, check_unique
+from exporter.config.units import Duration, Name, PositiveInt, format_duration
+from exporter.jobs import JobContext
 from exporter.logs import event
-from exporter.scheduler import JobContext
 from exporter.secrets import mask_url
 
 log = logging.getLogger(__name__)
+
+
+class PostgresQuery(Model):
+    name: Name
+    sql: str
+    explain: bool = True
+
+
+class PostgresTarget(JobTarget):
+    dsn: SecretStr | None = None
+    host: str | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] = 5432
+    user: str | None = None
+    password: SecretStr | None = None
+    dbname: str | None = None
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    databases: Literal["auto"] | list[str] = "auto"
+    interval: Duration = 30.0
+    timeout: Duration = 10.0
+    top_statements: PositiveInt = 50
+    sticky_for: Duration = 600.0
+    slow_query: Duration = 0.1
+    queries: list[PostgresQuery] = Field(default_factory=list)
+    explain_interval: Duration = 300.0
+    seq_scan_min_rows: Annotated[int, Field(ge=0)] = 1000
+    top_tables: PositiveInt = 20
+    statement_timeout: Duration | None = None  # default: timeout
+    lock_timeout: Duration = 1.0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PostgresTarget:
+        if self.statement_timeout is not None and self.statement_timeout > self.timeout:
+            raise ValueError(f"statement_timeout ({format_duration(self.statement_timeout)}) cannot exceed "
+                             f"timeout ({format_duration(self.timeout)})")
+        check_unique([q.name for q in self.queries], "query")
+        if self.dsn is None and self.host is None:
+            raise ValueError("set 'dsn' (for example ${DATABASE_URL}) or 'host' (with port, user, dbname)")
+        return self
+
 
 APPLICATION_NAME = "perf-exporter"
 _BACKOFF_NOTE = re.compile(r" \(next attempt in \d+s\)$")
@@ -84,17 +125,12 @@ def base_conninfo(cfg: PostgresTarget) -> str:
     dsn = ""
     if cfg.dsn is not None:
         dsn = cfg.dsn.get_secret_value()
-    elif cfg.dsn_file is not None:
-        dsn = cfg.dsn_file.read_text().strip()
     else:
         params.update(host=cfg.host, port=cfg.port)
     if cfg.user is not None:
         params["user"] = cfg.user
-    password = cfg.password.get_secret_value() if cfg.password is not None else None
-    if password is None and cfg.password_file is not None:
-        password = cfg.password_file.read_text().rstrip("\n")
-    if password is not None:
-        params["password"] = password
+    if cfg.password is not None:
+        params["password"] = cfg.password.get_secret_value()
     if cfg.dbname is not None:
         params["dbname"] = cfg.dbname
     if cfg.sslmode is not None:
@@ -223,7 +259,7 @@ class PostgresCollector:
         self.privileged: bool | None = None
         self.states: dict[str, str] = {}  # condition -> last state logged, so a lasting condition logs once
         for query in cfg.queries:
-            self.store.ensure_histogram(metrics.PG_PROBE_DURATION, (self.t, query.name))
+            self.store.ensure_histogram(metrics.PG_PROBE_DURATION, target=self.t, probe=query.name)
 
     # -- the job ---------------------------------------------------------------------------------------------
 
@@ -362,8 +398,8 @@ class PostgresCollector:
         self.store.replace(metrics.PG_CONNECTIONS, connections)
         self.store.replace(metrics.PG_IDLE_IN_XACT, idle_in_xact)
         self.store.replace(metrics.PG_LOCK_WAITING, waiting)
-        self.store.set(metrics.PG_OLDEST_QUERY_AGE, (t,), oldest_query)
-        self.store.set(metrics.PG_OLDEST_XACT_AGE, (t,), oldest_xact)
+        self.store.set(metrics.PG_OLDEST_QUERY_AGE, oldest_query, target=t)
+        self.store.set(metrics.PG_OLDEST_XACT_AGE, oldest_xact, target=t)
 
     async def _locks(self, _watched: set[str]) -> None:
         blocked: dict[tuple[str, ...], float] = {(self.t, mode): 0.0 for mode in q.LOCK_MODES}
@@ -382,12 +418,12 @@ class PostgresCollector:
 
     def _add_increases(self, families: Sequence[metrics.Family], previous: Readings, current: Readings) -> None:
         """Add to each counter its increase from ``previous`` to ``current``; drop the series not in ``current``."""
-        for labels, values in current.items():
-            before = previous.get(labels)
-            for i, family in enumerate(families):
-                self.store.ensure_counter(family, labels)
-                self.store.inc(family, labels, monotonic_delta(None if before is None else before[i], values[i]))
-        for family in families:
+        for i, family in enumerate(families):
+            increases: dict[tuple[str, ...], float] = {}
+            for labels, values in current.items():
+                before = previous.get(labels)
+                increases[labels] = monotonic_delta(None if before is None else before[i], values[i])
+            self.store.inc_many(family, increases)
             self.store.remove_where(family, current)
 
     # -- pg_stat_statements ----------------------------------------------------------------------------------
@@ -471,8 +507,7 @@ class PostgresCollector:
             event(log, logging.INFO, "pg_stat_statements_reset", target=t,
                   cause="pg_stat_statements was reset; counting from the reset")
         if snapshot.dealloc is not None:
-            store.ensure_counter(metrics.PG_STATEMENT_EVICTIONS, (t,))
-            store.inc(metrics.PG_STATEMENT_EVICTIONS, (t,), change.evictions)
+            store.inc(metrics.PG_STATEMENT_EVICTIONS, change.evictions, target=t)
         now = time.monotonic()
         if first:
             scores = {key: entry.counters.exec_seconds for key, entry in snapshot.entries.items()}
@@ -490,11 +525,8 @@ class PostgresCollector:
         others = {(d, u) for (d, u, qid) in snapshot.entries if (d, u, qid) not in continuing}
         for datname, user in sorted(others):
             series[(t, datname, user, OTHER_QUERYID)] = split.other.get((datname, user), Counters())
-        for labels, delta in series.items():
-            for family, field in STATEMENT_COUNTERS:
-                store.ensure_counter(family, labels)
-                store.inc(family, labels, getattr(delta, field))
-        for family, _ in STATEMENT_COUNTERS:
+        for family, field in STATEMENT_COUNTERS:
+            store.inc_many(family, {labels: getattr(delta, field) for labels, delta in series.items()})
             store.remove_where(family, series)
         means = {(t, *key): mean for key in exported
                  if (mean := change.deltas.get(key, Counters()).mean_seconds) is not None}
@@ -504,10 +536,10 @@ class PostgresCollector:
             slow[(t, db)] = float(n)
         store.replace(metrics.PG_SLOW_STATEMENTS, slow)
         for db in watched:
-            store.ensure_histogram(metrics.PG_QUERY_DURATION, (t, db))
+            store.ensure_histogram(metrics.PG_QUERY_DURATION, target=t, datname=db)
         for datname, observations in duration_observations(change.deltas).items():
             for mean, calls in per_bucket(observations, metrics.PG_QUERY_DURATION.buckets):
-                store.observe(metrics.PG_QUERY_DURATION, (t, datname), mean, calls)
+                store.observe(metrics.PG_QUERY_DURATION, mean, calls, target=t, datname=datname)
 
     async def _refresh_texts(self, datname: str, schema: str) -> None:
         exported = {key[2] for key in self.sticky.last_top}  # StickyTop never holds hidden statements
@@ -550,16 +582,16 @@ class PostgresCollector:
             self.store.replace(metrics.PG_PROBE_SEQ_SCAN, flagged)
 
     async def _probe(self, query: PostgresQuery) -> None:
-        labels = (self.t, query.name)
+        labels = {"target": self.t, "probe": query.name}
         try:
             _, seconds = await self.main.timed(_statement(query.sql))
         except (psycopg.Error, Unavailable) as exc:
-            self.store.set(metrics.PG_PROBE_SUCCESS, labels, 0.0)
+            self.store.set(metrics.PG_PROBE_SUCCESS, 0.0, **labels)
             event(log, logging.WARNING, "pg_probe_failed", target=self.t, probe=query.name,
                   cause=describe(exc))
             return
-        self.store.observe(metrics.PG_PROBE_DURATION, labels, seconds)
-        self.store.set(metrics.PG_PROBE_SUCCESS, labels, 1.0)
+        self.store.observe(metrics.PG_PROBE_DURATION, seconds, **labels)
+        self.store.set(metrics.PG_PROBE_SUCCESS, 1.0, **labels)
 
     async def _explain(self, query: PostgresQuery) -> dict[tuple[str, ...], float]:
         flagged: dict[tuple[str, ...], float] = {}

@@ -29,9 +29,11 @@ import logging
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
+from pydantic import Field, SecretStr, field_validator, model_validator
 from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -55,12 +57,52 @@ from exporter.analysis.redis_info import (
     number,
     numbers,
 )
-from exporter.config import RedisTarget
+from exporter.config.base import JobTarget, TLSConfig
+from exporter.config.units import Duration, as_redis_url
+from exporter.jobs import JobContext
 from exporter.logs import event
-from exporter.scheduler import JobContext
 from exporter.secrets import mask_url, safe_url
 
 log = logging.getLogger(__name__)
+
+
+class RedisTarget(JobTarget):
+    url: SecretStr = SecretStr("redis://localhost:6379/0")
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: TLSConfig = Field(default_factory=TLSConfig)
+    interval: Duration = 15.0
+    timeout: Duration = 2.0
+    key_patterns: list[str] = Field(default_factory=list)
+    scan_budget: Annotated[int, Field(ge=0)] = 1000
+    memory_samples: Annotated[int, Field(ge=0)] = 16
+    queues: list[str] = Field(default_factory=list)
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _redis_scheme(cls, value: Any) -> Any:
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if not isinstance(raw, str):
+            return value
+        url = as_redis_url(raw)
+        given, used = urlsplit(raw).scheme, urlsplit(url).scheme
+        if used != given:
+            log.warning("config_warning", extra={"fields": {
+                "key": "redis.url",
+                "msg": f"{given}:// is not a Redis URL scheme; using {used}:// "
+                       f"(write {used}://host:port in REDIS_URL)"}})
+        if used not in ("redis", "rediss", "unix"):
+            raise ValueError("expected a redis://, rediss:// or unix:// URL")
+        return url
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RedisTarget:
+        if "other" in self.key_patterns:
+            raise ValueError("key pattern 'other' is reserved: keys matching no pattern are counted under it")
+        if len(set(self.key_patterns)) != len(self.key_patterns):
+            raise ValueError("key_patterns lists a pattern twice; a key belongs to the first pattern it matches")
+        return self
+
 
 HIT_FAMILIES = {"keyspace_hits": metrics.REDIS_HITS, "keyspace_misses": metrics.REDIS_MISSES}
 HIT_FIELDS = tuple(HIT_FAMILIES)
@@ -181,16 +223,16 @@ class RedisCollector:
         self._declare_series()
 
     def _declare_series(self) -> None:
-        t = (self.target,)
+        t = self.target
         for family in (*HIT_FAMILIES.values(), *COUNTER_FIELDS.values()):
-            self.store.ensure_counter(family, t)
-        self.store.ensure_histogram(metrics.REDIS_PING, t)
-        self.store.set(metrics.REDIS_UP, t, 0.0)
+            self.store.ensure_counter(family, target=t)
+        self.store.ensure_histogram(metrics.REDIS_PING, target=t)
+        self.store.set(metrics.REDIS_UP, 0.0, target=t)
         if self.cfg.scan_budget > 0:
-            self.store.ensure_counter(metrics.REDIS_SCANNED_KEYS, t)
-            self.store.ensure_counter(metrics.REDIS_SCAN_PASSES, t)
+            self.store.ensure_counter(metrics.REDIS_SCANNED_KEYS, target=t)
+            self.store.ensure_counter(metrics.REDIS_SCAN_PASSES, target=t)
             for pattern in self.classifier.labels:
-                self.store.ensure_histogram(metrics.REDIS_PATTERN_TTL, (self.target, pattern))
+                self.store.ensure_histogram(metrics.REDIS_PATTERN_TTL, target=t, pattern=pattern)
 
     # -------------------------------------------------------------------------------------------------------
     # The job interface
@@ -205,7 +247,7 @@ class RedisCollector:
         if self.last_failure is not None:
             event(log, logging.INFO, "redis_recovered", target=self.target, url=safe_url(self._url()))
             self.last_failure = None
-        self.store.set(metrics.REDIS_UP, (self.target,), 1.0)
+        self.store.set(metrics.REDIS_UP, 1.0, target=self.target)
         return True
 
     async def close(self) -> None:
@@ -216,7 +258,7 @@ class RedisCollector:
 
     async def _failed(self, exc: BaseException) -> None:
         reason, cause = failure_cause(exc, self.cfg)
-        self.store.set(metrics.REDIS_UP, (self.target,), 0.0)
+        self.store.set(metrics.REDIS_UP, 0.0, target=self.target)
         for family in SERVER_GAUGES:
             self.store.replace(family, {})
         # Whatever state the connections are in (a reply may still be on its way), start clean next run.
@@ -244,14 +286,14 @@ class RedisCollector:
             await self._drop_connections()
             started = time.perf_counter()
             await self.client.ping()
-        self.store.observe(metrics.REDIS_PING, (self.target,), time.perf_counter() - started)
+        self.store.observe(metrics.REDIS_PING, time.perf_counter() - started, target=self.target)
 
         pipe = self.client.pipeline(transaction=False)
         pipe.execute_command("INFO", "all")
         pipe.execute_command("SLOWLOG", "LEN")
         info, slowlog_length = await pipe.execute()
         self._export_info(info)
-        self.store.set(metrics.REDIS_SLOWLOG_LENGTH, (self.target,), float(slowlog_length))
+        self.store.set(metrics.REDIS_SLOWLOG_LENGTH, float(slowlog_length), target=self.target)
 
         if self.cfg.queues:
             await self._collect_queues()
@@ -259,7 +301,7 @@ class RedisCollector:
             await self._sample_keys()
 
     def _export_info(self, info: Mapping[str, Any]) -> None:
-        t = (self.target,)
+        t = self.target
         run_id = str(info.get("run_id", ""))
         if self.hits.run_id is not None and run_id != self.hits.run_id:
             self._restart_walk()  # a restarted server: its keyspace is not the one the pass was walking
@@ -267,14 +309,14 @@ class RedisCollector:
 
         counters = numbers(info, tuple(COUNTER_FIELDS))
         for name, delta in self.server_counters.advance(run_id, counters).items():
-            self.store.inc(COUNTER_FIELDS[name], t, delta)
+            self.store.inc(COUNTER_FIELDS[name], delta, target=t)
 
         for name, family in GAUGE_FIELDS.items():
             value = number(info, name)
             if value is None:
-                self.store.remove(family, t)
+                self.store.remove(family, target=t)
             else:
-                self.store.set(family, t, value)
+                self.store.set(family, value, target=t)
 
         dbs = keyspace(info)
         self.store.replace(metrics.REDIS_KEYS, {(self.target, db): keys for db, (keys, _) in dbs.items()})
@@ -285,9 +327,9 @@ class RedisCollector:
         calls = self.calls.advance(run_id, {cmd: s.calls for cmd, s in stats.items()})
         seconds = self.call_seconds.advance(run_id, {cmd: s.seconds for cmd, s in stats.items()})
         for cmd, delta in calls.items():
-            self.store.inc(metrics.REDIS_COMMANDS, (self.target, cmd), delta)
+            self.store.inc(metrics.REDIS_COMMANDS, delta, target=t, cmd=cmd)
         for cmd, delta in seconds.items():
-            self.store.inc(metrics.REDIS_COMMAND_DURATION, (self.target, cmd), delta)
+            self.store.inc(metrics.REDIS_COMMAND_DURATION, delta, target=t, cmd=cmd)
 
         latencies = latency_percentiles(info)
         self.store.replace(metrics.REDIS_COMMAND_LATENCY,
@@ -305,7 +347,7 @@ class RedisCollector:
             self.window_unconfirmed = False
             return
         for name, delta in self.hits.advance(run_id, values).items():
-            self.store.inc(HIT_FAMILIES[name], (self.target,), delta)
+            self.store.inc(HIT_FAMILIES[name], delta, target=self.target)
 
     def _window_seen(self, unconfirmed: bool, run_id: str, before: Mapping[str, Any],
                      after: Mapping[str, Any]) -> None:
@@ -375,11 +417,11 @@ class RedisCollector:
             calls += 1
         for start in range(0, len(batch), WINDOW_KEYS):
             await self._look_at(batch[start:start + WINDOW_KEYS])
-        self.store.inc(metrics.REDIS_SCANNED_KEYS, (self.target,), len(batch))
+        self.store.inc(metrics.REDIS_SCANNED_KEYS, len(batch), target=self.target)
         if self.cursor.pass_complete:
             self.last_pass, self.current_pass = self.current_pass, ScanPass()
             self.cursor.start_next_pass()
-            self.store.inc(metrics.REDIS_SCAN_PASSES, (self.target,))
+            self.store.inc(metrics.REDIS_SCAN_PASSES, target=self.target)
         self._publish_patterns()
 
     async def _look_at(self, keys: Sequence[bytes]) -> None:
@@ -407,7 +449,7 @@ class RedisCollector:
             ttl = pttl_seconds(pttl)
             self.current_pass.add_key(key_pattern, ttl)
             if ttl is not None:
-                self.store.observe(metrics.REDIS_PATTERN_TTL, (self.target, key_pattern), ttl)
+                self.store.observe(metrics.REDIS_PATTERN_TTL, ttl, target=self.target, pattern=key_pattern)
             if size is not None and size >= 0:
                 self.current_pass.add_memory(key_pattern, float(size))
 

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from exporter.config import as_redis_url
+from exporter.config.units import as_redis_url
 from exporter.demo.faults import STEP_LATENCY
 
 ORDER_TTL_SECONDS = 60

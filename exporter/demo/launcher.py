@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
-import importlib
 import logging
 import os
 import signal
@@ -32,7 +31,7 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
-from exporter.config import Config, ConfigError, load_config
+from exporter.config.loading import ConfigError, load_config
 from exporter.daemon import Daemon
 from exporter.demo.server import DEFAULT_LISTEN, parse_listen
 from exporter.logs import event
@@ -66,22 +65,6 @@ def config_environment(environ: Mapping[str, str], url: str) -> dict[str, str]:
         if not env.get(wanted) and env.get(demo):
             env[wanted] = env[demo]
     return env
-
-
-def with_available_collectors(config: Config) -> Config:
-    """The config without the sections whose collector cannot be imported (say, one not written yet), each
-    dropped with one log line: the daemon should run with what exists rather than not at all."""
-    dropped: dict[str, list[object]] = {}
-    for section in ("postgres", "redis", "jaeger"):
-        if not getattr(config, section):
-            continue
-        try:
-            importlib.import_module(f"exporter.collectors.{section}")
-        except Exception as exc:
-            dropped[section] = []
-            event(log, logging.WARNING, "collector_unavailable", collector=section,
-                  cause=f"{type(exc).__name__}: {exc}")
-    return config.model_copy(update=dropped) if dropped else config
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -188,7 +171,7 @@ def run_with_demo(args: argparse.Namespace) -> int:
                   + (f" (it exited with {code})" if code is not None else ""), file=sys.stderr)
             return 1
         daemon = Daemon(config_path, args.listen,
-                        load=lambda: with_available_collectors(load_config(config_path, env=env)))
+                        load=lambda: load_config(config_path, env=env))
         asyncio.run(_serve(daemon, proc))
     except (ConfigError, ValueError, OSError) as exc:
         print(exc, file=sys.stderr)

@@ -10,7 +10,8 @@ import random
 import psycopg
 import uvicorn
 
-from exporter import __version__, config
+from exporter import __version__
+from exporter.config import units
 from exporter.demo.app import DemoState, build_app
 from exporter.demo.cache import QUEUES, Cache, CacheUnavailable, MemoryCache, RedisCache
 from exporter.demo.storage import MemoryStore, PostgresStore, Store
@@ -26,7 +27,7 @@ CONSUME_BATCH = 50
 
 def parse_listen(value: str) -> tuple[str, int]:
     """The demo listens on loopback unless told otherwise."""
-    return config.parse_listen(value, default_host="127.0.0.1")
+    return units.parse_listen(value, default_host="127.0.0.1")
 
 
 async def consume_queues(cache: Cache, state: DemoState) -> None:

@@ -18,12 +18,12 @@ from typing import Any
 import httpx
 
 from exporter import metrics
-from exporter.config import ApiTarget, Endpoint, Journey
 from exporter.http_client import base_headers, ssl_context
+from exporter.jobs import JobContext, SentTrace
 from exporter.logs import event
+from exporter.probes.api_target import ApiTarget, Endpoint, Journey
 from exporter.probes.http import Measurement, measure, resolve_time
 from exporter.probes.journey import MissingVariable, StepRequest, capture, fill, steps_of
-from exporter.scheduler import JobContext, SentTrace
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +57,14 @@ class ApiProbe:
     def _declare_series(self, endpoints: list[Endpoint], journeys: list[Journey]) -> None:
         t = self.cfg.name
         for e in endpoints:
-            self.store.ensure_histogram(metrics.HTTP_REQUEST_DURATION, (t, e.name, e.method))
+            self.store.ensure_histogram(metrics.HTTP_REQUEST_DURATION, target=t, endpoint=e.name, method=e.method)
             for outcome in metrics.HTTP_OUTCOMES:
-                self.store.ensure_counter(metrics.HTTP_REQUESTS, (t, e.name, e.method, outcome))
+                self.store.ensure_counter(metrics.HTTP_REQUESTS, target=t, endpoint=e.name, method=e.method,
+                                           outcome=outcome)
         for j in journeys:
-            self.store.ensure_histogram(metrics.JOURNEY_DURATION, (t, j.name))
+            self.store.ensure_histogram(metrics.JOURNEY_DURATION, target=t, journey=j.name)
             for outcome in metrics.HTTP_OUTCOMES:
-                self.store.ensure_counter(metrics.JOURNEY_RUNS, (t, j.name, outcome))
+                self.store.ensure_counter(metrics.JOURNEY_RUNS, target=t, journey=j.name, outcome=outcome)
 
     def spread(self) -> float:
         """Probes of one run start spread over this many seconds rather than all at once: responses that
@@ -71,7 +72,7 @@ class ApiProbe:
         probes = len(self.cfg.endpoints) + len(self.journeys)
         if probes <= 1:
             return 0.0
-        return max(0.0, min(self.cfg.interval * 0.5, self.cfg.interval * 0.9 - self.cfg.timeout - 0.1))
+        return max(0.0, min(self.cfg.interval * 0.5, self.cfg.deadline - self.cfg.timeout - 0.1))
 
     async def run(self) -> bool:
         resolve, resolve_error = await resolve_time(self.cfg.base_url)
@@ -104,7 +105,8 @@ class ApiProbe:
             headers = dict(endpoint.headers)
             if endpoint.traceparent:
                 trace_id, headers["traceparent"] = new_traceparent()
-                self.context.sent_traces.append(SentTrace(trace_id, self.cfg.name, endpoint.name, time.time()))
+                self.context.traces.send(SentTrace(trace_id, self.cfg.name, endpoint.name, time.time()),
+                                         to=self.cfg.trace_collectors)
             request = client.build_request(endpoint.method, endpoint.path, headers=headers,
                                            params=endpoint.query or None, json=endpoint.body)
             async with semaphore:
@@ -116,17 +118,19 @@ class ApiProbe:
         measurements = await asyncio.gather(*(one() for _ in range(endpoint.requests)))
         t, name = self.cfg.name, endpoint.name
         for m in measurements:
-            self.store.inc(metrics.HTTP_REQUESTS, (t, name, endpoint.method, m.outcome))
+            self.store.inc(metrics.HTTP_REQUESTS, 1.0, target=t, endpoint=name, method=endpoint.method,
+                           outcome=m.outcome)
             if m.duration is not None:
-                self.store.observe(metrics.HTTP_REQUEST_DURATION, (t, name, endpoint.method), m.duration)
+                self.store.observe(metrics.HTTP_REQUEST_DURATION, m.duration, target=t, endpoint=name,
+                                   method=endpoint.method)
         last = measurements[-1]
         phases = {"resolve": resolve, **last.phases} if last.phases else {"resolve": resolve}
         for phase in metrics.HTTP_PHASES:
-            self.store.set(metrics.HTTP_PHASE_DURATION, (t, name, phase), phases.get(phase, 0.0))
-        self.store.set(metrics.HTTP_REDIRECTS, (t, name), last.redirects)
-        self.store.set(metrics.HTTP_RESPONSE_SIZE, (t, name), last.size)
+            self.store.set(metrics.HTTP_PHASE_DURATION, phases.get(phase, 0.0), target=t, endpoint=name, phase=phase)
+        self.store.set(metrics.HTTP_REDIRECTS, last.redirects, target=t, endpoint=name)
+        self.store.set(metrics.HTTP_RESPONSE_SIZE, last.size, target=t, endpoint=name)
         ok = all(m.outcome == "success" for m in measurements)
-        self.store.set(metrics.PROBE_SUCCESS, (t, name), 1.0 if ok else 0.0)
+        self.store.set(metrics.PROBE_SUCCESS, 1.0 if ok else 0.0, target=t, probe=name)
         if not ok:
             failed = next(m for m in measurements if m.outcome != "success")
             failures = sum(1 for m in measurements if m.outcome != "success")
@@ -149,16 +153,17 @@ class ApiProbe:
             reached = reached or m.reached
             if m.duration is not None:
                 total += m.duration
-                self.store.observe(metrics.JOURNEY_STEP_DURATION, (self.cfg.name, name, step.label), m.duration)
+                self.store.observe(metrics.JOURNEY_STEP_DURATION, m.duration, target=self.cfg.name, journey=name,
+                                   step=step.label)
             if problem is not None or m.outcome != "success":
                 outcome = m.outcome if m.outcome != "success" else "assertion_failed"
                 cause = f"step {step.label}: {problem or m.error or m.outcome}"
                 break
         t = self.cfg.name
-        self.store.inc(metrics.JOURNEY_RUNS, (t, name, outcome))
+        self.store.inc(metrics.JOURNEY_RUNS, 1.0, target=t, journey=name, outcome=outcome)
         if outcome == "success":
-            self.store.observe(metrics.JOURNEY_DURATION, (t, name), total)
-        self.store.set(metrics.PROBE_SUCCESS, (t, name), 1.0 if outcome == "success" else 0.0)
+            self.store.observe(metrics.JOURNEY_DURATION, total, target=t, journey=name)
+        self.store.set(metrics.PROBE_SUCCESS, 1.0 if outcome == "success" else 0.0, target=t, probe=name)
         if cause is not None:
             event(log, logging.INFO, "journey_failed", target=t, journey=name, outcome=outcome, cause=cause)
         return reached

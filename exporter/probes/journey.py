@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.config import Endpoint, Journey, JourneyStep
+from exporter.probes.api_target import Endpoint, Journey, JourneyStep
 from exporter.probes.http import _MISSING, json_field
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.:-]*)\}")

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exporter import metrics
-from exporter.config import Config, parse_duration
+from exporter.config.units import parse_duration
 from exporter.metrics import Family
 from exporter.slo.rules import (
     PAGE,
@@ -39,8 +39,10 @@ from exporter.slo.slos import (
     OutcomeIndicator,
     Slo,
     all_slos,
-    configured_areas,
 )
+
+if TYPE_CHECKING:
+    from exporter.config.schema import Config
 
 EVENTS_PER_MINUTE = 100_000
 # promtool evaluates every rule at every step: a 5m step keeps the multi-hour scenarios quick. Samples stay 1m
@@ -486,7 +488,7 @@ def health_tests(config: Config, files: dict[str, dict[str, Any]]) -> list[dict[
                [{"eval_time": "15m", "alertname": "PerfExporterAbsent", "exp_alerts": []}]),
     ]
     sli_rules = [r for r in files["health"]["groups"][0]["rules"] if r.get("alert") == "PerfExporterSliAbsent"]
-    areas = configured_areas(config)
+    areas = config.configured_areas()
     if sli_rules:
         present = [{"series": series_name(r["expr"].removeprefix("absent(").removesuffix(")"),
                                           {"target": "x"}), "values": "1+1x60"} for r in sli_rules]
@@ -507,7 +509,7 @@ def unit_tests(config: Config, files: dict[str, dict[str, Any]]) -> dict[str, di
     exporter's health, so they can run side by side."""
     options = RuleOptions()
     out: dict[str, dict[str, Any]] = {}
-    for slo in all_slos(config.targets):
+    for slo in all_slos(config):
         groups = threshold_tests(slo, config, files) + burn_tests(slo, config, files, options)
         out[slo.sloth_id] = {"rule_files": [f"../{slo.area}.rules.yml"], "evaluation_interval": f"{EVAL_STEP}m",
                              "tests": groups}

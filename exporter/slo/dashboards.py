@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from grafana_foundation_sdk.builders import bargauge, stat, table, timeseries
 from grafana_foundation_sdk.builders import common as cb
@@ -23,10 +23,13 @@ from grafana_foundation_sdk.models import dashboard as dm
 from grafana_foundation_sdk.models import prometheus as pm
 
 from exporter import metrics
-from exporter.config import Config, format_duration
+from exporter.config.units import format_duration
 from exporter.metrics import Family
 from exporter.slo.rules import ERROR_RATIO_ENDPOINT, ERROR_RATIO_TARGET, HIT_RATIO, quantile_record
 from exporter.slo.slos import LatencyIndicator, Slo, all_slos
+
+if TYPE_CHECKING:
+    from exporter.config.schema import Config
 
 TAG = "perf-exporter"
 DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -219,7 +222,7 @@ def targets_table(slos: list[Slo]) -> table.Panel:
 
 
 def overview(config: Config) -> db.Dashboard:
-    slos = all_slos(config.targets)
+    slos = all_slos(config)
     window = format_duration(config.targets.slo_window)
     d = new_dashboard("perf-overview", "perf-exporter / Overview",
                       "The guide's performance targets, their error budgets and burn rates.", None)
@@ -397,11 +400,6 @@ def health(config: Config) -> db.Dashboard:
                               unit="bool", width=12)))
 
 
-BUILDERS: dict[str, Callable[[Config], db.Dashboard]] = {
-    "overview": overview, "api": api, "database": database, "cache": cache, "tracing": tracing, "health": health,
-}
-
-
 def as_json(builder: db.Dashboard) -> dict[str, Any]:
     model = builder.build()
     data: dict[str, Any] = json.loads(json.dumps(model, cls=JSONEncoder))
@@ -412,5 +410,7 @@ def as_json(builder: db.Dashboard) -> dict[str, Any]:
 
 def dashboards(config: Config) -> dict[str, dict[str, Any]]:
     """Name -> dashboard JSON model, ready for Grafana's file provisioning."""
-    return {name: as_json(build(config)) for name, build in BUILDERS.items()}
+    builders: dict[str, Callable[[Config], db.Dashboard]] = {
+        "overview": overview, **{area.name: area.dashboard for area in config.areas()}, "health": health}
+    return {name: as_json(build(config)) for name, build in builders.items()}
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exporter import metrics
-from exporter.config import Config, format_duration
+from exporter.config.units import format_duration
 from exporter.slo.rules import (
     ERROR_RATIO_ENDPOINT,
     ERROR_RATIO_TARGET,
@@ -19,6 +19,9 @@ from exporter.slo.rules import (
     quantile_record,
 )
 from exporter.slo.slos import LatencyIndicator, Slo, all_slos, le_matcher, percent_text
+
+if TYPE_CHECKING:
+    from exporter.config.schema import Config
 
 
 def _source(slo: Slo) -> str:
@@ -42,7 +45,7 @@ def _where(slo: Slo) -> str:
 
 def readme_markdown(config: Config, files: dict[str, dict[str, Any]]) -> str:
     options = RuleOptions()
-    slos = all_slos(config.targets)
+    slos = all_slos(config)
     period = format_duration(config.targets.slo_window)
     lines = [
         "# Prometheus rules for the performance targets",

@@ -18,26 +18,26 @@ production window, so dashboards work on both.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exporter import metrics
-from exporter.config import Config, format_duration, parse_duration
+from exporter.config.units import format_duration, parse_duration
 from exporter.metrics import Family
 from exporter.slo.slos import (
-    AREA_COLLECTOR,
-    AREA_TITLE,
-    AREAS,
     HitMissIndicator,
     LatencyIndicator,
     OutcomeIndicator,
     Slo,
     all_slos,
-    configured_areas,
     percent_text,
     scaled,
     seconds_text,
     selector,
 )
+
+if TYPE_CHECKING:
+    from exporter.config.schema import Config
+    from exporter.jobs import SloArea
 
 WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 THRESHOLD_WINDOW = "5m"
@@ -161,36 +161,40 @@ ERROR_RATIO_ENDPOINT = ERROR_RATIO_TARGET.replace("target:", "target_endpoint:",
 HIT_RATIO = f"target:{metrics.REDIS_HITS.name.removesuffix('_hits_total')}:hit_ratio_rate{THRESHOLD_WINDOW}"
 
 
-def guide_records(area: str, slos: list[Slo], options: RuleOptions) -> list[dict[str, Any]]:
-    w = window(THRESHOLD_WINDOW, options)
+def api_records(slos: list[Slo], w: str) -> list[dict[str, Any]]:
+    """The API's percentiles per endpoint and per target, and its error ratios."""
+    fam = metrics.HTTP_REQUEST_DURATION
     rules: list[dict[str, Any]] = []
-    if area == "api":
-        fam = metrics.HTTP_REQUEST_DURATION
-        for q in QUANTILES:
-            rules.append({"record": quantile_record(fam, ("target", "endpoint"), q),
-                          "expr": quantile_expr(fam, ("target", "endpoint"), q, w)})
-        for slo in slos:
-            if slo.kind == "latency" and slo.endpoint is None and slo.quantile is not None:
-                assert isinstance(slo.indicator, LatencyIndicator)
-                rules.append({"record": quantile_record(fam, ("target",), slo.quantile),
-                              "expr": quantile_expr(fam, ("target",), slo.quantile, w, *slo.indicator.matchers)})
-        errors = next(s for s in slos if s.kind == "errors" and s.endpoint is None)
-        assert isinstance(errors.indicator, OutcomeIndicator)
-        rules.append({"record": ERROR_RATIO_TARGET,
-                      "expr": guarded_ratio(errors.indicator.bad(w), errors.indicator.total(w))})
-        per_endpoint = OutcomeIndicator(by=("target", "endpoint"))
-        rules.append({"record": ERROR_RATIO_ENDPOINT,
-                      "expr": guarded_ratio(per_endpoint.bad(w), per_endpoint.total(w))})
-    elif area == "cache":
-        ind = HitMissIndicator(by=("target",))
-        rules.append({"record": HIT_RATIO, "expr": guarded_ratio(ind.good(w), ind.total(w))})
-    else:
-        slo = slos[0]
-        assert isinstance(slo.indicator, LatencyIndicator)
-        for q in QUANTILES:
-            rules.append({"record": quantile_record(slo.indicator.family, ("target",), q),
-                          "expr": quantile_expr(slo.indicator.family, ("target",), q, w)})
+    for q in QUANTILES:
+        rules.append({"record": quantile_record(fam, ("target", "endpoint"), q),
+                      "expr": quantile_expr(fam, ("target", "endpoint"), q, w)})
+    for slo in slos:
+        if slo.kind == "latency" and slo.endpoint is None and slo.quantile is not None:
+            assert isinstance(slo.indicator, LatencyIndicator)
+            rules.append({"record": quantile_record(fam, ("target",), slo.quantile),
+                          "expr": quantile_expr(fam, ("target",), slo.quantile, w, *slo.indicator.matchers)})
+    errors = next(s for s in slos if s.kind == "errors" and s.endpoint is None)
+    assert isinstance(errors.indicator, OutcomeIndicator)
+    rules.append({"record": ERROR_RATIO_TARGET,
+                  "expr": guarded_ratio(errors.indicator.bad(w), errors.indicator.total(w))})
+    per_endpoint = OutcomeIndicator(by=("target", "endpoint"))
+    rules.append({"record": ERROR_RATIO_ENDPOINT,
+                  "expr": guarded_ratio(per_endpoint.bad(w), per_endpoint.total(w))})
     return rules
+
+
+def cache_records(slos: list[Slo], w: str) -> list[dict[str, Any]]:
+    ind = HitMissIndicator(by=("target",))
+    return [{"record": HIT_RATIO, "expr": guarded_ratio(ind.good(w), ind.total(w))}]
+
+
+def latency_records(slos: list[Slo], w: str) -> list[dict[str, Any]]:
+    """The percentiles of an area whose one SLO is a latency target."""
+    slo = slos[0]
+    assert isinstance(slo.indicator, LatencyIndicator)
+    family = slo.indicator.family
+    return [{"record": quantile_record(family, ("target",), q), "expr": quantile_expr(family, ("target",), q, w)}
+            for q in QUANTILES]
 
 
 # -- alerts ------------------------------------------------------------------------------------------------------
@@ -204,7 +208,7 @@ def _where(slo: Slo) -> str:
     return "{{ $labels.target }}" + (" endpoint {{ $labels.endpoint }}" if slo.endpoint else "")
 
 
-def burn_alerts(slo: Slo, config: Config, options: RuleOptions) -> list[dict[str, Any]]:
+def burn_alerts(slo: Slo, area: SloArea, config: Config, options: RuleOptions) -> list[dict[str, Any]]:
     alerts: list[dict[str, Any]] = []
     m = _match(slo)
     budget = slo.budget
@@ -231,7 +235,7 @@ def burn_alerts(slo: Slo, config: Config, options: RuleOptions) -> list[dict[str
             "annotations": {
                 "summary": f"The {slo.title} SLO is burning its error budget {alert.speed}.",
                 "description": (
-                    f"{_where(slo)}: {{{{ $value | humanizePercentage }}}} {bad_phrase(slo)}, burning the "
+                    f"{_where(slo)}: {{{{ $value | humanizePercentage }}}} {bad_phrase(slo, area)}, burning the "
                     f"{percent_text(budget)} error budget of the {slo.title} SLO at {windows}. Objective: "
                     f"{slo.description}, over {period_name(config)}."),
                 "runbook_url": runbook(config, name),
@@ -240,21 +244,17 @@ def burn_alerts(slo: Slo, config: Config, options: RuleOptions) -> list[dict[str
     return alerts
 
 
-EVENT_NOUNS = {"api": "probe requests", "database": "statement executions", "tracing": "traces",
-               "cache": "key lookups"}
-
-
-def bad_phrase(slo: Slo) -> str:
+def bad_phrase(slo: Slo, area: SloArea) -> str:
     """What the burn alert's value is a share of, e.g. "of probe requests took longer than 500 ms"."""
     if slo.kind == "latency":
         assert slo.threshold is not None
-        return f"of {EVENT_NOUNS[slo.area]} took longer than {seconds_text(slo.threshold)}"
+        return f"of {area.events} took longer than {seconds_text(slo.threshold)}"
     if slo.kind == "errors":
-        return "of probe requests failed"
-    return "of key lookups missed"
+        return f"of {area.events} failed"
+    return f"of {area.events} missed"
 
 
-def threshold_alerts(area: str, slos: list[Slo], config: Config, options: RuleOptions) -> list[dict[str, Any]]:
+def threshold_alerts(area: SloArea, slos: list[Slo], config: Config, options: RuleOptions) -> list[dict[str, Any]]:
     """The guide's targets as it states them, on the last 5 minutes."""
     alerts: list[dict[str, Any]] = []
     for slo in slos:
@@ -269,7 +269,7 @@ def threshold_alerts(area: str, slos: list[Slo], config: Config, options: RuleOp
             name = f"{slo.alert}High"
             alerts.append({
                 "alert": name, "expr": f"{expr} > {_num(slo.threshold)}",
-                "for": window(TRACE_FOR if area == "tracing" else THRESHOLD_FOR["latency"], options),
+                "for": window(TRACE_FOR if area.name == "tracing" else THRESHOLD_FOR["latency"], options),
                 "labels": {"severity": "warning", "slo": slo.sloth_id},
                 "annotations": {
                     "summary": f"{slo.title} is above its target of {seconds_text(slo.threshold)}.",
@@ -339,25 +339,16 @@ def health_rules(config: Config, options: RuleOptions) -> list[dict[str, Any]]:
                             "alerts can fire.",
              "runbook_url": runbook(config, "PerfExporterAbsent")}},
     ]
-    for area in configured_areas(config):
-        family = SLI_PRESENCE[area]
+    for collector, area in config.configured_areas():
         rules.append({
-            "alert": "PerfExporterSliAbsent", "expr": f"absent({family})", "for": window("15m", options),
-            "labels": {"severity": "warning", "area": area},
+            "alert": "PerfExporterSliAbsent", "expr": f"absent({area.sli})", "for": window("15m", options),
+            "labels": {"severity": "warning", "area": area.name},
             "annotations": {
-                "summary": f"The {AREA_TITLE[area]} SLI metrics are missing.",
-                "description": f"{family} has not been exported for 15 minutes although the config has a "
-                               f"{AREA_COLLECTOR[area]} target, so the {AREA_TITLE[area]} SLOs cannot be computed.",
+                "summary": f"The {area.title} SLI metrics are missing.",
+                "description": f"{area.sli} has not been exported for 15 minutes although the config has a "
+                               f"{collector} target, so the {area.title} SLOs cannot be computed.",
                 "runbook_url": runbook(config, "PerfExporterSliAbsent")}})
     return rules
-
-
-SLI_PRESENCE = {
-    "api": f"{metrics.HTTP_REQUESTS.name}",
-    "database": f"{metrics.PG_QUERY_DURATION.name}_count",
-    "cache": f"{metrics.REDIS_HITS.name}",
-    "tracing": f"{metrics.TRACE_DURATION.name}_count",
-}
 
 
 # -- putting it together -----------------------------------------------------------------------------------------
@@ -366,17 +357,17 @@ SLI_PRESENCE = {
 def rule_groups(config: Config, options: RuleOptions | None = None) -> dict[str, dict[str, Any]]:
     """File stem -> rule file content (``{"groups": [...]}``)."""
     options = options or RuleOptions()
-    slos = all_slos(config.targets)
+    slos = all_slos(config)
     files: dict[str, dict[str, Any]] = {}
-    for area in AREAS:
-        mine = [s for s in slos if s.area == area]
+    for area in config.areas():
+        mine = [s for s in slos if s.area == area.name]
         rules: list[dict[str, Any]] = []
         for slo in mine:
             rules += slo_records(slo, config, options)
-        rules += guide_records(area, mine, options)
+        rules += area.records(mine, window(THRESHOLD_WINDOW, options))
         for slo in mine:
-            rules += burn_alerts(slo, config, options)
+            rules += burn_alerts(slo, area, config, options)
         rules += threshold_alerts(area, mine, config, options)
-        files[area] = {"groups": [{"name": f"perf-exporter-{area}", "rules": rules}]}
+        files[area.name] = {"groups": [{"name": f"perf-exporter-{area.name}", "rules": rules}]}
     files["health"] = {"groups": [{"name": "perf-exporter-health", "rules": health_rules(config, options)}]}
     return files

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from exporter import metrics
-from exporter.config import Config, format_duration
+from exporter.config.units import format_duration
 from exporter.slo.slos import all_slos, percent_text, seconds_text
+
+if TYPE_CHECKING:
+    from exporter.config.schema import Config
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,6 @@ def issues(config: Config) -> dict[str, Issue]:
 
 
 ISSUE_OF_SLO_KIND = {"errors": "errors", "cache": "cache"}
-ISSUE_OF_AREA = {"api": "slow_api", "database": "database", "tracing": "trace", "cache": "cache"}
 
 HEALTH = {
     "PerfExporterTargetDown": (
@@ -123,8 +125,9 @@ def _list(items: tuple[str, ...], numbered: bool = False) -> str:
 
 
 def runbooks_markdown(config: Config, files: dict[str, dict[str, Any]]) -> str:
-    slos = all_slos(config.targets)
+    slos = all_slos(config)
     found = issues(config)
+    issue_of_area = {area.name: area.issue for area in config.areas()}
     sections: list[str] = []
     seen: set[str] = set()
     for content in files.values():
@@ -140,7 +143,7 @@ def runbooks_markdown(config: Config, files: dict[str, dict[str, Any]]) -> str:
                                     f"\n\n**Solutions**:\n\n{_list(solutions)}\n")
                     continue
                 slo = next(s for s in slos if name.startswith(s.alert))
-                issue = found[ISSUE_OF_SLO_KIND.get(slo.kind, ISSUE_OF_AREA[slo.area])]
+                issue = found[ISSUE_OF_SLO_KIND.get(slo.kind) or issue_of_area[slo.area]]
                 mine = [s for s in slos if s.alert == slo.alert]
                 targets = "; ".join(f"{s.title}: {s.target_text}" for s in mine)
                 if name.endswith("ErrorBudgetBurn"):

@@ -18,10 +18,15 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from exporter import metrics
-from exporter.config import Config, Targets, format_duration, parse_duration
+from exporter.config.targets import Targets
+from exporter.config.units import format_duration, parse_duration
 from exporter.metrics import Family
+
+if TYPE_CHECKING:
+    from exporter.config.schema import Config
 
 # Sloth's label names, so that community SLO dashboards group our SLOs the way they group Sloth's.
 SLO_LABELS = ("sloth_id", "sloth_service", "sloth_slo")
@@ -210,42 +215,37 @@ def api_slos(targets: Targets) -> list[Slo]:
     return slos
 
 
-def all_slos(targets: Targets) -> list[Slo]:
-    """Every SLO, in the order of the guide's Performance Targets table."""
-    return [
-        *api_slos(targets),
-        Slo(area="database", name="query-latency-p95", alert="DatabaseQueryP95", title="Database Query P95",
-            objective=0.95,
-            indicator=LatencyIndicator(by=("target",), family=metrics.PG_QUERY_DURATION,
-                                       threshold=targets.db_query_p95),
-            target_text=f"< {seconds_text(targets.db_query_p95)}",
-            description=f"95 % of statement executions within {seconds_text(targets.db_query_p95)}",
-            kind="latency", quantile=0.95, threshold=targets.db_query_p95),
-        Slo(area="cache", name="hit-rate", alert="CacheHitRate", title="Cache Hit Rate",
-            objective=targets.cache_hit_rate, indicator=HitMissIndicator(by=("target",)),
-            target_text=f"> {percent_text(targets.cache_hit_rate)}",
-            description=f"at least {percent_text(targets.cache_hit_rate)} of key lookups hit",
-            kind="cache", threshold=targets.cache_hit_rate),
-        Slo(area="tracing", name="trace-latency-p95", alert="TraceP95", title="Trace P95 Duration",
-            objective=0.95,
-            indicator=LatencyIndicator(by=("target",), family=metrics.TRACE_DURATION, threshold=targets.trace_p95),
-            target_text=f"< {seconds_text(targets.trace_p95)}",
-            description=f"95 % of traces complete within {seconds_text(targets.trace_p95)}",
-            kind="latency", quantile=0.95, threshold=targets.trace_p95),
-    ]
+def database_slos(targets: Targets) -> list[Slo]:
+    return [Slo(
+        area="database", name="query-latency-p95", alert="DatabaseQueryP95", title="Database Query P95",
+        objective=0.95,
+        indicator=LatencyIndicator(by=("target",), family=metrics.PG_QUERY_DURATION, threshold=targets.db_query_p95),
+        target_text=f"< {seconds_text(targets.db_query_p95)}",
+        description=f"95 % of statement executions within {seconds_text(targets.db_query_p95)}",
+        kind="latency", quantile=0.95, threshold=targets.db_query_p95)]
 
 
-AREAS = ("api", "database", "cache", "tracing")
-AREA_COLLECTOR = {"api": "api", "database": "postgres", "cache": "redis", "tracing": "jaeger"}
-AREA_TITLE = {"api": "API", "database": "Database", "cache": "Cache", "tracing": "Tracing",
-              "health": "Exporter health"}
+def cache_slos(targets: Targets) -> list[Slo]:
+    return [Slo(
+        area="cache", name="hit-rate", alert="CacheHitRate", title="Cache Hit Rate",
+        objective=targets.cache_hit_rate, indicator=HitMissIndicator(by=("target",)),
+        target_text=f"> {percent_text(targets.cache_hit_rate)}",
+        description=f"at least {percent_text(targets.cache_hit_rate)} of key lookups hit",
+        kind="cache", threshold=targets.cache_hit_rate)]
 
 
-def configured_areas(config: Config) -> list[str]:
-    """Areas whose collector has at least one target in the config (their SLI metrics should exist)."""
-    present = {"api": bool(config.api), "database": bool(config.postgres), "cache": bool(config.redis),
-               "tracing": bool(config.jaeger)}
-    return [a for a in AREAS if present[a]]
+def tracing_slos(targets: Targets) -> list[Slo]:
+    return [Slo(
+        area="tracing", name="trace-latency-p95", alert="TraceP95", title="Trace P95 Duration", objective=0.95,
+        indicator=LatencyIndicator(by=("target",), family=metrics.TRACE_DURATION, threshold=targets.trace_p95),
+        target_text=f"< {seconds_text(targets.trace_p95)}",
+        description=f"95 % of traces complete within {seconds_text(targets.trace_p95)}",
+        kind="latency", quantile=0.95, threshold=targets.trace_p95)]
+
+
+def all_slos(config: Config) -> list[Slo]:
+    """Every SLO of every registered area, in registry order (the guide's Performance Targets table)."""
+    return [slo for area in config.areas() for slo in area.slos(config.targets)]
 
 
 def scaled(window: str, scale: float) -> str:
