@@ -12,7 +12,7 @@ import itertools
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -20,6 +20,43 @@ from prometheus_client.registry import Collector
 from exporter.metrics import FAMILIES, Family, Kind
 
 Labels = tuple[str, ...]
+K = TypeVar("K", bound=Labels)
+
+
+class LabelError(ValueError):
+    """A series written with a label set its family does not declare. Raised by the write, inside the job that
+    wrote it (the scheduler turns it into that job's error run), so it never reaches a scrape."""
+
+
+def _label_error(family: Family, given: str) -> LabelError:
+    return LabelError(f"{family.name} takes labels ({', '.join(family.labels)}), got {given}")
+
+
+def _named(labels: Mapping[str, object]) -> str:
+    return "(" + ", ".join(f"{name}={value!r}" for name, value in labels.items()) + ")"
+
+
+def _key(family: Family, labels: dict[str, str]) -> Labels:
+    """The series key of named labels, in the family's label order. Only the names' count is checked here: a
+    missing name gives a ``None`` in the key, which :func:`_check_values` rejects (no stored key holds one)."""
+    key = tuple(map(labels.get, family.labels))
+    if len(labels) != len(key):
+        raise _label_error(family, _named(labels))
+    return key  # type: ignore[return-value]  # a None in it never passes _check_values
+
+
+def _check_values(family: Family, key: Labels, labels: dict[str, str]) -> None:
+    """Check that a key built by :func:`_key` holds a str for every name. Writes call it only for a series
+    they create: the keys already stored were checked when they were created."""
+    for value in key:
+        if not isinstance(value, str):
+            raise _label_error(family, _named(labels))
+
+
+def _check_tuple(family: Family, key: object) -> None:
+    """Check a tuple key (``replace``, ``remove_where``): one str per label name, in the family's order."""
+    if not (isinstance(key, tuple) and len(key) == len(family.labels) and all(isinstance(v, str) for v in key)):
+        raise _label_error(family, repr(key))
 
 
 @dataclass
@@ -39,7 +76,12 @@ class HistogramState:
 
 @dataclass
 class MetricStore:
-    """Series one job owns. Counters and histograms accumulate; gauges hold what was last set."""
+    """Series one job owns. Counters and histograms accumulate; gauges hold what was last set.
+
+    Writes name their labels (``store.inc(family, 1.0, target="a", outcome="success")``) and are checked
+    against ``family.labels`` when they create a series: a wrong label set raises :class:`LabelError` in the
+    job that wrote it. ``replace`` and ``remove_where`` take tuple keys in the family's label order (hot paths
+    with thousands of series), checked the same way."""
 
     values: dict[Family, dict[Labels, float]] = field(default_factory=dict)
     histograms: dict[Family, dict[Labels, HistogramState]] = field(default_factory=dict)
@@ -50,28 +92,59 @@ class MetricStore:
     def _touch(self, family: Family) -> None:
         self.versions[family] = self.versions.get(family, 0) + 1
 
-    def inc(self, family: Family, labels: Labels, amount: float = 1.0) -> None:
+    def inc(self, family: Family, amount: float = 1.0, /, **labels: str) -> None:
         if amount < 0:
             raise ValueError(f"{family.name}: counters only go up (got {amount})")
+        key = _key(family, labels)
         series = self.values.setdefault(family, {})
-        series[labels] = series.get(labels, 0.0) + amount
+        current = series.get(key)
+        if current is None:
+            _check_values(family, key, labels)
+            current = 0.0
+        series[key] = current + amount
         self._touch(family)
 
-    def set(self, family: Family, labels: Labels, value: float) -> None:
-        self.values.setdefault(family, {})[labels] = float(value)
+    def inc_many(self, family: Family, amounts: Mapping[K, float]) -> None:
+        """Add each amount to its counter series, which starts at 0 if new: :meth:`inc` for a hot path with
+        thousands of series, keyed by tuples in the family's label order like :meth:`replace`."""
+        series = self.values.setdefault(family, {})
+        for key, amount in amounts.items():
+            if amount < 0:
+                raise ValueError(f"{family.name}: counters only go up (got {amount} for {key!r})")
+            current = series.get(key)
+            if current is None:
+                _check_tuple(family, key)
+                current = 0.0
+            series[key] = current + amount
         self._touch(family)
 
-    def replace(self, family: Family, series: Mapping[Any, float]) -> None:
+    def set(self, family: Family, value: float, /, **labels: str) -> None:
+        key = _key(family, labels)
+        series = self.values.setdefault(family, {})
+        if key not in series:
+            _check_values(family, key, labels)
+        series[key] = float(value)
+        self._touch(family)
+
+    def replace(self, family: Family, series: Mapping[K, float]) -> None:
         """Set a gauge family to exactly these series: whatever is not in ``series`` disappears."""
-        self.values[family] = {labels: float(v) for labels, v in series.items()}
+        old = self.values.get(family, {})
+        new: dict[Labels, float] = {}
+        for key, value in series.items():
+            if key not in old:
+                _check_tuple(family, key)
+            new[key] = float(value)
+        self.values[family] = new
         self.prefixes.pop(family, None)
         self._touch(family)
 
-    def observe(self, family: Family, labels: Labels, value: float, count: float = 1.0) -> None:
+    def observe(self, family: Family, value: float, count: float = 1.0, /, **labels: str) -> None:
+        key = _key(family, labels)
         series = self.histograms.setdefault(family, {})
-        state = series.get(labels)
+        state = series.get(key)
         if state is None:
-            state = series[labels] = HistogramState([0.0] * len(family.buckets))
+            _check_values(family, key, labels)
+            state = series[key] = HistogramState([0.0] * len(family.buckets))
         index = bisect.bisect_left(family.buckets, value)
         if index < len(state.counts):
             state.counts[index] += count
@@ -79,26 +152,36 @@ class MetricStore:
         state.count += count
         self._touch(family)
 
-    def ensure_counter(self, family: Family, labels: Labels) -> None:
+    def ensure_counter(self, family: Family, /, **labels: str) -> None:
         """Expose a counter at 0 before its first event, so rate() sees the first increment."""
-        self.values.setdefault(family, {}).setdefault(labels, 0.0)
+        key = _key(family, labels)
+        series = self.values.setdefault(family, {})
+        if key not in series:
+            _check_values(family, key, labels)
+            series[key] = 0.0
         self._touch(family)
 
-    def ensure_histogram(self, family: Family, labels: Labels) -> None:
+    def ensure_histogram(self, family: Family, /, **labels: str) -> None:
+        key = _key(family, labels)
         series = self.histograms.setdefault(family, {})
-        if labels not in series:
-            series[labels] = HistogramState([0.0] * len(family.buckets))
+        if key not in series:
+            _check_values(family, key, labels)
+            series[key] = HistogramState([0.0] * len(family.buckets))
         self._touch(family)
 
-    def remove(self, family: Family, labels: Labels) -> None:
-        self.values.get(family, {}).pop(labels, None)
-        self.histograms.get(family, {}).pop(labels, None)
-        self.prefixes.get(family, {}).pop(labels, None)
+    def remove(self, family: Family, /, **labels: str) -> None:
+        key = _key(family, labels)
+        _check_values(family, key, labels)
+        self.values.get(family, {}).pop(key, None)
+        self.histograms.get(family, {}).pop(key, None)
+        self.prefixes.get(family, {}).pop(key, None)
         self._touch(family)
 
     def remove_where(self, family: Family, keep: Iterable[Labels]) -> None:
         """Drop every series of ``family`` whose labels are not in ``keep``."""
         wanted = set(keep)
+        for key in wanted:
+            _check_tuple(family, key)
         for table in (self.values, self.histograms):
             series = table.get(family)
             if series:
@@ -107,8 +190,10 @@ class MetricStore:
         self.prefixes.pop(family, None)
         self._touch(family)
 
-    def get(self, family: Family, labels: Labels) -> float | None:
-        return self.values.get(family, {}).get(labels)
+    def get(self, family: Family, /, **labels: str) -> float | None:
+        key = _key(family, labels)
+        _check_values(family, key, labels)
+        return self.values.get(family, {}).get(key)
 
 
 # ---------------------------------------------------------------------------------------------------------------
