@@ -112,6 +112,33 @@ def _float_field(body: dict[str, Any], name: str, low: float, high: float) -> fl
     return float(value)
 
 
+def _place_field(body: dict[str, Any], name: str, default: str) -> str:
+    """A pickup or dropoff: an address string, or coordinates ``{"lat": 52.52, "lon": 13.40}`` as a ride-hailing
+    client sends them (kept as the text ``"52.52000,13.40000"``, shown as coordinates again by :func:`_shown`)."""
+    value = body.get(name, default)
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - {"lat", "lon"})
+        if unknown:
+            raise ApiError(422, f"{name}: expected {{\"lat\": ..., \"lon\": ...}}, got the key {unknown[0]!r}")
+        lat = _float_field(value, "lat", -90, 90)
+        lon = _float_field(value, "lon", -180, 180)
+        return f"{lat:.5f},{lon:.5f}"
+    return _text_field(body, name, default)
+
+
+_COORDINATES = re.compile(r"^(-?\d{1,2}\.\d{5}),(-?\d{1,3}\.\d{5})$")
+
+
+def _shown(order: dict[str, Any]) -> dict[str, Any]:
+    """The order as the API answers it: places kept as coordinates are coordinates again."""
+    out = dict(order)
+    for name in ("pickup", "dropoff"):
+        match = _COORDINATES.match(str(out.get(name, "")))
+        if match:
+            out[name] = {"lat": float(match.group(1)), "lon": float(match.group(2))}
+    return out
+
+
 def _text_field(body: dict[str, Any], name: str, default: str | None = None) -> str:
     value = body.get(name, default)
     if not isinstance(value, str) or not value.strip() or len(value) > 500:
@@ -210,8 +237,8 @@ class DemoApi:
     async def create_order(self, request: Request, rec: TraceRecorder) -> Response:
         body = await _json_body(request)
         rider_id = _int_field(body, "rider_id")
-        pickup = _text_field(body, "pickup", "Alexanderplatz 1")
-        dropoff = _text_field(body, "dropoff", "Flughafen BER")
+        pickup = _place_field(body, "pickup", "Alexanderplatz 1")
+        dropoff = _place_field(body, "dropoff", "Flughafen BER")
         store = self.state.store
         with rec.span(ORDERS, "create_order", "server"):
             await self.service(ORDERS, "create_order")
@@ -226,7 +253,7 @@ class DemoApi:
                                   store.create_order(rider_id, pickup, dropoff, fare_cents))
             await self.cache_order(rec, order)  # written through: the first read of a new order is a hit
         order["rider_open_orders"] = active + 1
-        return JSONResponse(order, status_code=201)
+        return JSONResponse(_shown(order), status_code=201)
 
     async def get_order(self, request: Request, rec: TraceRecorder) -> Response:
         order_id = _path_id(request, "order")
@@ -240,12 +267,12 @@ class DemoApi:
                 cached = None
             rec.spans[-1].attributes["cache.hit"] = cached is not None
             if cached is not None:
-                return JSONResponse(cached, headers={"x-cache": "hit"})
+                return JSONResponse(_shown(cached), headers={"x-cache": "hit"})
             order = await self.db(rec, ORDERS, "get_order", store.get_order(order_id))
             if order is None:
                 raise ApiError(404, f"order {order_id} not found")
             await self.cache_order(rec, order)
-        return JSONResponse(order, headers={"x-cache": "miss"})
+        return JSONResponse(_shown(order), headers={"x-cache": "miss"})
 
     async def cancel_order(self, request: Request, rec: TraceRecorder) -> Response:
         order_id = _path_id(request, "order")
