@@ -40,7 +40,36 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("what", choices=["rules", "dashboards"])
     render.add_argument("--config", type=Path, help="YAML config file (default: the built-in config)")
     render.add_argument("--out", type=Path, help="output directory (default: rules/ or grafana/)")
+
+    bench = sub.add_parser("bench", help="run a k6 load test or benchmark and judge it against the targets")
+    bench.add_argument("scenario", help="a scenario (api, db-profiling, caching, tracing, ramp-up, steady, spike, "
+                       "order-creation, trip-execution, mixed, arrival-rate, breakpoint) or 'all' (the benchmarks)")
+    bench.add_argument("--base-url", help="the API gateway (default: TEST_BASE_URL, then the config's api target)")
+    bench.add_argument("--vus", type=int, help="virtual users (open models: the VUs k6 may use)")
+    bench.add_argument("--duration", help="measured duration, e.g. 60s (breakpoint: each step's)")
+    bench.add_argument("--stage", action="append", metavar="D:N", help="a stage, as k6's --stage 30s:100 (repeat)")
+    bench.add_argument("--iterations", type=int, help="closed models: stop after this many iterations in all")
+    bench.add_argument("--rate", type=int, help="open models: iterations per second (breakpoint: the step)")
+    bench.add_argument("--steps", type=int, help="breakpoint: how many steps of --rate each (default 20)")
+    bench.add_argument("--warmup", help="warm-up left out of every statistic (default: the scenario's)")
+    bench.add_argument("--config", type=Path, help="YAML config: targets and the collectors run meanwhile")
+    bench.add_argument("--out", type=Path, default=Path("reports"), help="report directory (default ./reports/)")
+    bench.add_argument("--demo", action="store_true", help="start the bundled demo and load it")
+    bench.add_argument("--prometheus-rw", metavar="URL",
+                       help="also send k6's results to this Prometheus (remote write, native histograms)")
     return parser
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    setup_logging("error", "logfmt")  # the collectors' warnings would break up the live progress lines
+    from exporter.load.bench import run_bench
+    from exporter.load.cli_options import bench_options
+    try:
+        options = bench_options(args)
+    except ValueError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 3
+    return run_bench(options)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -87,7 +116,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    commands = {"run": cmd_run, "check-config": cmd_check_config, "demo": cmd_demo, "render": cmd_render}
+    commands = {"run": cmd_run, "check-config": cmd_check_config, "demo": cmd_demo, "render": cmd_render,
+                "bench": cmd_bench}
     return commands[args.command](args)
 
 

@@ -1,0 +1,298 @@
+"""``perf-exporter bench SCENARIO|all``: one scenario (or the guide's four benchmarks in turn) run by k6 while
+the config's collectors measure the platform, judged against ``targets:``, written to ``--out``.
+
+Exit codes: 0 every target met; 1 a target missed (named); 2 inconclusive (the generator was the bottleneck);
+3 could not run (no k6, a bad option or config, the target unreachable before the start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from exporter.analysis import load_stats
+from exporter.analysis.load_verdict import (
+    EXIT_NOT_RUN,
+    GeneratorLoad,
+    Verdict,
+    capacity,
+    combined_exit_code,
+    evaluate,
+    generator_problems,
+    not_run,
+    verdict,
+)
+from exporter.config.loading import ConfigError, default_config, load_config
+from exporter.config.schema import Config
+from exporter.load import report
+from exporter.load.catalog import BENCHMARKS, SCENARIOS
+from exporter.load.k6_binary import K6, K6NotFound, find_k6, k6_version
+from exporter.load.plan import Overrides, PlanError, RunPlan, build_plan
+from exporter.load.platform import PlatformWatch
+from exporter.load.progress import Progress
+from exporter.load.runner import LiveSample, RunOutcome, run_k6
+
+DEFAULT_BASE_URL = "http://localhost:8020"
+
+
+@dataclass
+class BenchOptions:
+    scenario: str
+    base_url: str | None = None
+    overrides: Overrides = field(default_factory=Overrides)
+    config: Path | None = None
+    out: Path = Path("reports")
+    demo: bool = False
+    prometheus_rw: str | None = None
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
+
+
+def _free_address() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+def reachable(base_url: str) -> str | None:
+    """None if the target answers HTTP at all (any status), else why not."""
+    try:
+        with urllib.request.urlopen(base_url.rstrip("/") + "/", timeout=5):
+            return None
+    except urllib.error.HTTPError:
+        return None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        return f"{base_url} is not reachable: {reason}"
+
+
+def _base_url(options: BenchOptions, config: Config) -> str:
+    if options.base_url:
+        return options.base_url
+    if os.environ.get("TEST_BASE_URL"):
+        return os.environ["TEST_BASE_URL"]
+    api = config.section("api")
+    return str(getattr(api[0], "base_url", DEFAULT_BASE_URL)) if api else DEFAULT_BASE_URL
+
+
+def k6_timeout(environ: dict[str, str] | os._Environ[str]) -> float | None:
+    """``K6_TIMEOUT`` as the guide sets it: milliseconds for the whole run."""
+    raw = environ.get("K6_TIMEOUT")
+    if not raw:
+        return None
+    try:
+        return float(raw) / 1000
+    except ValueError:
+        raise PlanError(f"K6_TIMEOUT: expected milliseconds like 600000, got {raw!r}") from None
+
+
+def prometheus_env(url: str) -> dict[str, str]:
+    """k6's remote-write output with Trends as native histograms (aggregatable, no percentile gauges)."""
+    return {"K6_PROMETHEUS_RW_SERVER_URL": url.rstrip("/") + ("" if url.rstrip("/").endswith("/api/v1/write")
+                                                              else "/api/v1/write"),
+            "K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM": "true",
+            "K6_PROMETHEUS_RW_PUSH_INTERVAL": "5s"}
+
+
+def breakpoint_watcher(plan: RunPlan) -> Callable[[LiveSample], str | None]:
+    """Stops a breakpoint run at the first stage that ended with a target broken (P95 or the error rate, as
+    k6's REST API has them live)."""
+    targets = {t.key: t.limit for t in plan.thresholds}
+    windows = [(label, end) for label, _, end in plan.shape.stage_windows() if label != "warmup"]
+    checked: set[str] = set()
+
+    def watch(sample: LiveSample) -> str | None:
+        for (label, end), stage in zip(windows, plan.shape.stages, strict=True):
+            if label in checked or sample.elapsed < end + 1.0:
+                continue
+            checked.add(label)
+            cut = f"phase:measure,stage:{label}"
+            p95 = sample.metric(f"http_req_duration{{{cut}}}").get("p(95)")
+            failed = sample.metric(f"http_req_failed{{{cut}}}").get("rate")
+            if isinstance(p95, int | float) and p95 >= targets.get("api_latency_p95", float("inf")):
+                return f"stage {label} ({stage.target}/s) broke api_latency_p95: P95 {p95:.0f} ms"
+            if isinstance(failed, int | float) and failed >= targets.get("error_rate", float("inf")):
+                return f"stage {label} ({stage.target}/s) broke error_rate: {failed * 100:.2f} % errors"
+        return None
+
+    return watch
+
+
+def judge(plan: RunPlan, outcome: RunOutcome) -> tuple[load_stats.RunStatistics, Verdict, dict[str, Any]]:
+    """Statistics and verdict of a finished run (pure apart from reading ``outcome``)."""
+    shape = plan.shape
+    measured = max(0.0, min(outcome.ran_seconds, plan.expected_seconds) - shape.warmup)
+    stages = load_stats.stage_seconds(shape.stage_windows(), outcome.ran_seconds)
+    stats = load_stats.run_statistics(outcome.metrics, stages, measured, list(plan.scenario.parts),
+                                      plan.scenario.endpoints)
+    findings = evaluate(plan.thresholds, outcome.metrics)
+    problems = generator_problems(GeneratorLoad(outcome.dropped_iterations, outcome.k6_cpu, outcome.machine_cpu,
+                                                os.cpu_count() or 1))
+    extra: dict[str, Any] = {}
+    if shape.model == "breakpoint":
+        limits = {"p95_ms": next((t.limit for t in plan.thresholds if t.key == "api_latency_p95"), None),
+                  "p99_ms": next((t.limit for t in plan.thresholds if t.key == "api_latency_p99"), None),
+                  "error_rate": next((t.limit for t in plan.thresholds if t.key == "error_rate"), None)}
+        held = capacity(stats.stages, [s.target for s in shape.stages],
+                        {k: v for k, v in limits.items() if v is not None})
+        extra["capacity"] = {"requestsPerSecond": held, "stoppedAt": outcome.stopped}
+        # Finding the limit is the point: a broken last stage is the answer, not a regression.
+        findings = [f for f in findings if f.met or f.observed is None]
+        if held is None and not problems:
+            problems = [*problems, "the first stage already broke a target: start lower (--rate)"]
+    elif outcome.stopped:
+        problems = [*problems, f"stopped early: {outcome.stopped}"]
+    if outcome.k6_exit_code not in (0, 99, 103) and not outcome.metrics:
+        problems = [*problems, f"k6 exited with {outcome.k6_exit_code} without a summary (see {outcome.log_path})"]
+    return stats, verdict(findings, problems, stats.overall.requests), extra
+
+
+def _report(plan: RunPlan, outcome: RunOutcome, stats: load_stats.RunStatistics, result: Verdict,
+            extra: dict[str, Any], version: str, k6: K6, base_url: str, platform: dict[str, Any] | None,
+            ) -> dict[str, Any]:
+    scenario = plan.scenario
+    custom = {name: load_stats.custom_metric(outcome.metrics, name) for name in scenario.metrics}
+    body: dict[str, Any] = {
+        "timestamp": report.timestamp(), "scenario": scenario.name, "description": scenario.summary,
+        "k6": version, "k6Binary": str(k6.path), "k6Source": k6.source, "baseUrl": base_url,
+        "summary": load_stats.guide_summary(stats.overall),
+        "verdict": result.as_json(),
+        "shape": {"model": plan.shape.model, "warmupSeconds": plan.shape.warmup,
+                  "stages": [{"seconds": s.duration, "target": s.target} for s in plan.shape.stages],
+                  "ranSeconds": round(outcome.ran_seconds, 3)},
+        "measured": stats.overall.as_json(),
+        "stages": [s.as_json() for s in stats.stages],
+        "parts": [p.as_json() for p in stats.parts],
+        "shares": {k: round(v, 4) for k, v in stats.shares().items()},
+        "endpoints": [e.as_json() for e in stats.endpoints],
+        "thresholds": {t.metric: t.expression for t in plan.thresholds},
+        "generator": {"droppedIterations": outcome.dropped_iterations, "k6Cpu": outcome.k6_cpu,
+                      "machineCpu": outcome.machine_cpu, "k6ExitCode": outcome.k6_exit_code,
+                      "log": str(outcome.log_path)},
+        "platform": platform,
+        "metrics": {k: v for k, v in custom.items() if v is not None},
+        "recommendations": report.recommendations(result),
+        **extra,
+    }
+    return body
+
+
+async def run_scenario(name: str, options: BenchOptions, config: Config, k6: K6, version: str,
+                       base_url: str) -> tuple[int, dict[str, Any]]:
+    scenario = SCENARIOS[name]
+    out = options.out
+    out.mkdir(parents=True, exist_ok=True)
+    summary_path = out / f"{name}.k6-summary.json"
+    log_path = out / f"{name}.k6.log"
+    summary_path.unlink(missing_ok=True)
+    log_path.unlink(missing_ok=True)
+    extra_env = prometheus_env(options.prometheus_rw) if options.prometheus_rw else {}
+    plan = build_plan(scenario, options.overrides, config.targets, base_url, summary_path, _free_address(),
+                      extra_env)
+    if options.prometheus_rw:
+        script = plan.argv[-1]
+        plan = RunPlan(plan.scenario, plan.shape, plan.thresholds, plan.submetrics,
+                       (*plan.argv[:-1], "--out", "experimental-prometheus-rw", "--tag", f"testid={name}", script),
+                       plan.env)
+    platform = PlatformWatch(config)
+    progress = Progress(name, plan.expected_seconds, options.stream)
+    marked = False
+
+    def on_sample(sample: LiveSample) -> None:
+        nonlocal marked
+        if not marked and sample.elapsed >= plan.shape.warmup:
+            platform.mark_start()
+            marked = True
+        platform.sample()
+        progress.update(sample)
+
+    await platform.start()
+    try:
+        if plan.shape.warmup == 0:
+            platform.mark_start()
+            marked = True
+        watcher = breakpoint_watcher(plan) if plan.shape.model == "breakpoint" else None
+        outcome = await run_k6(k6, plan, summary_path, log_path, on_sample, watcher, k6_timeout(os.environ))
+    finally:
+        measured_platform = await platform.finish()
+    stats, result, extra = judge(plan, outcome)
+    body = _report(plan, outcome, stats, result, extra, version, k6, base_url, measured_platform)
+    path = report.write_json(out / f"{name}.json", body)
+    body["file"] = str(path)
+    progress.close(f"{result.headline()} (report: {path})")
+    return result.exit_code, body
+
+
+def _start_demo(stream: TextIO) -> tuple[subprocess.Popen[bytes], str]:
+    from exporter.demo.launcher import start_demo, stop_demo, wait_until_answering
+
+    listen = _free_address()
+    proc = start_demo(listen, "warning", "logfmt")
+    url = f"http://{listen}"
+    if not wait_until_answering(proc, url, 30.0):
+        stop_demo(proc)
+        raise RuntimeError(f"the demo did not answer on {url}")
+    stream.write(f"demo: listening on {url}\n")
+    return proc, url
+
+
+def run_bench(options: BenchOptions) -> int:
+    stream = options.stream
+    names = list(BENCHMARKS) if options.scenario == "all" else [options.scenario]
+    if any(n not in SCENARIOS for n in names):
+        stream.write(f"bench: unknown scenario {options.scenario!r} (known: {', '.join(SCENARIOS)}, all)\n")
+        return EXIT_NOT_RUN
+    try:
+        k6 = find_k6()
+        version = k6_version(k6)
+    except K6NotFound as exc:
+        stream.write(f"bench: {exc}\n")
+        return EXIT_NOT_RUN
+    demo: subprocess.Popen[bytes] | None = None
+    try:
+        env = dict(os.environ)
+        if options.demo:
+            from exporter.demo.launcher import config_environment, example_config_path
+
+            demo, url = _start_demo(stream)
+            options.base_url = options.base_url or url
+            env = config_environment(env, url)
+            config = load_config(options.config or example_config_path(), env=env)
+        else:
+            config = load_config(options.config, env=env) if options.config else default_config()
+        base_url = _base_url(options, config)
+        k6_timeout(os.environ)
+        unreachable = reachable(base_url)
+        if unreachable:
+            stream.write(f"bench: {not_run(unreachable).headline()}\n")
+            return EXIT_NOT_RUN
+        stream.write(f"bench: {version} ({k6.source}: {k6.path}); target {base_url}\n")
+        codes: list[int] = []
+        runs: list[dict[str, Any]] = []
+        for name in names:
+            code, body = asyncio.run(run_scenario(name, options, config, k6, version, base_url))
+            codes.append(code)
+            runs.append(body)
+        exit_code = combined_exit_code(codes)
+        if options.scenario == "all":
+            path = report.write_json(options.out / "performance-summary.json",
+                                     report.performance_summary(runs, exit_code, version))
+            stream.write(f"bench: all benchmarks done, exit {exit_code} (summary: {path})\n")
+        return exit_code
+    except (ConfigError, PlanError, RuntimeError) as exc:
+        stream.write(f"bench: {exc}\n")
+        return EXIT_NOT_RUN
+    finally:
+        if demo is not None:
+            from exporter.demo.launcher import stop_demo
+
+            stop_demo(demo)
+

@@ -1,0 +1,27 @@
+"""The ``bench`` subcommand's arguments as :class:`~exporter.load.bench.BenchOptions`."""
+
+from __future__ import annotations
+
+import argparse
+
+from exporter.config.units import parse_duration
+from exporter.load.bench import BenchOptions
+from exporter.load.plan import Overrides, parse_stage
+
+
+def _seconds(option: str, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError:
+        raise ValueError(f"{option}: expected a duration like '60s', got {value!r}") from None
+
+
+def bench_options(args: argparse.Namespace) -> BenchOptions:
+    overrides = Overrides(vus=args.vus, duration=_seconds("--duration", args.duration),
+                          stages=tuple(parse_stage(v) for v in args.stage or []), rate=args.rate,
+                          warmup=_seconds("--warmup", args.warmup), iterations=args.iterations,
+                          steps=args.steps)
+    return BenchOptions(scenario=args.scenario, base_url=args.base_url, overrides=overrides, config=args.config,
+                        out=args.out, demo=args.demo, prometheus_rw=args.prometheus_rw)

@@ -1,0 +1,97 @@
+"""The platform measured while the load runs: the config's PostgreSQL, Redis and Jaeger collectors, run in this
+process by the exporter's own scheduler on a short interval, read at the end of the warm-up and after the run
+(:mod:`exporter.analysis.load_platform` turns the readings into the run window's numbers)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter import metrics
+from exporter.analysis.load_platform import Reading, SeriesKey, platform_report
+from exporter.config.schema import Config
+from exporter.scheduler import Scheduler
+from exporter.store import StoreCollector
+
+PLATFORM_SECTIONS = ("postgres", "redis", "jaeger")
+LOAD_INTERVAL_SECONDS = 3.0  # a load run lasts seconds to minutes: the collectors' own 15-30 s is too coarse
+LOAD_TIMEOUT_SECONDS = 2.5
+
+
+def platform_config(config: Config) -> Config:
+    """The config's collectors only (the load itself is the API's measurement), on the load interval."""
+    update: dict[str, list[Any]] = {}
+    for name in type(config).model_fields:
+        if name == "targets":
+            continue
+        if name not in PLATFORM_SECTIONS:
+            update[name] = []
+            continue
+        update[name] = [entry.model_copy(update={
+            "interval": min(float(entry.interval), LOAD_INTERVAL_SECONDS),
+            "timeout": min(float(entry.timeout), LOAD_TIMEOUT_SECONDS)}) for entry in config.section(name)]
+    return config.model_copy(update=update)
+
+
+def reading(text: str) -> dict[SeriesKey, float]:
+    out: dict[SeriesKey, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = float(sample.value)
+    return out
+
+
+def _runs(current: Reading) -> float:
+    return sum(v for (name, _), v in current.items() if name == f"{metrics.JOB_RUNS.name}_total"
+               or name == metrics.JOB_RUNS.name)
+
+
+class PlatformWatch:
+    """Start with :meth:`start`; :meth:`mark_start` at the end of the warm-up, :meth:`sample` every poll,
+    :meth:`finish` after the run (it waits for one more collection, then stops the collectors)."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = platform_config(config)
+        self.stores = StoreCollector()
+        self.scheduler = Scheduler(self.stores)
+        self.start_reading: Reading | None = None
+        self.during: list[Reading] = []
+
+    @property
+    def active(self) -> bool:
+        return bool(self.config.jobs())
+
+    async def start(self) -> None:
+        if not self.active:
+            return
+        await self.scheduler.apply(self.config)
+        self.scheduler.start()
+
+    def read(self) -> dict[SeriesKey, float]:
+        return reading(self.stores.render())
+
+    def mark_start(self) -> None:
+        if self.active:
+            self.start_reading = self.read()
+
+    def sample(self) -> None:
+        if self.active:
+            self.during.append(self.read())
+
+    async def finish(self) -> dict[str, Any] | None:
+        if not self.active:
+            return None
+        try:
+            before = _runs(self.read())
+            deadline = time.monotonic() + LOAD_INTERVAL_SECONDS * 2 + 1
+            jobs = len(self.config.jobs())
+            while _runs(self.read()) < before + jobs and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            end = self.read()
+        finally:
+            await self.scheduler.shutdown(grace=2.0)
+        return {**platform_report(self.start_reading or {}, end, [*self.during, end]),
+                "collectors": [f"{kind.section}/{entry.name}" for kind, entry in self.config.jobs()]}

