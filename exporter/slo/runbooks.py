@@ -116,7 +116,7 @@ HEALTH = {
         ("Check `PerfExporterTargetDown` and `PerfExporterJobFailing` for the same collector.",
          "PostgreSQL: pg_stat_statements must be in shared_preload_libraries and created in the database.",
          "Jaeger: the services must produce traces within the collector's lookback."),
-        ("Fix the collector's target or permissions; see the collector's section in the README.",)),
+        ("Fix the collector's target or permissions; see the collector's section in docs/configuration.md.",)),
 }
 
 
