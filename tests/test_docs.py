@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from exporter import metrics
+from exporter.config.loading import parse_config
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
@@ -86,6 +89,42 @@ def test_the_demo_commands_flags_exist(capsys: pytest.CaptureFixture[str]) -> No
     assert exited.value.code == 0
     assert "--demo" in capsys.readouterr().out
     assert 'perf-exporter = "exporter.cli:main"' in (REPO / "pyproject.toml").read_text()
+
+
+PROMETHEUS_KEYS = {"scrape_configs", "rule_files"}  # blocks of Prometheus' own config, not ours
+ENV = {"TEST_BASE_URL": "http://gateway:8020", "DATABASE_URL": "postgresql://perf@db/tripo", "API_TOKEN": "t",
+       "REDIS_URL": "redis://cache:6379/0", "JAEGER_HOST": "http://jaeger:16686"}
+
+
+def config_examples() -> list[tuple[str, dict[str, Any]]]:
+    examples = []
+    for page in DOCS:
+        for block in re.findall(r"^```yaml\n(.*?)^```", page.read_text(), re.MULTILINE | re.DOTALL):
+            data = yaml.safe_load(block)
+            if isinstance(data, dict) and not PROMETHEUS_KEYS & set(data):
+                examples.append((f"{page.name}:{'+'.join(data)}", data))
+    return examples
+
+
+def secret_files(node: Any, parent: str = "") -> list[str]:
+    """The ``*_file`` values the loader reads (``tls`` files are opened later, by the job)."""
+    if isinstance(node, dict):
+        return [found for key, value in node.items() for found in (
+            [value] if key.endswith("_file") and isinstance(value, str) and parent != "tls"
+            else secret_files(value, key))]
+    if isinstance(node, list):
+        return [found for item in node for found in secret_files(item, parent)]
+    return []
+
+
+@pytest.mark.parametrize("example", config_examples(), ids=lambda e: e[0])
+def test_every_config_example_in_the_docs_is_a_valid_config(example: tuple[str, dict[str, Any]],
+                                                             tmp_path: Path) -> None:
+    _, data = example
+    for relative in secret_files(data):
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text("secret\n")
+    parse_config(data, "example.yaml", env=ENV, base_dir=tmp_path)
 
 
 def documented_families() -> dict[str, tuple[str, tuple[str, ...]]]:
