@@ -5,6 +5,11 @@ children for authentication, the owning service, its database and cache calls. S
 by side run one after another on purpose (the rider check and the fare quote when creating an order; the cache
 invalidation and the notification when cancelling; the two Redis writes of a location update), so a trace
 analyser has serial siblings to find. The response carries ``traceresponse`` with the trace id.
+
+Order creation ends with the matching service choosing a driver (its own span, ``matching-service
+match_driver``; the order's answer carries ``driver_id`` and ``matching_ms``). Pickup and dropoff are address
+strings or coordinates ``{"lat": .., "lon": ..}``. Location updates go onto the Redis list the Redis collector
+watches (``trip:location:updates``), which the demo's queue workers drain.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import json
 import logging
 import random
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +43,8 @@ ORDERS = "order-service"
 PRICING = "pricing-service"
 TRIPS = "trip-service"
 NOTIFICATIONS = "notification-service"
+MATCHING = "matching-service"
+DRIVERS = 800  # drivers 1..800, as the seeded trips have them
 NOTIFICATION_CHANNELS = ("push", "sms", "email")
 
 
@@ -252,8 +260,19 @@ class DemoApi:
             order = await self.db(rec, ORDERS, "insert_order",
                                   store.create_order(rider_id, pickup, dropoff, fare_cents))
             await self.cache_order(rec, order)  # written through: the first read of a new order is a hit
+            driver_id, matching_seconds = await self.match_driver(rec, order["id"])
         order["rider_open_orders"] = active + 1
+        order["driver_id"] = driver_id
+        order["matching_ms"] = round(matching_seconds * 1000, 3)
         return JSONResponse(_shown(order), status_code=201)
+
+    async def match_driver(self, rec: TraceRecorder, order_id: int) -> tuple[int, float]:
+        """The matching service picks a driver near the pickup: its own span and latency (seconds)."""
+        started = time.perf_counter()
+        with rec.span(MATCHING, "match_driver", "server", **{"order.id": order_id}):
+            await self.work("match_driver")
+            driver_id = 1 + self.state.rng.randrange(DRIVERS)
+        return driver_id, time.perf_counter() - started
 
     async def get_order(self, request: Request, rec: TraceRecorder) -> Response:
         order_id = _path_id(request, "order")

@@ -75,6 +75,7 @@ STEP_LATENCY = {
     "authenticate": Latency(0.4, 0.4),
     "create_order": Latency(2.0, 0.6),
     "quote_fare": Latency(1.5, 0.5),
+    "match_driver": Latency(2.5, 0.6),
     "get_order": Latency(0.6, 0.5),
     "cancel_order": Latency(1.2, 0.5),
     "update_trip_status": Latency(1.0, 0.5),
