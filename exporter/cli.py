@@ -35,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--postgres", metavar="DSN", help="keep orders and trips in PostgreSQL")
     demo.add_argument("--redis", metavar="URL", help="cache orders and driver locations in Redis")
     demo.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    demo.add_argument("--workers", type=int, default=1, help="processes serving the one port (default 1)")
 
     render = sub.add_parser("render", help="generate alert rules or Grafana dashboards from the targets")
     render.add_argument("what", choices=["rules", "dashboards"])
@@ -101,7 +102,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     setup_logging(args.log_level, "logfmt")
     from exporter.demo.server import serve_demo
-    return serve_demo(args.listen, args.postgres, args.redis)
+    return serve_demo(args.listen, args.postgres, args.redis, args.workers)
 
 
 def cmd_render(args: argparse.Namespace) -> int:
