@@ -6,11 +6,13 @@ daemon's own work (scrapes, collector runs) on the same loop, nor the probe timi
 child runs in its own process group (a Ctrl-C reaches the daemon, which stops it after its last probes), dies
 with its parent (``PR_SET_PDEATHSIG`` on Linux) and is stopped when the daemon stops.
 
-The demo listens on ``DEMO_LISTEN`` (default ``127.0.0.1:8020``) and keeps its data in PostgreSQL / Redis when
-``DEMO_DATABASE_URL`` / ``DEMO_REDIS_URL`` are set (read by the child from its environment, so no password is in
-the process list), in memory otherwise. The config (``--config``, or the shipped ``tripo04os.yaml``) is expanded
-with ``TEST_BASE_URL`` and ``JAEGER_HOST`` set to the demo, and ``DATABASE_URL`` / ``REDIS_URL`` defaulting to
-the demo's backends, so its collectors profile what the demo uses.
+The demo listens on ``DEMO_LISTEN`` (default ``127.0.0.1:8020``) and keeps its data in PostgreSQL / Redis:
+``DEMO_DATABASE_URL`` / ``DEMO_REDIS_URL`` when set (read by the child from its environment, so no password is
+in the process list), else a PostgreSQL 18 and a Valkey started here from the ``demo`` extra's wheels
+(:mod:`exporter.demo.embedded`; they stop with the daemon, and die with it), else memory. The config
+(``--config``, or the shipped ``tripo04os.yaml``) is expanded with ``TEST_BASE_URL`` and ``JAEGER_HOST`` set to
+the demo, and ``DATABASE_URL`` / ``REDIS_URL`` defaulting to the demo's backends, so its collectors profile what
+the demo uses.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import signal
@@ -33,6 +34,7 @@ from pathlib import Path
 
 from exporter.config.loading import ConfigError, load_config
 from exporter.daemon import Daemon
+from exporter.demo.embedded import EmbeddedBackends, EmbeddedServer, dies_with_parent, start_backends
 from exporter.demo.server import DEFAULT_LISTEN, parse_listen
 from exporter.logs import event
 
@@ -67,11 +69,6 @@ def config_environment(environ: Mapping[str, str], url: str) -> dict[str, str]:
     return env
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(Exception):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 def _answering(url: str) -> bool:
     """The demo answers /health (any HTTP status: a 503 says a backend is down, which the probes report)."""
     try:
@@ -95,13 +92,14 @@ def _port_taken(listen: str) -> bool:
     return False
 
 
-def start_demo(listen: str, log_level: str, log_format: str) -> subprocess.Popen[bytes]:
+def start_demo(listen: str, log_level: str, log_format: str,
+               env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "exporter.demo", "--listen", listen, "--log-level", log_level,
             "--log-format", log_format]
     # Its own process group: a Ctrl-C in the terminal reaches only the daemon, which lets its running probes
     # finish against the demo and then stops it.
-    return subprocess.Popen(argv, process_group=0,
-                            preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+    return subprocess.Popen(argv, process_group=0, env=None if env is None else dict(env),
+                            preexec_fn=dies_with_parent(signal.SIGTERM))
 
 
 def wait_until_answering(proc: subprocess.Popen[bytes], url: str, timeout: float) -> bool:
@@ -160,10 +158,22 @@ def run_with_demo(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
+    backends = start_backends(postgres=not os.environ.get("DEMO_DATABASE_URL"),
+                              valkey=not os.environ.get("DEMO_REDIS_URL"))
+    try:
+        return _run_demo_and_daemon(args, listen, url, config_path, backends)
+    finally:
+        backends.stop()
+
+
+def _run_demo_and_daemon(args: argparse.Namespace, listen: str, url: str, config_path: Path,
+                         backends: EmbeddedBackends) -> int:
+    demo_env = {**os.environ, **backends.environment()}
+    env = config_environment(demo_env, url)
     event(log, logging.INFO, "demo_starting", listen=listen, config=str(config_path),
-          storage="postgresql" if os.environ.get("DEMO_DATABASE_URL") else "memory",
-          cache="redis" if os.environ.get("DEMO_REDIS_URL") else "memory")
-    proc = start_demo(listen, args.log_level, args.log_format)
+          storage=_backend_name(demo_env, "DEMO_DATABASE_URL", backends.postgres),
+          cache=_backend_name(demo_env, "DEMO_REDIS_URL", backends.redis))
+    proc = start_demo(listen, args.log_level, args.log_format, demo_env)
     try:
         if not wait_until_answering(proc, url, HEALTH_TIMEOUT_SECONDS):
             code = proc.poll()
@@ -181,3 +191,9 @@ def run_with_demo(args: argparse.Namespace) -> int:
     finally:
         stop_demo(proc)
     return 0
+
+
+def _backend_name(env: Mapping[str, str], variable: str, embedded: EmbeddedServer | None) -> str:
+    if embedded is not None:
+        return f"embedded {embedded.name} {embedded.version}"
+    return "given" if env.get(variable) else "memory"
