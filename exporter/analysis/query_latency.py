@@ -1,0 +1,369 @@
+"""The database's query P95 from pg_stat_statements, with bounds that say when the figures cannot decide it.
+
+pg_stat_statements keeps, per statement and since the entry was created (or reset), the number of calls, their
+total, their mean and their *population* standard deviation, and the fastest and slowest call (since
+``minmax_stats_since`` on PostgreSQL 17). Two readings of a statement therefore give, for the calls between them:
+
+- the count ``n`` and the sum ``S`` (differences of ``calls`` and ``total_exec_time``);
+- the sum of squares ``Q``: cumulatively ``calls * (stddev^2 + mean^2)`` (= ``calls * stddev^2 + total^2 /
+  calls``, the form used here, consistent with ``total``), so ``Q = Q2 - Q1``; hence the interval's mean ``S/n``
+  and variance ``Q/n - (S/n)^2``;
+- bounds on every call of the interval: the cumulative ``min`` is at most, the cumulative ``max`` at least, any call
+  of the interval; when ``max`` went up (or the entry is new in the interval) one call of the interval took exactly
+  that long, and likewise for ``min``. Such a call is taken out as an exact point, the rest keeps its moments.
+
+Three figures come out of one interval, over all the statements' calls together:
+
+- **estimate**: each statement's calls follow a lognormal with the interval's mean and variance (clipped to its
+  ``[min, max]``), mixed by calls; its 95th percentile. Exact for statements with one call or no spread; for a
+  statement whose calls are bimodal (nine at 10 ms, one at 300 ms) a lognormal can be far off (144 ms there);
+- **upper bound**: the P95 of *any* set of calls with these counts, means, variances and bounds is at most this.
+  Per statement the share of calls at or above ``x`` is at most Cantelli's ``var / (var + (x - mean)^2)``, at
+  most Markov's ``(mean - min) / (x - min)``, and 0 from ``max`` on;
+- **lower bound**: the P95 is at least this. Per statement the share above ``x`` is at least
+  ``(mean - x) / (max - x)`` and ``(E[X^2] - x^2) / (max^2 - x^2)`` (nothing exceeds ``max``), and 1 below
+  ``min``.
+
+:meth:`QueryP95.status` says ``met`` only when the upper bound is within the target, ``missed`` when the lower bound
+is above it, and ``unknown`` otherwise; :attr:`QueryP95.uncertain` is true unless the bounds keep the true P95 within
+20 % of the estimate. Pure functions; the collector hands them plain data.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from exporter.analysis.statements import Counters, Entry, StatementKey
+
+QUANTILE = 0.95
+TOLERANCE = 0.2  # the estimate is "certain" when the bounds keep the true P95 within 20 % of it
+_EPS = 2.220446049250313e-16
+# Allowance for rounding in PostgreSQL's running sums (it keeps the sum of squared deviations of every call since
+# the entry began): n * eps of the cumulative sum of squares, n the entry's calls (recursive summation's bound).
+_ROUNDING = 4 * _EPS
+_SIGMAS = 6.5  # a lognormal's mass beyond 6.5 sigma is below 1e-10: treated as 0 and 1
+_REL = 1e-3  # the search stops when the bracket is this narrow (relative, in log x)
+
+
+class Spread(NamedTuple):
+    """One statement's cumulative figures beyond :class:`Counters`, from one reading (seconds)."""
+
+    sumsq: float  # sum of squared call durations: calls * stddev^2 + total^2 / calls (s^2)
+    min: float  # fastest call since minmax_since (or since the entry began)
+    max: float  # slowest call since then
+    minmax_since: float | None = None  # PostgreSQL 17: when min and max started counting
+
+
+def cumulative_sumsq(calls: float, total: float, stddev: float) -> float:
+    """The sum of squares pg_stat_statements implies: its stddev is the population one over ``calls``."""
+    return calls * stddev * stddev + total * total / calls if calls > 0 else 0.0
+
+
+class Component(NamedTuple):
+    """Calls of one statement in one interval that share moments and bounds (seconds, seconds^2)."""
+
+    calls: float
+    mean: float
+    var: float  # best value of the variance
+    var_low: float  # the variance is at least this ...
+    var_high: float  # ... and at most this (rounding allowance; inf when the figures are inconsistent)
+    lo: float  # no call took less
+    hi: float  # no call took more (inf when unknown)
+
+
+@dataclass
+class IntervalLatency:
+    """Every call of an interval: exact points (value -> calls) and spread components."""
+
+    points: dict[float, float]
+    components: list[Component]
+
+    @property
+    def calls(self) -> float:
+        return math.fsum(self.points.values()) + math.fsum(c.calls for c in self.components)
+
+
+def _add_point(points: dict[float, float], value: float, calls: float) -> None:
+    points[value] = points.get(value, 0.0) + calls
+
+
+def add_statement(out: IntervalLatency, calls: float, total: float, entry: Entry, current: Spread,
+                  previous: Spread | None) -> None:
+    """Add one statement's calls of the interval to ``out``.
+
+    ``calls``/``total``: its interval deltas (from :func:`exporter.analysis.statements.interval_deltas`);
+    ``entry``: its current reading; ``current``/``previous``: its :class:`Spread` now and at the previous reading
+    (``None`` when it has none). A delta equal to the whole entry means the entry began in the interval.
+    """
+    if calls <= 0:
+        return
+    if calls == 1:  # one call: it took exactly the total
+        _add_point(out.points, max(total, 0.0), 1.0)
+        return
+    cum = entry.counters
+    whole = previous is None or (calls == cum.calls and total == cum.exec_seconds)
+    lo, hi = current.min, current.max
+    if whole:
+        sumsq = current.sumsq
+        allowance = _ROUNDING * cum.calls * current.sumsq
+        partial = (current.minmax_since is not None and entry.stats_since is not None
+                   and current.minmax_since > entry.stats_since)
+        lo_seen = hi_seen = not partial
+    else:
+        assert previous is not None
+        sumsq = current.sumsq - previous.sumsq
+        allowance = _ROUNDING * cum.calls * (current.sumsq + previous.sumsq)
+        partial = current.minmax_since != previous.minmax_since
+        hi_seen, lo_seen = hi > previous.max, lo < previous.min
+    mean = total / calls
+    slack = 1e-9 * abs(mean) + 1e-12
+    if partial or not lo - slack <= mean <= hi + slack:  # min and max do not cover the interval's calls
+        lo, hi, lo_seen, hi_seen = 0.0, math.inf, False, False
+    n = calls
+    if hi_seen:  # one call took exactly the new maximum
+        _add_point(out.points, hi, 1.0)
+        n, total, sumsq = n - 1, total - hi, sumsq - hi * hi
+        allowance += 4 * _EPS * hi * hi
+    if lo_seen and n >= 1 and lo < hi:
+        _add_point(out.points, lo, 1.0)
+        n, total, sumsq = n - 1, total - lo, sumsq - lo * lo
+        allowance += 4 * _EPS * lo * lo
+    if n < 0.5:
+        return
+    mean = min(max(total / n, lo), hi)
+    var = sumsq / n - mean * mean
+    tolerance = (allowance + 4 * _EPS * (abs(sumsq) + total * total / n)) / n
+    var_low, var_high = var - tolerance, var + tolerance
+    cap = (hi - mean) * (mean - lo) if hi < math.inf else math.inf  # Bhatia-Davis: no more spread than [lo, hi]
+    if var_high < 0 or var_low > cap * (1 + 1e-9) + tolerance:
+        # the sums contradict each other (an entry evicted and re-created unseen): trust no variance
+        var, var_low, var_high = (cap if cap < math.inf else mean * mean), 0.0, math.inf
+    var = min(max(var, 0.0), cap)
+    var_low = min(max(var_low, 0.0), var)
+    var_high = min(var_high, cap)
+    if var_high <= 0.0:
+        _add_point(out.points, mean, n)
+    else:
+        out.components.append(Component(n, mean, var, var_low, var_high, lo, hi))
+
+
+def interval_latency(deltas: Mapping[StatementKey, Counters], entries: Mapping[StatementKey, Entry],
+                     current: Mapping[StatementKey, Spread], previous: Mapping[StatementKey, Spread],
+                     ) -> IntervalLatency:
+    """Every statement's calls of the interval. ``deltas``: interval_deltas' output; ``entries``: the current
+    snapshot; ``current``/``previous``: the spreads read with it and with the previous snapshot."""
+    out = IntervalLatency({}, [])
+    for key, delta in deltas.items():
+        calls = delta.calls
+        if calls <= 0:
+            continue
+        if calls == 1:
+            _add_point(out.points, max(delta.exec_seconds, 0.0), 1.0)
+            continue
+        spread = current.get(key)
+        if spread is None:  # read without spread (should not happen): nothing but the mean is known
+            spread = Spread(math.nan, 0.0, math.inf)
+        add_statement(out, calls, delta.exec_seconds, entries[key], spread, previous.get(key))
+    return out
+
+
+# -- the three figures ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueryP95:
+    estimate: float
+    lower: float
+    upper: float
+    calls: float
+
+    def status(self, target: float) -> str:
+        """``met`` when even the upper bound is within ``target``, ``missed`` when even the lower bound is above
+        it, else ``unknown``: the figures pg_stat_statements keeps cannot decide."""
+        if self.upper <= target:
+            return "met"
+        if self.lower > target:
+            return "missed"
+        return "unknown"
+
+    @property
+    def uncertain(self) -> bool:
+        """True unless the bounds keep the true P95 within 20 % of the estimate."""
+        return not (self.lower * (1 + TOLERANCE) >= self.estimate and self.upper * (1 - TOLERANCE) <= self.estimate)
+
+
+# An item of a cumulative function: (calls, from, to, *parameters); below ``from`` it counts 0, from ``to`` on
+# all its calls, in between calls * share(item, x).
+Item = tuple[float, ...]
+
+
+def _lognormal_share(item: Item, x: float) -> float:
+    _, _, _, mu, scale = item
+    return 0.5 * math.erfc((mu - math.log(x)) / scale)
+
+
+def _upper_share(item: Item, x: float) -> float:
+    """At least this share of the calls took at most ``x``: 1 - Cantelli's and Markov's bounds on the rest."""
+    _, _, _, mean, var, lo = item
+    d = x - mean
+    if d <= 0:
+        return 0.0
+    above = var / (var + d * d) if var < math.inf else 1.0
+    if x > lo:
+        above = min(above, (mean - lo) / (x - lo))
+    return 1.0 - above
+
+
+def _lower_share(item: Item, x: float) -> float:
+    """At most this share of the calls took at most ``x``: nothing exceeds ``hi``, so the mean and the mean
+    square need enough calls above ``x``."""
+    _, _, _, mean, square, hi = item
+    above = 0.0
+    if x < mean:
+        above = (mean - x) / (hi - x)
+    if x * x < square:
+        above = max(above, (square - x * x) / (hi * hi - x * x))
+    return 1.0 - min(above, 1.0)
+
+
+def _smallest(need: float, values: list[float], cumulative: list[float], items: list[Item],
+              share: Callable[[Item, float], float], start: float, stop: float) -> tuple[float, float, float]:
+    """``(x0, x1, x)``: the exact points (``values`` sorted, ``cumulative`` their running calls) and the items
+    count fewer than ``need`` calls at ``x0`` and at least ``need`` at ``x1``; ``x`` is the closest to ``need``.
+    The search ends when ``x1 / x0 <= 1 + 1e-3`` or the count at one end is within 1e-5 of ``need``.
+
+    Bisection on log x: the count is monotone, so the bracket always holds the answer. Items entirely outside the
+    bracket are folded into a constant as it narrows, so later counts visit few items."""
+    active, base = items, 0.0
+
+    def counted(x: float) -> float:
+        i = bisect.bisect_right(values, x)
+        total = base + (cumulative[i - 1] if i else 0.0)
+        for item in active:
+            if x >= item[2]:
+                total += item[0]
+            elif x >= item[1]:
+                total += item[0] * share(item, x)
+        return total
+
+    f0 = counted(start) - need
+    if f0 >= 0:
+        return start, start, start
+    f1 = counted(stop) - need
+    while f1 < 0:  # cannot happen with the stops query_p95 computes; never return an end that is not one
+        if stop > 1e9:
+            return stop, math.inf, stop
+        stop *= 2
+        f1 = counted(stop) - need
+    tolerance = 1e-5 * need
+    y0, y1 = math.log(start), math.log(stop)
+    for _ in range(100):
+        if y1 - y0 <= _REL or min(f1, -f0) <= tolerance:
+            break
+        y = (y0 + y1) / 2
+        f = counted(math.exp(y)) - need
+        if f >= 0:
+            y1, f1 = y, f
+        else:
+            y0, f0 = y, f
+        # items entirely below or above the bracket count the same anywhere in it
+        x0, x1 = math.exp(y0), math.exp(y1)
+        kept = []
+        for item in active:
+            if item[2] <= x0:
+                base += item[0]
+            elif item[1] <= x1:
+                kept.append(item)
+        active = kept
+    if y1 - y0 <= _REL:
+        return math.exp(y0), math.exp(y1), math.exp((y0 + y1) / 2)
+    return math.exp(y0), math.exp(y1), math.exp(y1 if f1 <= -f0 else y0)
+
+
+def _running(points: Mapping[float, float]) -> tuple[list[float], list[float]]:
+    values = sorted(points)
+    cumulative: list[float] = []
+    total = 0.0
+    for v in values:
+        total += points[v]
+        cumulative.append(total)
+    return values, cumulative
+
+
+def query_p95(latency: IntervalLatency, q: float = QUANTILE) -> QueryP95 | None:
+    """The estimate and the bounds of the ``q`` quantile of every call in ``latency``; None without calls."""
+    calls = latency.calls
+    if calls <= 0:
+        return None
+    need = q * calls
+    values, cumulative = _running(latency.points)
+    first = values[0] if values else math.inf
+    last = values[-1] if values else 0.0
+    estimate_items: list[Item] = []
+    upper_items: list[Item] = []
+    lower_items: list[Item] = []
+    unbounded: dict[float, float] = {}  # calls nothing bounds from above: for the lower bound, as fast as min
+    k = math.sqrt(q / (1 - q))  # Cantelli: at most 1 - q of the calls at or above mean + k sd
+    estimate_stop = upper_stop = lower_stop = last
+    for c in latency.components:
+        first = min(first, c.lo if c.lo > 0 else c.mean)
+        sigma2 = math.log1p(c.var / (c.mean * c.mean)) if c.mean > 0 else 0.0
+        if sigma2 <= 0:
+            estimate_items.append((c.calls, c.mean, c.mean))
+            estimate_stop = max(estimate_stop, c.mean)
+        else:
+            sigma = math.sqrt(sigma2)
+            mu = math.log(c.mean) - sigma2 / 2
+            a = max(c.lo, math.exp(mu - _SIGMAS * sigma))
+            b = max(a, min(c.hi, math.exp(mu + _SIGMAS * sigma)))
+            estimate_items.append((c.calls, a, b, mu, sigma * math.sqrt(2)))
+            estimate_stop = max(estimate_stop, b)
+        # from here on at least q of this statement's calls are counted by _upper_share
+        cantelli = c.mean + k * math.sqrt(c.var_high) if c.var_high < math.inf else math.inf
+        markov = c.lo + (c.mean - c.lo) / (1 - q)
+        upper_stop = max(upper_stop, min(c.hi, cantelli, markov))
+        upper_items.append((c.calls, c.mean, c.hi, c.mean, c.var_high, c.lo))
+        if c.hi < math.inf:
+            lower_items.append((c.calls, c.lo, c.hi, c.mean, c.var_low + c.mean * c.mean, c.hi))
+            lower_stop = max(lower_stop, c.hi)
+        else:
+            _add_point(unbounded, c.lo, c.calls)
+            lower_stop = max(lower_stop, c.lo)
+    start = max(min(first, estimate_stop), 1e-7)
+    _, _, estimate = _smallest(need, values, cumulative, estimate_items, _lognormal_share, start,
+                               max(start, estimate_stop))
+    _, upper, _ = _smallest(need, values, cumulative, upper_items, _upper_share, start, max(start, upper_stop))
+    if unbounded:
+        merged = dict(latency.points)
+        for v, n in unbounded.items():
+            _add_point(merged, v, n)
+        values, cumulative = _running(merged)
+    lower, _, _ = _smallest(need, values, cumulative, lower_items, _lower_share, start, max(start, lower_stop))
+    estimate = min(max(estimate, lower), upper)  # what the figures prove beats what the fit assumes
+    return QueryP95(estimate, lower, upper, calls)
+
+
+def mean_placed_p95(observations: list[tuple[float, float]], buckets: tuple[float, ...],
+                    q: float = QUANTILE) -> float | None:
+    """Today's ``perf_pg_query_duration_seconds`` read by ``histogram_quantile``: ``observations`` are each
+    statement's (interval mean, calls), as ``duration_observations`` gives them; linear within the bucket the rank
+    falls in. For comparisons (bench, tests)."""
+    counts = [0.0] * (len(buckets) + 1)
+    for value, calls in observations:
+        counts[bisect.bisect_left(buckets, value)] += calls
+    total = sum(counts)
+    if total <= 0:
+        return None
+    rank, seen, lower = q * total, 0.0, 0.0
+    for bound, count in zip((*buckets, math.inf), counts, strict=True):
+        if seen + count >= rank and count > 0:
+            if bound == math.inf:
+                return lower
+            return lower + (bound - lower) * (rank - seen) / count
+        seen += count
+        lower = bound
+    return lower
