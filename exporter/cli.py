@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--demo", action="store_true", help="start the bundled demo and load it")
     bench.add_argument("--prometheus-rw", metavar="URL",
                        help="also send k6's results to this Prometheus (remote write, native histograms)")
+    bench.add_argument("--k6-operator", type=int, metavar="PARALLELISM",
+                       help="write a k6-operator TestRun manifest into --out instead of running")
     return parser
 
 

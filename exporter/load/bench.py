@@ -53,6 +53,7 @@ class BenchOptions:
     out: Path = Path("reports")
     demo: bool = False
     prometheus_rw: str | None = None
+    k6_operator: int | None = None  # write a k6-operator TestRun with this parallelism instead of running
     stream: TextIO = field(default_factory=lambda: sys.stderr)
 
 
@@ -244,12 +245,35 @@ def _start_demo(stream: TextIO) -> tuple[subprocess.Popen[bytes], str]:
     return proc, url
 
 
+def write_testruns(options: BenchOptions, names: list[str]) -> int:
+    """``--k6-operator N``: one TestRun manifest per scenario into ``--out``; nothing runs here."""
+    from exporter.load.operator import dump, testrun_manifest
+
+    try:
+        config = load_config(options.config) if options.config else default_config()
+        base_url = _base_url(options, config)
+        for name in names:
+            plan = build_plan(SCENARIOS[name], options.overrides, config.targets, base_url, Path("summary.json"),
+                              "127.0.0.1:6565")
+            objects = testrun_manifest(plan, options.k6_operator or 1, options.prometheus_rw)
+            path = options.out / f"{name}.testrun.yaml"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(dump(objects))
+            options.stream.write(f"bench: wrote {path} (kubectl apply -f {path})\n")
+    except (ConfigError, PlanError, ValueError) as exc:
+        options.stream.write(f"bench: {exc}\n")
+        return EXIT_NOT_RUN
+    return 0
+
+
 def run_bench(options: BenchOptions) -> int:
     stream = options.stream
     names = list(BENCHMARKS) if options.scenario == "all" else [options.scenario]
     if any(n not in SCENARIOS for n in names):
         stream.write(f"bench: unknown scenario {options.scenario!r} (known: {', '.join(SCENARIOS)}, all)\n")
         return EXIT_NOT_RUN
+    if options.k6_operator is not None:
+        return write_testruns(options, names)
     try:
         k6 = find_k6()
         version = k6_version(k6)

@@ -1,0 +1,95 @@
+"""A k6-operator ``TestRun`` for load one machine cannot generate: the same scenario, split over ``parallelism``
+runner pods by the operator (each runs its execution segment), the scripts in a ConfigMap, the thresholds from
+``targets:`` and the Prometheus remote-write settings in the runners' environment.
+
+Not run here (no Kubernetes): the manifest follows the operator's ``k6.io/v1alpha1`` ``TestRun`` resource, and
+its structure is what the tests check. Each runner evaluates the thresholds on its own share; the statistics that
+count are the aggregated native histograms in Prometheus.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from exporter.load.catalog import scenarios_dir
+from exporter.load.plan import RunPlan
+
+LIB = "tripo.js"
+
+
+def _flat_script(text: str) -> str:
+    """A ConfigMap is one flat directory: the scripts import the shared module from beside them."""
+    return text.replace("'./lib/tripo.js'", f"'./{LIB}'")
+
+
+def _arguments(plan: RunPlan) -> str:
+    """k6's command line minus what only a local run uses (the REST address, the summary file, the script)."""
+    argv = list(plan.argv[1:-1])  # without "run" and the script
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in ("--address", "--summary-export"):
+            skip = True
+            continue
+        if arg not in ("--quiet", "--no-color"):
+            out.append(arg)
+    return " ".join(out)
+
+
+def testrun_manifest(plan: RunPlan, parallelism: int, prometheus_rw: str | None = None,
+                     namespace: str | None = None) -> list[dict[str, Any]]:
+    """The ConfigMap and the TestRun, as Kubernetes objects."""
+    if parallelism < 1:
+        raise ValueError("--k6-operator: expected a parallelism of at least 1")
+    name = f"perf-{plan.scenario.name}"
+    script = plan.scenario.script
+    meta: dict[str, Any] = {"name": f"{name}-scripts", "labels": {"app.kubernetes.io/part-of": "perf-exporter"}}
+    if namespace:
+        meta["namespace"] = namespace
+    config_map = {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
+        "data": {script: _flat_script(plan.scenario.script_path().read_text()),
+                 LIB: (scenarios_dir() / "lib" / LIB).read_text()},
+    }
+    env = dict(plan.env)
+    arguments = _arguments(plan)
+    arguments += f" --tag testid={plan.scenario.name}"
+    if prometheus_rw:
+        url = prometheus_rw.rstrip("/")
+        env.update({"K6_PROMETHEUS_RW_SERVER_URL": url if url.endswith("/api/v1/write") else f"{url}/api/v1/write",
+                    "K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM": "true"})
+        arguments += " --out experimental-prometheus-rw"
+    run_meta: dict[str, Any] = {"name": name, "labels": {"app.kubernetes.io/part-of": "perf-exporter"}}
+    if namespace:
+        run_meta["namespace"] = namespace
+    test_run = {
+        "apiVersion": "k6.io/v1alpha1", "kind": "TestRun", "metadata": run_meta,
+        "spec": {
+            "parallelism": parallelism,
+            "script": {"configMap": {"name": meta["name"], "file": script}},
+            "arguments": arguments.strip(),
+            "runner": {"env": [{"name": k, "value": v} for k, v in sorted(env.items())]},
+        },
+    }
+    return [config_map, test_run]
+
+
+class _Dumper(yaml.SafeDumper):
+    """Scripts as literal blocks, readable in the manifest."""
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _text)
+
+
+def dump(objects: list[dict[str, Any]]) -> str:
+    return yaml.dump_all(objects, Dumper=_Dumper, sort_keys=False, width=120)

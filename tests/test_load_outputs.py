@@ -1,0 +1,105 @@
+"""Where a run goes besides its report: a k6-operator TestRun for Kubernetes (its structure; no cluster here),
+and Prometheus through remote write, as native histograms that aggregate."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from exporter.load.k6_binary import find_k6
+from tests.servers import Process, Prometheus, free_port, http_ok, wait_for
+
+
+def bench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "exporter", "bench", *args], capture_output=True, text=True,
+                          timeout=180, env={**os.environ, **(env or {})}, check=False)
+
+
+def test_k6_operator_testrun_carries_the_scripts_thresholds_parallelism_and_remote_write(tmp_path: Path) -> None:
+    config = tmp_path / "targets.yaml"
+    config.write_text("targets: {api_latency_p95: 300ms, endpoints: {create_order: {api_latency_p95: 250ms}}}\n")
+    done = bench("mixed", "--k6-operator", "4", "--vus", "2000", "--duration", "10m", "--config", str(config),
+                 "--base-url", "http://gateway.tripo04os:8020", "--prometheus-rw", "http://prometheus:9090",
+                 "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    config_map, test_run = list(yaml.safe_load_all((tmp_path / "mixed.testrun.yaml").read_text()))
+    assert (config_map["kind"], test_run["kind"], test_run["apiVersion"]) == ("ConfigMap", "TestRun", "k6.io/v1alpha1")
+    spec = test_run["spec"]
+    assert spec["parallelism"] == 4
+    assert spec["script"]["configMap"] == {"name": config_map["metadata"]["name"], "file": "mixed.js"}
+    assert set(config_map["data"]) == {"mixed.js", "tripo.js"}
+    assert "'./tripo.js'" in config_map["data"]["mixed.js"]  # a ConfigMap is flat: no lib/ directory
+    arguments = spec["arguments"].split()
+    assert arguments[arguments.index("--vus") + 1] == "2000"
+    assert "--out" in arguments and "experimental-prometheus-rw" in arguments
+    assert not {"--address", "--summary-export"} & set(arguments)  # local-only options stay local
+    env = {e["name"]: e["value"] for e in spec["runner"]["env"]}
+    assert env["TEST_BASE_URL"] == "http://gateway.tripo04os:8020"
+    assert env["K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM"] == "true"
+    assert env["K6_PROMETHEUS_RW_SERVER_URL"] == "http://prometheus:9090/api/v1/write"
+    thresholds = json.loads(env["THRESHOLDS"])
+    assert "p(95)<300" in thresholds["http_req_duration{phase:measure}"]
+    assert thresholds["http_req_duration{phase:measure,endpoint:create_order}"] == ["p(95)<250"]
+
+    # The flattened scripts are what the runners execute: k6 must accept them as they are in the ConfigMap.
+    flat = tmp_path / "configmap"
+    flat.mkdir()
+    for name, text in config_map["data"].items():
+        (flat / name).write_text(text)
+    inspected = subprocess.run([str(find_k6().path), "inspect", "--include-system-env-vars", "mixed.js"], cwd=flat,
+                               capture_output=True, text=True, timeout=60, env={**os.environ, **env}, check=False)
+    assert inspected.returncode == 0, inspected.stderr
+    assert json.loads(inspected.stdout)["thresholds"] == thresholds
+
+
+class RemoteWritePrometheus(Prometheus):
+    def args(self) -> list[str]:
+        return [*super().args(), "--web.enable-remote-write-receiver", "--enable-feature=native-histograms"]
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path) -> Iterator[RemoteWritePrometheus]:
+    server = RemoteWritePrometheus(tmp_path / "prometheus", "global: {scrape_interval: 1m}\n").start()
+    yield server
+    server.stop()
+
+
+def _query(prometheus: Prometheus, expr: str) -> list[dict[str, Any]]:
+    url = f"{prometheus.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return list(json.loads(response.read())["data"]["result"])
+
+
+def test_a_run_reaches_prometheus_as_native_histograms_not_percentile_gauges(prometheus: RemoteWritePrometheus,
+                                                                            tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    demo = Process([sys.executable, "-m", "exporter", "demo", "--listen", url[len("http://"):]],
+                   tmp_path / "demo.log").start()
+    try:
+        wait_for(lambda: http_ok(f"{url}/health"), timeout=30, what="demo")
+        config = tmp_path / "targets.yaml"
+        config.write_text("targets: {api_latency_p95: 500ms}\n")
+        done = bench("api", "--base-url", url, "--config", str(config), "--vus", "2", "--duration", "3s",
+                     "--warmup", "1s", "--out", str(tmp_path / "reports"), "--prometheus-rw", prometheus.url,
+                     env={"THINK_TIME": "0.05"})
+        assert done.returncode in (0, 1, 2), done.stderr
+    finally:
+        demo.stop()
+    wait_for(lambda: bool(_query(prometheus, 'histogram_count(k6_http_req_duration_seconds{testid="api"})')),
+             timeout=30, what="k6's native histogram in Prometheus")
+    # Aggregatable: one quantile across every endpoint and stage, and the exact share under the 500 ms target.
+    share = _query(prometheus, 'sum(histogram_fraction(0, 0.5, k6_http_req_duration_seconds{testid="api"}))'
+                               ' / count(k6_http_req_duration_seconds{testid="api"})')
+    assert share and 0 <= float(share[0]["value"][1]) <= 1
+    names = {r["metric"]["__name__"] for r in _query(prometheus, '{__name__=~"k6_http_req_duration.*"}')}
+    assert names == {"k6_http_req_duration_seconds"}, names  # no k6_http_req_duration_p95 style gauges
