@@ -104,6 +104,55 @@ def test_sigterm_lets_the_running_probe_finish_and_exits_0(daemon_factory, targe
     assert "Traceback" not in log and "CancelledError" not in log
 
 
+def test_a_run_that_overruns_its_deadline_ends_as_a_timeout_with_one_log_line(daemon_factory,
+                                                                            target: HttpTarget) -> None:
+    # each request is within its own 2 s timeout, but three of them in a row (3 s) overrun the run's deadline,
+    # 90 % of the 3 s interval: 2.7 s
+    daemon, _ = daemon_factory(f"""
+api:
+  - name: slow
+    base_url: {target.url}
+    interval: 3s
+    timeout: 2s
+    endpoints:
+      - {{name: probe, path: /delay/1000, requests: 3}}
+""")
+    daemon.wait_ready()
+    job = {"collector": "api", "target": "slow"}
+    daemon.wait_value("perf_job_runs_total", lambda v: v >= 1, timeout=30, result="timeout", **job)
+    assert daemon.value("perf_target_up", **job) == 0
+    assert daemon.value("perf_job_runs_total", result="success", **job) == 0
+    # the run was ended at its deadline: every observed run lasted between 2.5 s and 5 s
+    count = daemon.value("perf_job_duration_seconds_count", **job)
+    assert count is not None and count >= 1
+    assert daemon.value("perf_job_duration_seconds_bucket", le="2.5", **job) == 0
+    assert daemon.value("perf_job_duration_seconds_bucket", le="5.0", **job) == count
+
+    def timeout_lines() -> list[str]:
+        return [line for line in daemon.log().splitlines() if "event=job_failed" in line and "target=slow" in line]
+
+    # one line per timed-out run, naming the job, the outcome and the deadline it overran
+    wait_for(lambda: len(timeout_lines()) == daemon.value("perf_job_runs_total", result="timeout", **job),
+             timeout=10, what="one job_failed line per timeout")
+    assert all("collector=api" in line and "result=timeout" in line
+               and 'cause="run did not finish within 2.7s"' in line for line in timeout_lines())
+    assert daemon.stop() == 0
+
+
+def test_sigterm_cancels_a_run_that_outlasts_the_grace_period_and_says_so(daemon_factory,
+                                                                         target: HttpTarget) -> None:
+    # the request would take 30 s; SIGTERM gives running jobs 10 s (exporter.daemon.SHUTDOWN_GRACE_SECONDS)
+    daemon, _ = daemon_factory(api_config("gw", target.url, interval="60s", timeout="40s", path="/delay/30000"))
+    daemon.wait_ready()
+    wait_for(lambda: target.server.in_flight == 1, timeout=10, what="probe request in flight")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.proc.wait(timeout=25) == 0, "the daemon waited for the run instead of cancelling it"
+    log = daemon.log()
+    assert "event=stopping grace_seconds=10" in log
+    assert "event=stopped runs_cancelled=1" in log
+    assert "Traceback" not in log
+
+
 def test_a_scrape_never_waits_for_a_hanging_target(daemon_factory) -> None:
     with SilentServer() as silent:
         daemon, _ = daemon_factory(api_config("hang", f"http://127.0.0.1:{silent.port}", interval="30s",
@@ -156,7 +205,8 @@ def test_without_a_config_the_built_in_default_probes_the_guides_defaults(daemon
                                 "JAEGER_HOST": f"http://127.0.0.1:{free_port()}"})
     try:
         daemon.wait_ready()
-        assert daemon.wait_value("perf_target_up", collector="api", target="gateway") is not None
+        # the target answers (404 for /health): reached, so up
+        assert daemon.wait_value("perf_target_up", lambda v: v == 1, collector="api", target="gateway") == 1
         assert daemon.wait_value("perf_target_up", collector="redis", target="cache") == 0
         assert daemon.wait_value("perf_target_up", collector="jaeger", target="tracing") == 0
         assert target.server.seen and target.server.seen[0][1] == "/health"
