@@ -16,8 +16,13 @@ from typing import Any
 import pytest
 import yaml
 
+from exporter.config.loading import load_config
 from exporter.load.k6_binary import find_k6
+from exporter.slo.load_dashboard import PATH as LOAD_DASHBOARD
+from exporter.slo.render import dashboard_outputs
 from tests.servers import Process, Prometheus, free_port, http_ok, wait_for
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tripo04os.yaml"
 
 
 def bench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -89,9 +94,9 @@ def test_a_run_reaches_prometheus_as_native_histograms_not_percentile_gauges(pro
         wait_for(lambda: http_ok(f"{url}/health"), timeout=30, what="demo")
         config = tmp_path / "targets.yaml"
         config.write_text("targets: {api_latency_p95: 500ms}\n")
-        done = bench("api", "--base-url", url, "--config", str(config), "--vus", "2", "--duration", "3s",
+        done = bench("api", "--base-url", url, "--config", str(config), "--vus", "2", "--duration", "5s",
                      "--warmup", "1s", "--out", str(tmp_path / "reports"), "--prometheus-rw", prometheus.url,
-                     env={"THINK_TIME": "0.05"})
+                     env={"THINK_TIME": "0.05", "K6_PROMETHEUS_RW_PUSH_INTERVAL": "1s"})
         assert done.returncode in (0, 1, 2), done.stderr
     finally:
         demo.stop()
@@ -103,3 +108,35 @@ def test_a_run_reaches_prometheus_as_native_histograms_not_percentile_gauges(pro
     assert share and 0 <= float(share[0]["value"][1]) <= 1
     names = {r["metric"]["__name__"] for r in _query(prometheus, '{__name__=~"k6_http_req_duration.*"}')}
     assert names == {"k6_http_req_duration_seconds"}, names  # no k6_http_req_duration_p95 style gauges
+
+    # The "Load test" dashboard, as rendered, shows this run: every panel but the dropped iterations has data.
+    dashboard = json.loads(dashboard_outputs(load_config(EXAMPLE, env={}))[LOAD_DASHBOARD])
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    for panel in panels:
+        for target in panel["targets"]:
+            expr = target["expr"].replace("$__rate_interval", "2m").replace('"$testid"', '"api"')
+            if panel["title"] != "Dropped iterations per second":
+                assert _query(prometheus, expr), f"{panel['title']}: no data for {expr}"
+
+
+def test_the_load_dashboard_queries_are_valid_promql_on_a_grid_of_unique_panels(tmp_path: Path) -> None:
+    dashboard = json.loads(dashboard_outputs(load_config(EXAMPLE, env={}))[LOAD_DASHBOARD])
+    assert dashboard["uid"] == "perf-load" and "perf-exporter" in dashboard["tags"]
+    panels = dashboard["panels"]
+    assert len({p["id"] for p in panels}) == len(panels)
+    taken: set[tuple[int, int]] = set()
+    for p in panels:
+        g = p["gridPos"]
+        assert g["x"] + g["w"] <= 24
+        cells = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
+        assert not cells & taken, p["title"]
+        taken |= cells
+    exprs = [t["expr"].replace("$__rate_interval", "1m").replace('"$testid"', '".*"')
+             for p in panels for t in p.get("targets", [])]
+    rules = tmp_path / "queries.yml"
+    rules.write_text(yaml.safe_dump({"groups": [{"name": "load", "rules": [
+        {"record": f"load:query_{i}:check", "expr": e} for i, e in enumerate(exprs)]}]}))
+    checked = subprocess.run(["promtool", "check", "rules", str(rules)], capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    p95 = next(p for p in panels if p.get("title") == "P95 by endpoint")
+    assert 0.5 in [s["value"] for s in p95["fieldConfig"]["defaults"]["thresholds"]["steps"]]

@@ -100,7 +100,7 @@ def prometheus_env(url: str) -> dict[str, str]:
     return {"K6_PROMETHEUS_RW_SERVER_URL": url.rstrip("/") + ("" if url.rstrip("/").endswith("/api/v1/write")
                                                               else "/api/v1/write"),
             "K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM": "true",
-            "K6_PROMETHEUS_RW_PUSH_INTERVAL": "5s"}
+            "K6_PROMETHEUS_RW_PUSH_INTERVAL": os.environ.get("K6_PROMETHEUS_RW_PUSH_INTERVAL", "5s")}
 
 
 def breakpoint_watcher(plan: RunPlan) -> Callable[[LiveSample], str | None]:

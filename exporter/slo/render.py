@@ -58,12 +58,15 @@ def rule_outputs(config: Config) -> dict[str, str]:
 
 def dashboard_outputs(config: Config) -> dict[str, str]:
     """Relative path -> content of everything under grafana/."""
-    from exporter.slo.dashboards import dashboards
+    from exporter.slo.dashboards import as_json, dashboards
+    from exporter.slo.load_dashboard import PATH as LOAD_DASHBOARD
+    from exporter.slo.load_dashboard import load_dashboard
     from exporter.slo.provisioning import provisioning_files
 
     out: dict[str, str] = {}
     for name, dashboard in dashboards(config).items():
         out[f"dashboards/{name}.json"] = to_json(dashboard)
+    out[LOAD_DASHBOARD] = to_json(as_json(load_dashboard(config)))
     for path, content in provisioning_files().items():
         out[path] = HEADER.format(what="dashboards") + to_yaml(content)
     return out
