@@ -265,6 +265,53 @@ def test_queue_lengths_of_a_list_and_a_stream_with_its_consumer_group_lag(fresh_
 # Restarts and failures
 
 
+def test_server_gauges_and_counters_show_what_clients_did(fresh_redis: Redis, harnesses: list[Harness]) -> None:
+    app = client(fresh_redis)
+    app.config_set("slowlog-log-slower-than", 50_000)  # microseconds: 50 ms
+    app.slowlog_reset()
+    harness = Harness(fresh_redis.url)
+    harnesses.append(harness)
+    assert harness.run()
+    rss_before = harness.value(metrics.REDIS_MEMORY_RSS)
+    assert rss_before is not None and rss_before > 0
+    # three more clients, one of them blocked on an empty list
+    others = [client(fresh_redis) for _ in range(3)]
+    for other in others:
+        other.ping()
+    blocked = threading.Thread(target=lambda: others[0].blpop(["perf:empty"], timeout=20))
+    blocked.start()
+    try:
+        wait_for(lambda: app.info("clients")["blocked_clients"] == 1, timeout=5, what="a client blocked in BLPOP")
+        app.mset({f"ttl:{i}": "x" for i in range(40)})
+        for i in range(40):
+            app.expire(f"ttl:{i}", 300)
+        for i in range(25):
+            app.set(f"gone:{i}", "x", px=1)
+        wait_for(lambda: app.exists(*[f"gone:{i}" for i in range(25)]) == 0, timeout=5, what="25 keys expired")
+        app.execute_command("DEBUG", "SLEEP", "0.1")  # two commands over the 50 ms slow log threshold
+        app.execute_command("DEBUG", "SLEEP", "0.1")
+        app.set("big", "x" * 20_000_000)
+        # Redis samples its RSS in its cron: wait until it has seen the value resident
+        wait_for(lambda: app.info("memory")["used_memory_rss"] >= rss_before + 15_000_000, timeout=10,
+                 what="Redis's RSS to include the 20 MB value")
+        assert harness.run()
+        assert harness.value(metrics.REDIS_BLOCKED) == 1
+        clients = harness.value(metrics.REDIS_CLIENTS)
+        assert clients is not None and clients >= 5  # app, the three others and the collector's own
+        assert harness.value(metrics.REDIS_KEYS_EXPIRING, ("cache", "0")) == 40
+        assert harness.value(metrics.REDIS_EXPIRED) == 25
+        assert harness.value(metrics.REDIS_SLOWLOG_LENGTH) == 2
+        debug_seconds = harness.value(metrics.REDIS_COMMAND_DURATION, ("cache", "debug"))
+        assert debug_seconds is not None and 0.2 <= debug_seconds < 2  # two 100 ms sleeps, timed by Redis
+        rss = harness.value(metrics.REDIS_MEMORY_RSS)
+        assert rss is not None and rss >= rss_before + 15_000_000  # the 20 MB value is resident
+    finally:
+        app.rpush("perf:empty", "wake")
+        blocked.join(10)
+    assert harness.run()
+    assert harness.value(metrics.REDIS_BLOCKED) == 0
+
+
 def test_counters_never_go_backwards_across_a_redis_restart(fresh_redis: Redis, harnesses: list[Harness]) -> None:
     app = client(fresh_redis)
     app.set("k", "v")
@@ -325,10 +372,11 @@ def test_a_stalled_server_gives_up_0_within_the_timeout_and_the_next_run_works(
     harness = Harness(fresh_redis.url, timeout="500ms", interval="5s", key_patterns=["k*"])
     harnesses.append(harness)
     assert harness.run()
-    # DEBUG SLEEP blocks the whole server; send it without waiting for its answer
+    # DEBUG SLEEP blocks the whole server; send it without waiting for its answer. 5 s, ten times the run's
+    # timeout: noticing the stall and the 500 ms run fit inside it on a loaded machine too
     stall = socket.create_connection(("127.0.0.1", fresh_redis.port))
     try:
-        stall.sendall(b"DEBUG SLEEP 1.5\r\n")
+        stall.sendall(b"DEBUG SLEEP 5\r\n")
         wait_for(lambda: not _answers(fresh_redis.port), timeout=5, what="the server stalls")
         with caplog.at_level(logging.DEBUG, logger="exporter.collectors.redis"):
             assert harness.run() is False
