@@ -4,6 +4,7 @@ ones CI runs, and a metrics catalogue that matches the declared families."""
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,8 @@ REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 DOCS = sorted((REPO / "docs").glob("*.md"))
 
-INSTALL_AND_RUN_DEMO = "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/perf-exporter run --demo"
+INSTALL_AND_RUN_DEMO = ("python3 -m venv .venv && .venv/bin/pip install -e '.[demo]' "
+                        "&& .venv/bin/perf-exporter run --demo")
 TEST_COMMAND = "bash scripts/test.sh"
 
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
@@ -81,14 +83,16 @@ def test_the_readme_gives_the_demo_command_and_the_test_command_that_ci_runs() -
     assert "python3 -m venv .venv" in test_script and ".venv/bin/pytest" in test_script
 
 
-def test_the_demo_commands_flags_exist(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_demo_commands_script_extra_and_flags_exist(capsys: pytest.CaptureFixture[str]) -> None:
     from exporter.cli import main
 
     with pytest.raises(SystemExit) as exited:
         main(["run", "--help"])
     assert exited.value.code == 0
     assert "--demo" in capsys.readouterr().out
-    assert 'perf-exporter = "exporter.cli:main"' in (REPO / "pyproject.toml").read_text()
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["perf-exporter"] == "exporter.cli:main"
+    assert "demo" in project["optional-dependencies"]  # the extra the first command installs
 
 
 PROMETHEUS_KEYS = {"scrape_configs", "rule_files"}  # blocks of Prometheus' own config, not ours
