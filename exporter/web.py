@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from exporter import __version__
+from exporter import __version__, causes
 from exporter.scheduler import JobRunner
 
 
@@ -31,6 +31,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def build_app(daemon: Served) -> Starlette:
+    causes.install()
+
     async def metrics_endpoint(request: Request) -> Response:
         return Response(daemon.exposition(), media_type=CONTENT_TYPE)
 
@@ -62,6 +64,17 @@ def build_app(daemon: Served) -> Starlette:
     return Starlette(routes=routes)
 
 
+def cause_of(runner: JobRunner) -> str:
+    """Why the last run did not succeed: its exception or timeout, else what the job logged for its target."""
+    last = runner.last
+    if last.result == "success" or last.finished_at is None:
+        return ""
+    if last.error:
+        return last.error
+    logged = causes.CAUSES.latest(type(runner.job).__module__, runner.entry.name, last.finished_at)
+    return str(logged) if logged else ""
+
+
 def index_page(daemon: Served) -> str:
     rows = []
     now = time.time()
@@ -72,7 +85,7 @@ def index_page(daemon: Served) -> str:
         rows.append(
             f"<tr><td>{html.escape(runner.collector)}</td><td>{html.escape(runner.entry.name)}</td>"
             f"<td>{runner.entry.interval:g}s</td><td class='{last.result}'>{html.escape(last.result)}</td>"
-            f"<td>{ago}</td><td>{took}</td><td>{html.escape(last.error or '')}</td></tr>")
+            f"<td>{ago}</td><td>{took}</td><td>{html.escape(cause_of(runner))}</td></tr>")
     table = "\n".join(rows) or "<tr><td colspan=7>No jobs configured.</td></tr>"
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>perf-exporter</title>
