@@ -1,8 +1,10 @@
 """Benchmark: the PostgreSQL collector with 6,000 distinct statements in pg_stat_statements, against
 prometheus-postgres-exporter running the pg_stat_statements query of its example queries.yaml, in the same run.
 
-Prints, for us: collection time (in process), render time of the store (``generate_latest`` over a registry
-holding a StoreCollector, and the daemon's cached ``StoreCollector.render``), series count, and the daemon's RSS
+Prints, for us: collection time (in process; with the query P95 and, in the same rounds, without it: the
+collector as before, its spread columns read as NULL and no P95 computed), render time of the store
+(``generate_latest`` over a registry holding a StoreCollector, and the daemon's cached
+``StoreCollector.render``), series count, and the daemon's RSS
 and /metrics scrape time when it runs as `perf-exporter run`; for postgres_exporter: /metrics scrape time (which
 is its collection), series count and RSS; and the ratios.
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -27,7 +30,13 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from psycopg import sql
+
 from bench.measures import rss_mb
+from exporter import metrics
+from exporter.analysis.query_latency import Spread
+from exporter.analysis.statements import Counters, Snapshot, StatementKey
+from exporter.collectors import postgres_queries as q
 from exporter.collectors.postgres import PostgresCollector, PostgresTarget
 from exporter.jobs import JobContext, TraceLink
 from exporter.store import MetricStore, StoreCollector
@@ -62,6 +71,26 @@ def run_sql_file(pg: Postgres, path: Path) -> None:
                    env={**os.environ, "PGPASSWORD": pg.password})
 
 
+SPREAD_COLUMNS = re.compile(r",\s*coalesce\(sum\(CASE WHEN s\.calls > 0.*?(?=\nFROM)", re.DOTALL)
+
+
+class WithoutQueryP95(PostgresCollector):
+    """The collector as it was before the query P95: the spread columns are read as NULL constants and no P95 is
+    computed (the dict of spreads is still built, so this slightly overstates the old cost)."""
+
+    async def _read_statements(self, datname: str, schema: str) -> tuple[Snapshot, dict[StatementKey, Spread]]:
+        queries = self.statement_queries.get((datname, schema))
+        if queries is not None and "stddev" in (text := queries.counters.as_string(None)):
+            old = SPREAD_COLUMNS.sub(", NULL::float8, NULL::float8, NULL::float8, NULL::float8", text)
+            self.statement_queries[(datname, schema)] = q.StatementQueries(
+                sql.Composed([sql.SQL(old)]), queries.texts, queries.info)
+        return await super()._read_statements(datname, schema)
+
+    def _write_query_p95(self, deltas: dict[StatementKey, Counters], snapshot: Snapshot,
+                         spreads: dict[StatementKey, Spread]) -> None:
+        return None
+
+
 async def measure_in_process(pg: Postgres, rounds: int, work: Path, top: int) -> dict[str, float]:
     cfg = PostgresTarget.model_validate({"name": "bench", "dsn": pg.dsn(), "databases": ["postgres"],
                                          "interval": "30s", "timeout": "20s", "top_statements": top})
@@ -71,16 +100,20 @@ async def measure_in_process(pg: Postgres, rounds: int, work: Path, top: int) ->
     registry = CollectorRegistry()
     registry.register(stores)
     collector = PostgresCollector(cfg, JobContext(store, TraceLink()))
-    collect_times, generate_times, render_times = [], [], []
+    before = WithoutQueryP95(cfg, JobContext(MetricStore(), TraceLink()))
+    collect_times, before_times, generate_times, render_times = [], [], [], []
     try:
         started = time.perf_counter()
         assert await collector.run()
         first = time.perf_counter() - started
-        for _ in range(rounds):
+        assert await before.run()
+        for i in range(rounds):
             run_sql_file(pg, work)  # every statement is called again: 6,000 non-zero deltas to rank
-            started = time.perf_counter()
-            assert await collector.run()
-            collect_times.append(time.perf_counter() - started)
+            # both collectors see the same 6,000 deltas; which one goes first alternates
+            for job in (collector, before) if i % 2 == 0 else (before, collector):
+                started = time.perf_counter()
+                assert await job.run()
+                (collect_times if job is collector else before_times).append(time.perf_counter() - started)
             started = time.perf_counter()
             stores.render()  # after a collection: the families it wrote are rendered again
             render_times.append(time.perf_counter() - started)
@@ -89,7 +122,10 @@ async def measure_in_process(pg: Postgres, rounds: int, work: Path, top: int) ->
             generate_times.append(time.perf_counter() - started)
     finally:
         await collector.close()
-    return {"first": first, "collect": statistics.median(collect_times),
+        await before.close()
+    p95 = store.get(metrics.PG_QUERY_P95, target="bench")
+    assert p95 is not None, "no query P95 was computed"
+    return {"first": first, "collect": statistics.median(collect_times), "before": statistics.median(before_times),
             "generate": statistics.median(generate_times), "render": statistics.median(render_times),
             "series": series(text), "statement_series": series_named(text, "perf_pg_statement_calls_total")}
 
@@ -187,6 +223,8 @@ def main() -> int:
         print(f"\nperf-exporter (top_statements={args.top}), median of {args.rounds}:")
         print(f"  first collection (baseline):     {ours['first'] * 1000:8.1f} ms")
         print(f"  collection (6,000 deltas):       {ours['collect'] * 1000:8.1f} ms")
+        print(f"    same rounds, without query P95: {ours['before'] * 1000:7.1f} ms   (ratio "
+              f"{ours['collect'] / ours['before']:.3f})")
         print(f"  render, generate_latest:         {ours['generate'] * 1000:8.2f} ms")
         print(f"  render, StoreCollector.render:   {ours['render'] * 1000:8.2f} ms")
         print(f"  series (postgres store):         {ours['series']:8.0f}"

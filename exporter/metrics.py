@@ -124,8 +124,22 @@ PG_SLOW_STATEMENTS = gauge("perf_pg_slow_statements",
                            ("target", "datname"))
 PG_QUERY_DURATION = histogram(
     "perf_pg_query_duration_seconds",
-    "Statement durations, approximated: each statement's calls in an interval observed at its interval mean.",
+    "Statement durations, approximated: each statement's calls in an interval observed at its interval mean "
+    "(hides spread within a statement; the P95 to trust is perf_pg_query_p95_*).",
     ("target", "datname"), LATENCY_BUCKETS)
+# The database's P95 over the last collection interval, all statements together, from pg_stat_statements' sums
+# (estimated; exporter.analysis.query_latency). The synthetic queries' exact, client-timed figures are
+# PG_PROBE_DURATION.
+PG_QUERY_P95 = gauge("perf_pg_query_p95_seconds",
+                     "Estimated P95 of statement durations over the last interval (pg_stat_statements: lognormal "
+                     "per statement fitted to its mean and stddev, mixed by calls).", ("target",))
+PG_QUERY_P95_UPPER = gauge("perf_pg_query_p95_upper_bound_seconds",
+                           "The P95 of statement durations over the last interval is at most this, whatever the "
+                           "calls' distribution (from pg_stat_statements' calls, mean, stddev, min and max).",
+                           ("target",))
+PG_QUERY_P95_LOWER = gauge("perf_pg_query_p95_lower_bound_seconds",
+                           "The P95 of statement durations over the last interval is at least this, whatever the "
+                           "calls' distribution.", ("target",))
 PG_PROBE_DURATION = histogram("perf_pg_probe_duration_seconds", "Exact duration of a synthetic query.",
                               ("target", "probe"), LATENCY_BUCKETS)
 PG_PROBE_SUCCESS = gauge("perf_pg_probe_success", "1 if the synthetic query's last run succeeded.",

@@ -28,10 +28,12 @@ from pydantic import Field, SecretStr, model_validator
 
 from exporter import metrics
 from exporter.analysis.plans import seq_scans
+from exporter.analysis.query_latency import Spread, interval_latency, query_p95
 from exporter.analysis.statements import (
     OTHER_QUERYID,
     Counters,
     Snapshot,
+    StatementKey,
     StickyTop,
     duration_observations,
     interval_deltas,
@@ -104,6 +106,7 @@ STATEMENT_COUNTERS = (
     (metrics.PG_STATEMENT_ROWS, "rows"), (metrics.PG_STATEMENT_BLOCKS_HIT, "blocks_hit"),
     (metrics.PG_STATEMENT_BLOCKS_READ, "blocks_read"),
     (metrics.PG_STATEMENT_TEMP_WRITTEN, "temp_blocks_written"))
+QUERY_P95_FAMILIES = (metrics.PG_QUERY_P95, metrics.PG_QUERY_P95_UPPER, metrics.PG_QUERY_P95_LOWER)
 
 
 def describe(exc: BaseException) -> str:
@@ -251,6 +254,7 @@ class PostgresCollector:
         self.others: dict[str, DatabaseConnection] = {}
         self.sticky = StickyTop(cfg.top_statements, cfg.sticky_for)
         self.snapshot: Snapshot | None = None
+        self.spreads: dict[StatementKey, Spread] = {}  # read with self.snapshot: each statement's spread of calls
         self.texts: dict[str, str] = {}  # queryid -> shortened text, for the exported statements
         self.statement_queries: dict[tuple[str, str], q.StatementQueries] = {}  # (datname, schema) -> SQL
         self.db_previous: Readings = {}
@@ -445,7 +449,7 @@ class PostgresCollector:
         else:
             source = candidates[0]
             try:
-                snapshot = await self._read_statements(source.datname, str(source.extension_schema))
+                snapshot, spreads = await self._read_statements(source.datname, str(source.extension_schema))
             except psycopg.errors.ObjectNotInPrerequisiteState:
                 problem = ("pg_stat_statements is created but its library is not loaded; fix: add "
                            "pg_stat_statements to shared_preload_libraries and restart PostgreSQL")
@@ -465,16 +469,18 @@ class PostgresCollector:
                 event(log, logging.WARNING, "pg_stat_statements_unavailable", target=t, cause=problem)
             self._drop_statement_series()
             self.snapshot = None
+            self.spreads = {}
             return
         if snapshot is None:
             return
         had_problem = "pg_stat_statements" in self.states
         if self._once("pg_stat_statements", "ok") and had_problem:
             event(log, logging.INFO, "pg_stat_statements_available", target=t)
-        self._write_statements(snapshot, watched)
+        deltas = self._write_statements(snapshot, watched)
+        self._write_query_p95(deltas, snapshot, spreads)
         await self._refresh_texts(candidates[0].datname, str(candidates[0].extension_schema))
 
-    async def _read_statements(self, datname: str, schema: str) -> Snapshot:
+    async def _read_statements(self, datname: str, schema: str) -> tuple[Snapshot, dict[StatementKey, Spread]]:
         conn = self._connection(datname)
         queries = self.statement_queries.get((datname, schema))
         if queries is None:
@@ -496,9 +502,11 @@ class PostgresCollector:
             self.statement_queries.pop((datname, schema), None)
             raise
         entries = sum_rows(((row[0], row[1], row[2]), Counters._make(row[3:9]), row[9]) for row in rows)
-        return Snapshot(entries, stats_reset, dealloc)
+        spreads = {(row[0], row[1], row[2]): Spread(row[10], row[11], row[12], row[13]) for row in rows}
+        return Snapshot(entries, stats_reset, dealloc), spreads
 
-    def _write_statements(self, snapshot: Snapshot, watched: list[str]) -> None:
+    def _write_statements(self, snapshot: Snapshot, watched: list[str]) -> dict[StatementKey, Counters]:
+        """Write the statement series; returns the interval's deltas."""
         t, store = self.t, self.store
         first = self.snapshot is None
         change = interval_deltas(self.snapshot, snapshot)
@@ -540,6 +548,21 @@ class PostgresCollector:
         for datname, observations in duration_observations(change.deltas).items():
             for mean, calls in per_bucket(observations, metrics.PG_QUERY_DURATION.buckets):
                 store.observe(metrics.PG_QUERY_DURATION, mean, calls, target=t, datname=datname)
+        return change.deltas
+
+    def _write_query_p95(self, deltas: dict[StatementKey, Counters], snapshot: Snapshot,
+                         spreads: dict[StatementKey, Spread]) -> None:
+        """The P95 of every statement's calls of the interval and its bounds (exporter.analysis.query_latency);
+        no calls in the interval: no series."""
+        latency = interval_latency(deltas, snapshot.entries, spreads, self.spreads)
+        self.spreads = spreads
+        p95 = query_p95(latency)
+        if p95 is None:
+            for family in QUERY_P95_FAMILIES:
+                self.store.remove_where(family, ())
+            return
+        for family, value in zip(QUERY_P95_FAMILIES, (p95.estimate, p95.upper, p95.lower), strict=True):
+            self.store.set(family, value, target=self.t)
 
     async def _refresh_texts(self, datname: str, schema: str) -> None:
         exported = {key[2] for key in self.sticky.last_top}  # StickyTop never holds hidden statements
@@ -559,7 +582,7 @@ class PostgresCollector:
 
     def _drop_statement_series(self) -> None:
         for family in (*(family for family, _ in STATEMENT_COUNTERS), metrics.PG_STATEMENT_INFO,
-                       metrics.PG_STATEMENT_MEAN, metrics.PG_SLOW_STATEMENTS):
+                       metrics.PG_STATEMENT_MEAN, metrics.PG_SLOW_STATEMENTS, *QUERY_P95_FAMILIES):
             self.store.remove_where(family, ())
         self.sticky.last_top.clear()
         self.texts.clear()

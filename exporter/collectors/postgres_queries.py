@@ -92,18 +92,29 @@ def statement_queries(schema: str, columns: set[str], has_info: bool) -> Stateme
     """
     exec_time = "total_exec_time" if "total_exec_time" in columns else "total_time"
     since = ("extract(epoch FROM max(s.stats_since))::float8" if "stats_since" in columns else "NULL::float8")
+    # the spread of the calls (exporter.analysis.query_latency): sum of squares from the population stddev, and
+    # the fastest and slowest call since minmax_stats_since (PostgreSQL 17) or the entry's start
+    timing = "_exec_time" if "total_exec_time" in columns else "_time"
+    minmax_since = ("extract(epoch FROM max(s.minmax_stats_since))::float8" if "minmax_stats_since" in columns
+                    else "NULL::float8")
     ns = sql.Identifier(schema)
     counters = sql.SQL("""
 SELECT coalesce(d.datname::text, ''), coalesce(r.rolname::text, ''), coalesce(s.queryid::text, ''),
        coalesce(sum(s.calls), 0)::float8, coalesce(sum(s.{exec_time}) / 1000, 0)::float8,
        coalesce(sum(s.rows), 0)::float8, coalesce(sum(s.shared_blks_hit), 0)::float8,
        coalesce(sum(s.shared_blks_read), 0)::float8, coalesce(sum(s.temp_blks_written), 0)::float8,
-       {since}
+       {since},
+       coalesce(sum(CASE WHEN s.calls > 0 THEN s.calls * s.{stddev} ^ 2 + s.{exec_time} ^ 2 / s.calls END)
+                / 1e6, 0)::float8,
+       coalesce(min(s.{min_time}) / 1000, 0)::float8, coalesce(max(s.{max_time}) / 1000, 0)::float8,
+       {minmax_since}
 FROM {ns}.pg_stat_statements(false) s
 LEFT JOIN pg_database d ON d.oid = s.dbid
 LEFT JOIN pg_roles r ON r.oid = s.userid
 GROUP BY 1, 2, 3
-""").format(exec_time=sql.Identifier(exec_time), since=sql.SQL(since), ns=ns)
+""").format(exec_time=sql.Identifier(exec_time), since=sql.SQL(since), ns=ns,
+             stddev=sql.Identifier(f"stddev{timing}"), min_time=sql.Identifier(f"min{timing}"),
+             max_time=sql.Identifier(f"max{timing}"), minmax_since=sql.SQL(minmax_since))
     texts = sql.SQL("""
 SELECT s.queryid::text, min(s.query) FROM {ns}.pg_stat_statements(true) s
 WHERE s.queryid = ANY(%s::bigint[]) GROUP BY 1
