@@ -95,6 +95,13 @@ def test_the_demo_commands_script_extra_and_flags_exist(capsys: pytest.CaptureFi
     assert "demo" in project["optional-dependencies"]  # the extra the first command installs
 
 
+def test_every_benchmark_script_is_described_in_docs_benchmarks() -> None:
+    described = (REPO / "docs/benchmarks.md").read_text()
+    scripts = sorted(p.name for p in (REPO / "bench").glob("bench_*.py"))
+    missing = [name for name in scripts if f"(../bench/{name})" not in described]
+    assert scripts and not missing, f"docs/benchmarks.md has no row linking ../bench/ for: {missing}"
+
+
 PROMETHEUS_KEYS = {"scrape_configs", "rule_files"}  # blocks of Prometheus' own config, not ours
 ENV = {"TEST_BASE_URL": "http://gateway:8020", "DATABASE_URL": "postgresql://perf@db/tripo", "API_TOKEN": "t",
        "REDIS_URL": "redis://cache:6379/0", "JAEGER_HOST": "http://jaeger:16686"}
