@@ -63,26 +63,42 @@ export function buildOptions(shape) {
   return options;
 }
 
+// Each scenario's stage end times (seconds from its start), computed once per VU: exec.test.options is
+// rebuilt on every access, too slow for every iteration.
+const stageEnds = {};
+
+function endsOf(name) {
+  if (!stageEnds[name]) {
+    const scenario = (exec.test.options.scenarios || {})[name] || {};
+    let stages = scenario.stages || [];
+    if (WARMUP > 0 && stages.length > 1) stages = stages.slice(1);
+    let end = WARMUP;
+    stageEnds[name] = stages.map((stage) => { end += seconds(stage.duration); return end; });
+  }
+  return stageEnds[name];
+}
+
 // The stage an iteration starts in, counted from 1 after the warm-up, from the scenario's own schedule.
 function stageOf(elapsed) {
   if (elapsed < WARMUP) return 'warmup';
-  const scenario = (exec.test.options.scenarios || {})[exec.scenario.name] || {};
-  let stages = scenario.stages || [];
-  if (WARMUP > 0 && stages.length > 1) stages = stages.slice(1);
-  let end = WARMUP;
-  for (let i = 0; i < stages.length; i += 1) {
-    end += seconds(stages[i].duration);
-    if (elapsed < end) return String(i + 1);
+  const ends = endsOf(exec.scenario.name);
+  for (let i = 0; i < ends.length; i += 1) {
+    if (elapsed < ends[i]) return String(i + 1);
   }
-  return String(Math.max(stages.length, 1));
+  return String(Math.max(ends.length, 1));
 }
 
 // Call first in every iteration: tags what follows with phase (warmup|measure) and stage.
+let lastStage = null;
+
 export function tagIteration() {
   const elapsed = (Date.now() - exec.scenario.startTime) / 1000;
   const stage = stageOf(elapsed);
-  exec.vu.metrics.tags.stage = stage;
-  exec.vu.metrics.tags.phase = stage === 'warmup' ? 'warmup' : 'measure';
+  if (stage !== lastStage) { // the tags stay on the VU until changed
+    exec.vu.metrics.tags.stage = stage;
+    exec.vu.metrics.tags.phase = stage === 'warmup' ? 'warmup' : 'measure';
+    lastStage = stage;
+  }
 }
 
 // -- the API -------------------------------------------------------------------------------------------------
