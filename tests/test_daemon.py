@@ -70,11 +70,13 @@ def test_a_bad_reload_keeps_the_old_config_running(daemon_factory, target: HttpT
     daemon, cfg = daemon_factory(api_config("gw", target.url))
     daemon.wait_ready()
     daemon.wait_value("perf_target_up", lambda v: v == 1, collector="api", target="gw")
+    loaded_at = daemon.value("perf_config_last_reload_success_timestamp_seconds")
     cfg.write_text(api_config("gw", target.url, interval="often"))
     status, body = daemon.post("/-/reload")
     assert status == 500
     assert f"{cfg}: api[0].interval: expected a duration like '5s', got 'often'" in body
     assert daemon.value("perf_config_last_reload_successful") == 0
+    assert daemon.value("perf_config_last_reload_success_timestamp_seconds") == loaded_at  # the last good one
     before = daemon.value("perf_job_runs_total", collector="api", target="gw", result="success")
     daemon.wait_value("perf_job_runs_total", lambda v: v > before, collector="api", target="gw", result="success")
     assert "config_reload_failed" in daemon.log()
@@ -85,13 +87,18 @@ def test_sighup_reload_stops_removed_targets_and_their_series_disappear(daemon_f
     daemon.wait_ready()
     daemon.wait_value("perf_http_requests_total", lambda v: v >= 1, target="old", endpoint="probe", method="GET",
                       outcome="success")
+    loaded_at = daemon.value("perf_config_last_reload_success_timestamp_seconds")
+    assert loaded_at is not None and loaded_at <= time.time()
     cfg.write_text(api_config("new", target.url))
+    signalled_at = time.time()
     daemon.signal(signal.SIGHUP)
     daemon.wait_value("perf_http_requests_total", lambda v: v >= 1, target="new", endpoint="probe", method="GET",
                       outcome="success")
     samples = daemon.samples()
     assert not [key for key in samples if ("target", "old") in key[1]]
     assert daemon.value("perf_config_last_reload_successful") == 1
+    reloaded_at = daemon.value("perf_config_last_reload_success_timestamp_seconds")
+    assert reloaded_at is not None and loaded_at < reloaded_at and signalled_at <= reloaded_at <= time.time()
 
 
 def test_sigterm_lets_the_running_probe_finish_and_exits_0(daemon_factory, target: HttpTarget) -> None:
