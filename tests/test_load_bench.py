@@ -183,3 +183,30 @@ def test_each_script_runs_standalone_under_k6_run_with_test_base_url(script: str
     assert metrics["http_reqs"]["count"] > 0
     assert metrics["http_req_failed"]["passes"] == 0, "some requests failed"
     assert "p(99)" in metrics["http_req_duration"]  # the guide's P99, which k6's default summary leaves out
+
+
+def test_bench_all_runs_the_four_benchmarks_and_writes_performance_summary(demo: Demo, targets_file: Path,
+                                                                           tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    done = bench("all", "--base-url", demo.url, "--config", str(targets_file), "--vus", "2", "--duration", "1s",
+                 "--warmup", "0s", "--out", str(out), env={"THINK_TIME": "0.05"})
+    assert done.returncode in (0, 1, 2), done.stderr
+    summary = json.loads((out / "performance-summary.json").read_text())
+    assert list(summary["benchmarks"]) == ["api", "db-profiling", "caching", "tracing"]
+    assert summary["exitCode"] == done.returncode
+    for name, entry in summary["benchmarks"].items():
+        assert entry["summary"]["totalRequests"] > 0, name
+        assert Path(entry["report"]).is_file()
+
+
+def test_breakpoint_stops_itself_at_the_first_stage_that_breaks_a_target(faulty_demo: Demo, targets_file: Path,
+                                                                         tmp_path: Path) -> None:
+    faulty_demo.faults({"latency_ms": 600})  # every stage breaks the 500 ms P95: the first must end the run
+    out = tmp_path / "reports"
+    done = bench("breakpoint", "--base-url", faulty_demo.url, "--config", str(targets_file), "--rate", "4",
+                 "--steps", "6", "--duration", "2s", "--vus", "20", "--warmup", "0s", "--out", str(out))
+    assert done.returncode == 2, done.stderr  # no stage held: the capacity is unknown, not a regression
+    body = report(out, "breakpoint")
+    assert body["capacity"]["requestsPerSecond"] is None
+    assert body["capacity"]["stoppedAt"].startswith("stage 1 (4/s) broke api_latency_p95")
+    assert len(body["stages"]) < 6  # the later stages never ran
