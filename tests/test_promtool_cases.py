@@ -34,7 +34,7 @@ EXAMPLE = REPO / "examples" / "tripo04os.yaml"
 WORKBOOK_CASES = {"workbook-page.test.yml": "PAGE", "workbook-ticket.test.yml": "TICKET"}
 WORKBOOK_SLO = "api-errors"  # the SLO the workbook cases write series for (the error-rate target)
 
-pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus)")
+needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian package prometheus)")
 
 
 def workbook_config() -> Config:
@@ -68,6 +68,7 @@ def failed_cases(result: subprocess.CompletedProcess[str]) -> str:
 # -- the cases pass on the rules as generated ----------------------------------------------------------------------
 
 
+@needs_promtool
 @pytest.mark.parametrize("name", ["tripo04os-api.test.yml", "tripo04os-other-areas.test.yml"])
 def test_our_targets_cases_pass_on_the_shipped_rules(name: str, tmp_path: Path) -> None:
     # the shipped files are the example config's render (test_rules checks that); a case file names them as
@@ -181,6 +182,7 @@ def workbook_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[s
     return outcomes
 
 
+@needs_promtool
 @pytest.mark.parametrize("name", sorted(WORKBOOK_CASES))
 def test_workbook_cases_pass_on_the_rules_rendered_for_a_99_9_percent_objective(
         name: str, workbook_runs: dict[str, tuple[set[str], str]]) -> None:
@@ -188,6 +190,7 @@ def test_workbook_cases_pass_on_the_rules_rendered_for_a_99_9_percent_objective(
     assert not failed, output
 
 
+@needs_promtool
 @pytest.mark.parametrize(("constant", "index", "field", "value"), mutations())
 def test_a_burn_factor_or_window_changed_alone_fails_a_hand_written_case(
         constant: str, index: int, field: str, value: object, workbook_runs: dict[str, tuple[set[str], str]],
