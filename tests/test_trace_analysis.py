@@ -4,6 +4,7 @@ built here for the edge cases."""
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -14,14 +15,11 @@ from exporter.analysis.traces import (
     SpanTimes,
     Trace,
     analyse,
-    facts_from_summaries,
     rank_operations,
     serial_waves,
     top_keys,
-    trace_from_v1,
-    traces_from_otlp,
-    traces_from_v1,
 )
+from exporter.collectors.jaeger_decode import facts_from_summaries, trace_from_v1, traces_from_otlp, traces_from_v1
 from tests.jaeger_replay import fixture, fixture_trace, to_otlp
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -333,3 +331,34 @@ def test_operation_ranking_follows_recent_time_and_keeps_a_bound() -> None:
     scores = rank_operations(scores, {("a", "y"): 8.0})  # x: 5, y: 0.5 + 8 = 8.5
     assert top_keys(scores, 1) == {("a", "y")}
     assert len(rank_operations({}, {("s", str(i)): float(i) for i in range(50)}, keep=10)) == 10
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Decoding response bodies as they arrive (bytes)
+
+
+def test_a_v1_body_read_as_bytes_gives_the_same_facts_as_the_parsed_body() -> None:
+    names = ("jaeger-ui_testTrace.trace.json", "jaeger_uimodel_ui_01.trace.json", "jaeger-ui_genaiTestTrace.trace.json")
+    body = {"data": [fixture_trace(name) for name in names], "errors": None}
+    from_bytes = [analyse(t) for t in traces_from_v1(json.dumps(body).encode())]
+    assert from_bytes == [analyse(t) for t in traces_from_v1(body)]
+    assert [f.span_count for f in from_bytes] == [11, 5, 57]
+
+
+def test_a_span_that_is_not_an_object_is_invalid_and_the_rest_of_the_body_is_read() -> None:
+    broken = v1_trace(span("root", 0, 40), span("a", 5, 10, "root"))
+    broken["spans"].insert(1, "not a span")
+    fine = v1_trace(span("r", 0, 10))
+    fine["traceID"] = fine["spans"][0]["traceID"] = "t2"
+    traces = list(traces_from_v1(json.dumps({"data": [broken, fine], "errors": None}).encode()))
+    assert [(t.trace_id, len(t.spans), t.anomalies) for t in traces] == [("t1", 2, {"invalid_span": 1}),
+                                                                          ("t2", 1, {})]
+
+
+def test_known_traces_of_a_bytes_body_are_skipped_whatever_the_order_of_their_keys() -> None:
+    first = v1_trace(span("r", 0, 10))
+    later = {"spans": [{**span("r", 0, 20), "traceID": "t2"}], "processes": first["processes"], "traceID": "t2"}
+    fresh = v1_trace(span("r", 0, 30))
+    fresh["traceID"] = fresh["spans"][0]["traceID"] = "t3"
+    body = json.dumps({"data": [first, later, fresh], "errors": None}).encode()
+    assert [t.trace_id for t in traces_from_v1(body, skip=lambda key: key in {"t1", "t2"})] == ["t3"]

@@ -1,9 +1,8 @@
 """Trace analysis on plain data: one span model for Jaeger's two JSON forms, and what a trace says about itself.
 
-Jaeger serves traces in two shapes: the v1 "UI" JSON (``/api/traces``: ``{"traceID", "spans", "processes"}``
-with microsecond times and ``references``) and OTLP JSON (``/api/v3``: ``resourceSpans`` -> ``scopeSpans`` ->
-``spans`` with nanosecond times as strings and ``parentSpanId``). Both become :class:`Trace`, a list of
-:class:`Span` with times in integer microseconds, and :func:`analyse` turns a trace into :class:`TraceFacts`.
+A trace is a :class:`Trace`, a list of :class:`Span` with times in integer microseconds; decoding Jaeger's v1 and
+OTLP JSON into it is I/O-side (:mod:`exporter.collectors.jaeger_decode`), which hands each span with its raw
+references to :class:`TraceBuilder`. :func:`analyse` turns a trace into :class:`TraceFacts`.
 
 Rules (the README's ``jaeger`` section says the same):
 
@@ -37,8 +36,9 @@ Rules (the README's ``jaeger`` section says the same):
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 # Anomaly kinds, as counted in perf_trace_anomalies_total{kind}.
@@ -50,15 +50,7 @@ WARNING = "warning"
 INVALID_SPAN = "invalid_span"
 ANOMALY_KINDS = (DUPLICATE_SPAN, MISSING_PARENT, CHILD_OUTSIDE_PARENT, TRUNCATED, WARNING, INVALID_SPAN)
 
-OTLP_NO_SERVICE = "OTLPResourceNoServiceName"  # what Jaeger itself calls a resource without service.name
-V1_NO_SERVICE = "unknown"
-_OTLP_WARNINGS = "@jaeger@warnings"
-_STATUS_ERROR = (2, "2", "STATUS_CODE_ERROR")
-_TRUE = (True, 1, "true", "True", "TRUE", "1")
-
-
-class TraceDataError(ValueError):
-    """A response or trace that does not have the shape Jaeger's API documents."""
+V1_NO_SERVICE = "unknown"  # the service of a span whose process is not named
 
 
 def trace_key(trace_id: str) -> str:
@@ -136,16 +128,8 @@ def _bump(counts: dict[str, int], kind: str, n: int = 1) -> None:
     counts[kind] = counts.get(kind, 0) + n
 
 
-def _as_int(value: Any, what: str) -> int:
-    if isinstance(value, bool):
-        raise TraceDataError(f"{what} is not an integer: {value!r}")
-    try:
-        return int(value)  # int64 values may arrive as strings (above 2^53, and always in OTLP JSON)
-    except (TypeError, ValueError):
-        raise TraceDataError(f"{what} is not an integer: {value!r}") from None
-
-
-def _warning_kind(text: str) -> str:
+def warning_kind(text: str) -> str:
+    """The anomaly kind of a warning Jaeger attached to a span or trace."""
     lowered = text.lower()
     return TRUNCATED if "truncat" in lowered or "exceeded maximum" in lowered else WARNING
 
@@ -154,19 +138,21 @@ def _warning_kind(text: str) -> str:
 # Building a trace from spans with raw references
 
 
-class _Builder:
-    """Collects spans of one trace, then resolves parents (which needs every span ID first)."""
+class TraceBuilder:
+    """Collects the spans of one trace, each with its parent candidates (span ID, is ``CHILD_OF``) in the order
+    the trace lists them, then resolves parents (which needs every span ID first): the module docstring's
+    *Parent* and *Duplicates* rules."""
 
     __slots__ = ("anomalies", "by_id", "candidates", "spans", "trace_id")
 
     def __init__(self, trace_id: str) -> None:
         self.trace_id = trace_id
         self.spans: list[Span] = []
-        self.candidates: list[list[tuple[str, bool]]] = []  # per span: (span ID, is CHILD_OF) in the trace
+        self.candidates: list[Sequence[tuple[str, bool]]] = []  # per span: (span ID, is CHILD_OF) in the trace
         self.by_id: dict[str, Span] = {}
         self.anomalies: dict[str, int] = {}
 
-    def add(self, span: Span, candidates: list[tuple[str, bool]]) -> None:
+    def add(self, span: Span, candidates: Sequence[tuple[str, bool]]) -> None:
         seen = self.by_id.get(span.span_id)
         if seen is not None:
             _bump(self.anomalies, DUPLICATE_SPAN)
@@ -203,212 +189,19 @@ class _Builder:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Jaeger v1 JSON (/api/traces)
-
-
-def _v1_error(tags: Any) -> bool:
-    if not tags:
-        return False
-    for tag in tags:
-        key = tag.get("key")
-        if key == "error":
-            if tag.get("value") in _TRUE:
-                return True
-        elif key == "otel.status_code" and tag.get("value") == "ERROR":
-            return True
-    return False
-
-
-def trace_from_v1(obj: Mapping[str, Any]) -> Trace:
-    """One element of ``data`` in a v1 response."""
-    if not isinstance(obj, Mapping) or not isinstance(obj.get("spans"), list):
-        raise TraceDataError("a v1 trace must be an object with a 'spans' list")
-    trace_id = str(obj.get("traceID") or "")
-    own = trace_key(trace_id) if trace_id else None
-    processes = obj.get("processes") or {}
-    services: dict[str, str] = {}
-    if isinstance(processes, Mapping):
-        for pid, process in processes.items():
-            if isinstance(process, Mapping):
-                services[pid] = str(process.get("serviceName") or V1_NO_SERVICE)
-    builder = _Builder(trace_id)
-    anomalies = builder.anomalies
-    for raw in obj["spans"]:
-        if not isinstance(raw, dict) or "spanID" not in raw:
-            _bump(anomalies, INVALID_SPAN)
-            continue
-        if not trace_id:
-            trace_id = builder.trace_id = str(raw.get("traceID") or "")
-            own = trace_key(trace_id)
-        process = raw.get("process")
-        service = services.get(raw.get("processID", ""), V1_NO_SERVICE) if process is None else str(
-            process.get("serviceName") or V1_NO_SERVICE)
-        span_id = raw["spanID"]
-        if type(span_id) is not str:
-            span_id = str(span_id)
-        start, duration = raw.get("startTime", 0), raw.get("duration", 0)
-        if type(start) is not int or type(duration) is not int:  # int64 may come as a string
-            try:
-                start = _as_int(start, f"span {span_id} startTime")
-                duration = _as_int(duration, f"span {span_id} duration")
-            except TraceDataError:
-                _bump(anomalies, INVALID_SPAN)
-                continue
-        candidates: list[tuple[str, bool]] = []
-        for ref in raw.get("references") or ():
-            ref_trace = ref.get("traceID")
-            if ref_trace != trace_id and ref_trace is not None and own is not None and trace_key(ref_trace) != own:
-                continue  # a link to another trace
-            candidates.append((str(ref.get("spanID")), ref.get("refType", "CHILD_OF") != "FOLLOWS_FROM"))
-        warnings = raw.get("warnings")
-        if warnings:
-            for warning in warnings:
-                _bump(anomalies, _warning_kind(str(warning)))
-        builder.add(Span(span_id, service, str(raw.get("operationName") or ""), start, max(0, duration),
-                         _v1_error(raw.get("tags"))), candidates)
-    for warning in obj.get("warnings") or ():
-        _bump(anomalies, _warning_kind(str(warning)))
-    return builder.build()
-
-
-def traces_from_v1(body: Any, skip: Callable[[str], bool] | None = None) -> Iterator[Trace]:
-    """Traces of a v1 response body (``{"data": [...], "errors": ...}``), except those ``skip(key)`` rejects."""
-    data = body.get("data") if isinstance(body, Mapping) else None
-    if data is None:
-        return
-    if not isinstance(data, list):
-        raise TraceDataError("'data' is not a list")
-    for obj in data:
-        if skip is not None and isinstance(obj, Mapping) and skip(trace_key(str(obj.get("traceID") or ""))):
-            continue
-        yield trace_from_v1(obj)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# OTLP JSON (/api/v3)
-
-
-def otlp_value(value: Any) -> Any:
-    """The plain value of an OTLP ``AnyValue`` (``intValue`` arrives as a string)."""
-    if not isinstance(value, Mapping):
-        return None
-    for kind in ("stringValue", "boolValue", "doubleValue"):
-        if kind in value:
-            return value[kind]
-    if "intValue" in value:
-        return _as_int(value["intValue"], "intValue")
-    if "arrayValue" in value:
-        return [otlp_value(v) for v in (value["arrayValue"] or {}).get("values") or ()]
-    return None
-
-
-def _otlp_attribute(attributes: Any, key: str) -> Any:
-    for attr in attributes or ():
-        if attr.get("key") == key:
-            return otlp_value(attr.get("value"))
-    return None
-
-
-def traces_from_otlp(body: Any, skip: Callable[[str], bool] | None = None) -> list[Trace]:
-    """Traces of an api_v3 body (``{"result": {"resourceSpans": [...]}}``), grouped by trace ID."""
-    if not isinstance(body, Mapping):
-        raise TraceDataError("expected a JSON object")
-    result = body.get("result", body)
-    if not isinstance(result, Mapping):
-        raise TraceDataError("'result' is not an object")
-    resource_spans = result.get("resourceSpans") or ()
-    if not isinstance(resource_spans, list):
-        raise TraceDataError("'resourceSpans' is not a list")
-    builders: dict[str, _Builder] = {}
-    for rs in resource_spans:
-        resource = rs.get("resource") or {}
-        service = _otlp_attribute(resource.get("attributes"), "service.name")
-        service = str(service) if service else OTLP_NO_SERVICE
-        for ss in rs.get("scopeSpans") or rs.get("instrumentationLibrarySpans") or ():
-            for raw in ss.get("spans") or ():
-                _add_otlp_span(raw, service, builders, skip)
-    return [b.build() for b in builders.values()]
-
-
-def _add_otlp_span(raw: Any, service: str, builders: dict[str, _Builder],
-                   skip: Callable[[str], bool] | None) -> None:
-    if not isinstance(raw, Mapping) or not raw.get("spanId"):
-        return
-    trace_id = str(raw.get("traceId") or "")
-    key = trace_key(trace_id)
-    builder = builders.get(key)
-    if builder is None:
-        if skip is not None and skip(key):
-            return
-        builder = builders[key] = _Builder(trace_id)
-    span_id = str(raw["spanId"])
-    try:
-        # proto3 JSON leaves out zero values: a missing time is 0
-        start_ns = _as_int(raw.get("startTimeUnixNano", 0), f"span {span_id} startTimeUnixNano")
-        end_ns = _as_int(raw.get("endTimeUnixNano", start_ns), f"span {span_id} endTimeUnixNano")
-    except TraceDataError:
-        _bump(builder.anomalies, INVALID_SPAN)
-        return
-    status = raw.get("status") or {}
-    error = status.get("code") in _STATUS_ERROR
-    attributes = raw.get("attributes")
-    if attributes:
-        if not error and _otlp_attribute(attributes, "error") in _TRUE:
-            error = True
-        warnings = _otlp_attribute(attributes, _OTLP_WARNINGS)
-        for warning in warnings if isinstance(warnings, list) else [warnings] if warnings else ():
-            _bump(builder.anomalies, _warning_kind(str(warning)))
-    candidates: list[tuple[str, bool]] = []
-    parent = raw.get("parentSpanId")
-    if parent:
-        candidates.append((str(parent), True))
-    for link in raw.get("links") or ():  # Jaeger turns FOLLOWS_FROM references into links
-        if trace_key(str(link.get("traceId") or trace_id)) == key and link.get("spanId"):
-            candidates.append((str(link["spanId"]), False))
-    start = start_ns // 1000
-    builder.add(Span(span_id, service, str(raw.get("name") or ""), start, max(0, end_ns // 1000 - start), error),
-                candidates)
-
-
-def facts_from_summaries(body: Any) -> list[TraceFacts]:
-    """``GET /api/v3/trace-summaries``: per trace, its extent, root, span and error counts."""
-    if not isinstance(body, Mapping) or not isinstance(body.get("summaries", []), list):
-        raise TraceDataError("expected {\"summaries\": [...]}")
-    out: list[TraceFacts] = []
-    for item in body.get("summaries") or ():
-        if not isinstance(item, Mapping) or not item.get("traceId"):
-            raise TraceDataError("a trace summary without traceId")
-        trace_id = str(item["traceId"])
-        start = _as_int(item.get("minStartTimeUnixNano", 0), f"trace {trace_id} minStartTimeUnixNano") // 1000
-        end = _as_int(item.get("maxEndTimeUnixNano", 0), f"trace {trace_id} maxEndTimeUnixNano") // 1000
-        errors: dict[str, int] = {}
-        services: list[str] = []
-        for svc in item.get("services") or ():
-            name = str(svc.get("name") or OTLP_NO_SERVICE)
-            services.append(name)
-            n = _as_int(svc.get("errorSpanCount", 0), "errorSpanCount")
-            if n:
-                errors[name] = errors.get(name, 0) + n
-        root_service = str(item.get("rootServiceName") or OTLP_NO_SERVICE)
-        if not services:
-            services.append(root_service)
-        if not errors and item.get("errorSpanCount"):
-            errors[root_service] = _as_int(item["errorSpanCount"], "errorSpanCount")
-        out.append(TraceFacts(trace_id, root_service, str(item.get("rootOperationName") or ""), start,
-                              max(start, end), _as_int(item.get("spanCount", 0), "spanCount"), errors,
-                              tuple(services), whole=False))
-    return out
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # Analysis of one trace
 
 
 def root_of(trace: Trace) -> Span | None:
     """The root span, or a stand-in when every top span has a missing parent (see the module docstring)."""
+    return _root_among(trace.spans, trace.spans)
+
+
+def _root_among(tops: Iterable[Span], spans: list[Span]) -> Span | None:
+    """:func:`root_of` when every span without a parent is in ``tops``."""
     best: Span | None = None
     stand_in: Span | None = None
-    for span in trace.spans:
+    for span in tops:
         if span.parent_id is not None:
             continue
         if span.orphan:
@@ -416,30 +209,38 @@ def root_of(trace: Trace) -> Span | None:
                 stand_in = span
         elif best is None or (span.start, -span.duration) < (best.start, -best.duration):
             best = span
-    if best is None and stand_in is None and trace.spans:  # every span sits in a reference cycle
-        return min(trace.spans, key=lambda s: (s.start, -s.duration))
+    if best is None and stand_in is None and spans:  # every span sits in a reference cycle
+        return min(spans, key=lambda s: (s.start, -s.duration))
     return best or stand_in
 
 
 Clipped = tuple[int, int, Span]  # (start, end, span) clipped to the parent
+_START, _END, _START_END = itemgetter(0), itemgetter(1), itemgetter(0, 1)
 
 
 def serial_waves(children: list[Clipped]) -> tuple[int, int] | None:
     """(children, saving in µs) when ``children`` (clipped, any order) form two or more waves, else None."""
     if len(children) < 2:
         return None
-    ordered = sorted(children, key=lambda c: (c[0], c[1]))
-    waves: list[list[int]] = []
+    ordered = iter(sorted(children, key=_START_END))
+    wave_start, wave_end, _ = next(ordered)
+    lengths: list[int] = []  # of the waves before the current one
     for start, end, _ in ordered:
-        if waves and start < waves[-1][1]:
-            if end > waves[-1][1]:
-                waves[-1][1] = end
+        if start < wave_end:
+            if end > wave_end:
+                wave_end = end
         else:
-            waves.append([start, end])
-    if len(waves) < 2:
+            lengths.append(wave_end - wave_start)
+            wave_start, wave_end = start, end
+    if not lengths:
         return None
-    lengths = [end - start for start, end in waves]
+    lengths.append(wave_end - wave_start)
     return len(children), sum(lengths) - max(lengths)
+
+
+def _latest_end_first(children: list[Clipped]) -> list[Clipped]:
+    """By end, latest first; equal ends by start, earliest first (two stable sorts, with C-level keys)."""
+    return sorted(sorted(children, key=_START), key=_END, reverse=True)
 
 
 def _critical_path(root: Span, kids: Mapping[str, list[Clipped]], out: dict[str, int]) -> None:
@@ -447,8 +248,7 @@ def _critical_path(root: Span, kids: Mapping[str, list[Clipped]], out: dict[str,
     # [span, lo, t, children sorted by end desc then start asc, next index]: the span's time from lo to t is
     # not yet attributed.
     def frame(span: Span, lo: int, hi: int) -> list[Any]:
-        children = sorted(kids.get(span.span_id, ()), key=lambda c: (-c[1], c[0]))
-        return [span, lo, hi, children, 0]
+        return [span, lo, hi, _latest_end_first(kids.get(span.span_id, [])), 0]
 
     stack = [frame(root, root.start, root.end)]
     while stack:
@@ -462,6 +262,11 @@ def _critical_path(root: Span, kids: Mapping[str, list[Clipped]], out: dict[str,
                 continue  # ran alongside a child already on the path, and ended after it started
             if t > c_end:
                 out[span.service] = out.get(span.service, 0) + (t - c_end)
+            if child.span_id not in kids:  # a leaf: all its time is its own; no frame needed
+                if c_end > c_start:
+                    out[child.service] = out.get(child.service, 0) + (c_end - c_start)
+                t = c_start
+                continue
             top[2], top[4] = c_start, i
             stack.append(frame(child, c_start, c_end))
             descended = True
@@ -485,19 +290,26 @@ def analyse(trace: Trace) -> TraceFacts:
     tops: list[Span] = []
     start = end = spans[0].start
     for span in spans:
-        services[span.service] = None
+        service = span.service
+        services[service] = None
         if span.error:
-            errors[span.service] = errors.get(span.service, 0) + 1
-        span_end = span.start + span.duration
-        if span.start < start:
-            start = span.start
+            errors[service] = errors.get(service, 0) + 1
+        span_start = span.start
+        span_end = span_start + span.duration
+        if span_start < start:
+            start = span_start
         if span_end > end:
             end = span_end
-        if span.parent_id is None or span.follows_from:
+        parent_id = span.parent_id
+        if parent_id is None or span.follows_from:
             tops.append(span)
         else:
-            children.setdefault(span.parent_id, []).append(span)
-    root = root_of(trace)
+            siblings = children.get(parent_id)
+            if siblings is None:
+                children[parent_id] = [span]
+            else:
+                siblings.append(span)
+    root = _root_among(tops, spans)
     assert root is not None
 
     # Clip every CHILD_OF subtree top-down, and look for serial siblings on the way.
@@ -527,7 +339,8 @@ def analyse(trace: Trace) -> TraceFacts:
                 if c_end <= c_start:
                     continue  # entirely outside its parent: not part of the parent's time
             clipped.append((c_start, c_end, child))
-            pending.append((child, c_start, c_end))
+            if child.span_id in children:  # a leaf has no subtree to clip
+                pending.append((child, c_start, c_end))
         kids[span.span_id] = clipped
         found = serial_waves(clipped)
         if found is not None:
@@ -566,22 +379,24 @@ class SpanTimes:
     def __init__(self, buckets: tuple[float, ...]) -> None:
         self.buckets = buckets
         self.by_operation: dict[tuple[str, str], BucketSums] = {}
-        self.total: dict[tuple[str, str], float] = {}
+
+    @property
+    def total(self) -> dict[tuple[str, str], float]:
+        """Seconds by (service, operation)."""
+        return {key: sum(sums.sums) for key, sums in self.by_operation.items()}
 
     def add(self, trace: Trace) -> None:
-        buckets, table, total = self.buckets, self.by_operation, self.total
+        buckets, table = self.buckets, self.by_operation
         size = len(buckets) + 1
         for span in trace.spans:
             key = (span.service, span.operation)
             sums = table.get(key)
             if sums is None:
                 sums = table[key] = BucketSums([0] * size, [0.0] * size)
-                total[key] = 0.0
             seconds = span.duration / 1e6
             index = bisect_left(buckets, seconds)
             sums.counts[index] += 1
             sums.sums[index] += seconds
-            total[key] += seconds
 
 
 def rank_operations(scores: Mapping[tuple[str, str], float], totals: Mapping[tuple[str, str], float],

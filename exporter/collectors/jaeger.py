@@ -37,7 +37,6 @@ from exporter.analysis.traces import (
     ANOMALY_KINDS,
     SpanTimes,
     Trace,
-    TraceDataError,
     TraceFacts,
     analyse,
     rank_operations,
@@ -50,6 +49,7 @@ from exporter.collectors.jaeger_api import (
     ResponseTooLarge,
     bulk_objects,
 )
+from exporter.collectors.jaeger_decode import TraceDataError
 from exporter.collectors.jaeger_target import JaegerTarget
 from exporter.jobs import JobContext, SentTrace
 from exporter.logs import event

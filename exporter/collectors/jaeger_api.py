@@ -1,8 +1,9 @@
 """Jaeger's query HTTP API, both forms: api_v3 (current) and v1 (Jaeger <= 2.20 and 1.x).
 
-Every response body is read up to ``max_response_bytes`` and parsed as JSON whatever its Content-Type says
-(Jaeger sends its error bodies as ``text/plain`` JSON). What comes back is plain data for
-:mod:`exporter.analysis.traces`. Two kinds of failure:
+Every response body is read up to ``max_response_bytes`` and read as JSON whatever its Content-Type says
+(Jaeger sends its error bodies as ``text/plain`` JSON): trace and summary bodies are decoded straight into typed
+data by :mod:`exporter.collectors.jaeger_decode`, and any other body (services, errors) is parsed only when it is
+read. What comes back is plain data for :mod:`exporter.analysis.traces`. Two kinds of failure:
 
 - :class:`JaegerUnreachable`: no HTTP answer (refused, reset, timed out): the target is down.
 - :class:`JaegerError`: an HTTP answer that is not what the API documents (an error status, HTML, truncated
@@ -15,21 +16,22 @@ import gc
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
 
-from exporter.analysis.traces import (
-    Trace,
+from exporter.analysis.traces import Trace, TraceFacts, trace_key
+from exporter.collectors.jaeger_decode import (
+    BodyNotJson,
     TraceDataError,
-    TraceFacts,
     facts_from_summaries,
-    trace_key,
+    otlp_response,
     traces_from_otlp,
     traces_from_v1,
+    v1_response,
 )
 from exporter.collectors.jaeger_target import JaegerTarget
 from exporter.http_client import base_headers, ssl_context
@@ -54,8 +56,23 @@ class ResponseTooLarge(JaegerError):
 @dataclass
 class Answer:
     status: int
-    document: Any  # parsed JSON, or None when the body is not JSON
-    problem: str | None  # why the body is not usable JSON
+    body: bytes
+    _parsed: tuple[Any, str | None] | None = field(default=None, repr=False)
+
+    def _parse(self) -> tuple[Any, str | None]:
+        if self._parsed is None:
+            self._parsed = _parse(self.body)
+        return self._parsed
+
+    @property
+    def document(self) -> Any:
+        """The body as plain JSON (parsed on first use), or None when it is not JSON."""
+        return self._parse()[0]
+
+    @property
+    def problem(self) -> str | None:
+        """Why the body is not usable JSON."""
+        return self._parse()[1]
 
 
 @contextmanager
@@ -147,8 +164,7 @@ class JaegerApi:
             raise JaegerUnreachable(f"{safe_url(url)}: {type(exc).__name__}: {exc or 'no answer'}") from None
         body = b"".join(chunks)
         del chunks
-        with bulk_objects():
-            return Answer(status, *_parse(body))
+        return Answer(status, body)
 
     def _fail(self, path: str, answer: Answer) -> JaegerError:
         return JaegerError(f"{path}: HTTP {answer.status}: {_error_message(answer)}")
@@ -204,7 +220,10 @@ class JaegerApi:
         if answer.status != 200:
             raise self._fail(path, answer)
         try:
-            return facts_from_summaries(answer.document)
+            with bulk_objects():
+                return facts_from_summaries(answer.body)
+        except BodyNotJson:
+            raise self._fail(path, answer) from None
         except TraceDataError as exc:
             raise JaegerError(f"{path}: {exc}") from None
 
@@ -233,19 +252,23 @@ class JaegerApi:
         return found[0] if found else None
 
     def _traces(self, path: str, api: Api, answer: Answer, skip: Skip | None) -> tuple[list[Trace], int, list[str]]:
-        doc = answer.document
-        if answer.status != 200 or not isinstance(doc, dict):
+        if answer.status != 200:
             raise self._fail(path, answer)
         try:
             with bulk_objects():
-                return self._read_traces(path, api, answer, doc, skip)
-        except (TraceDataError, AttributeError, TypeError) as exc:
+                return self._read_traces(path, api, answer, skip)
+        except BodyNotJson:
+            raise self._fail(path, answer) from None
+        except TraceDataError as exc:
+            if not isinstance(answer.document, dict):
+                raise self._fail(path, answer) from None
             raise JaegerError(f"{path}: not a trace response: {exc}") from None
 
-    def _read_traces(self, path: str, api: Api, answer: Answer, doc: dict[str, Any],
+    def _read_traces(self, path: str, api: Api, answer: Answer,
                      skip: Skip | None) -> tuple[list[Trace], int, list[str]]:
         if api == "v3":
-            if "result" not in doc:
+            otlp = otlp_response(answer.body)
+            if not otlp.has_result:
                 raise JaegerError(f"{path}: HTTP 200 without 'result': {_error_message(answer)}")
             skipped: set[str] = set()
 
@@ -255,13 +278,13 @@ class JaegerApi:
                     return True
                 return False
 
-            traces = traces_from_otlp(doc, skip_and_count)
+            traces = traces_from_otlp(otlp, skip_and_count)
             return traces, len(traces) + len(skipped), []
-        errors = [_error_message(answer)] if doc.get("errors") else []
-        if "data" not in doc:
+        v1 = v1_response(answer.body)
+        if not v1.has_data:
             raise JaegerError(f"{path}: HTTP 200 without 'data': {_error_message(answer)}")
-        data = doc.get("data") or []
-        return list(traces_from_v1(doc, skip)), len(data) if isinstance(data, list) else 0, errors
+        errors = [_error_message(answer)] if v1.errors else []
+        return list(traces_from_v1(v1, skip)), len(v1.data or ()), errors
 
 
 def _parse(body: bytes) -> tuple[Any, str | None]:
