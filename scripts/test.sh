@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBIAN_PACKAGES=(redis-server redis-tools prometheus prometheus-alertmanager prometheus-blackbox-exporter
-                 prometheus-postgres-exporter prometheus-redis-exporter
+                 prometheus-postgres-exporter prometheus-redis-exporter prometheus-node-exporter
                  postgresql postgresql-contrib libpq-dev)  # PostgreSQL 15 on bookworm; libpq-dev: pg_config
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
