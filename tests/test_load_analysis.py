@@ -117,6 +117,7 @@ def test_a_saturated_generator_makes_the_run_inconclusive_whatever_the_targets_s
     failing = evaluate([Threshold("api_latency_p95", "http_req_duration{phase:measure}", "p(95)", 100)], METRICS)
     result = verdict(failing, problems, 1000)
     assert (result.status, result.exit_code) == ("inconclusive", 2)
+    assert "targets that looked missed: api_latency_p95: 450.0 ms >= target 100 ms" in result.headline()
     assert not generator_problems(GeneratorLoad(0, 0.3, 0.5, 2))
 
 

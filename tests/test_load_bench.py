@@ -126,12 +126,14 @@ def test_a_latency_fault_makes_the_run_exit_1_naming_the_api_p95_target(faulty_d
     out = tmp_path / "reports"
     done = bench("api", "--base-url", faulty_demo.url, "--config", str(targets_file), "--vus", "2", "--duration",
                  "3s", "--warmup", "1s", "--out", str(out), env={"THINK_TIME": "0"})
-    assert done.returncode == 1, done.stderr
-    assert "api_latency_p95" in done.stderr
     body = report(out, "api")
     missed = {f["key"] for f in body["verdict"]["findings"] if not f["met"]}
     assert {"api_latency_p95", "endpoints.create_order.api_latency_p95"} <= missed
-    assert body["verdict"]["status"] == "missed"
+    assert "api_latency_p95: 6" in done.stderr  # named with its P95 (600 ms and more)
+    if body["generator"]["machineCpu"] > 0.9:  # other work saturated this machine: said, not counted
+        assert (done.returncode, body["verdict"]["status"]) == (2, "inconclusive"), done.stderr
+    else:
+        assert (done.returncode, body["verdict"]["status"]) == (1, "missed"), done.stderr
 
 
 def test_an_arrival_rate_the_vus_cannot_meet_is_inconclusive_naming_dropped_iterations(

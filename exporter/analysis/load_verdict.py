@@ -82,7 +82,10 @@ class Verdict:
             return "every target was met"
         if self.status == "missed":
             return "target missed: " + "; ".join(f.text for f in self.missed)
-        return f"{self.status}: " + "; ".join(self.reasons)
+        text = f"{self.status}: " + "; ".join(self.reasons)
+        if self.status == "inconclusive" and self.missed:  # said, but not counted as the target's regression
+            text += " (targets that looked missed: " + "; ".join(f.text for f in self.missed) + ")"
+        return text
 
     def as_json(self) -> dict[str, Any]:
         return {"status": self.status, "exitCode": self.exit_code, "headline": self.headline(),
