@@ -60,7 +60,24 @@ def _parser() -> argparse.ArgumentParser:
                        help="also send k6's results to this Prometheus (remote write, native histograms)")
     bench.add_argument("--k6-operator", type=int, metavar="PARALLELISM",
                        help="write a k6-operator TestRun manifest into --out instead of running")
+    report = sub.add_parser("report", help="write the guide's reports (json, md, html) from Prometheus or a bench run")
+    source = report.add_mutually_exclusive_group()
+    source.add_argument("--prometheus", metavar="URL", help="Prometheus to read (default http://localhost:9090)")
+    source.add_argument("--run", type=Path, metavar="DIR", help="a perf-exporter bench run's --out directory")
+    report.add_argument("--window", help="the window up to now (or --to), e.g. 1h (default 1h)")
+    report.add_argument("--from", dest="start", metavar="T", help="window start: ISO 8601 or unix seconds")
+    report.add_argument("--to", dest="end", metavar="T", help="window end (default now)")
+    report.add_argument("--config", type=Path, help="YAML config: the targets (default: the built-in config)")
+    report.add_argument("--format", default="json,md,html", help="comma-separated: json, md, html (default all)")
+    report.add_argument("--out", type=Path, default=Path("reports"), help="output directory (default ./reports/)")
     return parser
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    setup_logging("warning", "logfmt")
+    from exporter.reports.command import ReportOptions, run_report
+    return run_report(ReportOptions(args.prometheus, args.run, args.window, args.start, args.end, args.config,
+                                    [f.strip() for f in args.format.split(",") if f.strip()], args.out))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -120,7 +137,7 @@ def cmd_render(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"run": cmd_run, "check-config": cmd_check_config, "demo": cmd_demo, "render": cmd_render,
-                "bench": cmd_bench}
+                "bench": cmd_bench, "report": cmd_report}
     return commands[args.command](args)
 
 

@@ -1,0 +1,170 @@
+"""``perf-exporter report``: build a report from Prometheus or a bench run and write it in the chosen formats.
+
+Exit codes: 0 written, every target met; 1 written, a target missed; 2 written, a target without data;
+3 no report (unreachable Prometheus, no run, a bad option or config).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from exporter import metrics
+from exporter.analysis.recommendations_facts import Targets
+from exporter.reports.model import MET, MISSED, Report, ReportError, Window
+
+FORMATS = ("json", "md", "html")
+EXIT_MET, EXIT_MISSED, EXIT_NO_DATA, EXIT_NOT_RUN = 0, 1, 2, 3
+
+
+@dataclass
+class ReportOptions:
+    prometheus: str | None = None
+    run: Path | None = None
+    window: str | None = None
+    start: str | None = None
+    end: str | None = None
+    config: Path | None = None
+    formats: Sequence[str] = FORMATS
+    out: Path = Path("reports")
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
+
+
+def targets_of(config: Any) -> Targets:
+    """The recommendation rules' targets from a config's ``targets:``."""
+    t = config.targets
+    return Targets(
+        api_latency_p95=t.api_latency_p95, api_latency_p99=t.api_latency_p99, db_query_p95=t.db_query_p95,
+        cache_hit_rate=t.cache_hit_rate, trace_p95=t.trace_p95, error_rate=t.error_rate,
+        endpoint_p95={n: e.api_latency_p95 for n, e in t.endpoints.items() if e.api_latency_p95 is not None},
+        endpoint_p99={n: e.api_latency_p99 for n, e in t.endpoints.items() if e.api_latency_p99 is not None})
+
+
+def parse_time(text: str, what: str) -> float:
+    """Unix seconds, or ISO 8601 (``2026-12-01T08:00:00Z``; without a zone: UTC)."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ReportError(f"{what}: expected an ISO 8601 time like 2026-12-01T08:00:00Z or unix seconds, "
+                          f"got {text!r}") from None
+    if parsed.tzinfo is None:
+        from datetime import UTC
+
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
+
+
+def window_of(options: ReportOptions, now: float | None = None) -> Window:
+    from exporter.config.units import parse_duration
+
+    end = parse_time(options.end, "--to") if options.end else (now if now is not None else time.time())
+    if options.start:
+        if options.window:
+            raise ReportError("give --window or --from/--to, not both")
+        start = parse_time(options.start, "--from")
+    else:
+        try:
+            length = parse_duration(options.window or "1h")
+        except ValueError as exc:
+            raise ReportError(f"--window: {exc}") from None
+        start = end - length
+    if end <= start:
+        raise ReportError(f"the window is empty: --from ({start:.0f}) must be before --to ({end:.0f})")
+    return Window(start, end)
+
+
+def rule_names() -> dict[str, str]:
+    """Plot key -> the recording rule behind it (exporter/slo/rules.py names them)."""
+    from exporter.slo.rules import ERROR_RATIO_TARGET, HIT_RATIO, quantile_record
+
+    return {"api_p95": quantile_record(metrics.HTTP_REQUEST_DURATION, ("target",), 0.95),
+            "api_p99": quantile_record(metrics.HTTP_REQUEST_DURATION, ("target",), 0.99),
+            "db_p95": quantile_record(metrics.PG_QUERY_DURATION, ("target",), 0.95),
+            "trace_p95": quantile_record(metrics.TRACE_DURATION, ("target",), 0.95),
+            "error_rate": ERROR_RATIO_TARGET, "hit_rate": HIT_RATIO}
+
+
+def build(options: ReportOptions, targets: Targets) -> Report:
+    from exporter.reports.targets import build_report
+
+    if options.run is not None:
+        from exporter.reports.run import observe_run_dir
+
+        return build_report(observe_run_dir(options.run, targets))
+    from exporter.reports.prometheus import PrometheusClient, collect
+
+    client = PrometheusClient(options.prometheus or "http://localhost:9090")
+    try:
+        return build_report(collect(client, window_of(options), targets, rule_names()))
+    finally:
+        client.close()
+
+
+def write(report: Report, out: Path, formats: Sequence[str]) -> list[Path]:
+    """Each format's files into ``out``; returns the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    files: dict[str, str] = {}
+    if "json" in formats:
+        from exporter.reports.render_json import json_files
+
+        files.update({name: json.dumps(body, indent=2) + "\n" for name, body in json_files(report).items()})
+    if "md" in formats:
+        from exporter.reports.render_markdown import markdown
+
+        files["report.md"] = markdown(report)
+    if "html" in formats:
+        from exporter.reports.render_html import html_page
+
+        files["report.html"] = html_page(report)
+    for name, text in files.items():
+        path = out / name
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        written.append(path)
+    return written
+
+
+def exit_code(report: Report) -> int:
+    statuses = {row.status for row in report.rows}
+    if MISSED in statuses:
+        return EXIT_MISSED
+    return EXIT_MET if statuses == {MET} else EXIT_NO_DATA
+
+
+def run_report(options: ReportOptions) -> int:
+    from exporter.config.loading import ConfigError, default_config, load_config
+
+    stream = options.stream
+    bad = [f for f in options.formats if f not in FORMATS]
+    if bad:
+        stream.write(f"report: unknown format {bad[0]!r} (expected a list of {', '.join(FORMATS)})\n")
+        return EXIT_NOT_RUN
+    if options.run is not None and options.prometheus:
+        stream.write("report: give --prometheus or --run, not both\n")
+        return EXIT_NOT_RUN
+    try:
+        config = load_config(options.config) if options.config else default_config()
+        report = build(options, targets_of(config))
+        paths = write(report, options.out, options.formats)
+    except (ConfigError, ReportError) as exc:
+        stream.write(f"report: {exc}\n")
+        return EXIT_NOT_RUN
+    for row in report.rows:
+        extra = f" ({row.reason})" if row.status != MET and row.reason else ""
+        stream.write(f"report: {row.metric}: {row.status}{extra}\n")
+    for r in report.findings.top(3):
+        stream.write(f"report: bottleneck {r.priority} {r.issue}: {r.where}\n")
+    stream.write(f"report: wrote {', '.join(str(p) for p in paths)}\n")
+    return exit_code(report)
