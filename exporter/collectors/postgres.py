@@ -29,6 +29,7 @@ from pydantic import Field, SecretStr, model_validator
 from exporter import metrics
 from exporter.analysis.plans import seq_scans
 from exporter.analysis.query_latency import Spread, interval_latency, query_p95
+from exporter.analysis.scrub import scrub_statement
 from exporter.analysis.statements import (
     OTHER_QUERYID,
     Counters,
@@ -573,7 +574,7 @@ class PostgresCollector:
             try:
                 rows = await self._connection(datname).rows(queries.texts, ([int(m) for m in missing],))
                 for qid, text in rows:
-                    self.texts[str(qid)] = short_query(str(text or ""))
+                    self.texts[str(qid)] = short_query(scrub_statement(str(text or "")))  # before cutting
             except (psycopg.Error, Unavailable) as exc:
                 event(log, logging.WARNING, "pg_query_failed", target=self.t, datname=datname,
                       what="pg_stat_statements texts", cause=describe(exc))

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from exporter.config.schema import Config, config_model
+from exporter.secrets import mask_url
 
 
 class ConfigError(Exception):
@@ -143,11 +144,35 @@ def _describe(error: Mapping[str, Any]) -> str:
     message = str(error["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         message = message.removeprefix(prefix)
+    # a secret's value is never repeated, only its type: a wrong one may still be the secret (or hold it)
+    got = f"a {type(error.get('input')).__name__}" if _is_secret(loc) else repr(error.get("input"))
     if kind in ("literal_error", "enum"):
-        message = f"{message}, got {error.get('input')!r}"
+        message = f"{message}, got {got}"
     elif kind.endswith("_type") or kind.endswith("_parsing"):
-        message = f"expected {message.removeprefix('Input should be ')}, got {error.get('input')!r}"
-    return f"{_path_text(loc)}: {message}"
+        message = f"expected {message.removeprefix('Input should be ')}, got {got}"
+    return f"{_path_text(loc)}: {mask_url(message)}"
+
+
+def _is_secret(loc: tuple[int | str, ...]) -> bool:
+    """Whether the key at ``loc`` is a secret or inside one (a SecretStr field, or a mapping of them)."""
+    model: Any = config_model()
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            return False
+        field = model.model_fields.get(str(part)) or next(
+            (f for f in model.model_fields.values() if f.alias == part), None)
+        if field is None:
+            return False
+        if _mentions(field.annotation, SecretStr):
+            return True
+        model = _inner_model(field.annotation)
+    return False
+
+
+def _mentions(annotation: Any, kind: type) -> bool:
+    return annotation is kind or any(_mentions(arg, kind) for arg in getattr(annotation, "__args__", ()) or ())
 
 
 def parse_config(data: Any, source: str, env: Mapping[str, str] | None = None,
