@@ -161,7 +161,7 @@ def test_the_overview_opens_with_the_guides_performance_targets_table(shipped: d
         assert f'"{slo.title}"' in status
         assert f'sloth_id="{slo.sloth_id}"' in budget and f'sloth_id="{slo.sloth_id}"' in burn
     renames = next(t for t in table["transformations"] if t["id"] == "organize")["options"]["renameByName"]
-    assert set(renames.values()) == {"Metric", "Target", "Current", "Unit", "Status", "Error budget left",
+    assert set(renames.values()) == {"Metric", "Source", "Target", "Current", "Unit", "Status", "Error budget left",
                                      "Burn rate"}
     titles = [p["title"] for p in overview["panels"]]
     assert "Error budget remaining" in titles and "Burn rate (5m)" in titles

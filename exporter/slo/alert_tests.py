@@ -34,6 +34,7 @@ from exporter.slo.rules import (
     burn_conditions,
 )
 from exporter.slo.slos import (
+    Estimated,
     HitMissIndicator,
     LatencyIndicator,
     OutcomeIndicator,
@@ -276,9 +277,49 @@ def _group(name: str, series: list[dict[str, str]], tests: list[dict[str, Any]])
     return {"name": name, "interval": "1m", "input_series": series, "alert_rule_test": tests}
 
 
+def estimated_tests(slo: Slo, estimated: Estimated, files: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """An estimated percentile's gauges, steady: ``High`` fires on an estimate above the threshold, ``Unproven``
+    on an estimate within it whose upper bound is above it, and both stay silent while the upper bound is
+    within it."""
+    assert slo.threshold is not None
+    t = slo.threshold
+    for_minutes = _minutes(THRESHOLD_FOR["latency"])
+    labels = {"target": TEST_LABELS[metrics.PG_QUERY_DURATION.name]["target"]}
+    minutes = for_minutes + 30
+    early, late = f"{_step(for_minutes // 2)}m", f"{_step(for_minutes + 15)}m"
+    high, unproven = f"{slo.alert}High", f"{slo.alert}Unproven"
+
+    def series(estimate: float, lower: float, upper: float) -> list[dict[str, str]]:
+        return [{"series": series_name(fam.name, labels), "values": f"{_num(value)}x{minutes}"}
+                for fam, value in ((estimated.estimate, estimate), (estimated.lower, lower),
+                                   (estimated.upper, upper))]
+
+    def alert(name: str, value: float) -> dict[str, Any]:
+        return expected_alert(_rule(files, name, "warning", slo), labels, value)
+
+    cases: list[tuple[str, list[dict[str, str]], dict[str, list[dict[str, Any]]]]] = [
+        (f"{high}: fires when the {slo.title} estimate misses {slo.target_text} for {for_minutes}m",
+         series(2 * t, 1.5 * t, 3 * t), {high: [alert(high, 2 * t)], unproven: []}),
+        (f"{unproven}: fires when the estimate meets {slo.target_text} but the upper bound does not",
+         series(t / 2, t / 4, 2 * t), {high: [], unproven: [alert(unproven, 2 * t)]}),
+        (f"{high}, {unproven}: silent while the upper bound meets {slo.target_text}",
+         series(t / 2, t / 4, t * 0.9), {high: [], unproven: []}),
+    ]
+    groups = []
+    for title, input_series, expected in cases:
+        tests: list[dict[str, Any]] = []
+        for name, alerts in expected.items():
+            tests.append({"eval_time": early, "alertname": name, "exp_alerts": []})
+            tests.append({"eval_time": late, "alertname": name, "exp_alerts": alerts})
+        groups.append(_group(title, input_series, tests))
+    return groups
+
+
 def threshold_tests(slo: Slo, config: Config, files: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     kind = slo.kind
     assert slo.threshold is not None
+    if slo.estimated is not None:
+        return estimated_tests(slo, slo.estimated, files)
     name = {"latency": f"{slo.alert}High", "errors": f"{slo.alert}High", "cache": f"{slo.alert}Low"}[kind]
     rule = _rule(files, name, "warning", slo)
     for_minutes = _minutes(TRACE_FOR if slo.area == "tracing" else THRESHOLD_FOR[kind])

@@ -25,7 +25,7 @@ from grafana_foundation_sdk.models import prometheus as pm
 from exporter import metrics
 from exporter.config.units import format_duration
 from exporter.metrics import Family
-from exporter.slo.rules import ERROR_RATIO_ENDPOINT, ERROR_RATIO_TARGET, HIT_RATIO, quantile_record
+from exporter.slo.rules import ERROR_RATIO_ENDPOINT, ERROR_RATIO_TARGET, HIT_RATIO, estimated_record, quantile_record
 from exporter.slo.slos import LatencyIndicator, Slo, all_slos
 
 if TYPE_CHECKING:
@@ -154,6 +154,8 @@ def current_expr(slo: Slo) -> tuple[str, str, float, str]:
     if slo.kind == "latency":
         assert isinstance(slo.indicator, LatencyIndicator) and slo.quantile is not None
         fam = slo.indicator.family
+        if slo.estimated is not None:
+            return f"max({estimated_record(slo.estimated.estimate, 'max')}{{{T}}})", "<=", 1000, "ms"
         if slo.endpoint:
             record = quantile_record(fam, ("target", "endpoint"), slo.quantile)
             return f'max({record}{{{T}, endpoint="{slo.endpoint}"}})', "<=", 1000, "ms"
@@ -163,6 +165,21 @@ def current_expr(slo: Slo) -> tuple[str, str, float, str]:
             return f'max({ERROR_RATIO_ENDPOINT}{{{T}, endpoint="{slo.endpoint}"}})', "<=", 100, "%"
         return f"max({ERROR_RATIO_TARGET}{{{T}}})", "<=", 100, "%"
     return f"min({HIT_RATIO}{{{T}}})", ">=", 100, "%"
+
+
+# Where each area's guide figure comes from (an estimated one says so itself), for the targets table.
+SOURCES = {"api": "synthetic probes", "cache": "Redis keyspace counters", "tracing": "Jaeger traces"}
+
+
+def status_expr(slo: Slo, current: str, met: str) -> str:
+    """1 when the SLO's figure meets its threshold, 0 when not. An estimated percentile is 1 only when its upper
+    bound meets the threshold, 0 when its estimate does not, and 0.5 (unknown) in between."""
+    assert slo.threshold is not None
+    if slo.estimated is None:
+        return f"({current} {met} bool {slo.threshold:g})"
+    upper = f"max({estimated_record(slo.estimated.upper, 'max')}{{{T}}})"
+    return (f"(({upper} <= bool {slo.threshold:g}) + 0.5 * ({upper} > bool {slo.threshold:g}) * "
+            f"({current} <= bool {slo.threshold:g}))")
 
 
 def _labelled(expr: str, labels: dict[str, str]) -> str:
@@ -178,13 +195,15 @@ def targets_table(slos: list[Slo]) -> table.Panel:
     for order, slo in enumerate(slos, 1):
         expr, met, scale, unit = current_expr(slo)
         assert slo.threshold is not None
-        labels = {"order": f"{order:02d}", "metric": slo.title, "objective": slo.target_text, "unit": unit}
+        source = slo.estimated.source if slo.estimated is not None else SOURCES.get(slo.area, "")
+        labels = {"order": f"{order:02d}", "metric": slo.title, "source": source, "objective": slo.target_text,
+                  "unit": unit}
         currents.append(_labelled(f"({expr} * {scale})", labels))
-        statuses.append(_labelled(f"({expr} {met} bool {slo.threshold:g})", labels))
+        statuses.append(_labelled(status_expr(slo, expr, met), labels))
         which = f'sloth_id="{slo.sloth_id}", {T}'
         budgets.append(_labelled(f"min(slo:period_error_budget_remaining:ratio{{{which}}})", labels))
         burns.append(_labelled(f"max(slo:current_burn_rate:ratio{{{which}}})", labels))
-    columns = {"metric": "Metric", "objective": "Target", "Value #A": "Current", "unit": "Unit",
+    columns = {"metric": "Metric", "source": "Source", "objective": "Target", "Value #A": "Current", "unit": "Unit",
                "Value #B": "Status", "Value #C": "Error budget left", "Value #D": "Burn rate"}
     organize = dm.DataTransformerConfig(id_val="organize", options={
         "excludeByName": {"Time": True, "order": True},
@@ -192,7 +211,8 @@ def targets_table(slos: list[Slo]) -> table.Panel:
         "renameByName": columns})
     status_colours = [dm.ValueMap(options={
         "1": dm.ValueMappingResult(text="OK", color="green", index=0),
-        "0": dm.ValueMappingResult(text="VIOLATED", color="red", index=1)})]
+        "0": dm.ValueMappingResult(text="VIOLATED", color="red", index=1),
+        "0.5": dm.ValueMappingResult(text="UNKNOWN", color="orange", index=2)})]
     background = dm.DynamicConfigValue(id_val="custom.cellOptions", value={"type": "color-background"})
     return (table.Panel().title("Performance targets").datasource(DS).span(24).height(9)
             .description("The guide's Performance Targets table: the worst selected target over the last 5 minutes "
@@ -293,10 +313,24 @@ def database(config: Config) -> db.Dashboard:
     d = new_dashboard("perf-database", "perf-exporter / Database", "PostgreSQL: statement times from "
                       "pg_stat_statements, connections, locks and table scans.", "postgres")
     info = metrics.PG_STATEMENT_INFO.name
+    p95 = (f"{metrics.PG_QUERY_P95.name}{{{T}}}", f"{metrics.PG_QUERY_P95_UPPER.name}{{{T}}}",
+           f"{metrics.PG_QUERY_P95_LOWER.name}{{{T}}}")
     d = (d.with_row(db.Row("Query time"))
-         .with_panel(graph("Query P95 (all statements)", query(
-             _quantile(metrics.PG_QUERY_DURATION, T, "target", 0.95), "{{target}}"),
-             unit="s", line=t.db_query_p95, width=12))
+         .with_panel(graph(
+             "Query P95 (all statements)",
+             query(p95[0], "{{target}} statements (pg_stat_statements, estimated)", "A"),
+             query(p95[1], "{{target}} statements: upper bound", "B"),
+             query(p95[2], "{{target}} statements: lower bound", "C"),
+             query(_quantile(metrics.PG_QUERY_DURATION, T, "target", 0.95),
+                   "{{target}} statements at their mean (approximate)", "D"),
+             query(_quantile(metrics.PG_PROBE_DURATION, T, "target, probe", 0.95),
+                   "{{target}} synthetic query {{probe}} (exact, client-timed)", "E"),
+             unit="s", line=t.db_query_p95, width=12,
+             description="Where each number comes from. Statements (pg_stat_statements, every call of an "
+                         "interval): the estimate, and bounds the true P95 lies between whatever the calls' "
+                         "distribution; the target is met only when the upper bound is below it. The histogram "
+                         "that places each call at its statement's mean is approximate. Synthetic queries "
+                         "(queries:) are timed by the exporter, exactly."))
          .with_panel(graph("Statement executions", query(
              _rate(metrics.PG_QUERY_DURATION, T, "target, datname", "_count"), "{{target}} {{datname}}"),
              unit="ops", width=12))

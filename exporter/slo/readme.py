@@ -16,6 +16,8 @@ from exporter.slo.rules import (
     WINDOWS,
     RuleOptions,
     burn_conditions,
+    estimated_parts,
+    estimated_record,
     quantile_record,
 )
 from exporter.slo.slos import LatencyIndicator, Slo, all_slos, le_matcher, percent_text
@@ -77,6 +79,14 @@ def readme_markdown(config: Config, files: dict[str, dict[str, Any]]) -> str:
         "bound). Whole-number bounds are matched as `le=~\"1(\\\\.0)?\"`, so the rules work on Prometheus 2 "
         "(`le=\"1.0\"`) and 3 (`le=\"1\"`).",
         "",
+        "The database's histogram is the exception: pg_stat_statements keeps sums, not durations, so each "
+        "statement's calls are counted at the statement's mean over a collection interval, and its SLO's bad "
+        "events are approximate. The database's threshold alerts therefore read an estimate of the P95 and bounds "
+        "the true P95 lies between whatever the calls' distribution (`perf_pg_query_p95_*`, see "
+        "[the method](../docs/metrics.md#the-database-query-p95-and-its-bounds)): `DatabaseQueryP95High` fires on "
+        "the estimate, `DatabaseQueryP95Unproven` while the estimate is within the target but the upper bound is "
+        "not, so neither is silent unless the bounds show the target met.",
+        "",
         "An API request is bad for the error-rate SLO when its outcome is anything but `success`: `http_4xx`, "
         "`http_5xx`, and also `timeout`, `connect_error`, `unexpected_status` and `assertion_failed`. The guide "
         "counts 4xx/5xx responses; a request that timed out, could not connect or came back with the wrong body "
@@ -129,6 +139,10 @@ def readme_markdown(config: Config, files: dict[str, dict[str, Any]]) -> str:
             assert isinstance(slo.indicator, LatencyIndicator)
             names = ", ".join(f"`{quantile_record(slo.indicator.family, ('target',), q)}`" for q in QUANTILES)
             lines.append(f"| {names} | {slo.title.replace(' P95', '')} P50/P95/P99 per target |")
+            if slo.estimated is not None:
+                names = ", ".join(f"`{estimated_record(fam, op)}`" for fam, op in estimated_parts(slo.estimated))
+                lines.append(f"| {names} | {slo.title} ({slo.estimated.source}): the highest estimate and upper "
+                             "bound and the lowest lower bound over 5 minutes; the threshold alerts read these |")
     lines += [
         "",
         "## Alerts",
@@ -154,6 +168,11 @@ def readme_markdown(config: Config, files: dict[str, dict[str, Any]]) -> str:
                 alert = PAGE if severity == "critical" else TICKET
                 what = f"{owner.sloth_id}: " + " or ".join(
                     f"{c.factor:g}x over {c.long} and {c.short}" for c in burn_conditions(owner, alert))
+            elif owner is not None and owner.estimated is not None and name.endswith("Unproven"):
+                what = (f"{owner.title}'s upper bound above {owner.target_text[2:]} while its estimate is within "
+                        "it")
+            elif owner is not None and owner.estimated is not None:
+                what = f"{owner.title} ({owner.estimated.source}) above {owner.target_text[2:]}"
             elif owner is not None:
                 what = f"{owner.title} {'above' if owner.kind != 'cache' else 'below'} {owner.target_text[2:]}"
             else:

@@ -24,6 +24,7 @@ from exporter import metrics
 from exporter.config.units import format_duration, parse_duration
 from exporter.metrics import Family
 from exporter.slo.slos import (
+    Estimated,
     HitMissIndicator,
     LatencyIndicator,
     OutcomeIndicator,
@@ -189,12 +190,26 @@ def cache_records(slos: list[Slo], w: str) -> list[dict[str, Any]]:
 
 
 def latency_records(slos: list[Slo], w: str) -> list[dict[str, Any]]:
-    """The percentiles of an area whose one SLO is a latency target."""
+    """The percentiles of an area whose one SLO is a latency target (and its estimate and bounds if it has any)."""
     slo = slos[0]
     assert isinstance(slo.indicator, LatencyIndicator)
     family = slo.indicator.family
-    return [{"record": quantile_record(family, ("target",), q), "expr": quantile_expr(family, ("target",), q, w)}
-            for q in QUANTILES]
+    rules = [{"record": quantile_record(family, ("target",), q), "expr": quantile_expr(family, ("target",), q, w)}
+             for q in QUANTILES]
+    if slo.estimated is not None:
+        rules += [{"record": estimated_record(fam, op), "expr": f"{op} by (target) ({op}_over_time({fam.name}[{w}]))"}
+                  for fam, op in estimated_parts(slo.estimated)]
+    return rules
+
+
+def estimated_parts(estimated: Estimated) -> list[tuple[Family, str]]:
+    """Each gauge of an estimated percentile with how it combines over a window: the highest estimate and upper
+    bound, the lowest lower bound (the percentile of several intervals' calls lies between their extremes)."""
+    return [(estimated.estimate, "max"), (estimated.upper, "max"), (estimated.lower, "min")]
+
+
+def estimated_record(family: Family, op: str) -> str:
+    return f"target:{family.name}:{op}_over_time{THRESHOLD_WINDOW}"
 
 
 # -- alerts ------------------------------------------------------------------------------------------------------
@@ -267,6 +282,9 @@ def threshold_alerts(area: SloArea, slos: list[Slo], config: Config, options: Ru
             if slo.endpoint is not None:
                 expr += selector(f'endpoint="{slo.endpoint}"')
             name = f"{slo.alert}High"
+            if slo.estimated is not None:
+                alerts += estimated_alerts(slo, slo.estimated, config, options)
+                continue
             alerts.append({
                 "alert": name, "expr": f"{expr} > {_num(slo.threshold)}",
                 "for": window(TRACE_FOR if area.name == "tracing" else THRESHOLD_FOR["latency"], options),
@@ -301,6 +319,38 @@ def threshold_alerts(area: SloArea, slos: list[Slo], config: Config, options: Ru
                                     f"{THRESHOLD_WINDOW} hit; the target is {slo.target_text}."),
                     "runbook_url": runbook(config, name)}})
     return alerts
+
+
+def estimated_alerts(slo: Slo, estimated: Estimated, config: Config, options: RuleOptions) -> list[dict[str, Any]]:
+    """An estimated percentile's two alerts: ``High`` while the estimate is above the threshold (always so when
+    even the lower bound is), ``Unproven`` while the estimate is within it but the upper bound is not. Together
+    they are silent only while the bounds show the target met, so a true percentile above the threshold is never
+    reported as met."""
+    assert slo.threshold is not None
+    threshold = _num(slo.threshold)
+    estimate, upper = estimated_record(estimated.estimate, "max"), estimated_record(estimated.upper, "max")
+    lower = estimated_record(estimated.lower, "min")
+    where, wait = _where(slo), window(THRESHOLD_FOR["latency"], options)
+    labels = {"severity": "warning", "slo": slo.sloth_id}
+    return [
+        {"alert": f"{slo.alert}High", "expr": f"{estimate} > {threshold}", "for": wait, "labels": dict(labels),
+         "annotations": {
+             "summary": f"{slo.title} is above its target of {seconds_text(slo.threshold)}.",
+             "description": (f"{where}: {slo.title} over the last {THRESHOLD_WINDOW} is "
+                             f"{{{{ $value | humanizeDuration }}}} ({estimated.source}; it lies between "
+                             f"`{lower}` and `{upper}`); the target is {slo.target_text}."),
+             "runbook_url": runbook(config, f"{slo.alert}High")}},
+        {"alert": f"{slo.alert}Unproven",
+         "expr": f"{upper} > {threshold}\nand on (target)\n{estimate} <= {threshold}\n", "for": wait,
+         "labels": dict(labels),
+         "annotations": {
+             "summary": f"{slo.title} cannot be shown to meet its target of {seconds_text(slo.threshold)}.",
+             "description": (f"{where}: {slo.title} over the last {THRESHOLD_WINDOW} may be as high as "
+                             f"{{{{ $value | humanizeDuration }}}}: the estimate ({estimated.source}) is within "
+                             f"the target of {slo.target_text}, but the statements' spread leaves room for a "
+                             f"slower tail. Synthetic queries give exact figures."),
+             "runbook_url": runbook(config, f"{slo.alert}Unproven")}},
+    ]
 
 
 def health_rules(config: Config, options: RuleOptions) -> list[dict[str, Any]]:

@@ -153,6 +153,14 @@ def runbooks_markdown(config: Config, files: dict[str, dict[str, Any]]) -> str:
                                "faster than it can afford: `severity: critical` at 14.4x over 1 h or 6x over "
                                f"6 h (the whole budget would be gone in {days / 14.4:.2g} or {days / 6:.2g} days), "
                                "`severity: warning` at 3x over 1 d or 1x over 3 d.")
+                elif name.endswith("Unproven") and slo.estimated is not None:
+                    est = slo.estimated
+                    meaning = (f"The guide's target may be violated over the last 5 minutes: {targets}. The "
+                               f"estimate (`{est.estimate.name}`, {est.source}) is within it, but the upper bound "
+                               f"(`{est.upper.name}`), which holds whatever the calls' distribution, is not: "
+                               "some statement's calls spread enough (few calls, or a slow minority) that "
+                               "pg_stat_statements' sums cannot tell. Look for statements whose max is far above "
+                               "their mean; add them as synthetic queries (`queries:`) for exact figures.")
                 else:
                     meaning = f"The guide's target is violated over the last 5 minutes: {targets}."
                 sections.append(

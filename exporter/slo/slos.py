@@ -8,7 +8,10 @@ panels serves them all:
 - the error-rate target counts every probe request whose outcome is not ``success`` as bad: a 4xx or 5xx, and just
   as much a timeout, a refused connection, an unexpected status or a failed body assertion, because each is a
   request the user did not get a correct answer to in time;
-- the cache hit-rate target counts a keyspace miss as bad (objective 80 % means a 20 % miss budget).
+- the cache hit-rate target counts a keyspace miss as bad (objective 80 % means a 20 % miss budget);
+- the database's histogram places each statement's calls at the statement's mean (pg_stat_statements keeps no
+  durations), so its counts are approximate: its threshold alerts read an estimate of the P95 and bounds that
+  the true P95 lies between (:class:`Estimated`), and never stay silent while the bounds cannot show it met.
 
 The metric names come from exporter.metrics by reference; nothing here retypes them.
 """
@@ -132,6 +135,18 @@ class HitMissIndicator(Indicator):
 
 
 @dataclass(frozen=True)
+class Estimated:
+    """A percentile that cannot be counted, only estimated (the database's: pg_stat_statements keeps sums, not
+    durations), with gauges of its estimate and of bounds the true value lies between, per collection interval.
+    Its threshold alert reads the estimate, and a second alert fires while the bounds cannot show it met."""
+
+    estimate: Family
+    upper: Family
+    lower: Family
+    source: str  # where the numbers come from, for dashboards and alert text
+
+
+@dataclass(frozen=True)
 class Slo:
     area: str  # rule group, dashboard and sloth_service: api, database, cache, tracing
     name: str  # sloth_slo, e.g. latency-p95 or create-order-latency-p95
@@ -146,6 +161,7 @@ class Slo:
     threshold: float | None = None  # latency threshold in seconds, or the hit/error ratio
     endpoint: str | None = None  # set for per-endpoint overrides
     excluded_endpoints: tuple[str, ...] = field(default_factory=tuple)
+    estimated: Estimated | None = None  # for a percentile the histogram only approximates
 
     @property
     def sloth_id(self) -> str:
@@ -222,7 +238,9 @@ def database_slos(targets: Targets) -> list[Slo]:
         indicator=LatencyIndicator(by=("target",), family=metrics.PG_QUERY_DURATION, threshold=targets.db_query_p95),
         target_text=f"< {seconds_text(targets.db_query_p95)}",
         description=f"95 % of statement executions within {seconds_text(targets.db_query_p95)}",
-        kind="latency", quantile=0.95, threshold=targets.db_query_p95)]
+        kind="latency", quantile=0.95, threshold=targets.db_query_p95,
+        estimated=Estimated(metrics.PG_QUERY_P95, metrics.PG_QUERY_P95_UPPER, metrics.PG_QUERY_P95_LOWER,
+                            "pg_stat_statements, estimated"))]
 
 
 def cache_slos(targets: Targets) -> list[Slo]:
