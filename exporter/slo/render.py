@@ -40,6 +40,7 @@ def to_json(data: Any) -> str:
 
 def rule_outputs(config: Config) -> dict[str, str]:
     """Relative path -> content of everything under rules/."""
+    from exporter.slo import infrastructure
     from exporter.slo.alert_tests import unit_tests
     from exporter.slo.readme import readme_markdown
     from exporter.slo.rules import rule_groups
@@ -53,11 +54,14 @@ def rule_outputs(config: Config) -> dict[str, str]:
         out[f"tests/{stem}.test.yml"] = HEADER.format(what="rules") + to_yaml(content)
     out["runbooks.md"] = runbooks_markdown(config, files)
     out["README.md"] = readme_markdown(config, files)
+    for relative, content in infrastructure.rule_outputs().items():
+        out[relative] = content if isinstance(content, str) else HEADER.format(what="rules") + to_yaml(content)
     return out
 
 
 def dashboard_outputs(config: Config) -> dict[str, str]:
     """Relative path -> content of everything under grafana/."""
+    from exporter.slo import infrastructure
     from exporter.slo.dashboards import as_json, dashboards
     from exporter.slo.load_dashboard import PATH as LOAD_DASHBOARD
     from exporter.slo.load_dashboard import load_dashboard
@@ -67,6 +71,7 @@ def dashboard_outputs(config: Config) -> dict[str, str]:
     for name, dashboard in dashboards(config).items():
         out[f"dashboards/{name}.json"] = to_json(dashboard)
     out[LOAD_DASHBOARD] = to_json(as_json(load_dashboard(config)))
+    out[infrastructure.DASHBOARD_PATH] = to_json(as_json(infrastructure.infrastructure_dashboard(config)))
     for path, content in provisioning_files().items():
         out[path] = HEADER.format(what="dashboards") + to_yaml(content)
     return out
