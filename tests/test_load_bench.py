@@ -212,3 +212,19 @@ def test_breakpoint_stops_itself_at_the_first_stage_that_breaks_a_target(faulty_
     assert body["capacity"]["requestsPerSecond"] is None
     assert body["capacity"]["stoppedAt"].startswith("stage 1 (4/s) broke api_latency_p95")
     assert len(body["stages"]) < 6  # the later stages never ran
+
+
+def test_k6_timeout_stops_a_run_that_outlasts_it_as_inconclusive(demo: Demo, targets_file: Path,
+                                                                 tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    done = bench("api", "--base-url", demo.url, "--config", str(targets_file), "--vus", "2", "--duration", "60s",
+                 "--warmup", "0s", "--out", str(out), env={"K6_TIMEOUT": "3000", "THINK_TIME": "0.05"})
+    assert done.returncode == 2, done.stderr
+    assert "K6_TIMEOUT (3s)" in done.stderr
+    assert report(out, "api")["shape"]["ranSeconds"] < 60
+
+
+def test_a_k6_timeout_that_is_not_milliseconds_is_refused_naming_it(demo: Demo, tmp_path: Path) -> None:
+    done = bench("api", "--base-url", demo.url, "--out", str(tmp_path), env={"K6_TIMEOUT": "10m"})
+    assert done.returncode == 3
+    assert "K6_TIMEOUT: expected milliseconds" in done.stderr
