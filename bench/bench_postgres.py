@@ -8,7 +8,7 @@ collector as before, its spread columns read as NULL and no P95 computed), rende
 and /metrics scrape time when it runs as `perf-exporter run`; for postgres_exporter: /metrics scrape time (which
 is its collection), series count and RSS; and the ratios.
 
-    .venv/bin/python bench/bench_postgres.py [--statements 6000] [--rounds 5]
+    .venv/bin/python bench/bench_postgres.py [--statements 6000] [--rounds 5] [--calls 1]
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class WithoutQueryP95(PostgresCollector):
         return None
 
 
-async def measure_in_process(pg: Postgres, rounds: int, work: Path, top: int) -> dict[str, float]:
+async def measure_in_process(pg: Postgres, rounds: int, work: Path, top: int, calls: int = 1) -> dict[str, float]:
     cfg = PostgresTarget.model_validate({"name": "bench", "dsn": pg.dsn(), "databases": ["postgres"],
                                          "interval": "30s", "timeout": "20s", "top_statements": top})
     store = MetricStore()
@@ -108,7 +108,8 @@ async def measure_in_process(pg: Postgres, rounds: int, work: Path, top: int) ->
         first = time.perf_counter() - started
         assert await before.run()
         for i in range(rounds):
-            run_sql_file(pg, work)  # every statement is called again: 6,000 non-zero deltas to rank
+            for _ in range(calls):  # every statement is called again: 6,000 non-zero deltas to rank
+                run_sql_file(pg, work)
             # both collectors see the same 6,000 deltas; which one goes first alternates
             for job in (collector, before) if i % 2 == 0 else (before, collector):
                 started = time.perf_counter()
@@ -205,6 +206,8 @@ def main() -> int:
     parser.add_argument("--statements", type=int, default=6000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--top", type=int, default=50, help="top_statements")
+    parser.add_argument("--calls", type=int, default=1,
+                        help="calls of each statement per interval (above 1, each has a spread to model)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-pg-"))
     pg = Postgres(root / "pg").init().start()
@@ -218,7 +221,7 @@ def main() -> int:
         distinct = int(pg.psql("SELECT count(*) FROM pg_stat_statements").strip())
         print(f"pg_stat_statements: {distinct} entries ({args.statements} generated statements)")
 
-        ours = asyncio.run(measure_in_process(pg, args.rounds, work, args.top))
+        ours = asyncio.run(measure_in_process(pg, args.rounds, work, args.top, args.calls))
         daemon = measure_daemon(pg, root, args.rounds, args.top, work)
         print(f"\nperf-exporter (top_statements={args.top}), median of {args.rounds}:")
         print(f"  first collection (baseline):     {ours['first'] * 1000:8.1f} ms")

@@ -90,7 +90,7 @@ def test_the_issue_example_new_in_the_interval_is_exact_and_missed() -> None:
     result, during = interval([([], calls)])
     assert true_p95(during) == 0.3
     assert result.estimate == pytest.approx(0.3, rel=1e-3)
-    assert result.lower == pytest.approx(0.3, rel=1e-3) and result.upper == pytest.approx(0.3, rel=1e-3)
+    assert result.lower == pytest.approx(0.3, rel=0.01) and result.upper == pytest.approx(0.3, rel=0.01)
     assert result.status(TARGET) == "missed"
     assert not result.uncertain
     today = mean_placed_p95(duration_observations(
@@ -198,6 +198,23 @@ def test_on_random_workloads_the_bounds_hold_and_met_is_never_wrong(seed: int) -
         assert result.status(target) != "met"
     if not result.uncertain:
         assert result.estimate == pytest.approx(truth, rel=0.2)
+
+
+def test_sums_that_contradict_each_other_keep_only_what_they_still_prove() -> None:
+    # an entry evicted and re-created unseen before PostgreSQL 17: the differences mix two entries' sums
+    old, previous = reading([0.5] * 40)
+    new, current = reading([0.01] * 30 + [0.4] * 20)
+    delta = new.minus(old)  # 10 calls, and an exec time the old entry's history makes meaningless
+    out = IntervalLatency({}, [])
+    add_statement(out, delta.calls, max(delta.exec_seconds, 0.0), Entry(new), current, previous)
+    result = query_p95(out)
+    assert result is not None
+    assert all(math.isfinite(v) for v in (result.estimate, result.lower, result.upper))
+    assert all(c.var_high == math.inf for c in out.components)  # its variance is not trusted
+    # and a statement read without its spread at all still gives a figure, not an exception
+    missing = interval_latency({("db", "app", "9"): Counters(5, 0.5)}, {("db", "app", "9"): Entry(Counters(5, 0.5))},
+                               {}, {})
+    assert query_p95(missing) is not None
 
 
 def test_no_calls_gives_no_figure() -> None:

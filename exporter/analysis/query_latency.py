@@ -45,8 +45,10 @@ _EPS = 2.220446049250313e-16
 # Allowance for rounding in PostgreSQL's running sums (it keeps the sum of squared deviations of every call since
 # the entry began): n * eps of the cumulative sum of squares, n the entry's calls (recursive summation's bound).
 _ROUNDING = 4 * _EPS
-_SIGMAS = 6.5  # a lognormal's mass beyond 6.5 sigma is below 1e-10: treated as 0 and 1
-_REL = 1e-3  # the search stops when the bracket is this narrow (relative, in log x)
+_SIGMAS = 5.0  # a lognormal's mass beyond 5 sigma is below 3e-7 of its calls: treated as 0 and 1
+_REL = 1e-3  # the estimate's search stops when the bracket is this narrow (relative, in log x) ...
+_COUNT_REL = 1e-5  # ... or when the count at one end is within this share of the calls to count
+_BOUND_REL = 1e-2  # the bounds' searches: 1 %, each end a valid bound anyway
 
 
 class Spread(NamedTuple):
@@ -139,7 +141,7 @@ def add_statement(out: IntervalLatency, calls: float, total: float, entry: Entry
     tolerance = (allowance + 4 * _EPS * (abs(sumsq) + total * total / n)) / n
     var_low, var_high = var - tolerance, var + tolerance
     cap = (hi - mean) * (mean - lo) if hi < math.inf else math.inf  # Bhatia-Davis: no more spread than [lo, hi]
-    if var_high < 0 or var_low > cap * (1 + 1e-9) + tolerance:
+    if not var_high >= 0 or var_low > cap * (1 + 1e-9) + tolerance:  # (a NaN sum fails the first test too)
         # the sums contradict each other (an entry evicted and re-created unseen): trust no variance
         var, var_low, var_high = (cap if cap < math.inf else mean * mean), 0.0, math.inf
     var = min(max(var, 0.0), cap)
@@ -231,10 +233,11 @@ def _lower_share(item: Item, x: float) -> float:
 
 
 def _smallest(need: float, values: list[float], cumulative: list[float], items: list[Item],
-              share: Callable[[Item, float], float], start: float, stop: float) -> tuple[float, float, float]:
+              share: Callable[[Item, float], float], start: float, stop: float, rel: float = _REL,
+              ) -> tuple[float, float, float]:
     """``(x0, x1, x)``: the exact points (``values`` sorted, ``cumulative`` their running calls) and the items
     count fewer than ``need`` calls at ``x0`` and at least ``need`` at ``x1``; ``x`` is the closest to ``need``.
-    The search ends when ``x1 / x0 <= 1 + 1e-3`` or the count at one end is within 1e-5 of ``need``.
+    The search ends when ``x1 / x0 <= 1 + rel`` or the count at one end is within 1e-5 of ``need``.
 
     Bisection on log x: the count is monotone, so the bracket always holds the answer. Items entirely outside the
     bracket are folded into a constant as it narrows, so later counts visit few items."""
@@ -259,10 +262,10 @@ def _smallest(need: float, values: list[float], cumulative: list[float], items: 
             return stop, math.inf, stop
         stop *= 2
         f1 = counted(stop) - need
-    tolerance = 1e-5 * need
+    tolerance = _COUNT_REL * need
     y0, y1 = math.log(start), math.log(stop)
     for _ in range(100):
-        if y1 - y0 <= _REL or min(f1, -f0) <= tolerance:
+        if y1 - y0 <= rel or min(f1, -f0) <= tolerance:
             break
         y = (y0 + y1) / 2
         f = counted(math.exp(y)) - need
@@ -279,7 +282,7 @@ def _smallest(need: float, values: list[float], cumulative: list[float], items: 
             elif item[1] <= x1:
                 kept.append(item)
         active = kept
-    if y1 - y0 <= _REL:
+    if y1 - y0 <= rel:
         return math.exp(y0), math.exp(y1), math.exp((y0 + y1) / 2)
     return math.exp(y0), math.exp(y1), math.exp(y1 if f1 <= -f0 else y0)
 
@@ -336,13 +339,15 @@ def query_p95(latency: IntervalLatency, q: float = QUANTILE) -> QueryP95 | None:
     start = max(min(first, estimate_stop), 1e-7)
     _, _, estimate = _smallest(need, values, cumulative, estimate_items, _lognormal_share, start,
                                max(start, estimate_stop))
-    _, upper, _ = _smallest(need, values, cumulative, upper_items, _upper_share, start, max(start, upper_stop))
+    _, upper, _ = _smallest(need, values, cumulative, upper_items, _upper_share, start, max(start, upper_stop),
+                            _BOUND_REL)
     if unbounded:
         merged = dict(latency.points)
         for v, n in unbounded.items():
             _add_point(merged, v, n)
         values, cumulative = _running(merged)
-    lower, _, _ = _smallest(need, values, cumulative, lower_items, _lower_share, start, max(start, lower_stop))
+    lower, _, _ = _smallest(need, values, cumulative, lower_items, _lower_share, start, max(start, lower_stop),
+                            _BOUND_REL)
     estimate = min(max(estimate, lower), upper)  # what the figures prove beats what the fit assumes
     return QueryP95(estimate, lower, upper, calls)
 
