@@ -101,6 +101,7 @@ def test_every_scenario_runs_and_writes_the_guides_summary(name: str, demo: Demo
     assert body["measured"]["error_rate"] == 0, f"the demo refused the script's requests: {body['endpoints']}"
     stages = 3 if name == "spike" else 2 if name in ("ramp-up", "breakpoint") else 1
     assert [s["name"] for s in body["stages"]] == [str(i) for i in range(1, stages + 1)]
+    assert all(isinstance(s["held"], bool) for s in body["stages"])  # where a ramp or spike broke, if it did
     assert {p["name"] for p in body["parts"]} == set(SCENARIOS[name].parts)
 
 
@@ -228,3 +229,13 @@ def test_a_k6_timeout_that_is_not_milliseconds_is_refused_naming_it(demo: Demo, 
     done = bench("api", "--base-url", demo.url, "--out", str(tmp_path), env={"K6_TIMEOUT": "10m"})
     assert done.returncode == 3
     assert "K6_TIMEOUT: expected milliseconds" in done.stderr
+
+
+def test_a_k6_that_cannot_run_the_test_exits_3_with_its_last_words(demo: Demo, tmp_path: Path) -> None:
+    fake = tmp_path / "k6"
+    fake.write_text('#!/bin/sh\nif [ "$1" = version ]; then echo "k6 v9.9.9 (fake)"; exit 0; fi\n'
+                    'echo "script error: cannot run" >&2\nexit 107\n')
+    fake.chmod(0o755)
+    done = bench("api", "--base-url", demo.url, "--out", str(tmp_path / "reports"), env={"K6_BINARY": str(fake)})
+    assert done.returncode == 3, done.stderr
+    assert "k6 exited with 107 without a summary: script error: cannot run" in done.stderr

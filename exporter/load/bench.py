@@ -29,6 +29,7 @@ from exporter.analysis.load_verdict import (
     evaluate,
     generator_problems,
     not_run,
+    stage_held,
     verdict,
 )
 from exporter.config.loading import ConfigError, default_config, load_config
@@ -127,6 +128,12 @@ def breakpoint_watcher(plan: RunPlan) -> Callable[[LiveSample], str | None]:
     return watch
 
 
+def _limits(plan: RunPlan) -> dict[str, float]:
+    """The API targets a stage must hold: P95, P99 (ms) and the error rate."""
+    keys = {"api_latency_p95": "p95_ms", "api_latency_p99": "p99_ms", "error_rate": "error_rate"}
+    return {keys[t.key]: t.limit for t in plan.thresholds if t.key in keys}
+
+
 def judge(plan: RunPlan, outcome: RunOutcome) -> tuple[load_stats.RunStatistics, Verdict, dict[str, Any]]:
     """Statistics and verdict of a finished run (pure apart from reading ``outcome``)."""
     shape = plan.shape
@@ -139,11 +146,7 @@ def judge(plan: RunPlan, outcome: RunOutcome) -> tuple[load_stats.RunStatistics,
                                                 os.cpu_count() or 1))
     extra: dict[str, Any] = {}
     if shape.model == "breakpoint":
-        limits = {"p95_ms": next((t.limit for t in plan.thresholds if t.key == "api_latency_p95"), None),
-                  "p99_ms": next((t.limit for t in plan.thresholds if t.key == "api_latency_p99"), None),
-                  "error_rate": next((t.limit for t in plan.thresholds if t.key == "error_rate"), None)}
-        held = capacity(stats.stages, [s.target for s in shape.stages],
-                        {k: v for k, v in limits.items() if v is not None})
+        held = capacity(stats.stages, [s.target for s in shape.stages], _limits(plan))
         extra["capacity"] = {"requestsPerSecond": held, "stoppedAt": outcome.stopped}
         # Finding the limit is the point: a broken last stage is the answer, not a regression.
         findings = [f for f in findings if f.met or f.observed is None]
@@ -151,9 +154,18 @@ def judge(plan: RunPlan, outcome: RunOutcome) -> tuple[load_stats.RunStatistics,
             problems = [*problems, "the first stage already broke a target: start lower (--rate)"]
     elif outcome.stopped:
         problems = [*problems, f"stopped early: {outcome.stopped}"]
-    if outcome.k6_exit_code not in (0, 99, 103) and not outcome.metrics:
-        problems = [*problems, f"k6 exited with {outcome.k6_exit_code} without a summary (see {outcome.log_path})"]
+    if not outcome.metrics:  # k6 could not start the test (a script error, a bad option): nothing was measured
+        return stats, not_run(f"k6 exited with {outcome.k6_exit_code} without a summary: "
+                              f"{_log_tail(outcome.log_path)} (see {outcome.log_path})"), extra
     return stats, verdict(findings, problems, stats.overall.requests), extra
+
+
+def _log_tail(path: Path) -> str:
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "no log"
+    return lines[-1][:300] if lines else "no output"
 
 
 def _report(plan: RunPlan, outcome: RunOutcome, stats: load_stats.RunStatistics, result: Verdict,
@@ -170,7 +182,7 @@ def _report(plan: RunPlan, outcome: RunOutcome, stats: load_stats.RunStatistics,
                   "stages": [{"seconds": s.duration, "target": s.target} for s in plan.shape.stages],
                   "ranSeconds": round(outcome.ran_seconds, 3)},
         "measured": stats.overall.as_json(),
-        "stages": [s.as_json() for s in stats.stages],
+        "stages": [{**s.as_json(), "held": stage_held(s, _limits(plan))} for s in stats.stages],
         "parts": [p.as_json() for p in stats.parts],
         "shares": {k: round(v, 4) for k, v in stats.shares().items()},
         "endpoints": [e.as_json() for e in stats.endpoints],
@@ -196,6 +208,9 @@ async def run_scenario(name: str, options: BenchOptions, config: Config, k6: K6,
     summary_path.unlink(missing_ok=True)
     log_path.unlink(missing_ok=True)
     extra_env = prometheus_env(options.prometheus_rw) if options.prometheus_rw else {}
+    jaeger = config.section("jaeger")
+    if jaeger and not os.environ.get("JAEGER_HOST"):  # the tracing script looks its traces up there
+        extra_env["JAEGER_HOST"] = str(getattr(jaeger[0], "url", ""))
     plan = build_plan(scenario, options.overrides, config.targets, base_url, summary_path, _free_address(),
                       extra_env)
     if options.prometheus_rw:
