@@ -284,7 +284,9 @@ def _cause_of_latency(facts: Facts, slow: Sequence[Endpoint]) -> tuple[str, str,
         return ("network latency", worst.name, "add a CDN for static content / reduce payload sizes; move the "
                 "client closer to the gateway", None, evidence, steps)
     db = _database_of(statement, facts.databases) if statement is not None else None
-    if statement is not None and statement.mean_s is not None and statement.mean_s >= max(0.5 * excess_s, 0.05):
+    # The statement is the cause when it is slow by the database's own target, or takes a quarter of the excess.
+    if statement is not None and statement.mean_s is not None and (
+            statement.mean_s > facts.targets.db_query_p95 or statement.mean_s >= max(0.25 * excess_s, 0.05)):
         tables = scanned_tables(statement, db)
         solution, command = index_advice(statement, tables[0] if tables else None)
         where = f"{worst.name} -> statement {statement.queryid}"

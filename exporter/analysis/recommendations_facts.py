@@ -227,9 +227,9 @@ def statement_tables(text: str | None) -> list[str]:
         return []
     out: list[str] = []
     for match in _TABLE_REF.finditer(text):
-        rest = text[match.end():].lstrip()
-        if rest.startswith("("):
-            continue
+        keyword = match.group(0).split()[0].lower()
+        if keyword in ("from", "join") and text[match.end():].startswith("("):
+            continue  # a function in FROM, such as pg_sleep($1)
         name = match.group(1).replace('"', "")
         if name.lower() not in out:
             out.append(name.lower())

@@ -35,6 +35,7 @@ class Figure:
     note: str = ""  # why there is no value, or how to read it
     lower: float | None = None
     upper: float | None = None
+    peak_lower: float | None = None  # the highest lower bound of one collection interval in the window
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {"value": self.value, "unit": self.unit, "source": self.source,
@@ -43,6 +44,8 @@ class Figure:
             out["note"] = self.note
         if self.lower is not None or self.upper is not None:
             out["bounds"] = {"lower": self.lower, "upper": self.upper}
+            if self.peak_lower is not None:
+                out["bounds"]["highestIntervalLower"] = self.peak_lower
         return out
 
 

@@ -288,6 +288,7 @@ def collect(client: PrometheusClient, window: Window, targets: Targets,
     p95_est = q.over_time("max_over_time", metrics.PG_QUERY_P95.name, ("target",))
     p95_up = q.over_time("max_over_time", metrics.PG_QUERY_P95_UPPER.name, ("target",))
     p95_low = q.over_time("min_over_time", metrics.PG_QUERY_P95_LOWER.name, ("target",), "min")
+    p95_low_peak = q.over_time("max_over_time", metrics.PG_QUERY_P95_LOWER.name, ("target",))
     pg_h = q.histograms(metrics.PG_QUERY_DURATION.name, ("target",))
     probe_h = q.histograms(metrics.PG_PROBE_DURATION.name, ("target",))
     blocks_hit = q.increase(metrics.PG_DB_BLOCKS_HIT.name, ("target",))
@@ -356,7 +357,8 @@ def collect(client: PrometheusClient, window: Window, targets: Targets,
         note = {"statements-estimate": "highest interval estimate; the window's P95 lies within the bounds "
                                        "(lowest lower bound .. highest upper bound of its intervals)",
                 "statements-approximate": "approximate: each statement's calls placed at its interval mean"}[p.method]
-        db_p95 = Figure(_ms(p.value), "ms", p.source, precision, note, _ms(p.lower), _ms(p.upper))
+        db_p95 = Figure(_ms(p.value), "ms", p.source, precision, note, _ms(p.lower), _ms(p.upper),
+                        _ms(p95_low_peak.get((("target", first.target),))))
     else:
         db_p95 = missing("ms", _src(f"{metrics.PG_QUERY_DURATION.name}", W),
                          f"no series {metrics.PG_QUERY_DURATION.name} or {metrics.PG_QUERY_P95.name} in the window")

@@ -54,6 +54,10 @@ def judge(key: str, ceiling: bool, quantile: float | None, target: float, figure
             return MET, f"the upper bound {figure.upper:g} {figure.unit} is within the target"
         if figure.lower is not None and figure.lower > limit:
             return MISSED, f"the lower bound {figure.lower:g} {figure.unit} is above the target"
+        if figure.peak_lower is not None and figure.peak_lower > limit:
+            return MISSED, (f"the P95 was above the target in at least one collection interval (its lower bound "
+                            f"{figure.peak_lower:g} {figure.unit}); over the whole window it lies between "
+                            f"{figure.lower} and {figure.upper} {figure.unit}")
         return NO_DATA, (f"cannot decide: the P95 lies between {figure.lower} and {figure.upper} {figure.unit}, "
                          f"on both sides of the target")
     assert figure.value is not None
