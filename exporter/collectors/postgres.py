@@ -153,12 +153,21 @@ class Unavailable(Exception):
     """The database cannot be queried right now (down, refused, or waiting out a reconnect backoff)."""
 
 
+class ServerGone(Exception):
+    """The main connection is lost and cannot be reopened: the server is down, stopping or restarting.
+
+    Not an :class:`Unavailable` on purpose: no single query's handler catches it, so the whole collection ends
+    as one failure with this cause (``up`` 0, one log line), and what it read so far decides nothing (no
+    statement series dropped, no snapshot replaced, no "not installed")."""
+
+
 class DatabaseConnection:
     """One persistent connection to one database: reconnects with backoff, one query in flight at a time."""
 
-    def __init__(self, conninfo: str, connect_deadline: float) -> None:
+    def __init__(self, conninfo: str, connect_deadline: float, main: bool = False) -> None:
         self.conninfo = conninfo
         self.connect_deadline = connect_deadline
+        self.lost: type[Exception] = ServerGone if main else Unavailable  # raised when it cannot be reached
         self.conn: psycopg.AsyncConnection[Row] | None = None
         self.lock = asyncio.Lock()
         self.failures = 0
@@ -172,7 +181,7 @@ class DatabaseConnection:
         await self._discard()
         now = time.monotonic()
         if now < self.retry_at:
-            raise Unavailable(f"{self.last_error} (next attempt in {self.retry_at - now:.0f}s)")
+            raise self.lost(f"{self.last_error} (next attempt in {self.retry_at - now:.0f}s)")
         try:
             async with asyncio.timeout(self.connect_deadline):
                 self.conn = await psycopg.AsyncConnection.connect(self.conninfo, autocommit=True)
@@ -180,7 +189,7 @@ class DatabaseConnection:
             self.failures += 1
             self.retry_at = time.monotonic() + min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** (self.failures - 1))
             self.last_error = describe(exc)
-            raise Unavailable(self.last_error) from None
+            raise self.lost(self.last_error) from None
         self.failures = 0
         self.retry_at = 0.0
         self.dbname = self.conn.info.dbname
@@ -214,10 +223,13 @@ class DatabaseConnection:
                         await cursor.execute(query, params)
                         rows = await cursor.fetchall() if cursor.description is not None else []
                         return rows, time.perf_counter() - started
-                except psycopg.OperationalError:
+                except psycopg.OperationalError as exc:
                     if conn.broken and attempt == 1:
                         await self._discard()
                         continue
+                    if conn.broken:  # reopened, and lost again at once: the server is going away
+                        await self._discard()
+                        raise self.lost(describe(exc)) from None
                     raise
                 except asyncio.CancelledError:
                     # psycopg has asked the server to cancel the query; a connection left busy is not reusable
@@ -251,7 +263,7 @@ class PostgresCollector:
         self.t = cfg.name
         self.conninfo = base_conninfo(cfg)
         # half the run's deadline for connecting or one query, so one stuck database leaves time for the rest
-        self.main = DatabaseConnection(self.conninfo, cfg.timeout / 2)
+        self.main = DatabaseConnection(self.conninfo, cfg.timeout / 2, main=True)
         self.others: dict[str, DatabaseConnection] = {}
         self.sticky = StickyTop(cfg.top_statements, cfg.sticky_for)
         self.snapshot: Snapshot | None = None
@@ -270,23 +282,31 @@ class PostgresCollector:
 
     async def run(self) -> bool:
         try:
-            await self.main.connect()
-        except Unavailable as exc:
+            await self._collect()
+        except ServerGone as exc:  # before connecting, between queries or in the middle of one
             event(log, logging.WARNING, "pg_unreachable", target=self.t, cause=str(exc))
             return False
+        return True
+
+    async def _collect(self) -> None:
+        await self.main.connect()
         main_db = self.main.dbname
         await self._check_privileges()
         watched = await self._watched_databases(main_db)
         await self._keep_connections(watched, main_db)
         names = sorted({*watched, main_db})
-        results, _ = await asyncio.gather(
-            asyncio.gather(*(self._collect_database(db, db in watched) for db in names)),
-            self._collect_server(set(watched)))
+        # every task to its end, then the server's loss first: the other databases' failures are its echo
+        outcomes = await asyncio.gather(*(self._collect_database(db, db in watched) for db in names),
+                                        self._collect_server(set(watched)), return_exceptions=True)
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        for failure in sorted(failures, key=lambda f: not isinstance(f, ServerGone)):
+            raise failure
+        results = [o for o in outcomes if isinstance(o, DatabaseResult)]
+        self._log_database_failures(results)
         by_db = {r.datname: r for r in results}
         self._write_tables(results)
         await self._collect_statements(by_db, main_db, watched)
         await self._run_probes()
-        return True
 
     async def close(self) -> None:
         for conn in [self.main, *self.others.values()]:
@@ -351,13 +371,17 @@ class PostgresCollector:
             result.extension_schema = str(schemas[0][0]) if schemas else None
             if watched:
                 result.tables = await conn.rows(q.TABLE_STATS, (self.cfg.top_tables,))
-            self._once(f"database:{datname}", "ok")
         except (psycopg.Error, Unavailable) as exc:
             result.error = describe(exc)
-            if self._once(f"database:{datname}", _BACKOFF_NOTE.sub("", result.error)):
-                event(log, logging.WARNING, "pg_database_failed", target=self.t, datname=datname,
-                      cause=result.error)
         return result
+
+    def _log_database_failures(self, results: list[DatabaseResult]) -> None:
+        """Each database's failure once while it lasts (logged after the collection: a lost server says it)."""
+        for result in results:
+            state = "ok" if result.error is None else _BACKOFF_NOTE.sub("", result.error)
+            if self._once(f"database:{result.datname}", state) and result.error is not None:
+                event(log, logging.WARNING, "pg_database_failed", target=self.t, datname=result.datname,
+                      cause=result.error)
 
     def _write_tables(self, results: list[DatabaseResult]) -> None:
         readings: Readings = {}
