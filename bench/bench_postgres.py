@@ -102,6 +102,7 @@ async def measure_in_process(pg: Postgres, rounds: int, work: Path, top: int, ca
     collector = PostgresCollector(cfg, JobContext(store, TraceLink()))
     before = WithoutQueryP95(cfg, JobContext(MetricStore(), TraceLink()))
     collect_times, before_times, generate_times, render_times = [], [], [], []
+    cpu: dict[bool, list[float]] = {True: [], False: []}  # the exporter's CPU seconds per collection, by variant
     try:
         started = time.perf_counter()
         assert await collector.run()
@@ -112,9 +113,10 @@ async def measure_in_process(pg: Postgres, rounds: int, work: Path, top: int, ca
                 run_sql_file(pg, work)
             # both collectors see the same 6,000 deltas; which one goes first alternates
             for job in (collector, before) if i % 2 == 0 else (before, collector):
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.process_time()
                 assert await job.run()
                 (collect_times if job is collector else before_times).append(time.perf_counter() - started)
+                cpu[job is collector].append(time.process_time() - started_cpu)
             started = time.perf_counter()
             stores.render()  # after a collection: the families it wrote are rendered again
             render_times.append(time.perf_counter() - started)
@@ -127,6 +129,7 @@ async def measure_in_process(pg: Postgres, rounds: int, work: Path, top: int, ca
     p95 = store.get(metrics.PG_QUERY_P95, target="bench")
     assert p95 is not None, "no query P95 was computed"
     return {"first": first, "collect": statistics.median(collect_times), "before": statistics.median(before_times),
+            "collect_cpu": statistics.median(cpu[True]), "before_cpu": statistics.median(cpu[False]),
             "generate": statistics.median(generate_times), "render": statistics.median(render_times),
             "series": series(text), "statement_series": series_named(text, "perf_pg_statement_calls_total")}
 
@@ -228,6 +231,8 @@ def main() -> int:
         print(f"  collection (6,000 deltas):       {ours['collect'] * 1000:8.1f} ms")
         print(f"    same rounds, without query P95: {ours['before'] * 1000:7.1f} ms   (ratio "
               f"{ours['collect'] / ours['before']:.3f})")
+        print(f"    exporter CPU, with / without:  {ours['collect_cpu'] * 1000:6.1f} / "
+              f"{ours['before_cpu'] * 1000:.1f} ms   (ratio {ours['collect_cpu'] / ours['before_cpu']:.3f})")
         print(f"  render, generate_latest:         {ours['generate'] * 1000:8.2f} ms")
         print(f"  render, StoreCollector.render:   {ours['render'] * 1000:8.2f} ms")
         print(f"  series (postgres store):         {ours['series']:8.0f}"

@@ -35,6 +35,8 @@ import bisect
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from itertools import accumulate
+from operator import itemgetter
 from typing import NamedTuple
 
 from exporter.analysis.statements import Counters, Entry, StatementKey
@@ -239,8 +241,9 @@ def _smallest(need: float, values: list[float], cumulative: list[float], items: 
     count fewer than ``need`` calls at ``x0`` and at least ``need`` at ``x1``; ``x`` is the closest to ``need``.
     The search ends when ``x1 / x0 <= 1 + rel`` or the count at one end is within 1e-5 of ``need``.
 
-    Bisection on log x: the count is monotone, so the bracket always holds the answer. Items entirely outside the
-    bracket are folded into a constant as it narrows, so later counts visit few items."""
+    The items' ends alone narrow the bracket first (an item counts nothing below its from and all its calls from
+    its to on), then bisection on log x: the count is monotone, so the bracket always holds the answer. Items
+    entirely outside the bracket are folded into a constant as it narrows, so counts visit few items."""
     active, base = items, 0.0
 
     def counted(x: float) -> float:
@@ -253,26 +256,30 @@ def _smallest(need: float, values: list[float], cumulative: list[float], items: 
                 total += item[0] * share(item, x)
         return total
 
-    f0 = counted(start) - need
-    if f0 >= 0:
-        return start, start, start
-    f1 = counted(stop) - need
-    while f1 < 0:  # cannot happen with the stops query_p95 computes; never return an end that is not one
-        if stop > 1e9:
-            return stop, math.inf, stop
-        stop *= 2
-        f1 = counted(stop) - need
+    at_least, at_most = _step_count(values, cumulative, items, 2), _step_count(values, cumulative, items, 1)
+    f0 = f1 = math.nan  # the counts at the ends, once known
+    # x1: where even the items' to ends count enough; x0: where even their from ends do not
+    x1 = _first_reaching(at_least, need, start, stop)
+    if x1 is None:
+        x1, f1 = stop, counted(stop) - need
+        while f1 < 0:  # cannot happen with the stops query_p95 computes; never return an end that is not one
+            if x1 > 1e9:
+                return x1, math.inf, x1
+            x1 *= 2
+            f1 = counted(x1) - need
+    reached = _first_reaching(at_most, need, start, x1)
+    if reached is None or reached <= start:
+        f0 = counted(start) - need
+        if f0 >= 0:
+            return start, start, start
+        x0 = start
+    else:
+        x0 = reached * (1 - 1e-12)
     tolerance = _COUNT_REL * need
-    y0, y1 = math.log(start), math.log(stop)
-    for _ in range(100):
-        if y1 - y0 <= rel or min(f1, -f0) <= tolerance:
+    y0, y1 = math.log(x0), math.log(x1)
+    for step in range(100):
+        if step > 0 and (y1 - y0 <= rel or min(f1, -f0) <= tolerance):
             break
-        y = (y0 + y1) / 2
-        f = counted(math.exp(y)) - need
-        if f >= 0:
-            y1, f1 = y, f
-        else:
-            y0, f0 = y, f
         # items entirely below or above the bracket count the same anywhere in it
         x0, x1 = math.exp(y0), math.exp(y1)
         kept = []
@@ -282,9 +289,51 @@ def _smallest(need: float, values: list[float], cumulative: list[float], items: 
             elif item[1] <= x1:
                 kept.append(item)
         active = kept
-    if y1 - y0 <= rel:
+        if y1 - y0 <= rel:
+            break
+        y = (y0 + y1) / 2
+        f = counted(math.exp(y)) - need
+        if f >= 0:
+            y1, f1 = y, f
+        else:
+            y0, f0 = y, f
+    if y1 - y0 <= rel or math.isnan(f0) or math.isnan(f1):
         return math.exp(y0), math.exp(y1), math.exp((y0 + y1) / 2)
     return math.exp(y0), math.exp(y1), math.exp(y1 if f1 <= -f0 else y0)
+
+
+def _step_count(values: list[float], cumulative: list[float], items: list[Item], end: int,
+                ) -> Callable[[float], float]:
+    """The points at or below ``x`` plus the calls of every item whose ``end`` (1: from, 2: to) is at or below
+    ``x``: at most (1) and at least (2) what the items count there."""
+    ends = sorted(zip(map(itemgetter(end), items), map(itemgetter(0), items), strict=True))
+    at = list(map(itemgetter(0), ends))
+    running = list(accumulate(map(itemgetter(1), ends)))
+
+    def count(x: float) -> float:
+        i, j = bisect.bisect_right(values, x), bisect.bisect_right(at, x)
+        return (cumulative[i - 1] if i else 0.0) + (running[j - 1] if j else 0.0)
+
+    return count
+
+
+def _first_reaching(count: Callable[[float], float], need: float, start: float, stop: float) -> float | None:
+    """About the smallest ``x`` in ``[start, stop]`` where ``count(x) >= need`` (from above: ``count`` reaches
+    ``need`` there), or None if it never does."""
+    if count(stop) < need:
+        return None
+    if count(start) >= need:
+        return start
+    y0, y1 = math.log(start), math.log(stop)
+    for _ in range(60):
+        if y1 - y0 <= 1e-9:
+            break
+        y = (y0 + y1) / 2
+        if count(math.exp(y)) >= need:
+            y1 = y
+        else:
+            y0 = y
+    return math.exp(y1)
 
 
 def _running(points: Mapping[float, float]) -> tuple[list[float], list[float]]:
@@ -311,31 +360,34 @@ def query_p95(latency: IntervalLatency, q: float = QUANTILE) -> QueryP95 | None:
     lower_items: list[Item] = []
     unbounded: dict[float, float] = {}  # calls nothing bounds from above: for the lower bound, as fast as min
     k = math.sqrt(q / (1 - q))  # Cantelli: at most 1 - q of the calls at or above mean + k sd
-    estimate_stop = upper_stop = lower_stop = last
-    for c in latency.components:
-        first = min(first, c.lo if c.lo > 0 else c.mean)
-        sigma2 = math.log1p(c.var / (c.mean * c.mean)) if c.mean > 0 else 0.0
+    upper_stop = last
+    exp, log, sqrt, log1p, root2, inf = math.exp, math.log, math.sqrt, math.log1p, math.sqrt(2), math.inf
+    for n, mean, var, var_low, var_high, lo, hi in latency.components:  # thousands: plain arithmetic
+        sigma2 = log1p(var / (mean * mean)) if mean > 0 else 0.0
         if sigma2 <= 0:
-            estimate_items.append((c.calls, c.mean, c.mean))
-            estimate_stop = max(estimate_stop, c.mean)
+            estimate_items.append((n, mean, mean))
         else:
-            sigma = math.sqrt(sigma2)
-            mu = math.log(c.mean) - sigma2 / 2
-            a = max(c.lo, math.exp(mu - _SIGMAS * sigma))
-            b = max(a, min(c.hi, math.exp(mu + _SIGMAS * sigma)))
-            estimate_items.append((c.calls, a, b, mu, sigma * math.sqrt(2)))
-            estimate_stop = max(estimate_stop, b)
+            sigma = sqrt(sigma2)
+            mu = log(mean) - sigma2 / 2
+            a, b = exp(mu - _SIGMAS * sigma), exp(mu + _SIGMAS * sigma)
+            a = lo if a < lo else a
+            b = hi if b > hi else b
+            estimate_items.append((n, a, a if b < a else b, mu, sigma * root2))
         # from here on at least q of this statement's calls are counted by _upper_share
-        cantelli = c.mean + k * math.sqrt(c.var_high) if c.var_high < math.inf else math.inf
-        markov = c.lo + (c.mean - c.lo) / (1 - q)
-        upper_stop = max(upper_stop, min(c.hi, cantelli, markov))
-        upper_items.append((c.calls, c.mean, c.hi, c.mean, c.var_high, c.lo))
-        if c.hi < math.inf:
-            lower_items.append((c.calls, c.lo, c.hi, c.mean, c.var_low + c.mean * c.mean, c.hi))
-            lower_stop = max(lower_stop, c.hi)
+        reach = hi
+        cantelli = mean + k * sqrt(var_high) if var_high < inf else inf
+        reach = cantelli if cantelli < reach else reach
+        markov = lo + (mean - lo) / (1 - q)
+        reach = markov if markov < reach else reach
+        upper_stop = reach if reach > upper_stop else upper_stop
+        upper_items.append((n, mean, hi, mean, var_high, lo))
+        if hi < inf:
+            lower_items.append((n, lo, hi, mean, var_low + mean * mean, hi))
         else:
-            _add_point(unbounded, c.lo, c.calls)
-            lower_stop = max(lower_stop, c.lo)
+            _add_point(unbounded, lo, n)
+    first = min(first, min(map(itemgetter(1), estimate_items), default=first))
+    estimate_stop = max(last, max(map(itemgetter(2), estimate_items), default=last))
+    lower_stop = max(last, max(map(itemgetter(2), lower_items), default=last), max(unbounded, default=last))
     start = max(min(first, estimate_stop), 1e-7)
     _, _, estimate = _smallest(need, values, cumulative, estimate_items, _lognormal_share, start,
                                max(start, estimate_stop))
