@@ -58,3 +58,16 @@ jaeger:
     assert platform["queues"]["trip:location:updates"]["max"] >= 0
     assert platform["traces"]["traces"] > 0
     assert platform["traces"]["p95Ms"] > 0
+
+
+def test_bench_demo_loads_the_demo_on_its_embedded_postgresql_and_valkey_and_profiles_them(tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    done = subprocess.run([sys.executable, "-m", "exporter", "bench", "db-profiling", "--demo", "--vus", "2",
+                           "--duration", "3s", "--warmup", "1s", "--out", str(out)], capture_output=True, text=True,
+                          timeout=240, check=False, env={**os.environ, "THINK_TIME": "0.05"})
+    assert done.returncode in (0, 1, 2), done.stderr
+    assert "storage postgresql, cache redis" in done.stderr
+    body = json.loads((out / "db-profiling.json").read_text())
+    assert body["summary"]["totalRequests"] > 0 and body["measured"]["error_rate"] == 0
+    assert body["platform"]["database"]["statementCalls"] > 0
+    assert body["platform"]["cache"]["hits"] + body["platform"]["cache"]["misses"] > 0

@@ -8,9 +8,9 @@ Exit codes: 0 every target met; 1 a target missed (named); 2 inconclusive (the g
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
-import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -247,19 +247,6 @@ async def run_scenario(name: str, options: BenchOptions, config: Config, k6: K6,
     return result.exit_code, body
 
 
-def _start_demo(stream: TextIO) -> tuple[subprocess.Popen[bytes], str]:
-    from exporter.demo.launcher import start_demo, stop_demo, wait_until_answering
-
-    listen = _free_address()
-    proc = start_demo(listen, "warning", "logfmt")
-    url = f"http://{listen}"
-    if not wait_until_answering(proc, url, 30.0):
-        stop_demo(proc)
-        raise RuntimeError(f"the demo did not answer on {url}")
-    stream.write(f"demo: listening on {url}\n")
-    return proc, url
-
-
 def write_testruns(options: BenchOptions, names: list[str]) -> int:
     """``--k6-operator N``: one TestRun manifest per scenario into ``--out``; nothing runs here."""
     from exporter.load.operator import dump, testrun_manifest
@@ -295,15 +282,20 @@ def run_bench(options: BenchOptions) -> int:
     except K6NotFound as exc:
         stream.write(f"bench: {exc}\n")
         return EXIT_NOT_RUN
-    demo: subprocess.Popen[bytes] | None = None
+    with contextlib.ExitStack() as stack:
+        return _run_all(options, names, k6, version, stack)
+
+
+def _run_all(options: BenchOptions, names: list[str], k6: K6, version: str, stack: contextlib.ExitStack) -> int:
+    stream = options.stream
     try:
         env = dict(os.environ)
         if options.demo:
-            from exporter.demo.launcher import config_environment, example_config_path
+            from exporter.demo.launcher import example_config_path
+            from exporter.load.demo_target import demo_target
 
-            demo, url = _start_demo(stream)
+            url, env = stack.enter_context(demo_target(stream))
             options.base_url = options.base_url or url
-            env = config_environment(env, url)
             config = load_config(options.config or example_config_path(), env=env)
         else:
             config = load_config(options.config, env=env) if options.config else default_config()
@@ -329,9 +321,4 @@ def run_bench(options: BenchOptions) -> int:
     except (ConfigError, PlanError, RuntimeError) as exc:
         stream.write(f"bench: {exc}\n")
         return EXIT_NOT_RUN
-    finally:
-        if demo is not None:
-            from exporter.demo.launcher import stop_demo
-
-            stop_demo(demo)
 
