@@ -163,8 +163,11 @@ class Scheduler:
         if self.started:
             self.aps.shutdown(wait=False)
             self.started = False
-        for task in pending:
-            task.cancel()
+        for runner in self.runners.values():
+            if runner.running in pending:
+                event(log, logging.WARNING, "job_cancelled", collector=runner.collector, target=runner.entry.name,
+                      cause=f"still running after the {grace:g}s shutdown grace period")
+                runner.running.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
         for runner in self.runners.values():
             await self._close(runner)

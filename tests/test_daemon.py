@@ -157,6 +157,8 @@ def test_sigterm_cancels_a_run_that_outlasts_the_grace_period_and_says_so(daemon
     log = daemon.log()
     assert "event=stopping grace_seconds=10" in log
     assert "event=stopped runs_cancelled=1" in log
+    cancelled = [line for line in log.splitlines() if "event=job_cancelled" in line]
+    assert len(cancelled) == 1 and "collector=api" in cancelled[0] and "target=gw" in cancelled[0]
     assert "Traceback" not in log
 
 

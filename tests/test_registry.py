@@ -200,6 +200,10 @@ CREATE_ORDER = {"name": "create_order", "method": "POST", "path": "/api/v1/order
                 "json": {"rider_id": 7, "pickup": "Alexanderplatz 1", "dropoff": "Flughafen BER"}}
 
 
+def probe_labels(jaeger: str) -> dict[str, str]:
+    return {"target": jaeger, "probe_target": "gateway", "probe": "create_order"}
+
+
 def _jaeger(name: str, url: str) -> dict[str, Any]:
     return {"name": name, "url": url, "interval": "1s", "timeout": "0.9s", "settle": "0.5s", "lookback": "1m"}
 
@@ -212,8 +216,8 @@ def test_two_jaeger_targets_each_report_the_probes_trace(demo: str) -> None:
 
     async def go() -> tuple[float, float]:
         async with scheduled(config) as (_, stores):
-            a = await value_when(stores, "perf_trace_probe_spans", {"target": "tracing_a", "probe_target": "gateway", "probe": "create_order"})
-            b = await value_when(stores, "perf_trace_probe_spans", {"target": "tracing_b", "probe_target": "gateway", "probe": "create_order"})
+            a = await value_when(stores, "perf_trace_probe_spans", probe_labels("tracing_a"))
+            b = await value_when(stores, "perf_trace_probe_spans", probe_labels("tracing_b"))
             return a, b
 
     a, b = asyncio.run(go())
@@ -229,7 +233,7 @@ def test_a_probe_names_the_trace_collectors_meant_to_see_its_traces(demo: str) -
 
     async def go() -> tuple[StoreCollector, float]:
         async with scheduled(config) as (_, stores):
-            spans = await value_when(stores, "perf_trace_probe_spans", {"target": "tracing_a", "probe_target": "gateway", "probe": "create_order"})
+            spans = await value_when(stores, "perf_trace_probe_spans", probe_labels("tracing_a"))
             await value_when(stores, "perf_job_runs_total",
                              {"collector": "jaeger", "target": "tracing_b", "result": "success"},
                              lambda v: v is not None and v >= 3)
