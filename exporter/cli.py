@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--demo", action="store_true", help="start the bundled demo and load it")
     bench.add_argument("--prometheus-rw", metavar="URL",
                        help="also send k6's results to this Prometheus (remote write, native histograms)")
+    bench.add_argument("--baseline", type=Path, metavar="REPORT",
+                       help="compare with an earlier run's report (its <scenario>.json, or its --out directory)")
     bench.add_argument("--k6-operator", type=int, metavar="PARALLELISM",
                        help="write a k6-operator TestRun manifest into --out instead of running")
     report = sub.add_parser("report", help="write the guide's reports (json, md, html) from Prometheus or a bench run")

@@ -204,3 +204,21 @@ def test_every_scenario_script_is_shipped(name: str) -> None:
     path = SCENARIOS[name].script_path()
     assert path.is_file() and os.access(path.parent / "lib" / "tripo.js", os.R_OK)
     assert "jslib.k6.io" not in path.read_text()  # remote imports fail without internet
+
+
+def test_a_run_is_compared_with_its_baseline_cut_by_cut() -> None:
+    from exporter.analysis.load_compare import compare_runs
+
+    def run(p95: float, rps: float) -> dict[str, object]:
+        cut = {"name": "1", "p50_ms": 10.0, "p95_ms": p95, "p99_ms": None, "requests_per_second": rps,
+               "error_rate": 0.0}
+        return {"scenario": "spike", "measured": {**cut, "name": "measured"}, "stages": [cut],
+                "endpoints": [{**cut, "name": "create_order"}], "parts": []}
+
+    result = compare_runs(run(p95=120.0, rps=90.0), run(p95=100.0, rps=100.0))
+    assert result["measured"]["p95_ms"]["changePercent"] == pytest.approx(20.0)
+    assert result["stages"][0]["requests_per_second"]["changePercent"] == pytest.approx(-10.0)
+    assert result["measured"]["p99_ms"]["changePercent"] is None
+    assert result["headline"] == "vs baseline: P50 +0.0 %, P95 +20.0 %, req/s -10.0 %"
+    with pytest.raises(ValueError, match="'mixed' run"):
+        compare_runs(run(1, 1), {**run(1, 1), "scenario": "mixed"})

@@ -239,3 +239,18 @@ def test_a_k6_that_cannot_run_the_test_exits_3_with_its_last_words(demo: Demo, t
     done = bench("api", "--base-url", demo.url, "--out", str(tmp_path / "reports"), env={"K6_BINARY": str(fake)})
     assert done.returncode == 3, done.stderr
     assert "k6 exited with 107 without a summary: script error: cannot run" in done.stderr
+
+
+def test_a_run_with_a_baseline_reports_how_it_moved(demo: Demo, targets_file: Path, tmp_path: Path) -> None:
+    args = ["--base-url", demo.url, "--config", str(targets_file), "--vus", "2", "--duration", "2s",
+            "--warmup", "0s"]
+    first = bench("caching", *args, "--out", str(tmp_path / "before"), env={"THINK_TIME": "0.05"})
+    assert first.returncode in (0, 1, 2), first.stderr
+    second = bench("caching", *args, "--out", str(tmp_path / "after"), "--baseline", str(tmp_path / "before"),
+                   env={"THINK_TIME": "0.05"})
+    assert second.returncode in (0, 1, 2), second.stderr
+    assert "caching: vs baseline: P50 " in second.stderr
+    comparison = report(tmp_path / "after", "caching")["comparison"]
+    before = report(tmp_path / "before", "caching")
+    assert comparison["measured"]["p95_ms"]["baseline"] == before["measured"]["p95_ms"]
+    assert [e["name"] for e in comparison["endpoints"]] == ["get_order"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import sys
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from exporter.analysis import load_stats
+from exporter.analysis.load_compare import compare_runs
 from exporter.analysis.load_verdict import (
     EXIT_NOT_RUN,
     GeneratorLoad,
@@ -55,6 +57,7 @@ class BenchOptions:
     demo: bool = False
     prometheus_rw: str | None = None
     k6_operator: int | None = None  # write a k6-operator TestRun with this parallelism instead of running
+    baseline: Path | None = None  # a report of an earlier run of the same scenario, or a directory of them
     stream: TextIO = field(default_factory=lambda: sys.stderr)
 
 
@@ -168,6 +171,18 @@ def _log_tail(path: Path) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
+def _compare(baseline: Path | None, name: str, body: dict[str, Any]) -> dict[str, Any] | None:
+    """``--baseline``: the comparison with an earlier report (a file, or the ``<scenario>.json`` in a directory)."""
+    if baseline is None:
+        return None
+    path = baseline / f"{name}.json" if baseline.is_dir() else baseline
+    try:
+        earlier = json.loads(path.read_text())
+        return compare_runs(body, earlier)
+    except (OSError, ValueError) as exc:
+        return {"headline": f"no comparison with {path}: {exc}"}
+
+
 def _report(plan: RunPlan, outcome: RunOutcome, stats: load_stats.RunStatistics, result: Verdict,
             extra: dict[str, Any], version: str, k6: K6, base_url: str, platform: dict[str, Any] | None,
             ) -> dict[str, Any]:
@@ -241,8 +256,13 @@ async def run_scenario(name: str, options: BenchOptions, config: Config, k6: K6,
         measured_platform = await platform.finish()
     stats, result, extra = judge(plan, outcome)
     body = _report(plan, outcome, stats, result, extra, version, k6, base_url, measured_platform)
+    comparison = _compare(options.baseline, name, body)
+    if comparison is not None:
+        body["comparison"] = comparison
     path = report.write_json(out / f"{name}.json", body)
     body["file"] = str(path)
+    if comparison is not None:
+        options.stream.write(f"{name}: {comparison['headline']}\n")
     progress.close(f"{result.headline()} (report: {path})")
     return result.exit_code, body
 
