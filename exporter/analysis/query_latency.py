@@ -15,8 +15,10 @@ total, their mean and their *population* standard deviation, and the fastest and
 Three figures come out of one interval, over all the statements' calls together:
 
 - **estimate**: each statement's calls follow a lognormal with the interval's mean and variance (clipped to its
-  ``[min, max]``), mixed by calls; its 95th percentile. Exact for statements with one call or no spread; for a
-  statement whose calls are bimodal (nine at 10 ms, one at 300 ms) a lognormal can be far off (144 ms there);
+  ``[min, max]``), mixed by calls; its 95th percentile. Exact for statements with one call or no spread. A
+  statement whose variance is at least half the most its ``[min, max]`` allows must have its calls crowd at both
+  ends (nine at 10 ms, one at 300 ms): a lognormal would put its P95 at 144 ms there, so such a statement is
+  modelled as calls at ``min`` and ``max`` in the proportion its mean needs, the rest at its mean;
 - **upper bound**: the P95 of *any* set of calls with these counts, means, variances and bounds is at most this.
   Per statement the share of calls at or above ``x`` is at most Cantelli's ``var / (var + (x - mean)^2)``, at
   most Markov's ``(mean - min) / (x - min)``, and 0 from ``max`` on;
@@ -47,6 +49,7 @@ _EPS = 2.220446049250313e-16
 # Allowance for rounding in PostgreSQL's running sums (it keeps the sum of squared deviations of every call since
 # the entry began): n * eps of the cumulative sum of squares, n the entry's calls (recursive summation's bound).
 _ROUNDING = 4 * _EPS
+_CROWDED = 0.5  # a statement whose variance is at least this share of the most [lo, hi] allows: not a lognormal
 _SIGMAS = 5.0  # a lognormal's mass beyond 5 sigma is below 3e-7 of its calls: treated as 0 and 1
 _REL = 1e-3  # the estimate's search stops when the bracket is this narrow (relative, in log x) ...
 _COUNT_REL = 1e-5  # ... or when the count at one end is within this share of the calls to count
@@ -364,7 +367,16 @@ def query_p95(latency: IntervalLatency, q: float = QUANTILE) -> QueryP95 | None:
     exp, log, sqrt, log1p, root2, inf = math.exp, math.log, math.sqrt, math.log1p, math.sqrt(2), math.inf
     for n, mean, var, var_low, var_high, lo, hi in latency.components:  # thousands: plain arithmetic
         sigma2 = log1p(var / (mean * mean)) if mean > 0 else 0.0
-        if sigma2 <= 0:
+        widest = (hi - mean) * (mean - lo)  # the variance of calls all at lo or hi
+        if hi < inf and widest > 0 and var >= _CROWDED * widest:
+            # the calls must crowd at both ends (a fast majority and a slow few, say): the share r = var / widest
+            # at lo and hi in the proportion the mean needs, the rest at the mean, which keeps mean and variance
+            r = min(var / widest, 1.0)
+            p = (mean - lo) / (hi - lo)
+            estimate_items.append((n * r * (1 - p), lo, lo))
+            estimate_items.append((n * r * p, hi, hi))
+            estimate_items.append((n * (1 - r), mean, mean))
+        elif sigma2 <= 0:
             estimate_items.append((n, mean, mean))
         else:
             sigma = sqrt(sigma2)
