@@ -65,7 +65,8 @@ def test_every_relative_link_leads_to_a_file_and_heading_in_the_repository(page:
 
 def test_the_readme_links_every_page_of_the_docs() -> None:
     linked = {(REPO / target.partition("#")[0]).resolve() for target in relative_links(README)}
-    assert DOCS and not [p.name for p in DOCS if p not in linked]
+    unlinked = [p.name for p in DOCS if p not in linked]
+    assert DOCS and not unlinked, f"the README's Documentation list does not link docs/{unlinked}"
 
 
 def test_the_readme_gives_the_demo_command_and_the_test_command_that_ci_runs() -> None:
