@@ -17,8 +17,10 @@ recorded with its query and headers.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -185,6 +187,9 @@ class JaegerReplay:
         self.requests: list[Request] = []
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
+        self.connections: list[socket.socket] = []  # accepted, for kill()
+        # bytes of a body sent before the server dies mid-answer (negative: dies before answering at all)
+        self.cut: Callable[[Request], int | None] | None = None
 
     # -- data ------------------------------------------------------------------------------------------------
 
@@ -209,7 +214,8 @@ class JaegerReplay:
         assert self.server is not None
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def start(self) -> JaegerReplay:
+    def start(self, port: int = 0) -> JaegerReplay:
+        """Serve on ``port`` (0: a free one; a stopped replay's own port to come back where it was)."""
         replay = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -222,16 +228,30 @@ class JaegerReplay:
                 request = Request(path, query, {k.lower(): v for k, v in self.headers.items()})
                 replay.requests.append(request)
                 reply = replay.answer(request)
+                cut = replay.cut(request) if replay.cut is not None else None
+                if cut is not None and cut < 0:  # the server dies with the request received, unanswered
+                    replay.kill()
+                    return
                 self.send_response(reply.status)
                 self.send_header("Content-Type", reply.content_type)
                 self.send_header("Content-Length", str(len(reply.body)))
                 self.end_headers()
-                self.wfile.write(reply.body)
+                self.wfile.write(reply.body if cut is None else reply.body[:cut])
+                if cut is not None:  # the server dies in the middle of its answer
+                    self.wfile.flush()
+                    replay.kill()
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(ThreadingHTTPServer):
+            allow_reuse_address = True
+
+            def process_request(self, request: Any, client_address: Any) -> None:
+                replay.connections.append(request)
+                super().process_request(request, client_address)
+
+        self.server = Server(("127.0.0.1", port), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
@@ -240,6 +260,18 @@ class JaegerReplay:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
+
+    def kill(self) -> None:
+        """Gone at once, as a killed process: no new connections, and every open one (keep-alive too) reset."""
+        server, self.server = self.server, None
+        if server is None:
+            return
+        server.server_close()  # the listening socket; serve_forever's thread ends at its next poll
+        threading.Thread(target=server.shutdown, daemon=True).start()
+        for connection in self.connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+        self.connections.clear()
 
     # -- routing ---------------------------------------------------------------------------------------------
 
