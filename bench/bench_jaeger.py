@@ -34,6 +34,7 @@ import asyncio
 import gc
 import importlib.util
 import json
+import os
 import random
 import resource
 import shutil
@@ -295,9 +296,15 @@ def bench_poll(url: str, path: str, decoder: str) -> dict[str, float]:
             return traces, returned, []
 
         JaegerApi._read_traces = read_traces  # type: ignore[method-assign,assignment]
+    from bench.measures import peak_rss_mb, rss_mb
+
+    rss_before = rss_mb(os.getpid())
     started = time.process_time()
     result = bench_http(url, "v3" if path == "summaries" else "v1")
     result["cpu_seconds"] = time.process_time() - started
+    # getrusage's maxrss of a process started by exec begins at its parent's peak (the run's, which generated the
+    # bodies): the peak of this process alone is VmHWM
+    result["peak_rss_mb"], result["rss_before_mb"] = peak_rss_mb(os.getpid()), rss_before
     assert exporter.collectors.jaeger
     return result
 
