@@ -79,7 +79,7 @@ def report(out: Path, scenario: str) -> dict[str, Any]:
 SHORT: dict[str, list[str]] = {
     "ramp-up": ["--stage", "1s:2", "--stage", "1s:3"],
     "spike": ["--stage", "1s:2", "--stage", "1s:4", "--stage", "1s:2"],
-    "arrival-rate": ["--rate", "20", "--vus", "5", "--duration", "2s"],
+    "arrival-rate": ["--rate", "20", "--vus", "5", "--duration", "1s"],
     "breakpoint": ["--rate", "10", "--steps", "2", "--duration", "1s", "--vus", "5"],
 }
 
@@ -88,7 +88,7 @@ SHORT: dict[str, list[str]] = {
 def test_every_scenario_runs_and_writes_the_guides_summary(name: str, demo: Demo, targets_file: Path,
                                                            tmp_path: Path) -> None:
     out = tmp_path / "reports"
-    shape = SHORT.get(name, ["--vus", "2", "--duration", "2s"])
+    shape = SHORT.get(name, ["--vus", "2", "--duration", "1s"])
     done = bench(name, "--base-url", demo.url, "--config", str(targets_file), "--warmup", "1s", "--out", str(out),
                  *shape, env={"THINK_TIME": "0.05"})
     assert done.returncode in (0, 1, 2), done.stderr  # 3 would mean it did not run
@@ -167,7 +167,7 @@ def test_an_unreachable_target_exits_3_before_starting(targets_file: Path, tmp_p
 STANDALONE: dict[str, tuple[list[str], dict[str, str]]] = {
     "ramp-up.js": (["--stage", "1s:2", "--stage", "1s:2"], {}),
     "spike.js": (["--stage", "1s:2", "--stage", "1s:3", "--stage", "1s:1"], {}),
-    "arrival-rate.js": ([], {"RATE": "10", "VUS": "3", "DURATION": "2s"}),
+    "arrival-rate.js": ([], {"RATE": "10", "VUS": "3", "DURATION": "1s"}),
     "breakpoint.js": ([], {"START_RATE": "5", "STEP_RATE": "5", "STEPS": "2", "STEP_DURATION": "1s", "VUS": "5"}),
 }
 
@@ -175,7 +175,7 @@ STANDALONE: dict[str, tuple[list[str], dict[str, str]]] = {
 @pytest.mark.parametrize("script", sorted(s.script for s in SCENARIOS.values()))
 def test_each_script_runs_standalone_under_k6_run_with_test_base_url(script: str, demo: Demo,
                                                                      tmp_path: Path) -> None:
-    args, env = STANDALONE.get(script, (["--vus", "2", "--duration", "2s"], {}))
+    args, env = STANDALONE.get(script, (["--vus", "2", "--duration", "1s"], {}))
     summary = tmp_path / "summary.json"
     done = subprocess.run([str(find_k6().path), "run", "--quiet", "--no-color", "--summary-export", str(summary),
                            *args, str(scenarios_dir() / script)], capture_output=True, text=True, timeout=120,
