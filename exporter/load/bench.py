@@ -226,13 +226,9 @@ async def run_scenario(name: str, options: BenchOptions, config: Config, k6: K6,
     jaeger = config.section("jaeger")
     if jaeger and not os.environ.get("JAEGER_HOST"):  # the tracing script looks its traces up there
         extra_env["JAEGER_HOST"] = str(getattr(jaeger[0], "url", ""))
+    outputs = ["--out", "experimental-prometheus-rw", "--tag", f"testid={name}"] if options.prometheus_rw else []
     plan = build_plan(scenario, options.overrides, config.targets, base_url, summary_path, _free_address(),
-                      extra_env)
-    if options.prometheus_rw:
-        script = plan.argv[-1]
-        plan = RunPlan(plan.scenario, plan.shape, plan.thresholds, plan.submetrics,
-                       (*plan.argv[:-1], "--out", "experimental-prometheus-rw", "--tag", f"testid={name}", script),
-                       plan.env)
+                      extra_env, outputs)
     platform = PlatformWatch(config)
     progress = Progress(name, plan.expected_seconds, options.stream)
     marked = False
@@ -337,6 +333,7 @@ def _run_all(options: BenchOptions, names: list[str], k6: K6, version: str, stac
             path = report.write_json(options.out / "performance-summary.json",
                                      report.performance_summary(runs, exit_code, version))
             stream.write(f"bench: all benchmarks done, exit {exit_code} (summary: {path})\n")
+        report.write_explained(runs, options.out, config, stream)
         return exit_code
     except (ConfigError, PlanError, RuntimeError) as exc:
         stream.write(f"bench: {exc}\n")

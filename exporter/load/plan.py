@@ -150,7 +150,8 @@ def _k6_duration(seconds: float) -> str:
 
 
 def build_plan(scenario: Scenario, over: Overrides, targets: Targets, base_url: str, summary_path: Path,
-               api_address: str, extra_env: Mapping[str, str] | None = None) -> RunPlan:
+               api_address: str, extra_env: Mapping[str, str] | None = None,
+               extra_args: Sequence[str] = ()) -> RunPlan:
     shape = shape_for(scenario, over)
     thresholds = thresholds_for(targets, scenario.endpoints)
     submetrics = submetrics_for(scenario, shape)
@@ -174,7 +175,7 @@ def build_plan(scenario: Scenario, over: Overrides, targets: Targets, base_url: 
         for stage in shape.stages:
             argv += ["--stage", f"{_k6_duration(stage.duration)}:{stage.target}"]
     env.update(extra_env or {})
-    argv.append(str(scenario.script_path()))
+    argv += [*extra_args, str(scenario.script_path())]
     return RunPlan(scenario, shape, thresholds, submetrics, tuple(argv), env)
 
 

@@ -19,6 +19,7 @@ from exporter.store import StoreCollector
 PLATFORM_SECTIONS = ("postgres", "redis", "jaeger")
 LOAD_INTERVAL_SECONDS = 3.0  # a load run lasts seconds to minutes: the collectors' own 15-30 s is too coarse
 LOAD_TIMEOUT_SECONDS = 2.5
+FIRST_RUN_SECONDS = 5.0
 
 
 def platform_config(config: Config) -> Config:
@@ -65,10 +66,20 @@ class PlatformWatch:
         return bool(self.config.jobs())
 
     async def start(self) -> None:
+        """Start the collectors and wait (a few seconds at most) for each one's first run, so the reading at
+        the start of the measured phase has every series to subtract."""
         if not self.active:
             return
         await self.scheduler.apply(self.config)
         self.scheduler.start()
+        await self._collections(len(self.config.jobs()), FIRST_RUN_SECONDS)
+
+    async def _collections(self, runs: int, within: float) -> None:
+        """Wait until ``runs`` more job runs have finished, or ``within`` seconds."""
+        target = _runs(self.read()) + runs
+        deadline = time.monotonic() + within
+        while _runs(self.read()) < target and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
 
     def read(self) -> dict[SeriesKey, float]:
         return reading(self.stores.render())
@@ -85,11 +96,7 @@ class PlatformWatch:
         if not self.active:
             return None
         try:
-            before = _runs(self.read())
-            deadline = time.monotonic() + LOAD_INTERVAL_SECONDS * 2 + 1
-            jobs = len(self.config.jobs())
-            while _runs(self.read()) < before + jobs and time.monotonic() < deadline:
-                await asyncio.sleep(0.2)
+            await self._collections(len(self.config.jobs()), LOAD_INTERVAL_SECONDS * 2 + 1)
             end = self.read()
         finally:
             await self.scheduler.shutdown(grace=2.0)
