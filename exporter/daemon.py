@@ -9,6 +9,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from prometheus_client import CollectorRegistry, generate_latest
@@ -24,6 +25,7 @@ from exporter.logs import event
 from exporter.scheduler import JobRunner, Scheduler
 from exporter.store import StoreCollector
 from exporter.web import build_app
+from exporter.web_config import BasicAuth, WebConfig, server_ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +40,28 @@ class _Server(uvicorn.Server):
         yield
 
 
+class _Config(uvicorn.Config):
+    """uvicorn's config with the web config's own TLS context (minimum and maximum version, client CA)."""
+
+    def __init__(self, app: Any, web: WebConfig | None, **kwargs: Any) -> None:
+        self.web = web
+        tls = web.tls_server_config if web is not None else None
+        if tls is not None:
+            kwargs.update(ssl_certfile=str(tls.cert_file), ssl_keyfile=str(tls.key_file))
+        super().__init__(app, **kwargs)
+
+    def load(self) -> None:
+        super().load()
+        if self.web is not None and self.web.tls_server_config is not None:
+            self.ssl = server_ssl_context(self.web.tls_server_config, "web config")
+
+
 class Daemon:
     def __init__(self, config_path: Path | None, listen: str,
-                 load: Callable[[], Config] | None = None) -> None:
+                 load: Callable[[], Config] | None = None, web_config: WebConfig | None = None,
+                 reload_enabled: bool = True) -> None:
+        self.web_config = web_config
+        self.reload_enabled = reload_enabled  # POST /-/reload; SIGHUP reloads either way
         self.config_path = config_path
         self.config_source = str(config_path) if config_path else "(built-in default config)"
         self._load = load or (lambda: load_config(config_path) if config_path else default_config())
@@ -93,8 +114,11 @@ class Daemon:
         await self.scheduler.apply(config)
         self.own.set(metrics.CONFIG_RELOAD_OK, 1)
         self.own.set(metrics.CONFIG_RELOAD_TIME, time.time())
-        server = _Server(uvicorn.Config(build_app(self), host=self.host, port=self.port, log_config=None,
-                                        access_log=False, lifespan="off", timeout_graceful_shutdown=2))
+        app: Any = build_app(self)
+        if self.web_config is not None:
+            app = BasicAuth(app, self.web_config.basic_auth_users, self.web_config.http_server_config.headers)
+        server = _Server(_Config(app, self.web_config, host=self.host, port=self.port, log_config=None,
+                                 access_log=False, lifespan="off", timeout_graceful_shutdown=2))
         server_task = asyncio.create_task(server.serve())
         while not server.started and not server_task.done():
             await asyncio.sleep(0.01)

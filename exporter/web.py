@@ -45,6 +45,9 @@ def build_app(daemon: Served) -> Starlette:
         return PlainTextResponse("Not ready\n", status_code=503)
 
     async def reload(request: Request) -> Response:
+        if not getattr(daemon, "reload_enabled", True):
+            return PlainTextResponse("Reload is turned off (run without --no-web.enable-reload to allow "
+                                     "POST /-/reload); SIGHUP still reloads\n", status_code=403)
         error = await daemon.reload()
         if error is None:
             return PlainTextResponse("Config reloaded\n")
