@@ -1,0 +1,261 @@
+"""``perf-exporter baseline set``, ``compare``, ``history`` and ``sla``: each reads the history (or report files),
+calls the pure functions of :mod:`exporter.analysis`, and writes what they found.
+
+Exit codes of ``compare``: 0 nothing regressed; 1 a regression or a missed target (named); 2 inconclusive;
+3 could not compare (no history, no such baseline or run, runs of different scenarios). Nothing is written when
+the inputs are bad."""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from exporter.analysis.compare import Comparison, Tolerance, compare_figures, exit_code
+from exporter.history.inputs import resolve
+from exporter.history.records import OVERALL, Run
+from exporter.history.render import ScenarioComparison, as_json, headline, junit, markdown, table
+from exporter.history.store import DEFAULT_HISTORY, History, HistoryError
+
+EXIT_NOT_RUN = 3
+FORMATS = ("table", "md", "junit", "json")
+FILES = {"md": "compare.md", "junit": "compare.junit.xml", "json": "compare.json"}
+
+
+def _open(location: str | None, needed: bool = True) -> History | None:
+    where = location or str(DEFAULT_HISTORY)
+    try:
+        return History(where, create=False)
+    except HistoryError:
+        if needed:
+            raise
+        return None
+
+
+def _missed(run: Run) -> list[str]:
+    """The targets a run missed, as the run's own verdict names them (each repeat; the report's rows)."""
+    found: list[str] = []
+    for repeat in run.repeats:
+        verdict = repeat.body.get("verdict") or {}
+        for f in verdict.get("findings") or []:
+            if not f.get("met") and f.get("observed") is not None:
+                text = str(f.get("text") or f.get("key"))
+                suffix = f" (repeat {repeat.idx})" if len(run.repeats) > 1 else ""
+                found.append(text + suffix)
+        summary = repeat.body.get("performance-summary") or {}
+        found += [f"{row.get('Metric')}: {row.get('Current')} (target {row.get('Target')})"
+                  for row in summary.get("targets") or [] if row.get("Status") == "missed"]
+        found += [w["threshold"] + f" (repeat {repeat.idx})" for w in repeat.body.get("windowThresholds") or []
+                  if not w.get("held")]
+    return found
+
+
+def _figures(run: Run) -> dict[tuple[str, str], list[float]]:
+    return {key: run.values(*key) for key in run.figure_keys()}
+
+
+def pair_runs(baseline: Sequence[Run], current: Sequence[Run], tolerance: Tolerance,
+              metric: str | None = None, endpoint: str | None = None) -> list[ScenarioComparison]:
+    """Each current run against the baseline's run of the same scenario; a bad pairing raises HistoryError."""
+    base = {r.scenario: r for r in baseline}
+    shared = [r for r in current if r.scenario in base]
+    if not shared:
+        raise HistoryError(f"runs of different scenarios: the baseline has {', '.join(sorted(base)) or 'none'}, "
+                           f"the current run {', '.join(sorted({r.scenario for r in current})) or 'none'}; "
+                           "compare runs of the same scenario")
+    results: list[ScenarioComparison] = []
+    for run in current:
+        if run.scenario not in base:
+            results.append(ScenarioComparison(run.scenario, "none", run.label, [Comparison(
+                OVERALL, "scenario", (), (), "inconclusive", f"the baseline has no run of {run.scenario}")]))
+            continue
+        before = base[run.scenario]
+        b, c = _figures(before), _figures(run)
+        if metric or endpoint:
+            b = {k: v for k, v in b.items() if (not metric or k[1] == metric) and (not endpoint or k[0] == endpoint)}
+            c = {k: v for k, v in c.items() if (not metric or k[1] == metric) and (not endpoint or k[0] == endpoint)}
+        notes = []
+        if before.config_hash and run.config_hash and before.config_hash != run.config_hash:
+            notes.append(f"the configs differ (hash {before.config_hash} against {run.config_hash})")
+        if before.k6_version and run.k6_version and before.k6_version != run.k6_version:
+            notes.append(f"k6 differs ({before.k6_version} against {run.k6_version})")
+        if before.machine and run.machine and before.machine != run.machine:
+            notes.append(f"the machines differ ({before.machine} against {run.machine})")
+        results.append(ScenarioComparison(run.scenario, before.label, run.label, compare_figures(b, c, tolerance),
+                                          _missed(run), notes))
+    return results
+
+
+def parse_tolerance(relative: str, min_delta: str, alpha: float) -> Tolerance:
+    from exporter.config.units import parse_duration
+
+    text = relative.strip()
+    try:
+        rel = float(text[:-1]) / 100 if text.endswith("%") else float(text)
+    except ValueError:
+        raise ValueError(f"--tolerance: expected a share like 10% or 0.1, got {relative!r}") from None
+    try:
+        ms = parse_duration(min_delta) * 1000
+    except ValueError:
+        raise ValueError(f"--min-delta: expected a duration like 5ms, got {min_delta!r}") from None
+    if rel < 0 or ms < 0:
+        raise ValueError("--tolerance and --min-delta cannot be negative")
+    if not 0 < alpha < 1:
+        raise ValueError(f"--alpha: expected a level between 0 and 1, got {alpha}")
+    return Tolerance(relative=rel, absolute_ms=ms, alpha=alpha)
+
+
+@dataclass
+class CompareOptions:
+    baseline: str | None = None
+    current: str | None = None
+    history: str | None = None
+    tolerance: str = "10%"
+    min_delta: str = "5ms"
+    alpha: float = 0.05
+    formats: Sequence[str] = ("table",)
+    out: Path = Path("reports")
+    metric: str | None = None
+    endpoint: str | None = None
+    stream: TextIO = field(default_factory=lambda: sys.stdout)
+    errors: TextIO = field(default_factory=lambda: sys.stderr)
+
+
+def run_compare(options: CompareOptions) -> int:
+    bad = [f for f in options.formats if f not in FORMATS]
+    if bad:
+        options.errors.write(f"compare: unknown format {bad[0]!r} (expected a list of {', '.join(FORMATS)})\n")
+        return EXIT_NOT_RUN
+    history: History | None = None
+    try:
+        tolerance = parse_tolerance(options.tolerance, options.min_delta, options.alpha)
+        needs_history = not all(s is not None and Path(s).exists() for s in (options.baseline, options.current))
+        history = _open(options.history, needed=needs_history)
+        baseline = resolve(options.baseline, history, "main")
+        current = resolve(options.current, history, "latest")
+        if options.current is None and history is not None and {r.id for r in current} <= {r.id for r in baseline}:
+            raise HistoryError("the latest run is the baseline itself: run bench again, or name the run to compare")
+        results = pair_runs(baseline, current, tolerance, options.metric, options.endpoint)
+    except (HistoryError, ValueError) as exc:
+        options.errors.write(f"compare: {exc}\n")
+        return EXIT_NOT_RUN
+    finally:
+        if history is not None:
+            history.close()
+    code = exit_code([c for r in results for c in r.comparisons], [m for r in results for m in r.missed])
+    if "table" in options.formats:
+        options.stream.write(table(results))
+    files = {"md": lambda: markdown(results, code), "junit": lambda: junit(results),
+             "json": lambda: as_json(results, code)}
+    for fmt in options.formats:
+        if fmt in files:
+            path = options.out / FILES[fmt]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(path.suffix + ".tmp")
+            tmp.write_text(files[fmt]())
+            tmp.replace(path)
+            options.errors.write(f"compare: wrote {path}\n")
+    options.errors.write(f"compare: {headline(results, code)} (exit {code})\n")
+    return code
+
+
+def run_baseline_set(spec: str, name: str, location: str | None, stream: TextIO) -> int:
+    """``baseline set RUN|FILE``: a run id, ``latest`` or report files (stored first, as kind ``file``)."""
+    try:
+        path = Path(spec)
+        is_file = path.exists() or spec.endswith(".json") or "/" in spec
+        with History(location or str(DEFAULT_HISTORY), create=is_file) as history:
+            runs = resolve(spec, history, "latest")
+            for run in runs:
+                if run.id is None:
+                    history.add_run(run)
+            empty = [r.label for r in runs if not any(rep.figures for rep in r.repeats)]
+            if empty:
+                raise HistoryError(f"no figures in {', '.join(empty)}: a run without requests cannot be a baseline")
+            history.set_baseline(name, [int(r.id) for r in runs if r.id is not None])
+    except HistoryError as exc:
+        stream.write(f"baseline: {exc}\n")
+        return EXIT_NOT_RUN
+    described = ", ".join(f"{r.label}, {len(r.repeats)} repeat{'s' if len(r.repeats) != 1 else ''}" for r in runs)
+    stream.write(f"baseline: {name} is now {described}\n")
+    return 0
+
+
+def median_series(runs: Sequence[Run], endpoint: str, metric: str) -> list[tuple[Run, list[float]]]:
+    return [(r, r.values(endpoint, metric)) for r in runs if r.values(endpoint, metric)]
+
+
+@dataclass
+class HistoryOptions:
+    history: str | None = None
+    scenario: str | None = None
+    metric: str = "p95_ms"
+    endpoint: str = OVERALL
+    plot: Path | None = None
+    window: int = 30
+    max_pvalue: float = 0.001
+    last: int | None = None
+    stream: TextIO = field(default_factory=lambda: sys.stdout)
+    errors: TextIO = field(default_factory=lambda: sys.stderr)
+
+
+def run_history(options: HistoryOptions) -> int:
+    from exporter.analysis.change_points import change_points
+
+    if options.plot is not None and options.plot.suffix.lower() not in (".png", ".svg"):
+        options.errors.write(f"history: --plot {options.plot}: expected a .png or .svg file\n")
+        return EXIT_NOT_RUN
+    try:
+        history = _open(options.history)
+        assert history is not None
+        with history:
+            runs = history.runs()
+            if not runs:
+                raise HistoryError(f"history {history.where}: holds no run yet")
+            scenario = options.scenario or runs[-1].scenario
+            runs = [r for r in runs if r.scenario == scenario]
+            if not runs:
+                raise HistoryError(f"history {history.where}: no run of scenario {scenario!r}")
+    except HistoryError as exc:
+        options.errors.write(f"history: {exc}\n")
+        return EXIT_NOT_RUN
+    series = median_series(runs, options.endpoint, options.metric)
+    if options.last:
+        series = series[-options.last:]
+    if not series:
+        known = sorted({m for r in runs for (e, m) in r.figure_keys() if e == options.endpoint})
+        options.errors.write(f"history: no {options.metric} of {options.endpoint} in the runs of {scenario} "
+                             f"(metrics there: {', '.join(known) or 'none'})\n")
+        return EXIT_NOT_RUN
+    values = [statistics.median(v) for _, v in series]
+    found = {c.index: c for c in change_points(values, window=options.window, max_pvalue=options.max_pvalue)}
+    out = options.stream
+    out.write(f"{scenario}: {options.endpoint} {options.metric}, {len(series)} runs\n")
+    out.write(f"{'run':>5}  {'created':<24}  {'commit':<10}  {'branch':<16}  {'value':>10}  {'spread':>17}  change\n")
+    for i, (run, repeat_values) in enumerate(series):
+        spread = f"{min(repeat_values):.4g}..{max(repeat_values):.4g}" if len(repeat_values) > 1 else ""
+        mark = ""
+        if i in found:
+            c = found[i]
+            mark = f"change point: {c.change_percent:+.1f}% (p={c.p_value:.2g})"
+        out.write(f"{run.id!s:>5}  {run.created[:24]:<24}  {(run.git_commit or '')[:10]:<10}  "
+                  f"{(run.git_branch or '')[:16]:<16}  {values[i]:>10.4g}  {spread:>17}  {mark}\n")
+    for c in found.values():
+        options.errors.write(f"history: change point at run {series[c.index][0].id}: {c.change_percent:+.1f}% "
+                             f"({c.before:.4g} -> {c.after:.4g}), p={c.p_value:.2g}\n")
+    if not found:
+        options.errors.write("history: no change point\n")
+    if options.plot is not None:
+        from exporter.history.plot import plot_history
+
+        try:
+            plot_history(options.plot, [r.id or 0 for r, _ in series], values, list(found),
+                         f"{scenario}: {options.endpoint} {options.metric}")
+        except ImportError:
+            options.errors.write("history: --plot needs matplotlib (pip install 'perf-exporter[report]')\n")
+            return EXIT_NOT_RUN
+        options.errors.write(f"history: wrote {options.plot}\n")
+    return 0
