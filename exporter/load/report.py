@@ -32,6 +32,14 @@ def write_json(path: Path, data: Mapping[str, Any]) -> Path:
     return path
 
 
+def write_explained(runs: Sequence[Mapping[str, Any]], out: Path, config: Any, stream: Any) -> list[Path]:
+    """The full report of the run(s), as ``perf-exporter report --run`` writes it (:mod:`exporter.reports`), into
+    ``<out>/report/``; a report that cannot be made is one line on ``stream``, never a failed run."""
+    from exporter.reports.bench import write_run_report
+
+    return write_run_report(runs, out, config, stream)
+
+
 def performance_summary(runs: Sequence[Mapping[str, Any]], exit_code: int, k6_version: str) -> dict[str, Any]:
     """``bench all``: each benchmark's summary and verdict, as the guide's run-all-benchmarks writes them."""
     return {
