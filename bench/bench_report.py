@@ -18,7 +18,6 @@ import argparse
 import math
 import os
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -137,6 +136,7 @@ def main() -> int:
     parser.add_argument("--endpoints", type=int, default=50)
     parser.add_argument("--hours", type=float, default=24)
     parser.add_argument("--step", type=int, default=15)
+    parser.add_argument("--profile", action="store_true", help="also profile one report in this process")
     args = parser.parse_args()
     if shutil.which("promtool") is None or shutil.which("prometheus") is None:
         print("needs promtool and prometheus (scripts/test.sh installs them)", file=sys.stderr)
@@ -165,18 +165,32 @@ def main() -> int:
             out = root / "reports"
             argv = [sys.executable, "-m", "exporter", "report", "--prometheus", prometheus.url, "--from",
                     str(start), "--to", str(end), "--out", str(out)]
-            walls, cpus = [], []
+            walls, cpus, rss = [], [], []
             for _ in range(3):
-                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 t0 = time.perf_counter()
-                done = subprocess.run(argv, capture_output=True, text=True)
+                child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                assert child.stderr is not None
+                stderr = child.stderr.read()
+                _, status, usage = os.wait4(child.pid, 0)  # this child's own rusage, not promtool's
+                child.returncode = os.waitstatus_to_exitcode(status)
                 walls.append(time.perf_counter() - t0)
-                after = resource.getrusage(resource.RUSAGE_CHILDREN)
-                cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-                if done.returncode not in (0, 1, 2):
-                    print(done.stderr, file=sys.stderr)
+                cpus.append(usage.ru_utime + usage.ru_stime)
+                rss.append(usage.ru_maxrss / 1024)
+                if child.returncode not in (0, 1, 2):
+                    print(stderr, file=sys.stderr)
                     return 1
-            rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+            rss_mb = max(rss)
+            if args.profile:
+                import cProfile
+                import pstats
+
+                from exporter.reports.command import ReportOptions, run_report
+
+                profile = cProfile.Profile()
+                with open(os.devnull, "w") as quiet:
+                    profile.runcall(run_report, ReportOptions(prometheus=prometheus.url, start=str(start),
+                                                              end=str(end), out=root / "profiled", stream=quiet))
+                pstats.Stats(profile).sort_stats("cumulative").print_stats(25)
             files = sorted(p.name for p in out.iterdir())
             wall = min(walls)
             print(f"report over {args.hours:g} h of {args.endpoints} endpoints at {args.step} s: wall {wall:.2f} s "
@@ -186,8 +200,8 @@ def main() -> int:
                   f"{', '.join(f'{c:.2f}' for c in cpus)} s; machine load average {os.getloadavg()[0]:.1f} on "
                   f"{os.cpu_count()} cores")
             print(f"files: {', '.join(files)}")
-            print(f"html: {(out / 'report.html').stat().st_size / 1e3:.0f} kB; last stderr line: "
-                  f"{done.stderr.strip().splitlines()[-1][:160]}")
+            print(f"html: {(out / 'report.html').stat().st_size / 1e3:.0f} kB; the report's first line: "
+                  f"{stderr.strip().splitlines()[0][:160]}")
         finally:
             prometheus.stop()
     finally:

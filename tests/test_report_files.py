@@ -198,3 +198,15 @@ def test_the_command_fails_clearly_without_a_traceback(tmp_path: Path) -> None:
     for out in (unreachable, missing_run, bad_format):
         assert "Traceback" not in out.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_an_inconclusive_run_judges_no_api_target(tmp_path: Path) -> None:
+    from exporter.reports.run import observe_runs
+
+    body = _run_body("2026-12-01T08:00:10.000Z", 900.0, 90, 10)
+    body["verdict"] = {"status": "inconclusive", "reasons": ["the machine's CPU was 100 % busy"]}
+    report = build_report(observe_runs([body], Targets(), "run"))
+    rows = {r.key: r for r in report.rows}
+    assert rows["api_latency_p95"].status == "no data"
+    assert "inconclusive" in rows["api_latency_p95"].reason and "CPU was 100 % busy" in rows["api_latency_p95"].reason
+    assert rows["cache_hit_rate"].status == "met"  # the collectors' figures still count

@@ -217,6 +217,10 @@ def chain_kind(children: Sequence[ChildSpan] | None) -> tuple[str, str]:
                         and later.key == first.key:
                     return "cache-aside", (f"a cache-aside read: GET {first.key}, then the data store, then SET of "
                                            f"the same key; each step needs the one before")
+            for later in ordered[i + 1:]:
+                if later.system and later.system != "redis" and later.command.upper() == "SELECT":
+                    return "cache-aside", (f"a cache-aside read: {later.operation} runs only when GET {first.key} "
+                                           "missed, so it needs the GET's answer")
     reads = {"GET", "SELECT", "HGET", "HGETALL", "MGET"}
     writes = {"SET", "UPDATE", "INSERT", "DELETE", "DEL", "HSET", "SETEX"}
     for i, first in enumerate(ordered):
@@ -535,7 +539,9 @@ def _serial_advice(group: SerialGroup, per_trace_s: float | None) -> tuple[str, 
         return kind, (f"do not parallelise {group.service} {group.operation}: {why}; make the slow step rarer "
                       "instead (raise the hit rate, speed up the read)")
     if kind == "independent":
-        return kind, f"run the serial siblings of {group.service} {group.operation} side by side{saving}"
+        return kind, (f"run the serial siblings of {group.service} {group.operation} side by side{saving}, if "
+                      "neither needs the other's result (a sample trace shows no read then write of one key or "
+                      "table among them)")
     return kind, (f"check whether the serial siblings of {group.service} {group.operation} depend on each other "
                   f"before running them side by side{saving}: {why}")
 

@@ -34,6 +34,8 @@ class ReportOptions:
     formats: Sequence[str] = FORMATS
     out: Path = Path("reports")
     stream: TextIO = field(default_factory=lambda: sys.stderr)
+    history: str | None = None  # the run history (exporter/history/); default <out>/history.sqlite
+    keep_history: bool = True
 
 
 def targets_of(config: Any) -> Targets:
@@ -94,7 +96,12 @@ def rule_names() -> dict[str, str]:
             "error_rate": ERROR_RATIO_TARGET, "hit_rate": HIT_RATIO}
 
 
-def build(options: ReportOptions, targets: Targets) -> Report:
+def jaeger_urls(config: Any) -> dict[str, str]:
+    """Jaeger target name -> query URL, for the sample traces of serial groups."""
+    return {str(entry.name): str(entry.url) for entry in config.section("jaeger")}
+
+
+def build(options: ReportOptions, targets: Targets, jaeger: dict[str, str] | None = None) -> Report:
     from exporter.reports.targets import build_report
 
     if options.run is not None:
@@ -105,7 +112,7 @@ def build(options: ReportOptions, targets: Targets) -> Report:
 
     client = PrometheusClient(options.prometheus or "http://localhost:9090")
     try:
-        return build_report(collect(client, window_of(options), targets, rule_names()))
+        return build_report(collect(client, window_of(options), targets, rule_names(), jaeger))
     finally:
         client.close()
 
@@ -156,7 +163,7 @@ def run_report(options: ReportOptions) -> int:
         return EXIT_NOT_RUN
     try:
         config = load_config(options.config) if options.config else default_config()
-        report = build(options, targets_of(config))
+        report = build(options, targets_of(config), jaeger_urls(config))
         paths = write(report, options.out, options.formats)
     except (ConfigError, ReportError) as exc:
         stream.write(f"report: {exc}\n")
@@ -167,4 +174,5 @@ def run_report(options: ReportOptions) -> int:
     for r in report.findings.top(3):
         stream.write(f"report: bottleneck {r.priority} {r.issue}: {r.where}\n")
     stream.write(f"report: wrote {', '.join(str(p) for p in paths)}\n")
-    return exit_code(report)
+    from exporter.history.record import record_report
+    return record_report(options, report, exit_code(report), config)

@@ -28,7 +28,8 @@ def _figure() -> Any:
                                 "font.family": "sans-serif", "font.size": 9})
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(7.5, 2.8), dpi=100, layout="constrained")
+    # fixed margins: a constrained layout draws each figure several times over
+    return Figure(figsize=(7.5, 2.8), dpi=100)
 
 
 def svg(plot: Plot) -> str | None:
@@ -38,6 +39,9 @@ def svg(plot: Plot) -> str | None:
     if plot.kind in ("line", "stages") and not any(s.points for s in plot.series):
         return None
     fig = _figure()
+    bars = plot.kind == "bar"
+    fig.subplots_adjust(left=0.42 if bars else 0.09, right=0.98, top=0.9, bottom=0.24 if plot.kind == "stages"
+                        else 0.16)
     ax = fig.add_subplot()
     percent = plot.unit == "ratio"
     scale = 100.0 if percent else 1.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ from exporter.analysis.recommendations_facts import (
     Targets,
     Tracing,
 )
+from exporter.reports.jaeger_sample import with_samples
 from exporter.reports.model import (
     APPROXIMATE,
     BUCKETED,
@@ -59,7 +61,7 @@ def _key(labels: Mapping[str, str], names: Iterable[str]) -> Labels:
 class PrometheusClient:
     def __init__(self, url: str, timeout: float = 30.0) -> None:
         self.url = url.rstrip("/")
-        self.client = httpx.Client(timeout=timeout)
+        self.client = httpx.Client(timeout=timeout)  # shared by the plots' thread: httpx clients are thread-safe
         self.queries = 0
 
     def close(self) -> None:
@@ -201,12 +203,16 @@ def _histogram_figures(h: Histogram | None, source: str, what: str) -> tuple[Fig
 
 
 def collect(client: PrometheusClient, window: Window, targets: Targets,
-            rule_names: Mapping[str, str] | None = None) -> Observed:
-    """Every figure of a report over ``window`` from Prometheus. ``rule_names``: plot key -> recording rule."""
+            rule_names: Mapping[str, str] | None = None, jaeger_urls: Mapping[str, str] | None = None) -> Observed:
+    """Every figure of a report over ``window`` from Prometheus. ``rule_names``: plot key -> recording rule;
+    ``jaeger_urls``: Jaeger target name -> its query URL, to read sample traces of the serial groups."""
     if window.seconds <= 0:
         raise ReportError("the window is empty: --from must be before --to")
     client.check()
     q = Window_(client, window)
+    # the plots' range queries run beside the window's instant queries: Prometheus answers both at once
+    pool = ThreadPoolExecutor(max_workers=1)
+    plots_future = pool.submit(_plots, client, q, targets, rule_names or {})
     W = q.range
     notes: list[str] = []
     sources: dict[str, str] = {}
@@ -438,18 +444,20 @@ def collect(client: PrometheusClient, window: Window, targets: Targets,
     sources.update(
         trace_p95=_src(f"sum by (le) (increase({metrics.TRACE_DURATION.name}_bucket[W]))", W),
         critical_path=_src(f"increase({metrics.TRACE_CRITICAL_PATH.name}[W]) by service", W),
-        serial=_src(f"increase({metrics.TRACE_SERIAL_SAVING.name}[W]) by service, operation", W),
+        serial=_src(f"increase({metrics.TRACE_SERIAL_SAVING.name}[W]) by service, operation", W)
+        + "; children from a sample trace of Jaeger's /api/traces",
         trace_errors=_src(f"increase({metrics.TRACE_ERRORS.name}[W]) by service", W))
     tracing = []
     for key, h in sorted(trace_h.items()):
         t = _label(key, "target")
         if h.count <= 0:
             continue
+        groups = tuple(SerialGroup(_label(k, "service"), _label(k, "operation"), v, serial_s.get(k, 0.0))
+                       for k, v in serial_n.items() if _label(k, "target") == t and v > 0)
+        groups = with_samples(groups, (jaeger_urls or {}).get(t), window.start, window.end)
         tracing.append(Tracing(
             t, h.count, h.quantile(0.95), 1 - (h.share_within(targets.trace_p95) or 0.0),
-            {_label(k, "service"): v for k, v in crit.items() if _label(k, "target") == t and v > 0},
-            tuple(SerialGroup(_label(k, "service"), _label(k, "operation"), v, serial_s.get(k, 0.0))
-                  for k, v in serial_n.items() if _label(k, "target") == t and v > 0),
+            {_label(k, "service"): v for k, v in crit.items() if _label(k, "target") == t and v > 0}, groups,
             tuple(SpanTime(_label(k, "service"), _label(k, "operation"), span_s.get(k, 0.0) / v, v)
                   for k, v in span_n.items() if _label(k, "target") == t and v > 0),
             {_label(k, "service"): v for k, v in errors.items() if _label(k, "target") == t}))
@@ -466,7 +474,10 @@ def collect(client: PrometheusClient, window: Window, targets: Targets,
 
     facts = Facts(window.seconds, targets, tuple(endpoints), tuple(databases), tuple(caches), tuple(tracing),
                   sources)
-    plots = _plots(client, q, targets, rule_names or {})
+    try:
+        plots = plots_future.result()
+    finally:
+        pool.shutdown()
     return Observed(facts, window, "prometheus", client.url, areas, rows, shares, plots, [], notes)
 
 

@@ -170,6 +170,18 @@ def observe_runs(bodies: Sequence[Mapping[str, Any]], targets: Targets, where: s
     }
     rows = {"api_latency_p95": api_p95, "api_latency_p99": api_p99, "error_rate": err, "db_query_p95": db_p95_fig,
             "cache_hit_rate": hit, "trace_p95": tr_p95}
+    # An inconclusive run (the generator was the bottleneck) says nothing about the API's targets.
+    inconclusive = []
+    for b in bodies:
+        verdict = b.get("verdict") or {}
+        if verdict.get("status") == "inconclusive":
+            inconclusive.append(f"{b.get('scenario')}: {'; '.join(verdict.get('reasons') or []) or 'see its report'}")
+    if inconclusive:
+        why = "the run was inconclusive (" + " | ".join(inconclusive) + "): its API figures cannot judge the target"
+        for key in ("api_latency_p95", "api_latency_p99", "error_rate"):
+            figure = rows[key]
+            rows[key] = Figure(None, figure.unit, figure.source, figure.precision,
+                               f"{why}; measured {figure.value}")
     databases = ((Database("run", p95=QueryP95(max(db_p95) / 1000, "statements-approximate", source=PLATFORM)),)
                  if db_p95 else ())
     caches = (Cache("run", hits, misses, queues=tuple(queues)),) if have_cache or queues else ()
