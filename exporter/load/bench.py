@@ -36,6 +36,8 @@ from exporter.analysis.load_verdict import (
 )
 from exporter.config.loading import ConfigError, default_config, load_config
 from exporter.config.schema import Config
+from exporter.history.record import record_bench
+from exporter.history.timeline import timeline
 from exporter.load import report
 from exporter.load.catalog import BENCHMARKS, SCENARIOS
 from exporter.load.k6_binary import K6, K6NotFound, find_k6, k6_version
@@ -58,6 +60,10 @@ class BenchOptions:
     prometheus_rw: str | None = None
     k6_operator: int | None = None  # write a k6-operator TestRun with this parallelism instead of running
     baseline: Path | None = None  # a report of an earlier run of the same scenario, or a directory of them
+    repeat: int = 1  # each scenario this many times, every repeat stored in the history (exporter/history/)
+    history: str | None = None  # the history (a SQLite file or a PostgreSQL URL); default <out>/history.sqlite
+    keep_history: bool = True
+    window_thresholds: list[Any] = field(default_factory=list)  # parsed --window-threshold (analysis/)
     stream: TextIO = field(default_factory=lambda: sys.stderr)
 
 
@@ -252,6 +258,7 @@ async def run_scenario(name: str, options: BenchOptions, config: Config, k6: K6,
         measured_platform = await platform.finish()
     stats, result, extra = judge(plan, outcome)
     body = _report(plan, outcome, stats, result, extra, version, k6, base_url, measured_platform)
+    body["timeline"] = timeline(outcome.samples, plan.shape.warmup)
     comparison = _compare(options.baseline, name, body)
     if comparison is not None:
         body["comparison"] = comparison
@@ -324,11 +331,14 @@ def _run_all(options: BenchOptions, names: list[str], k6: K6, version: str, stac
         stream.write(f"bench: {version} ({k6.source}: {k6.path}); target {base_url}\n")
         codes: list[int] = []
         runs: list[dict[str, Any]] = []
+        repeats: list[dict[str, Any]] = []
         for name in names:
-            code, body = asyncio.run(run_scenario(name, options, config, k6, version, base_url))
-            codes.append(code)
+            for _ in range(max(1, options.repeat)):
+                code, body = asyncio.run(run_scenario(name, options, config, k6, version, base_url))
+                codes.append(code)
+                repeats.append(body)
             runs.append(body)
-        exit_code = combined_exit_code(codes)
+        exit_code = record_bench(options, repeats, combined_exit_code(codes), config, version)
         if options.scenario == "all":
             path = report.write_json(options.out / "performance-summary.json",
                                      report.performance_summary(runs, exit_code, version))
