@@ -34,7 +34,7 @@ from psycopg import sql
 
 from bench.measures import rss_mb
 from exporter import metrics
-from exporter.analysis.query_latency import Spread
+from exporter.analysis.query_latency import SpreadRow
 from exporter.analysis.statements import Counters, Snapshot, StatementKey
 from exporter.collectors import postgres_queries as q
 from exporter.collectors.postgres import PostgresCollector, PostgresTarget
@@ -78,7 +78,7 @@ class WithoutQueryP95(PostgresCollector):
     """The collector as it was before the query P95: the spread columns are read as NULL constants and no P95 is
     computed (the dict of spreads is still built, so this slightly overstates the old cost)."""
 
-    async def _read_statements(self, datname: str, schema: str) -> tuple[Snapshot, dict[StatementKey, Spread]]:
+    async def _read_statements(self, datname: str, schema: str) -> tuple[Snapshot, dict[StatementKey, SpreadRow]]:
         queries = self.statement_queries.get((datname, schema))
         if queries is not None and "stddev" in (text := queries.counters.as_string(None)):
             old = SPREAD_COLUMNS.sub(", NULL::float8, NULL::float8, NULL::float8, NULL::float8", text)
@@ -87,7 +87,7 @@ class WithoutQueryP95(PostgresCollector):
         return await super()._read_statements(datname, schema)
 
     def _write_query_p95(self, deltas: dict[StatementKey, Counters], snapshot: Snapshot,
-                         spreads: dict[StatementKey, Spread]) -> None:
+                         spreads: dict[StatementKey, SpreadRow]) -> None:
         return None
 
 

@@ -42,21 +42,20 @@ def true_p95(durations: list[float]) -> float:
 
 
 def interval(statements: list[tuple[list[float], list[float]]]) -> tuple[QueryP95, list[float]]:
-    """Each statement's calls before the previous reading and during the interval -> the P95 and every call of
-    the interval."""
-    out = IntervalLatency({}, [])
+    """Each statement's calls before the previous reading and during the interval -> the P95 (through
+    interval_latency, as the collector computes it) and every call of the interval."""
+    deltas, entries, current, previous = {}, {}, {}, {}
     during_all: list[float] = []
-    for before, during in statements:
-        counters, spread = reading(before + during)
-        previous = None
+    for i, (before, during) in enumerate(statements):
+        key = ("db", "app", str(i))
+        counters, current[key] = reading(before + during)
+        entries[key] = Entry(counters)
+        deltas[key] = counters
         if before:
-            old_counters, previous = reading(before)
-            counters_delta = counters.minus(old_counters)
-        else:
-            counters_delta = counters
-        add_statement(out, counters_delta.calls, counters_delta.exec_seconds, Entry(counters), spread, previous)
+            old_counters, previous[key] = reading(before)
+            deltas[key] = counters.minus(old_counters)
         during_all += during
-    result = query_p95(out)
+    result = query_p95(interval_latency(deltas, entries, current, previous))
     assert result is not None
     return result, during_all
 
@@ -161,7 +160,7 @@ def test_interval_latency_reads_the_collectors_snapshots() -> None:
     latency = interval_latency(change.deltas, {key: Entry(new), single: Entry(one_new)},
                                {key: new_spread, single: one_new_spread}, {key: old_spread, single: one_old_spread})
     assert latency.calls == 11
-    assert any(v == pytest.approx(0.07) for v in latency.points)  # one call: exactly its duration
+    assert latency.singles == [pytest.approx(0.07)]  # one call: exactly its duration
     assert any(v == pytest.approx(0.2) for v in latency.points)  # the new maximum: one call took exactly that
     result = query_p95(latency)
     assert result is not None and result.status(TARGET) == "missed"

@@ -36,8 +36,8 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from itertools import accumulate
+from dataclasses import dataclass, field
+from itertools import accumulate, chain, repeat
 from operator import itemgetter
 from typing import NamedTuple
 
@@ -82,16 +82,22 @@ class Component(NamedTuple):
     hi: float  # no call took more (inf when unknown)
 
 
+# A Spread as read, a plain tuple (thousands are read per collection; a Spread is made only when needed).
+SpreadRow = tuple[float, float, float, float | None]
+
+
 @dataclass
 class IntervalLatency:
-    """Every call of an interval: exact points (value -> calls) and spread components."""
+    """Every call of an interval: exact points (value -> calls), spread components, and the durations of the
+    statements called once (each exact)."""
 
     points: dict[float, float]
     components: list[Component]
+    singles: list[float] = field(default_factory=list)
 
     @property
     def calls(self) -> float:
-        return math.fsum(self.points.values()) + math.fsum(c.calls for c in self.components)
+        return len(self.singles) + math.fsum(self.points.values()) + math.fsum(c.calls for c in self.components)
 
 
 def _add_point(points: dict[float, float], value: float, calls: float) -> None:
@@ -109,7 +115,7 @@ def add_statement(out: IntervalLatency, calls: float, total: float, entry: Entry
     if calls <= 0:
         return
     if calls == 1:  # one call: it took exactly the total
-        _add_point(out.points, max(total, 0.0), 1.0)
+        out.singles.append(max(total, 0.0))
         return
     cum = entry.counters
     whole = previous is None or (calls == cum.calls and total == cum.exec_seconds)
@@ -141,6 +147,9 @@ def add_statement(out: IntervalLatency, calls: float, total: float, entry: Entry
         allowance += 4 * _EPS * lo * lo
     if n < 0.5:
         return
+    if n < 1.5:  # one call left: it took exactly what is left
+        _add_point(out.points, min(max(total, lo), hi), 1.0)
+        return
     mean = min(max(total / n, lo), hi)
     var = sumsq / n - mean * mean
     tolerance = (allowance + 4 * _EPS * (abs(sumsq) + total * total / n)) / n
@@ -159,23 +168,45 @@ def add_statement(out: IntervalLatency, calls: float, total: float, entry: Entry
 
 
 def interval_latency(deltas: Mapping[StatementKey, Counters], entries: Mapping[StatementKey, Entry],
-                     current: Mapping[StatementKey, Spread], previous: Mapping[StatementKey, Spread],
-                     ) -> IntervalLatency:
-    """Every statement's calls of the interval. ``deltas``: interval_deltas' output; ``entries``: the current
-    snapshot; ``current``/``previous``: the spreads read with it and with the previous snapshot."""
-    out = IntervalLatency({}, [])
-    for key, delta in deltas.items():
-        calls = delta.calls
-        if calls <= 0:
+                     current: Mapping[StatementKey, SpreadRow], previous: Mapping[StatementKey, SpreadRow],
+                     q: float = QUANTILE) -> IntervalLatency:
+    """Every statement's calls of the interval, for quantiles from ``q`` up. ``deltas``: interval_deltas'
+    output; ``entries``: the current snapshot; ``current``/``previous``: the spreads read with it and with the
+    previous snapshot.
+
+    A statement whose every call took at most ``max``, where ``max`` is below a floor the ``q`` quantile cannot
+    be under (fewer than ``q`` of all calls could be faster: the calls' minimums say so), is counted as its calls
+    at ``max``: every figure :func:`query_p95` finds lies above it, where such a statement counts all its calls
+    whatever their spread. Most statements of a busy server are such, and cost no modelling."""
+    out = IntervalLatency({}, [], [max(d.exec_seconds, 0.0) for d in deltas.values() if d.calls == 1])
+    several = [(k, d, current.get(k), previous.get(k)) for k, d in deltas.items() if d.calls > 1]
+    if not several:
+        return out
+    floor = _floor(q, out.singles, [(r[1] if r is not None and _bounded(r, b) else 0.0, d.calls)
+                                    for _, d, r, b in several])
+    for key, delta, raw, before in several:
+        n = delta.calls
+        if raw is not None and raw[2] <= floor and delta.exec_seconds <= n * raw[2] and _bounded(raw, before):
+            _add_point(out.points, raw[2], n)
             continue
-        if calls == 1:
-            _add_point(out.points, max(delta.exec_seconds, 0.0), 1.0)
-            continue
-        spread = current.get(key)
-        if spread is None:  # read without spread (should not happen): nothing but the mean is known
-            spread = Spread(math.nan, 0.0, math.inf)
-        add_statement(out, calls, delta.exec_seconds, entries[key], spread, previous.get(key))
+        # read without spread (should not happen): nothing but the mean is known
+        spread = Spread(math.nan, 0.0, math.inf) if raw is None else Spread._make(raw)
+        add_statement(out, n, delta.exec_seconds, entries[key], spread,
+                      None if before is None else Spread._make(before))
     return out
+
+
+def _bounded(current: SpreadRow, previous: SpreadRow | None) -> bool:
+    """Whether min and max cover every call since the previous reading (not reset in between, PostgreSQL 17)."""
+    return current[3] is None or (previous is not None and current[3] == previous[3])
+
+
+def _floor(q: float, singles: list[float], lows: list[tuple[float, float]]) -> float:
+    """A duration the ``q`` quantile is not below: at the ``q`` share of calls ordered by their lower bounds."""
+    merged = sorted(chain(zip(singles, repeat(1.0)), lows))
+    running = list(accumulate(map(itemgetter(1), merged)))
+    i = bisect.bisect_left(running, q * running[-1])
+    return merged[min(i, len(merged) - 1)][0]
 
 
 # -- the three figures ---------------------------------------------------------------------------------------------
@@ -339,14 +370,12 @@ def _first_reaching(count: Callable[[float], float], need: float, start: float, 
     return math.exp(y1)
 
 
-def _running(points: Mapping[float, float]) -> tuple[list[float], list[float]]:
-    values = sorted(points)
-    cumulative: list[float] = []
-    total = 0.0
-    for v in values:
-        total += points[v]
-        cumulative.append(total)
-    return values, cumulative
+def _running(points: Mapping[float, float], singles: list[float]) -> tuple[list[float], list[float]]:
+    """The exact calls' durations sorted, and the running count of calls up to each."""
+    if not points:
+        return sorted(singles), list(accumulate(repeat(1.0, len(singles))))
+    merged = sorted(chain(zip(singles, repeat(1.0)), points.items()))
+    return list(map(itemgetter(0), merged)), list(accumulate(map(itemgetter(1), merged)))
 
 
 def query_p95(latency: IntervalLatency, q: float = QUANTILE) -> QueryP95 | None:
@@ -355,7 +384,7 @@ def query_p95(latency: IntervalLatency, q: float = QUANTILE) -> QueryP95 | None:
     if calls <= 0:
         return None
     need = q * calls
-    values, cumulative = _running(latency.points)
+    values, cumulative = _running(latency.points, latency.singles)
     first = values[0] if values else math.inf
     last = values[-1] if values else 0.0
     estimate_items: list[Item] = []
@@ -409,7 +438,7 @@ def query_p95(latency: IntervalLatency, q: float = QUANTILE) -> QueryP95 | None:
         merged = dict(latency.points)
         for v, n in unbounded.items():
             _add_point(merged, v, n)
-        values, cumulative = _running(merged)
+        values, cumulative = _running(merged, latency.singles)
     lower, _, _ = _smallest(need, values, cumulative, lower_items, _lower_share, start, max(start, lower_stop),
                             _BOUND_REL)
     estimate = min(max(estimate, lower), upper)  # what the figures prove beats what the fit assumes

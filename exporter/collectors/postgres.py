@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Annotated, Any, Literal
 
 import psycopg
@@ -28,7 +29,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from exporter import metrics
 from exporter.analysis.plans import seq_scans
-from exporter.analysis.query_latency import Spread, interval_latency, query_p95
+from exporter.analysis.query_latency import SpreadRow, interval_latency, query_p95
 from exporter.analysis.scrub import scrub_statement
 from exporter.analysis.statements import (
     OTHER_QUERYID,
@@ -108,6 +109,7 @@ STATEMENT_COUNTERS = (
     (metrics.PG_STATEMENT_BLOCKS_READ, "blocks_read"),
     (metrics.PG_STATEMENT_TEMP_WRITTEN, "temp_blocks_written"))
 QUERY_P95_FAMILIES = (metrics.PG_QUERY_P95, metrics.PG_QUERY_P95_UPPER, metrics.PG_QUERY_P95_LOWER)
+SPREAD_COLUMNS = itemgetter(slice(10, 14))  # a counters row's sum of squares, min, max and minmax_since
 
 
 def describe(exc: BaseException) -> str:
@@ -267,7 +269,7 @@ class PostgresCollector:
         self.others: dict[str, DatabaseConnection] = {}
         self.sticky = StickyTop(cfg.top_statements, cfg.sticky_for)
         self.snapshot: Snapshot | None = None
-        self.spreads: dict[StatementKey, Spread] = {}  # read with self.snapshot: each statement's spread of calls
+        self.spreads: dict[StatementKey, SpreadRow] = {}  # read with self.snapshot: each statement's spread of calls
         self.texts: dict[str, str] = {}  # queryid -> shortened text, for the exported statements
         self.statement_queries: dict[tuple[str, str], q.StatementQueries] = {}  # (datname, schema) -> SQL
         self.db_previous: Readings = {}
@@ -505,7 +507,7 @@ class PostgresCollector:
         self._write_query_p95(deltas, snapshot, spreads)
         await self._refresh_texts(candidates[0].datname, str(candidates[0].extension_schema))
 
-    async def _read_statements(self, datname: str, schema: str) -> tuple[Snapshot, dict[StatementKey, Spread]]:
+    async def _read_statements(self, datname: str, schema: str) -> tuple[Snapshot, dict[StatementKey, SpreadRow]]:
         conn = self._connection(datname)
         queries = self.statement_queries.get((datname, schema))
         if queries is None:
@@ -527,7 +529,10 @@ class PostgresCollector:
             self.statement_queries.pop((datname, schema), None)
             raise
         entries = sum_rows(((row[0], row[1], row[2]), Counters._make(row[3:9]), row[9]) for row in rows)
-        spreads = {(row[0], row[1], row[2]): Spread(row[10], row[11], row[12], row[13]) for row in rows}
+        if len(entries) == len(rows):  # one row per key, in the order of the entries (the query groups by key)
+            spreads = dict(zip(entries, map(SPREAD_COLUMNS, rows), strict=True))
+        else:
+            spreads = {(row[0], row[1], row[2]): SPREAD_COLUMNS(row) for row in rows}
         return Snapshot(entries, stats_reset, dealloc), spreads
 
     def _write_statements(self, snapshot: Snapshot, watched: list[str]) -> dict[StatementKey, Counters]:
@@ -576,7 +581,7 @@ class PostgresCollector:
         return change.deltas
 
     def _write_query_p95(self, deltas: dict[StatementKey, Counters], snapshot: Snapshot,
-                         spreads: dict[StatementKey, Spread]) -> None:
+                         spreads: dict[StatementKey, SpreadRow]) -> None:
         """The P95 of every statement's calls of the interval and its bounds (exporter.analysis.query_latency);
         no calls in the interval: no series."""
         latency = interval_latency(deltas, snapshot.entries, spreads, self.spreads)
