@@ -4,7 +4,9 @@ metrics): regression, improvement, unchanged or inconclusive.
 A difference counts only beyond both tolerances: relative (``--tolerance 10%`` of the baseline) and absolute
 (``--min-delta 5ms`` for latencies; half a percentage point for rates). With repeats on both sides
 (``bench --repeat N``) it must also be beyond the noise: an exact one-sided Mann-Whitney U test on the
-per-repeat figures (a permutation of the pooled values, so ties are handled) at ``alpha``. Where the repeats are
+per-repeat figures (a permutation of the pooled values, so ties are handled) at ``alpha``, with the current
+repeats moved back by the tolerance first: the test asks whether the run is worse by more than the tolerance,
+so a run compared on many figures does not turn noise into a regression somewhere. Where the repeats are
 too few for the test to reach ``alpha`` at all (1 against 3: the smallest p is 1/4), the two sets must not
 overlap; when they do, the difference cannot be told from noise: inconclusive. A single run against a single
 run has no spread to test: the tolerances alone decide.
@@ -131,10 +133,16 @@ def compare_figure(endpoint: str, metric: str, baseline: Sequence[float], curren
     # direction of "worse" for the test: regression -> current greater for lower-is-better
     bigger_current = delta > 0
     if len(b) >= 2 and len(c) >= 2 and smallest_p(len(b), len(c)) <= tolerance.alpha:
-        p = mann_whitney_greater(b, c) if bigger_current else mann_whitney_greater(c, b)
+        # H0: the shift is within the tolerance. The current repeats are moved back by it before the test, so
+        # "significant" means "worse (or better) by more than the tolerance", not merely "different".
+        if bigger_current:
+            p = mann_whitney_greater(b, [v - limit for v in c])
+        else:
+            p = mann_whitney_greater([v + limit for v in c], b)
         if p <= tolerance.alpha:
             return Comparison(endpoint, metric, b, c, kind,
-                              f"{_delta(delta, metric)} beyond the tolerance, Mann-Whitney p={p:.3f}", p)
+                              f"{_delta(delta, metric)}, beyond the tolerance of {_amount(limit, metric)} with "
+                              f"Mann-Whitney p={p:.3f}", p)
         return Comparison(endpoint, metric, b, c, UNCHANGED,
                           f"{_delta(delta, metric)} but within the noise (Mann-Whitney p={p:.3f} > "
                           f"{tolerance.alpha:g})", p)
