@@ -38,7 +38,7 @@ def reading(durations: list[float], minmax_since: float | None = None) -> tuple[
 def true_p95(durations: list[float]) -> float:
     """The smallest duration that at least 95 % of the calls do not exceed."""
     ordered = sorted(durations)
-    return ordered[math.ceil(0.95 * len(ordered)) - 1]
+    return ordered[math.ceil(0.95 * len(ordered) - 1e-9) - 1]  # (0.95 * 20 is 19.000000000000004)
 
 
 def interval(statements: list[tuple[list[float], list[float]]]) -> tuple[QueryP95, list[float]]:
@@ -214,6 +214,14 @@ def test_sums_that_contradict_each_other_keep_only_what_they_still_prove() -> No
     missing = interval_latency({("db", "app", "9"): Counters(5, 0.5)}, {("db", "app", "9"): Entry(Counters(5, 0.5))},
                                {}, {})
     assert query_p95(missing) is not None
+
+
+def test_nineteen_calls_of_twenty_are_95_percent() -> None:
+    # twenty statements called once: the P95 is the 19th fastest call, exactly (0.95 * 20 is not quite 19)
+    result, during = interval([([], [0.01 + i * 0.001]) for i in range(19)] + [([], [0.3])])
+    assert true_p95(during) == pytest.approx(0.028)
+    assert result.lower == result.estimate == result.upper == pytest.approx(0.028)
+    assert result.status(TARGET) == "met"
 
 
 def test_no_calls_gives_no_figure() -> None:

@@ -104,8 +104,8 @@ def _add_point(points: dict[float, float], value: float, calls: float) -> None:
     points[value] = points.get(value, 0.0) + calls
 
 
-def add_statement(out: IntervalLatency, calls: float, total: float, entry: Entry, current: Spread,
-                  previous: Spread | None) -> None:
+def add_statement(out: IntervalLatency, calls: float, total: float, entry: Entry, current: SpreadRow,
+                  previous: SpreadRow | None) -> None:
     """Add one statement's calls of the interval to ``out``.
 
     ``calls``/``total``: its interval deltas (from :func:`exporter.analysis.statements.interval_deltas`);
@@ -119,19 +119,19 @@ def add_statement(out: IntervalLatency, calls: float, total: float, entry: Entry
         return
     cum = entry.counters
     whole = previous is None or (calls == cum.calls and total == cum.exec_seconds)
-    lo, hi = current.min, current.max
+    sumsq_now, lo, hi, since_now = current  # a Spread, or the plain tuple the collector keeps
     if whole:
-        sumsq = current.sumsq
-        allowance = _ROUNDING * cum.calls * current.sumsq
-        partial = (current.minmax_since is not None and entry.stats_since is not None
-                   and current.minmax_since > entry.stats_since)
+        sumsq = sumsq_now
+        allowance = _ROUNDING * cum.calls * sumsq_now
+        partial = since_now is not None and entry.stats_since is not None and since_now > entry.stats_since
         lo_seen = hi_seen = not partial
     else:
         assert previous is not None
-        sumsq = current.sumsq - previous.sumsq
-        allowance = _ROUNDING * cum.calls * (current.sumsq + previous.sumsq)
-        partial = current.minmax_since != previous.minmax_since
-        hi_seen, lo_seen = hi > previous.max, lo < previous.min
+        sumsq_then, lo_then, hi_then, since_then = previous
+        sumsq = sumsq_now - sumsq_then
+        allowance = _ROUNDING * cum.calls * (sumsq_now + sumsq_then)
+        partial = since_now != since_then
+        hi_seen, lo_seen = hi > hi_then, lo < lo_then
     mean = total / calls
     slack = 1e-9 * abs(mean) + 1e-12
     if partial or not lo - slack <= mean <= hi + slack:  # min and max do not cover the interval's calls
@@ -190,10 +190,11 @@ def interval_latency(deltas: Mapping[StatementKey, Counters], entries: Mapping[S
             _add_point(out.points, raw[2], n)
             continue
         # read without spread (should not happen): nothing but the mean is known
-        spread = Spread(math.nan, 0.0, math.inf) if raw is None else Spread._make(raw)
-        add_statement(out, n, delta.exec_seconds, entries[key], spread,
-                      None if before is None else Spread._make(before))
+        add_statement(out, n, delta.exec_seconds, entries[key], _UNKNOWN if raw is None else raw, before)
     return out
+
+
+_UNKNOWN = Spread(math.nan, 0.0, math.inf)
 
 
 def _bounded(current: SpreadRow, previous: SpreadRow | None) -> bool:
@@ -205,7 +206,7 @@ def _floor(q: float, singles: list[float], lows: list[tuple[float, float]]) -> f
     """A duration the ``q`` quantile is not below: at the ``q`` share of calls ordered by their lower bounds."""
     merged = sorted(chain(zip(singles, repeat(1.0)), lows))
     running = list(accumulate(map(itemgetter(1), merged)))
-    i = bisect.bisect_left(running, q * running[-1])
+    i = bisect.bisect_left(running, q * running[-1] * (1 - 1e-12))  # as query_p95 counts
     return merged[min(i, len(merged) - 1)][0]
 
 
@@ -383,8 +384,11 @@ def query_p95(latency: IntervalLatency, q: float = QUANTILE) -> QueryP95 | None:
     calls = latency.calls
     if calls <= 0:
         return None
-    need = q * calls
+    need = q * calls * (1 - 1e-12)  # 0.95 * 20 calls is 19.000000000000004: 19 calls are 95 % of 20
     values, cumulative = _running(latency.points, latency.singles)
+    if not latency.components:  # every call exact: the quantile itself
+        exact = values[min(bisect.bisect_left(cumulative, need), len(values) - 1)]
+        return QueryP95(exact, exact, exact, calls)
     first = values[0] if values else math.inf
     last = values[-1] if values else 0.0
     estimate_items: list[Item] = []
