@@ -21,10 +21,21 @@ class SeqScan:
 
 
 def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield node
-    for child in node.get("Plans", []) or []:
-        if isinstance(child, dict):
-            yield from _nodes(child)
+    """The plan's nodes, depth first, without recursion (a plan nests as deep as the query)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        children = current.get("Plans")
+        if isinstance(children, list):
+            stack.extend(reversed([c for c in children if isinstance(c, dict)]))
+
+
+def _rows(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def seq_scans(explain: Any) -> list[SeqScan]:
@@ -34,7 +45,10 @@ def seq_scans(explain: Any) -> list[SeqScan]:
     decodes the json column already; a JSON string is accepted too). InitPlans and SubPlans are children too.
     """
     if isinstance(explain, str):
-        explain = json.loads(explain)
+        try:
+            explain = json.loads(explain)
+        except ValueError:  # not a plan: nothing to flag
+            return []
     documents = explain if isinstance(explain, list) else [explain]
     found: dict[tuple[str, str], SeqScan] = {}
     for document in documents:
@@ -46,5 +60,5 @@ def seq_scans(explain: Any) -> list[SeqScan]:
                 continue
             key = (str(node.get("Schema", "")), str(node["Relation Name"]))
             if key not in found:
-                found[key] = SeqScan(key[0], key[1], float(node.get("Plan Rows", 0)), "Filter" in node)
+                found[key] = SeqScan(key[0], key[1], _rows(node.get("Plan Rows", 0)), "Filter" in node)
     return list(found.values())

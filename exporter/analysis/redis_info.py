@@ -80,8 +80,8 @@ def keyspace(info: Info) -> dict[str, tuple[float, float]]:
     out: dict[str, tuple[float, float]] = {}
     for key, value in info.items():
         match = _DB_RE.match(key)
-        if match and isinstance(value, Mapping):
-            out[match.group(1)] = (float(value.get("keys", 0)), float(value.get("expires", 0)))
+        if match and isinstance(value, Mapping) and (keys := number(value, "keys")) is not None:
+            out[match.group(1)] = (keys, number(value, "expires") or 0.0)
     return out
 
 
@@ -95,8 +95,8 @@ def command_stats(info: Info) -> dict[str, CommandStat]:
     """Command name (``get``, ``client|list``) -> calls and total time, from ``INFO commandstats``."""
     out: dict[str, CommandStat] = {}
     for key, value in info.items():
-        if key.startswith("cmdstat_") and isinstance(value, Mapping) and "calls" in value:
-            out[key[len("cmdstat_"):]] = CommandStat(float(value["calls"]), float(value.get("usec", 0)) / 1e6)
+        if key.startswith("cmdstat_") and isinstance(value, Mapping) and (calls := number(value, "calls")) is not None:
+            out[key[len("cmdstat_"):]] = CommandStat(calls, (number(value, "usec") or 0.0) / 1e6)
     return out
 
 

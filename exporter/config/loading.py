@@ -23,8 +23,16 @@ class ConfigError(Exception):
 
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source = source
-        self.problems = problems
-        super().__init__("\n".join(f"{source}: {p}" for p in problems))
+        self.problems = [_one_line(p) for p in problems]
+        super().__init__("\n".join(f"{source}: {p}" for p in self.problems))
+
+
+# what str.splitlines() breaks on: a key or value quoted in a problem must not split it in two
+_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def _one_line(problem: str) -> str:
+    return problem.translate(_LINE_BREAKS)
 
 
 
