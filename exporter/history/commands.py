@@ -77,7 +77,9 @@ def pair_runs(baseline: Sequence[Run], current: Sequence[Run], tolerance: Tolera
         if metric or endpoint:
             b = {k: v for k, v in b.items() if (not metric or k[1] == metric) and (not endpoint or k[0] == endpoint)}
             c = {k: v for k, v in c.items() if (not metric or k[1] == metric) and (not endpoint or k[0] == endpoint)}
-        notes = []
+        notes = [f"{label} repeat {rep.idx} was inconclusive: {'; '.join(rep.body['verdict'].get('reasons') or [])}"
+                 for label, r in (("baseline", before), ("current", run)) for rep in r.repeats
+                 if (rep.body.get("verdict") or {}).get("status") == "inconclusive"]
         if before.config_hash and run.config_hash and before.config_hash != run.config_hash:
             notes.append(f"the configs differ (hash {before.config_hash} against {run.config_hash})")
         if before.k6_version and run.k6_version and before.k6_version != run.k6_version:

@@ -1,0 +1,111 @@
+"""The gate end to end with the real demo and the real k6 (short runs, two VUs): a baseline of healthy repeats,
+then +150 ms of latency on the one endpoint the caching scenario loads (the demo's latency fault) is caught,
+named, and breaks a windowed threshold; two healthy runs are not a regression; a report run goes into the same
+history."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from exporter.history.store import History
+from tests.servers import Process, free_port, http_ok, wait_for
+
+TARGETS = "targets:\n  api_latency_p95: 500ms\n  api_latency_p99: 1s\n  error_rate: 1%\n"
+SHORT = ("--vus", "2", "--duration", "3s", "--warmup", "1s", "--repeat", "3")
+
+
+@dataclass
+class Gate:
+    url: str
+    root: Path
+    history: Path
+    config: Path
+    baseline_run: int
+
+    def bench(self, *extra: str) -> tuple[subprocess.CompletedProcess[str], int]:
+        done = run("bench", "caching", "--base-url", self.url, "--config", str(self.config), *SHORT,
+                   "--out", str(self.root / "out"), "--history", str(self.history), *extra)
+        found = re.search(r"stored in history \S+: run (\d+) \(caching, 3 repeats\)", done.stderr)
+        assert found, done.stdout + done.stderr
+        return done, int(found.group(1))
+
+    def faults(self, body: dict[str, float] | None) -> None:
+        request = urllib.request.Request(f"{self.url}/admin/faults", method="POST" if body else "DELETE",
+                                         data=json.dumps(body).encode() if body else None)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "exporter", *args], capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gate]:
+    root = tmp_path_factory.mktemp("gate")
+    url = f"http://127.0.0.1:{free_port()}"
+    demo = Process([sys.executable, "-m", "exporter", "demo", "--listen", url[len("http://"):]],
+                   root / "demo.log").start()
+    try:
+        wait_for(lambda: not demo.alive() or http_ok(f"{url}/health"), timeout=30, what="demo")
+        assert demo.alive(), demo.log()
+        config = root / "targets.yaml"
+        config.write_text(TARGETS)
+        gate = Gate(url, root, root / "history.sqlite", config, 0)
+        done, gate.baseline_run = gate.bench()
+        assert done.returncode in (0, 2), done.stderr  # 2: inconclusive when the shared machine was busy
+        named = run("baseline", "set", str(gate.baseline_run), "--history", str(gate.history))
+        assert named.returncode == 0, named.stderr
+        yield gate
+    finally:
+        demo.stop()
+
+
+def test_two_healthy_runs_compare_with_exit_0(gate: Gate) -> None:
+    done, current = gate.bench()
+    assert done.returncode in (0, 2), done.stderr
+    compared = run("compare", "main", str(current), "--history", str(gate.history))
+    assert compared.returncode == 0, compared.stdout + compared.stderr
+    assert "no regression" in compared.stderr
+
+
+def test_150ms_on_the_one_endpoint_is_a_regression_naming_it_and_breaks_the_window(gate: Gate) -> None:
+    gate.faults({"latency_ms": 150})
+    try:
+        done, current = gate.bench("--window-threshold", "p95<100ms over 2s")
+    finally:
+        gate.faults(None)
+    assert done.returncode == 1, done.stderr
+    assert "p95<100ms over 2s: broken from 00:0" in done.stderr
+    out = gate.root / "compare"
+    compared = run("compare", "main", str(current), "--history", str(gate.history), "--format", "table,junit,json",
+                   "--out", str(out))
+    assert compared.returncode == 1, compared.stdout + compared.stderr
+    assert "get_order p95_ms" in compared.stderr
+    body = json.loads((out / "compare.json").read_text())
+    row = next(c for c in body["scenarios"][0]["comparisons"]
+               if (c["endpoint"], c["metric"]) == ("get_order", "p95_ms"))
+    assert row["verdict"] == "regression" and row["current"] - row["baseline"] > 120
+    assert len(row["baselineRepeats"]) == 3 and len(row["currentRepeats"]) == 3
+    assert "get_order p95_ms" in (out / "compare.junit.xml").read_text()
+
+
+def test_a_report_of_the_run_goes_into_the_same_history(gate: Gate) -> None:
+    done = run("report", "--run", str(gate.root / "out"), "--format", "json", "--out", str(gate.root / "report"),
+               "--history", str(gate.history))
+    assert "stored in history" in done.stderr, done.stderr
+    with History(gate.history, create=False) as history:
+        reports = [r for r in history.runs() if r.kind == "report"]
+    assert len(reports) == 1 and reports[0].scenario == "report:run"
+    # the endpoint figures always; the target rows only when the run could judge them (not on a busy machine)
+    assert reports[0].values("get_order", "p95_ms")[0] > 0
+    assert reports[0].repeats[0].body["performance-summary"]["targets"]
