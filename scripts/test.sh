@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 DEBIAN_PACKAGES=(redis-server redis-tools prometheus prometheus-alertmanager prometheus-blackbox-exporter
                  prometheus-postgres-exporter prometheus-redis-exporter prometheus-node-exporter
                  postgresql postgresql-contrib libpq-dev
-                 chromium)  # PostgreSQL 15 on bookworm; libpq-dev: pg_config; chromium: the report page test
+                 postgresql-15-hypopg chromium)  # PostgreSQL 15 on bookworm; libpq-dev: pg_config; hypopg and
+                                                 # chromium: the report's index check and page tests
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -245,3 +245,20 @@ def test_a_sample_trace_gives_the_children_of_the_serial_groups_parent() -> None
         ("redis", "GET", "order:1"), ("postgresql", "SELECT", "tripo04os_demo.orders")]
     assert rec.chain_kind(children)[0] == "cache-aside"
     assert children_of(trace, "order-service", "cancel_order") is None
+
+
+def test_a_hypopg_check_is_quoted_or_withdraws_the_index_advice() -> None:
+    from dataclasses import replace
+
+    from exporter.analysis.recommendations_facts import IndexCheck
+
+    db = orders_db(p95=QueryP95(0.26, "statements-estimate", 0.25, 0.3))
+    command = "CREATE INDEX CONCURRENTLY ON tripo04os_demo.orders (rider_id);"
+    [found] = rec.slow_database_queries(facts(databases=(replace(db, index_checks=(
+        IndexCheck(command, 359.6, 84.5, True),)),)))
+    assert "the plan's cost falls from 360 to 84" in found.solution and found.command == command
+    assert any(e.source.startswith("hypopg: ") and "cost 360 -> 84" in e.text for e in found.evidence)
+    assert "hypopg" in found.diagnosis[2].found
+    [found] = rec.slow_database_queries(facts(databases=(replace(db, index_checks=(
+        IndexCheck(command, 359.6, 359.6, False),)),)))
+    assert found.command is None and found.solution.startswith("the planner would not use")

@@ -87,6 +87,7 @@ class Recommendation:
     diagnosis: tuple[Step, ...] = ()
     command: str | None = None  # the exact SQL or command to run, when there is one
     cause: str = ""  # the cause found, in a few words
+    statement: tuple[str, str, str] | None = None  # (target, datname, queryid) of the statement it is about
 
     def as_json(self) -> dict[str, Any]:
         """The guide's three fields first, the rest beside them."""
@@ -98,6 +99,9 @@ class Recommendation:
                                "diagnosis": [s.as_json() for s in self.diagnosis]}
         if self.command:
             out["command"] = self.command
+        if self.statement:
+            out["statement"] = {"target": self.statement[0], "datname": self.statement[1],
+                                "queryid": self.statement[2]}
         return out
 
 
@@ -495,6 +499,15 @@ def slow_database_queries(facts: Facts, run_profiling: str = "") -> list[Recomme
         score = excess * min(1.0, share)
         tables = scanned_tables(statement, db)
         solution, command = index_advice(statement, tables[0] if tables else None)
+        check = next((c for c in db.index_checks if c.command == command), None)
+        if check is not None:
+            if check.used and check.cost_after < check.cost_before:
+                solution += (f" (hypopg: the plan's cost falls from {check.cost_before:.0f} to "
+                             f"{check.cost_after:.0f} with it)")
+            else:
+                solution = (f"the planner would not use {command} (hypopg: cost {check.cost_before:.0f} -> "
+                            f"{check.cost_after:.0f}); review the statement itself (EXPLAIN ANALYZE)")
+                command = None
         measured = (f"query P95 {ms(p95.value)} ({p95.method}"
                     + (f", bounds {ms(p95.lower)}..{ms(p95.upper)}" if p95.lower is not None else "") + ")"
                     if p95 is not None else "query P95 not measured")
@@ -513,6 +526,11 @@ def slow_database_queries(facts: Facts, run_profiling: str = "") -> list[Recomme
             evidence.append(Evidence("traces", f"critical path: {', '.join(f'{s} {pct(v)}' for s, v in shares[:3])}",
                                      facts.source("critical_path")))
         plans = [f"{probe}: Seq Scan on {table}" for probe, table in db.probe_seq_scans]
+        if check is not None:
+            plans.append(f"hypopg, {check.command}: cost {check.cost_before:.0f} -> {check.cost_after:.0f}"
+                         f"{'' if check.used else ' (not used)'}")
+            evidence.append(Evidence("database", plans[-1], "hypopg: EXPLAIN of the statement's generic plan "
+                                     "without and with a hypothetical index"))
         steps = [Step("Run db-profiling.js benchmark", run_profiling or
                       "not part of this report: perf-exporter bench db-profiling loads the database"),
                  Step("Check pg_stat_statements", evidence[1].text),
@@ -528,7 +546,8 @@ def slow_database_queries(facts: Facts, run_profiling: str = "") -> list[Recomme
                    + f"). Do: {solution}.")
         out.append(Recommendation("DATABASE", priority(score), message, "database", "Slow database queries", score,
                                   _basis(excess, min(1.0, share), "database time"), where, solution,
-                                  tuple(evidence), tuple(steps), command, cause))
+                                  tuple(evidence), tuple(steps), command, cause,
+                                  (statement.target, statement.datname, statement.queryid)))
     return out
 
 

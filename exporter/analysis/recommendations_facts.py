@@ -98,6 +98,16 @@ class QueryP95:
 
 
 @dataclass(frozen=True)
+class IndexCheck:
+    """An index recommendation costed by the planner with a hypothetical index (hypopg)."""
+
+    command: str  # the CREATE INDEX recommended
+    cost_before: float
+    cost_after: float
+    used: bool  # the plan with the hypothetical index uses it
+
+
+@dataclass(frozen=True)
 class Database:
     target: str
     statements: tuple[Statement, ...] = ()
@@ -114,6 +124,7 @@ class Database:
     idle_in_transaction: float | None = None
     lock_waiting: float | None = None
     deadlocks: float | None = None
+    index_checks: tuple[IndexCheck, ...] = ()
 
     @property
     def buffer_hit_ratio(self) -> float | None:

@@ -6,6 +6,7 @@ Exit codes: 0 written, every target met; 1 written, a target missed; 2 written, 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import time
@@ -17,7 +18,7 @@ from typing import Any, TextIO
 
 from exporter import metrics
 from exporter.analysis.recommendations_facts import Targets
-from exporter.reports.model import MET, MISSED, Report, ReportError, Window
+from exporter.reports.model import MET, MISSED, Observed, Report, ReportError, Window
 
 FORMATS = ("json", "md", "html")
 EXIT_MET, EXIT_MISSED, EXIT_NO_DATA, EXIT_NOT_RUN = 0, 1, 2, 3
@@ -101,7 +102,36 @@ def jaeger_urls(config: Any) -> dict[str, str]:
     return {str(entry.name): str(entry.url) for entry in config.section("jaeger")}
 
 
-def build(options: ReportOptions, targets: Targets, jaeger: dict[str, str] | None = None) -> Report:
+def postgres_conninfos(config: Any) -> dict[str, str]:
+    """PostgreSQL target name -> the collector's read-only conninfo, for the hypopg index checks."""
+    from exporter.collectors.postgres import base_conninfo
+
+    return {str(entry.name): base_conninfo(entry) for entry in config.section("postgres")}
+
+
+def with_index_checks(observed: Observed, conninfos: dict[str, str]) -> Observed:
+    """The facts with each recommended index costed by hypopg, where the database has it (two passes of the pure
+    rules: the first names the indexes, the second quotes their costs)."""
+    from exporter.analysis.recommendations import recommend
+    from exporter.reports.hypopg import index_checks
+
+    facts = observed.facts
+    texts = {(s.target, s.datname, s.queryid): s.text for db in facts.databases for s in db.statements}
+    wanted: dict[tuple[str, str], tuple[str, str]] = {}
+    for r in recommend(facts).recommendations:
+        text = texts.get(r.statement) if r.statement else None
+        if r.statement and text and r.command and r.command.startswith("CREATE INDEX"):
+            wanted.setdefault((r.statement[0], r.statement[1]), (text, r.command))
+    checks = index_checks(wanted, conninfos) if wanted else {}
+    if not checks:
+        return observed
+    databases = tuple(dataclasses.replace(db, index_checks=tuple(c for (t, _), c in checks.items() if t == db.target))
+                      for db in facts.databases)
+    return dataclasses.replace(observed, facts=dataclasses.replace(facts, databases=databases))
+
+
+def build(options: ReportOptions, targets: Targets, jaeger: dict[str, str] | None = None,
+          conninfos: dict[str, str] | None = None) -> Report:
     from exporter.reports.targets import build_report
 
     if options.run is not None:
@@ -112,7 +142,8 @@ def build(options: ReportOptions, targets: Targets, jaeger: dict[str, str] | Non
 
     client = PrometheusClient(options.prometheus or "http://localhost:9090")
     try:
-        return build_report(collect(client, window_of(options), targets, rule_names(), jaeger))
+        observed = collect(client, window_of(options), targets, rule_names(), jaeger)
+        return build_report(with_index_checks(observed, conninfos) if conninfos else observed)
     finally:
         client.close()
 
@@ -163,7 +194,7 @@ def run_report(options: ReportOptions) -> int:
         return EXIT_NOT_RUN
     try:
         config = load_config(options.config) if options.config else default_config()
-        report = build(options, targets_of(config), jaeger_urls(config))
+        report = build(options, targets_of(config), jaeger_urls(config), postgres_conninfos(config))
         paths = write(report, options.out, options.formats)
     except (ConfigError, ReportError) as exc:
         stream.write(f"report: {exc}\n")

@@ -13,6 +13,12 @@ COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e")
 TARGET_COLORS = ("#d62728", "#7f7f7f", "#8c564b")
 
 
+def _short(label: str, limit: int = 44) -> str:
+    """A bar's label that fits the left margin: statements are cut with an ellipsis."""
+    flat = " ".join(label.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
 def available() -> bool:
     try:
         import matplotlib  # noqa: F401
@@ -49,7 +55,7 @@ def svg(plot: Plot) -> str | None:
         labels = [label for label, _ in plot.bars][::-1]
         values = [v * scale for _, v in plot.bars][::-1]
         ax.barh(range(len(values)), values, color=COLORS[0])
-        ax.set_yticks(range(len(values)), [label[:60] for label in labels])
+        ax.set_yticks(range(len(values)), [_short(label) for label in labels], fontsize=7)
         ax.set_xlabel("%" if percent else plot.unit)
     else:
         stages = plot.kind == "stages"
