@@ -262,3 +262,31 @@ def test_window_errors_are_exact_and_bad_expressions_are_named() -> None:
     for bad in ("p95 500ms", "p95<500 over 1m", "p95<500ms over soon", "latency<5ms over 1m"):
         with pytest.raises(ValueError, match="window-threshold"):
             parse_window_threshold(bad)
+
+
+def test_compare_by_default_takes_the_newest_run_of_the_baselines_scenarios(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    with History(path) as history:
+        (base,) = store(history, body(p95=10.0))
+        history.set_baseline("main", [base.id or 0])
+        none_yet = cli("compare", "--history", str(path), cwd=tmp_path)
+        assert none_yet.returncode == 3 and "no run of caching since the baseline" in none_yet.stderr
+        store(history, body(p95=200.0))
+        store(history, body("api", p95=10.0))  # a later run of another scenario is not the one to compare
+    done = cli("compare", "--history", str(path), cwd=tmp_path)
+    assert done.returncode == 1 and "get_order p95_ms" in done.stderr, done.stderr
+
+
+def test_a_bench_whose_history_is_corrupted_says_so_exits_3_and_leaves_the_file(tmp_path: Path) -> None:
+    import io
+    from types import SimpleNamespace
+
+    from exporter.history.record import record_bench
+
+    path = tmp_path / "history.sqlite"
+    path.write_bytes(b"\x00garbage" * 64)
+    stream = io.StringIO()
+    options = SimpleNamespace(stream=stream, out=tmp_path, history=None, keep_history=True, window_thresholds=[])
+    assert record_bench(options, [body()], 0, None, "k6 v1.1.0") == 3
+    assert "not a perf-exporter history" in stream.getvalue() and str(path) in stream.getvalue()
+    assert path.read_bytes() == b"\x00garbage" * 64

@@ -137,9 +137,11 @@ def run_compare(options: CompareOptions) -> int:
         needs_history = not all(s is not None and Path(s).exists() for s in (options.baseline, options.current))
         history = _open(options.history, needed=needs_history)
         baseline = resolve(options.baseline, history, "main")
-        current = resolve(options.current, history, "latest")
-        if options.current is None and history is not None and {r.id for r in current} <= {r.id for r in baseline}:
-            raise HistoryError("the latest run is the baseline itself: run bench again, or name the run to compare")
+        if options.current is None and history is not None:
+            current = history.latest_of(sorted({r.scenario for r in baseline}),
+                                        [r.id for r in baseline if r.id is not None])
+        else:
+            current = resolve(options.current, history, "latest")
         results = pair_runs(baseline, current, tolerance, options.metric, options.endpoint)
     except (HistoryError, ValueError) as exc:
         options.errors.write(f"compare: {exc}\n")

@@ -218,6 +218,18 @@ class History:
             raise HistoryError(f"history {self.where}: holds no run yet")
         return self.invocation(row[0])
 
+    def latest_of(self, scenarios: Sequence[str], exclude: Sequence[int]) -> list[Run]:
+        """The runs of the newest invocation that ran one of ``scenarios`` (other than the runs ``exclude``): what
+        a baseline is compared with by default, so a report run stored after a bench does not stand in for it."""
+        marks = ", ".join("?" for _ in scenarios)
+        rows = self._execute(f"SELECT id, invocation FROM runs WHERE scenario IN ({marks}) ORDER BY id DESC",
+                             list(scenarios)).fetchall()
+        for run_id, invocation in rows:
+            if int(run_id) not in exclude:
+                return [r for r in self.invocation(invocation) if r.id not in exclude]
+        raise HistoryError(f"history {self.where}: no run of {', '.join(scenarios)} since the baseline: run bench "
+                           "again, or name the run to compare")
+
     def baseline(self, name: str) -> list[Run]:
         row = self._execute("SELECT run_ids FROM baselines WHERE name = ?", (name,)).fetchone()
         if row is None:
