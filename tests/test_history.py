@@ -290,3 +290,23 @@ def test_a_bench_whose_history_is_corrupted_says_so_exits_3_and_leaves_the_file(
     assert record_bench(options, [body()], 0, None, "k6 v1.1.0") == 3
     assert "not a perf-exporter history" in stream.getvalue() and str(path) in stream.getvalue()
     assert path.read_bytes() == b"\x00garbage" * 64
+
+
+def test_a_bad_baseline_set_keeps_the_baseline_and_a_bad_compare_keeps_the_last_outputs(tmp_path: Path) -> None:
+    path = tmp_path / "h.sqlite"
+    with History(path) as history:
+        (base,) = store(history, body(p95=10.0))
+        store(history, body(p95=10.5))
+        history.set_baseline("main", [base.id or 0])
+    out = tmp_path / "out"
+    assert cli("compare", "--history", str(path), "--format", "json", "--out", str(out), cwd=tmp_path).returncode == 0
+    written = (out / "compare.json").read_text()
+    for bad in (("baseline", "set", "999"), ("baseline", "set", "no-such-baseline")):
+        done = cli(*bad, "--history", str(path), cwd=tmp_path)
+        assert done.returncode == 3, done.stderr
+        assert "no run 999" in done.stderr or "no baseline 'no-such-baseline'" in done.stderr
+    with History(path, create=False) as history:
+        assert [r.id for r in history.baseline("main")] == [base.id]
+    done = cli("compare", "nope", "--history", str(path), "--format", "json", "--out", str(out), cwd=tmp_path)
+    assert done.returncode == 3 and "no baseline 'nope'" in done.stderr
+    assert (out / "compare.json").read_text() == written
