@@ -66,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="compare with an earlier run's report (its <scenario>.json, or its --out directory)")
     bench.add_argument("--k6-operator", type=int, metavar="PARALLELISM",
                        help="write a k6-operator TestRun manifest into --out instead of running")
+    bench.add_argument("--repeat", type=int, default=1, metavar="N",
+                       help="run each scenario N times (the guide: 3 to 5); every repeat goes into the history")
+    bench.add_argument("--window-threshold", action="append", default=[], metavar="EXPR",
+                       help="e.g. 'p95<500ms over 1m': must hold in every window of the run (repeat)")
+    _history_arguments(bench, "default <--out>/history.sqlite")
     report = sub.add_parser("report", help="write the guide's reports (json, md, html) from Prometheus or a bench run")
     source = report.add_mutually_exclusive_group()
     source.add_argument("--prometheus", metavar="URL", help="Prometheus to read (default http://localhost:9090)")
@@ -76,14 +81,88 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--config", type=Path, help="YAML config: the targets (default: the built-in config)")
     report.add_argument("--format", default="json,md,html", help="comma-separated: json, md, html (default all)")
     report.add_argument("--out", type=Path, default=Path("reports"), help="output directory (default ./reports/)")
+    _history_arguments(report, "default <--out>/history.sqlite")
+    _history_parsers(sub)
     return parser
+
+
+def _history_arguments(parser: argparse.ArgumentParser, default: str, store: bool = True) -> None:
+    parser.add_argument("--history", metavar="FILE|URL", help=f"run history: a SQLite file or a PostgreSQL URL "
+                        f"({default})")
+    if store:
+        parser.add_argument("--no-history", action="store_true", help="do not store this run in the history")
+
+
+def _history_parsers(sub: argparse._SubParsersAction) -> None:
+    default = "default ./reports/history.sqlite"
+    baseline = sub.add_parser("baseline", help="set a baseline from a run in the history or report files")
+    baseline_sub = baseline.add_subparsers(dest="action", required=True)
+    set_ = baseline_sub.add_parser("set", help="name a run (an id, 'latest') or report files as a baseline")
+    set_.add_argument("run", metavar="RUN|FILE", nargs="?", default="latest")
+    set_.add_argument("--name", default="main", help="the baseline's name (default main)")
+    _history_arguments(set_, default, store=False)
+
+    compare = sub.add_parser("compare", help="compare a run with a baseline: regression, improvement, unchanged")
+    compare.add_argument("baseline", nargs="?", metavar="BASELINE",
+                         help="a baseline's name, a run id or report files (default: baseline main)")
+    compare.add_argument("current", nargs="?", metavar="CURRENT",
+                         help="a run id, 'latest' or report files (default: the newest run of the baseline's "
+                         "scenarios)")
+    compare.add_argument("--tolerance", default="10%", help="relative tolerance (default 10%%)")
+    compare.add_argument("--min-delta", default="5ms", help="absolute tolerance of latencies (default 5ms)")
+    compare.add_argument("--alpha", type=float, default=0.05, help="the test's level on repeats (default 0.05)")
+    compare.add_argument("--format", default="table", help="comma-separated: table, md, junit, json")
+    compare.add_argument("--out", type=Path, default=Path("reports"),
+                         help="where compare.md, compare.junit.xml and compare.json go (default ./reports/)")
+    compare.add_argument("--metric", help="only this metric (p95_ms, p99_ms, avg_ms, error_rate...)")
+    compare.add_argument("--endpoint", help="only this endpoint ('measured': the whole run)")
+    _history_arguments(compare, default, store=False)
+
+    history = sub.add_parser("history", help="a figure across runs, with its change points (table and plot)")
+    history.add_argument("--metric", default="p95_ms", help="default p95_ms")
+    history.add_argument("--endpoint", default="measured", help="default measured (the whole run)")
+    history.add_argument("--scenario", help="default: the latest run's")
+    history.add_argument("--plot", type=Path, metavar="FILE", help="also draw it: a .png or .svg file")
+    history.add_argument("--last", type=int, metavar="N", help="only the last N runs")
+    history.add_argument("--max-pvalue", type=float, default=0.001, help="change point significance (0.001)")
+    _history_arguments(history, default, store=False)
+
+    sla = sub.add_parser("sla", help="write the baseline as a Markdown SLA: targets, measured values, spread")
+    sla.add_argument("--name", default="main", help="the baseline (default main)")
+    sla.add_argument("--out", type=Path, default=Path("reports") / "sla.md", help="default ./reports/sla.md")
+    _history_arguments(sla, default, store=False)
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    from exporter.history.commands import run_baseline_set
+    return run_baseline_set(args.run, args.name, args.history, sys.stderr)
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from exporter.history.commands import CompareOptions, run_compare
+    return run_compare(CompareOptions(args.baseline, args.current, args.history, args.tolerance, args.min_delta,
+                                      args.alpha, [f.strip() for f in args.format.split(",") if f.strip()],
+                                      args.out, args.metric, args.endpoint))
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from exporter.history.commands import HistoryOptions, run_history
+    return run_history(HistoryOptions(args.history, args.scenario, args.metric, args.endpoint, args.plot,
+                                      max_pvalue=args.max_pvalue, last=args.last))
+
+
+def cmd_sla(args: argparse.Namespace) -> int:
+    from exporter.history.sla import run_sla
+    return run_sla(args.name, args.history, args.out, sys.stderr)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     setup_logging("warning", "logfmt")
     from exporter.reports.command import ReportOptions, run_report
-    return run_report(ReportOptions(args.prometheus, args.run, args.window, args.start, args.end, args.config,
-                                    [f.strip() for f in args.format.split(",") if f.strip()], args.out))
+    options = ReportOptions(args.prometheus, args.run, args.window, args.start, args.end, args.config,
+                            [f.strip() for f in args.format.split(",") if f.strip()], args.out)
+    options.history, options.keep_history = args.history, not args.no_history
+    return run_report(options)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -92,6 +171,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from exporter.load.cli_options import bench_options
     try:
         options = bench_options(args)
+        from exporter.analysis.window_thresholds import parse_window_threshold
+        options.window_thresholds = [parse_window_threshold(t) for t in args.window_threshold]
+        if args.repeat < 1:
+            raise ValueError(f"--repeat: expected 1 or more, got {args.repeat}")
+        options.repeat, options.history, options.keep_history = args.repeat, args.history, not args.no_history
     except ValueError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 3
@@ -145,7 +229,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     commands = {"run": cmd_run, "check-config": cmd_check_config, "demo": cmd_demo, "render": cmd_render,
-                "bench": cmd_bench, "report": cmd_report}
+                "bench": cmd_bench, "report": cmd_report, "baseline": cmd_baseline, "compare": cmd_compare,
+                "history": cmd_history, "sla": cmd_sla}
     return commands[args.command](args)
 
 
