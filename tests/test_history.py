@@ -310,3 +310,12 @@ def test_a_bad_baseline_set_keeps_the_baseline_and_a_bad_compare_keeps_the_last_
     done = cli("compare", "nope", "--history", str(path), "--format", "json", "--out", str(out), cwd=tmp_path)
     assert done.returncode == 3 and "no baseline 'nope'" in done.stderr
     assert (out / "compare.json").read_text() == written
+
+
+def test_an_unreachable_postgresql_history_is_named_without_its_password() -> None:
+    from tests.servers import free_port
+
+    with pytest.raises(HistoryError) as caught:
+        History(f"postgresql://perf:s3cret@127.0.0.1:{free_port()}/history")
+    message = str(caught.value)
+    assert "cannot connect" in message and "127.0.0.1" in message and "s3cret" not in message

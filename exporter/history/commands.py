@@ -216,11 +216,10 @@ def run_history(options: HistoryOptions) -> int:
         history = _open(options.history)
         assert history is not None
         with history:
-            runs = history.runs()
-            if not runs:
+            scenario = options.scenario or history.newest_scenario()
+            if scenario is None:
                 raise HistoryError(f"history {history.where}: holds no run yet")
-            scenario = options.scenario or runs[-1].scenario
-            runs = [r for r in runs if r.scenario == scenario]
+            runs = history.runs(scenario, bodies=False)
             if not runs:
                 raise HistoryError(f"history {history.where}: no run of scenario {scenario!r}")
     except HistoryError as exc:

@@ -75,6 +75,7 @@ def bench_runs(bodies: Sequence[Mapping[str, Any]], exit_code: int, config: Any,
 def _store(location: str, runs: Sequence[Run], stream: TextIO, command: str) -> bool:
     try:
         with History(location) as history:
+            where = history.where  # a PostgreSQL URL without its credentials
             for run in runs:
                 history.add_run(run)
     except HistoryError as exc:
@@ -82,7 +83,7 @@ def _store(location: str, runs: Sequence[Run], stream: TextIO, command: str) -> 
         return False
     ids = ", ".join(f"{r.id} ({r.scenario}, {len(r.repeats)} repeat{'s' if len(r.repeats) != 1 else ''})"
                     for r in runs)
-    stream.write(f"{command}: stored in history {location}: run {ids}\n")
+    stream.write(f"{command}: stored in history {where}: run {ids}\n")
     return True
 
 

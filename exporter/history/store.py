@@ -168,19 +168,21 @@ class History:
         self._conn.commit()
 
     # -- reading ----------------------------------------------------------------------------------------------
-    def _runs(self, where: str = "", params: Sequence[Any] = (), repeats: bool = True) -> list[Run]:
+    def _runs(self, where: str = "", params: Sequence[Any] = (), repeats: bool = True, bodies: bool = True,
+              ) -> list[Run]:
         rows = self._execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs {where} ORDER BY id", params).fetchall()
         runs = [Run(**dict(zip(_RUN_COLUMNS, row, strict=True))) for row in rows]
         if repeats and runs:
-            self._fill(runs)
+            self._fill(runs, bodies)
         return runs
 
-    def _fill(self, runs: Iterable[Run]) -> None:
+    def _fill(self, runs: Iterable[Run], bodies: bool = True) -> None:
         by_id = {r.id: r for r in runs}
         ids = list(by_id)
         marks = ", ".join("?" for _ in ids)
-        repeat_rows = self._execute(f"SELECT id, run_id, idx, summary, body FROM repeats WHERE run_id IN ({marks}) "
-                                    "ORDER BY run_id, idx", ids).fetchall()
+        body_column = "body" if bodies else "'{}'"  # a trend needs the figures, not every report (and its timeline)
+        repeat_rows = self._execute(f"SELECT id, run_id, idx, summary, {body_column} FROM repeats "
+                                    f"WHERE run_id IN ({marks}) ORDER BY run_id, idx", ids).fetchall()
         repeats: dict[int, Repeat] = {}
         for rid, run_id, idx, summary, body in repeat_rows:
             repeat = Repeat(int(idx), json.loads(summary), json.loads(body))
@@ -195,10 +197,14 @@ class History:
             figures: Figures = repeats[rid].figures
             figures[(endpoint, metric)] = float(value)
 
-    def runs(self, scenario: str | None = None, repeats: bool = True) -> list[Run]:
+    def runs(self, scenario: str | None = None, repeats: bool = True, bodies: bool = True) -> list[Run]:
         if scenario is None:
-            return self._runs(repeats=repeats)
-        return self._runs("WHERE scenario = ?", (scenario,), repeats)
+            return self._runs(repeats=repeats, bodies=bodies)
+        return self._runs("WHERE scenario = ?", (scenario,), repeats, bodies)
+
+    def newest_scenario(self) -> str | None:
+        row = self._execute("SELECT scenario FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+        return str(row[0]) if row else None
 
     def run(self, run_id: int) -> Run:
         found = self._runs("WHERE id = ?", (run_id,))
