@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from exporter.analysis.recommendations import PRIORITY_RULE, critical_path_shares, top_statements
-from exporter.reports.model import AREAS, AreaSummary, Figure, Report, TargetRow
+from exporter.reports.model import AREAS, BUCKETED, EXACT, AreaSummary, Figure, Report, TargetRow
 
 SCHEMA_AREA = "https://perf-exporter.tripo04os/schema/area-report.json"
 SCHEMA_SUMMARY = "https://perf-exporter.tripo04os/schema/performance-summary.json"
@@ -65,7 +65,9 @@ def _area_extra(report: Report, area: str) -> dict[str, Any]:
              "avgMs": _r(e.mean_s), "p95Ms": _r(e.p95_s), "p99Ms": _r(e.p99_s),
              "p95TargetMs": facts.targets.p95_for(e.name) * 1000,
              "phasesMs": {k: round(v * 1000, 3) for k, v in e.phases_s.items()},
-             "traceMs": _r(e.trace_s)} for e in facts.endpoints]}
+             "traceMs": _r(e.trace_s),
+             "percentilePrecision": EXACT if report.observed.source_kind == "run" else BUCKETED}
+            for e in facts.endpoints]}
     if area == "database":
         return {"statements": [
             {"target": s.target, "datname": s.datname, "queryid": s.queryid, "query": s.text,
@@ -97,7 +99,7 @@ def _r(seconds: float | None) -> float | None:
 def _common(report: Report) -> dict[str, Any]:
     o = report.observed
     return {"window": o.window.as_json(), "source": {"kind": o.source_kind, "where": o.source_where},
-            "priorityRule": PRIORITY_RULE, "notes": o.notes}
+            "sources": dict(o.facts.sources), "priorityRule": PRIORITY_RULE, "notes": o.notes}
 
 
 def area_file(report: Report, area: str) -> dict[str, Any]:
