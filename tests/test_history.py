@@ -214,7 +214,7 @@ def test_sla_lists_targets_measured_values_and_their_spread(tmp_path: Path) -> N
     assert cli("sla", "--history", str(path), "--name", "nope", cwd=tmp_path).returncode == 3
 
 
-def test_a_postgresql_url_holds_the_same_history(postgres: Postgres) -> None:
+def test_a_postgresql_url_holds_the_same_history(postgres: Postgres, tmp_path: Path) -> None:
     postgres.psql("DROP DATABASE IF EXISTS perf_history")
     postgres.psql("CREATE DATABASE perf_history")
     url = postgres.dsn("perf_history")
@@ -229,6 +229,10 @@ def test_a_postgresql_url_holds_the_same_history(postgres: Postgres) -> None:
         assert history.latest()[0].id == run.id
     with pytest.raises(HistoryError, match="no baseline 'other'"):
         History(url).baseline("other")
+    with History(url) as history:
+        store(history, body(p95=150.0), body(p95=151.0))
+    done = cli("compare", "--history", url, "--format", "table", cwd=tmp_path)
+    assert done.returncode == 1 and "get_order p95_ms" in done.stderr, done.stdout + done.stderr
 
 
 def test_window_thresholds_say_when_a_window_broke_them() -> None:
