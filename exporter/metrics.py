@@ -100,6 +100,10 @@ JOURNEY_RUNS = counter("perf_journey_runs_total", "Journey runs by outcome (a st
                        ("target", "journey", "outcome"))
 PROBE_SUCCESS = gauge("perf_probe_success", "1 if the probe's (endpoint's or journey's) last run succeeded.",
                       ("target", "probe"))
+SECURITY_CHECKS = ("unauthenticated", "lower_role", "rate_limit", "injection")
+SECURITY_CHECK_SUCCESS = gauge("perf_security_check_success",
+                               "1 if the endpoint met its security expectation at the last run (check: "
+                               "unauthenticated, lower_role, rate_limit, injection).", ("target", "endpoint", "check"))
 
 # ---------------------------------------------------------------------------------------------------------------
 # PostgreSQL

@@ -168,7 +168,7 @@ def run_with_demo(args: argparse.Namespace) -> int:
 
 def _run_demo_and_daemon(args: argparse.Namespace, listen: str, url: str, config_path: Path,
                          backends: EmbeddedBackends) -> int:
-    demo_env = {**os.environ, **backends.environment()}
+    demo_env = {"DEMO_SECURITY": "on", **os.environ, **backends.environment()}  # the example config checks it
     env = config_environment(demo_env, url)
     event(log, logging.INFO, "demo_starting", listen=listen, config=str(config_path),
           storage=_backend_name(demo_env, "DEMO_DATABASE_URL", backends.postgres),

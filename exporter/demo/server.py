@@ -14,6 +14,7 @@ import os
 import random
 import signal
 import socket
+from typing import Any
 
 import psycopg
 import uvicorn
@@ -22,6 +23,7 @@ from exporter import __version__
 from exporter.config import units
 from exporter.demo.app import DemoState, build_app
 from exporter.demo.cache import QUEUES, Cache, CacheUnavailable, MemoryCache, RedisCache
+from exporter.demo.security import SecuredApi, security_from_env
 from exporter.demo.storage import MemoryStore, PostgresStore, Store
 from exporter.logs import event
 from exporter.secrets import safe_url
@@ -71,7 +73,13 @@ async def _serve(listen: str, postgres: str | None, redis: str | None, sock: soc
     state = DemoState(store=store, cache=cache, rng=rng)
     if not await cache.healthy():  # cache-aside: the demo still serves, reads go to the database
         state.backend_failed("redis", f"no answer from {safe_url(redis or '')}")
-    server = uvicorn.Server(uvicorn.Config(build_app(state), host=host, port=port, log_config=None,
+    app: Any = build_app(state)
+    security = security_from_env(os.environ)  # off unless DEMO_SECURITY=on
+    if security is not None:
+        app = SecuredApi(app, security)
+        event(log, logging.INFO, "demo_security_on", roles=",".join(sorted(set(security.tokens.values()))),
+              rate_limit=f"{security.limit}/{security.window:g}s")
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None,
                                            access_log=False, lifespan="off", timeout_graceful_shutdown=2))
     consumer = asyncio.create_task(consume_queues(cache, state))
     serving = asyncio.create_task(_run_server(server, sock))

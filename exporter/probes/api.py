@@ -24,6 +24,7 @@ from exporter.logs import event
 from exporter.probes.api_target import ApiTarget, Endpoint, Journey
 from exporter.probes.http import Measurement, measure, resolve_time
 from exporter.probes.journey import MissingVariable, StepRequest, capture, fill, steps_of
+from exporter.probes.security import SecurityChecks
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ class ApiProbe:
         self.clients = {e.name: client(e.concurrency) for e in cfg.endpoints}
         self.journey_clients = {j.name: client(1) for j in cfg.journeys}
         self.semaphores = {e.name: asyncio.Semaphore(e.concurrency) for e in cfg.endpoints}
+        self.security = SecurityChecks(cfg, headers, verify, self.store)
         self._declare_series(cfg.endpoints, cfg.journeys)
 
     def _declare_series(self, endpoints: list[Endpoint], journeys: list[Journey]) -> None:
@@ -91,6 +93,7 @@ class ApiProbe:
     async def close(self) -> None:
         for client in [*self.clients.values(), *self.journey_clients.values()]:
             await client.aclose()
+        await self.security.close()
 
     # -- endpoints -------------------------------------------------------------------------------------------
 
@@ -136,6 +139,8 @@ class ApiProbe:
             failures = sum(1 for m in measurements if m.outcome != "success")
             event(log, logging.INFO, "probe_failed", target=t, probe=name, outcome=failed.outcome,
                   failed=failures, requests=len(measurements), cause=failed.error or failed.outcome)
+        if endpoint.security is not None and resolve_error is None:
+            await self.security.run(endpoint)
         return any(m.reached for m in measurements)
 
     # -- journeys --------------------------------------------------------------------------------------------

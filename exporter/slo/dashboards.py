@@ -304,7 +304,15 @@ def api(config: Config) -> db.Dashboard:
                                                 "{{target}} {{journey}}"), unit="s", width=12))
          .with_panel(graph("Journey step P95", query(
              _quantile(metrics.JOURNEY_STEP_DURATION, T, "target, journey, step", 0.95),
-             "{{journey}} {{step}}"), unit="s", width=12)))
+             "{{journey}} {{step}}"), unit="s", width=12))
+         .with_row(db.Row("Security checks"))
+         .with_panel(single("Security checks failing", query(
+             f"count({metrics.SECURITY_CHECK_SUCCESS.name}{{{T}}} == 0) or vector(0)"),
+             steps=((None, "green"), (1, "red")), width=6, height=8))
+         .with_panel(graph("Security checks (1: met)", query(
+             f"{metrics.SECURITY_CHECK_SUCCESS.name}{{{where}}}", "{{endpoint}} {{check}}"), unit="bool", width=18,
+             description="The guide's checklist per endpoint: unauthenticated (401), lower_role (403), rate_limit "
+                         "(429 in a burst) and injection (canaries get a 4xx, never a 5xx, never echoed).")))
     return slo_row(d, "api")
 
 

@@ -40,7 +40,7 @@ def to_json(data: Any) -> str:
 
 def rule_outputs(config: Config) -> dict[str, str]:
     """Relative path -> content of everything under rules/."""
-    from exporter.slo import infrastructure
+    from exporter.slo import infrastructure, security
     from exporter.slo.alert_tests import unit_tests
     from exporter.slo.readme import readme_markdown
     from exporter.slo.rules import rule_groups
@@ -54,7 +54,7 @@ def rule_outputs(config: Config) -> dict[str, str]:
         out[f"tests/{stem}.test.yml"] = HEADER.format(what="rules") + to_yaml(content)
     out["runbooks.md"] = runbooks_markdown(config, files)
     out["README.md"] = readme_markdown(config, files)
-    for relative, content in infrastructure.rule_outputs().items():
+    for relative, content in [*infrastructure.rule_outputs().items(), *security.rule_outputs().items()]:
         out[relative] = content if isinstance(content, str) else HEADER.format(what="rules") + to_yaml(content)
     return out
 
