@@ -2,7 +2,8 @@
 prometheus-postgres-exporter running the pg_stat_statements query of its example queries.yaml, in the same run.
 
 Prints, for us: collection time (in process; with the query P95 and, in the same rounds, without it: the
-collector as before, its spread columns read as NULL and no P95 computed), render time of the store
+collector as before, reading pg_stat_statements in text without the spread columns and computing no P95, with
+the exporter's CPU time of each and of the P95 step alone), render time of the store
 (``generate_latest`` over a registry holding a StoreCollector, and the daemon's cached
 ``StoreCollector.render``), series count, and the daemon's RSS
 and /metrics scrape time when it runs as `perf-exporter run`; for postgres_exporter: /metrics scrape time (which
@@ -35,7 +36,7 @@ from psycopg import sql
 from bench.measures import rss_mb
 from exporter import metrics
 from exporter.analysis.query_latency import SpreadRow
-from exporter.analysis.statements import Counters, Snapshot, StatementKey
+from exporter.analysis.statements import Counters, Snapshot, StatementKey, sum_rows
 from exporter.collectors import postgres_queries as q
 from exporter.collectors.postgres import PostgresCollector, PostgresTarget
 from exporter.jobs import JobContext, TraceLink
@@ -74,17 +75,40 @@ def run_sql_file(pg: Postgres, path: Path) -> None:
 SPREAD_COLUMNS = re.compile(r",\s*coalesce\(sum\(CASE WHEN s\.calls > 0.*?(?=\nFROM)", re.DOTALL)
 
 
+class TimedQueryP95(PostgresCollector):
+    """The collector, with the exporter CPU time its query P95 step takes (interval_latency and query_p95)."""
+
+    p95_cpu: list[float]
+
+    def _write_query_p95(self, deltas: dict[StatementKey, Counters], snapshot: Snapshot,
+                         spreads: dict[StatementKey, SpreadRow]) -> None:
+        started = time.process_time()
+        super()._write_query_p95(deltas, snapshot, spreads)
+        self.p95_cpu.append(time.process_time() - started)
+
+
 class WithoutQueryP95(PostgresCollector):
-    """The collector as it was before the query P95: the spread columns are read as NULL constants and no P95 is
-    computed (the dict of spreads is still built, so this slightly overstates the old cost)."""
+    """The collector as it was before the query P95 (commit 3758cc0): its pg_stat_statements read in text format
+    without the spread columns, and no P95 computed."""
 
     async def _read_statements(self, datname: str, schema: str) -> tuple[Snapshot, dict[StatementKey, SpreadRow]]:
+        conn = self._connection(datname)
         queries = self.statement_queries.get((datname, schema))
-        if queries is not None and "stddev" in (text := queries.counters.as_string(None)):
-            old = SPREAD_COLUMNS.sub(", NULL::float8, NULL::float8, NULL::float8, NULL::float8", text)
-            self.statement_queries[(datname, schema)] = q.StatementQueries(
-                sql.Composed([sql.SQL(old)]), queries.texts, queries.info)
-        return await super()._read_statements(datname, schema)
+        if queries is None:
+            columns = {row[0] for row in await conn.rows(q.VIEW_COLUMNS, (f"{schema}.pg_stat_statements",))}
+            info = await conn.rows(q.VIEW_COLUMNS, (f"{schema}.pg_stat_statements_info",))
+            queries = q.statement_queries(schema, columns, bool(info))
+            old = SPREAD_COLUMNS.sub("", queries.counters.as_string(None))
+            queries = q.StatementQueries(sql.Composed([sql.SQL(old)]), queries.texts, queries.info)
+            self.statement_queries[(datname, schema)] = queries
+        stats_reset = dealloc = None
+        rows = await conn.rows(queries.counters)
+        if queries.info is not None:
+            info_rows = await conn.rows(queries.info)
+            if info_rows:
+                stats_reset, dealloc = info_rows[0]
+        entries = sum_rows(((row[0], row[1], row[2]), Counters._make(row[3:9]), row[9]) for row in rows)
+        return Snapshot(entries, stats_reset, dealloc), {}
 
     def _write_query_p95(self, deltas: dict[StatementKey, Counters], snapshot: Snapshot,
                          spreads: dict[StatementKey, SpreadRow]) -> None:
@@ -99,7 +123,8 @@ async def measure_in_process(pg: Postgres, rounds: int, work: Path, top: int, ca
     stores.stores["postgres/bench"] = store
     registry = CollectorRegistry()
     registry.register(stores)
-    collector = PostgresCollector(cfg, JobContext(store, TraceLink()))
+    collector = TimedQueryP95(cfg, JobContext(store, TraceLink()))
+    collector.p95_cpu = []
     before = WithoutQueryP95(cfg, JobContext(MetricStore(), TraceLink()))
     collect_times, before_times, generate_times, render_times = [], [], [], []
     cpu: dict[bool, list[float]] = {True: [], False: []}  # the exporter's CPU seconds per collection, by variant
@@ -130,6 +155,7 @@ async def measure_in_process(pg: Postgres, rounds: int, work: Path, top: int, ca
     assert p95 is not None, "no query P95 was computed"
     return {"first": first, "collect": statistics.median(collect_times), "before": statistics.median(before_times),
             "collect_cpu": statistics.median(cpu[True]), "before_cpu": statistics.median(cpu[False]),
+            "p95_cpu": statistics.median(collector.p95_cpu[1:]),
             "generate": statistics.median(generate_times), "render": statistics.median(render_times),
             "series": series(text), "statement_series": series_named(text, "perf_pg_statement_calls_total")}
 
@@ -233,6 +259,8 @@ def main() -> int:
               f"{ours['collect'] / ours['before']:.3f})")
         print(f"    exporter CPU, with / without:  {ours['collect_cpu'] * 1000:6.1f} / "
               f"{ours['before_cpu'] * 1000:.1f} ms   (ratio {ours['collect_cpu'] / ours['before_cpu']:.3f})")
+        print(f"    of which the query P95 step:    {ours['p95_cpu'] * 1000:6.1f} ms CPU   "
+              f"({ours['p95_cpu'] / ours['before_cpu'] * 100:.1f} % of the collection without it)")
         print(f"  render, generate_latest:         {ours['generate'] * 1000:8.2f} ms")
         print(f"  render, StoreCollector.render:   {ours['render'] * 1000:8.2f} ms")
         print(f"  series (postgres store):         {ours['series']:8.0f}"

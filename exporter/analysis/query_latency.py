@@ -178,8 +178,9 @@ def interval_latency(deltas: Mapping[StatementKey, Counters], entries: Mapping[S
     be under (fewer than ``q`` of all calls could be faster: the calls' minimums say so), is counted as its calls
     at ``max``: every figure :func:`query_p95` finds lies above it, where such a statement counts all its calls
     whatever their spread. Most statements of a busy server are such, and cost no modelling."""
-    out = IntervalLatency({}, [], [max(d.exec_seconds, 0.0) for d in deltas.values() if d.calls == 1])
-    several = [(k, d, current.get(k), previous.get(k)) for k, d in deltas.items() if d.calls > 1]
+    # Counters by position (calls, exec_seconds): thousands per collection
+    out = IntervalLatency({}, [], [d[1] for d in deltas.values() if d[0] == 1])
+    several = [(k, d, current.get(k), previous.get(k)) for k, d in deltas.items() if d[0] > 1]
     if not several:
         return out
     floor = _floor(q, out.singles, [(r[1] if r is not None and _bounded(r, b) else 0.0, d.calls)
@@ -387,7 +388,7 @@ def query_p95(latency: IntervalLatency, q: float = QUANTILE) -> QueryP95 | None:
     need = q * calls * (1 - 1e-12)  # 0.95 * 20 calls is 19.000000000000004: 19 calls are 95 % of 20
     values, cumulative = _running(latency.points, latency.singles)
     if not latency.components:  # every call exact: the quantile itself
-        exact = values[min(bisect.bisect_left(cumulative, need), len(values) - 1)]
+        exact = max(values[min(bisect.bisect_left(cumulative, need), len(values) - 1)], 0.0)
         return QueryP95(exact, exact, exact, calls)
     first = values[0] if values else math.inf
     last = values[-1] if values else 0.0

@@ -209,9 +209,11 @@ class DatabaseConnection:
         async with self.lock:
             await self._connected()
 
-    async def timed(self, query: str | sql.Composed, params: Sequence[Any] | None = None,
+    async def timed(self, query: str | sql.Composed, params: Sequence[Any] | None = None, binary: bool = False,
                     ) -> tuple[list[Row], float]:
         """Rows of ``query`` and the seconds from sending it to having every row (connecting not included).
+        ``binary``: results in binary format (numbers cost no text parsing: for the thousands of rows of
+        pg_stat_statements).
 
         A connection found broken (the server restarted since the last query) is reopened and the query sent
         once more: every query here only reads.
@@ -220,7 +222,7 @@ class DatabaseConnection:
             for attempt in (1, 2):
                 conn = await self._connected()
                 try:
-                    async with conn.cursor() as cursor:
+                    async with conn.cursor(binary=binary) as cursor:
                         started = time.perf_counter()
                         await cursor.execute(query, params)
                         rows = await cursor.fetchall() if cursor.description is not None else []
@@ -240,8 +242,9 @@ class DatabaseConnection:
                     raise
             raise AssertionError("unreachable")
 
-    async def rows(self, query: str | sql.Composed, params: Sequence[Any] | None = None) -> list[Row]:
-        return (await self.timed(query, params))[0]
+    async def rows(self, query: str | sql.Composed, params: Sequence[Any] | None = None, binary: bool = False,
+                   ) -> list[Row]:
+        return (await self.timed(query, params, binary))[0]
 
     async def close(self) -> None:
         async with self.lock:
@@ -519,7 +522,7 @@ class PostgresCollector:
         # going down (counted from zero once); the other order would count the post-reset work twice.
         stats_reset = dealloc = None
         try:
-            rows = await conn.rows(queries.counters)
+            rows = await conn.rows(queries.counters, binary=True)
             if queries.info is not None:
                 info_rows = await conn.rows(queries.info)
                 if info_rows:
