@@ -60,6 +60,8 @@ CT = ("collector", "target")
 # The exporter itself
 
 BUILD_INFO = gauge("perf_exporter_build_info", "perf-exporter version, always 1.", ("version",))
+ASYNCIO_TASKS = gauge("perf_exporter_asyncio_tasks", "asyncio tasks alive in the daemon, counted at each scrape "
+                      "(a number that keeps growing is a leak: bench/soak.py watches it).")
 JOB_DURATION = histogram("perf_job_duration_seconds", "Time one run of a probe or collector job took.",
                          CT, JOB_BUCKETS)
 JOB_RUNS = counter("perf_job_runs_total",
