@@ -4,14 +4,18 @@ Entries: the config file itself (a bearer token), the environment (``${CANARY}``
 ``password_file``), DSNs and URLs (PostgreSQL reached and unreachable, Redis unreachable), a request header, and
 SQL text run on a real PostgreSQL (``ALTER ROLE ... PASSWORD``, read back from pg_stat_statements). Outputs: the
 daemon's log at debug level, ``/metrics`` and the index page, ``check-config``, the errors of a bad config (on
-the command line and on a reload), all while every job really ran.
+the command line and on a reload), and ``perf-exporter report``'s files from a Prometheus that scraped the daemon,
+all while every job really ran.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +24,7 @@ import pytest
 
 from tests.daemon_process import DaemonProcess
 from tests.http_target import HttpTarget
-from tests.servers import Postgres, Redis, free_port
+from tests.servers import Postgres, Prometheus, Redis, free_port, wait_for
 
 CANARY = "canary-Zq7xK2pWv9"
 ROLE = "perf_canary"
@@ -91,6 +95,29 @@ jaeger:
 """
 
 
+def report_outputs(tmp_path: Path, daemon: DaemonProcess, cfg: Path, env: dict[str, str]) -> dict[str, str]:
+    """``perf-exporter report`` from a Prometheus that scraped the daemon: its files, stdout and stderr."""
+    scrape = (f"global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: perf\n"
+              f"    static_configs: [{{targets: ['127.0.0.1:{daemon.port}']}}]\n")
+    prometheus = Prometheus(tmp_path / "prometheus", scrape).start()
+    try:
+        def scraped() -> bool:
+            query = urllib.parse.quote('perf_pg_statement_info{query=~"ALTER ROLE.*"}')
+            with urllib.request.urlopen(f"{prometheus.url}/api/v1/query?query={query}", timeout=5) as answer:
+                return bool(json.loads(answer.read())["data"]["result"])
+        wait_for(scraped, timeout=30, what="Prometheus holding the statement series")
+        out = tmp_path / "reports"
+        done = subprocess.run([sys.executable, "-m", "exporter", "report", "--prometheus", prometheus.url,
+                               "--window", "5m", "--config", str(cfg), "--format", "json,md,html", "--out", str(out),
+                               "--no-history"], capture_output=True, text=True, env={**os.environ, **env},
+                              timeout=120)
+    finally:
+        prometheus.stop()
+    files = {f"report {p.relative_to(out)}": p.read_text(errors="replace") for p in out.rglob("*") if p.is_file()}
+    assert files, f"report wrote nothing: {done.stdout}{done.stderr}"
+    return {**files, "report output": done.stdout + done.stderr}
+
+
 def test_the_canary_secret_appears_in_no_output(tmp_path: Path, postgres: Postgres, canary_redis: Redis,
                                                 http_target: HttpTarget) -> None:
     plant_sql(postgres)
@@ -124,6 +151,7 @@ def test_the_canary_secret_appears_in_no_output(tmp_path: Path, postgres: Postgr
             status, body = daemon.get(path)
             assert status == 200
             outputs[path] = body
+        outputs.update(report_outputs(tmp_path, daemon, cfg, env))
 
         # a bad config that holds the canary: refused on reload, with an error that names the key
         good = cfg.read_text()
