@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import re
 import shutil
@@ -125,7 +126,12 @@ async def measure_in_process(pg: Postgres, rounds: int, work: Path, top: int, ca
     registry.register(stores)
     collector = TimedQueryP95(cfg, JobContext(store, TraceLink()))
     collector.p95_cpu = []
-    before = WithoutQueryP95(cfg, JobContext(MetricStore(), TraceLink()))
+    # the collector as before gets a rendered store of its own, so that both pay for the same garbage
+    before_stores = StoreCollector()
+    before_stores.stores["postgres/bench"] = MetricStore()
+    before_registry = CollectorRegistry()
+    before_registry.register(before_stores)
+    before = WithoutQueryP95(cfg, JobContext(before_stores.stores["postgres/bench"], TraceLink()))
     collect_times, before_times, generate_times, render_times = [], [], [], []
     cpu: dict[bool, list[float]] = {True: [], False: []}  # the exporter's CPU seconds per collection, by variant
     try:
@@ -138,6 +144,7 @@ async def measure_in_process(pg: Postgres, rounds: int, work: Path, top: int, ca
                 run_sql_file(pg, work)
             # both collectors see the same 6,000 deltas; which one goes first alternates
             for job in (collector, before) if i % 2 == 0 else (before, collector):
+                gc.collect()  # neither pays for the other's garbage
                 started, started_cpu = time.perf_counter(), time.process_time()
                 assert await job.run()
                 (collect_times if job is collector else before_times).append(time.perf_counter() - started)
@@ -148,6 +155,8 @@ async def measure_in_process(pg: Postgres, rounds: int, work: Path, top: int, ca
             started = time.perf_counter()
             text = generate_latest(registry).decode()
             generate_times.append(time.perf_counter() - started)
+            before_stores.render()
+            generate_latest(before_registry)
     finally:
         await collector.close()
         await before.close()
