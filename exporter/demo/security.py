@@ -6,7 +6,7 @@ to assert (the guide's checklist: authentication, authorisation, rate limiting, 
   ``demo-dispatcher-token:dispatcher,demo-rider-token:rider,demo-burst-token:dispatcher``.
 - A rider may read and create orders, cancel them and send its location; trip status changes and notifications are
   the dispatcher's: 403.
-- More than ``DEMO_RATE_LIMIT`` requests (``N/window``, default ``50/1s``) of one token (or one client address
+- More than ``DEMO_RATE_LIMIT`` requests (``N/window``, default ``20/1s``) of one token (or one client address
   without a token) in a window: 429 with ``Retry-After``.
 - Markup or SQL meta-syntax in a query parameter or a JSON string field: 400, and the input is not echoed.
 """
@@ -36,7 +36,7 @@ SUSPICIOUS = re.compile(r"<\s*/?\s*(script|img|svg|iframe)|javascript:|on\w+\s*=
 @dataclass
 class DemoSecurity:
     tokens: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_TOKENS))
-    limit: int = 50
+    limit: int = 20
     window: float = 1.0
 
 
