@@ -18,7 +18,8 @@ Decoders compared on the v1 path (the peer is the collector's former path, ``ben
 - ``orjson``: the same walk after ``orjson.loads`` (measured when orjson is installed; the exporter does not use
   it);
 - ``msgspec``: what the collector does now (``exporter/collectors/jaeger_decode.py``): typed Structs that
-  declare only the fields read, decoded straight from the bytes.
+  declare only the fields read, decoded straight from the bytes; every trace is counted from one pass over its
+  spans, and a random sample of ``sample`` (100) traces is analysed whole, as on the api_v3 path.
 
 The api_v3 path (trace summaries, then a sample of 100 traces fetched whole as OTLP JSON) is measured with the
 collector's own decoder. Goal: a v1 poll under 2 s and 150 MB. There is no peer Jaeger exporter to compare
@@ -133,10 +134,10 @@ def read_bodies(folder: Path) -> Iterator[bytes]:
 
 def v1_reader(decoder: str) -> Callable[[bytes, Callable[[str], bool]], list[Any]]:
     """Traces of one v1 body, not skipped, the way ``decoder`` reads them."""
-    if decoder == "msgspec":
-        from exporter.collectors.jaeger_decode import traces_from_v1
+    if decoder == "msgspec":  # the collector's path: every trace counted from its spans, a sample read whole
+        from exporter.collectors.jaeger_decode import found_in_v1, v1_response
 
-        return lambda body, skip: list(traces_from_v1(body, skip))
+        return lambda body, skip: list(found_in_v1(v1_response(body), skip))
     from bench.jaeger_json_peer import read_v1
 
     loads = json.loads
@@ -153,7 +154,7 @@ def bench_parse(path: str, decoder: str, bodies: Path, memory: bool) -> dict[str
     measures the peak (and slows everything down: the time of that pass is not reported)."""
     from exporter.collectors.jaeger import Poll
     from exporter.collectors.jaeger_api import bulk_objects
-    from exporter.collectors.jaeger_decode import facts_from_summaries, traces_from_otlp
+    from exporter.collectors.jaeger_decode import V1Found, facts_from_summaries, traces_from_otlp
     from tests.jaeger_replay import summary_of, to_otlp
 
     job = collector()
@@ -185,7 +186,11 @@ def bench_parse(path: str, decoder: str, bodies: Path, memory: bool) -> dict[str
                         job._count(facts, poll)
             else:
                 for trace in read(body, job._is_known):
-                    if job._new_and_settled(trace.key, trace.end, now):
+                    if isinstance(trace, V1Found):
+                        if job._new_and_settled(trace.facts.key, trace.facts.end, now):
+                            job._count(trace.facts, poll)
+                            job._draw(trace, poll)
+                    elif job._new_and_settled(trace.key, trace.end, now):
                         job._count(job._take_whole(trace, poll), poll)
         elapsed += time.perf_counter() - started
         cpu += time.process_time() - started_cpu
@@ -193,6 +198,7 @@ def bench_parse(path: str, decoder: str, bodies: Path, memory: bool) -> dict[str
             peak = max(peak, tracemalloc.get_traced_memory()[1])
         del body
     started, started_cpu = time.perf_counter(), time.process_time()
+    job._analyse_drawn(poll)
     for body in sample:
         size += len(body)
         with bulk_objects():
@@ -290,12 +296,16 @@ def bench_poll(url: str, path: str, decoder: str) -> dict[str, float]:
 
         loads = json.loads if decoder == "json" else __import__("orjson").loads
 
-        def read_traces(self: Any, path: str, api: str, answer: Any, skip: Any) -> tuple[list[Any], int, list[str]]:
+        async def search(self: Any, service: str, start: int, end: int, limit: int,
+                         skip: Any = None) -> tuple[list[Any], int, list[str]]:
+            # the former path: every trace of the search decoded and analysed whole
+            api = await self.detect()
             assert api == "v1"
+            answer = await self.get("/api/traces", self._search_params(api, service, start, end, limit))
             traces, returned = read_v1(answer.body, skip, loads)
             return traces, returned, []
 
-        JaegerApi._read_traces = read_traces  # type: ignore[method-assign,assignment]
+        JaegerApi.search = search  # type: ignore[method-assign]
     from bench.measures import peak_rss_mb, rss_mb
 
     rss_before = rss_mb(os.getpid())

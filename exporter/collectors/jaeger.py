@@ -49,7 +49,7 @@ from exporter.collectors.jaeger_api import (
     ResponseTooLarge,
     bulk_objects,
 )
-from exporter.collectors.jaeger_decode import TraceDataError
+from exporter.collectors.jaeger_decode import TraceDataError, V1Found
 from exporter.collectors.jaeger_target import JaegerTarget
 from exporter.jobs import JobContext, SentTrace
 from exporter.logs import event
@@ -86,6 +86,10 @@ class Poll:
     facts: list[TraceFacts] = field(default_factory=list)  # counted traces (summaries or whole)
     whole: list[TraceFacts] = field(default_factory=list)  # whole traces analysed
     summarised: list[TraceFacts] = field(default_factory=list)  # counted from summaries: the sample's pool
+    # v1 traces counted from their spans, drawn at random into the sample read whole (reservoir sampling):
+    # (index of its facts in ``facts``, the trace)
+    drawn: list[tuple[int, V1Found]] = field(default_factory=list)
+    offered: int = 0
     span_times: SpanTimes = field(default_factory=lambda: SpanTimes(metrics.TRACE_BUCKETS))
     anomalies: dict[str, int] = field(default_factory=dict)
     truncated_searches: dict[str, int] = field(default_factory=dict)
@@ -126,6 +130,7 @@ class JaegerCollector:
                 services = list(self.cfg.services) or await self.api.services()
                 for service in services:
                     await self._collect_service(service, now, poll)
+                self._analyse_drawn(poll)
                 await self._analyse_sample(poll)
                 await self._look_up_probes(now)
             finally:
@@ -207,8 +212,12 @@ class JaegerCollector:
                                                              self._is_known)
             with bulk_objects():
                 for trace in traces:
+                    if isinstance(trace, V1Found):
+                        if self._new_and_settled(trace.facts.key, trace.facts.end, now):
+                            self._count(trace.facts, poll)
+                            self._draw(trace, poll)
                     # decided before analysing: a trace that does not count yet is not analysed
-                    if self._new_and_settled(trace.key, trace.end, now):
+                    elif self._new_and_settled(trace.key, trace.end, now):
                         self._count(self._take_whole(trace, poll), poll)
             poll.problems.extend(f"service {service!r}: Jaeger reported: {e}" for e in errors)
             return returned
@@ -221,6 +230,24 @@ class JaegerCollector:
         for kind, n in facts.anomalies.items():
             poll.anomalies[kind] = poll.anomalies.get(kind, 0) + n
         return facts
+
+    def _draw(self, found: V1Found, poll: Poll) -> None:
+        """Keep ``found`` in the poll's sample of ``sample`` traces with the same chance as every other."""
+        index, poll.offered = len(poll.facts) - 1, poll.offered + 1
+        if len(poll.drawn) < self.cfg.sample:
+            poll.drawn.append((index, found))
+        else:
+            slot = self.random.randrange(poll.offered)
+            if slot < self.cfg.sample:
+                poll.drawn[slot] = (index, found)
+
+    def _analyse_drawn(self, poll: Poll) -> None:
+        """Read the drawn v1 traces whole: their facts replace the ones counted from their spans."""
+        with bulk_objects():
+            for index, found in poll.drawn:
+                poll.facts[index] = facts = self._take_whole(found.whole(), poll)
+                self.seen[facts.key] = facts.end
+        poll.drawn.clear()
 
     async def _analyse_sample(self, poll: Poll) -> None:
         """Fetch a random sample of the traces this poll counted from summaries, whole."""

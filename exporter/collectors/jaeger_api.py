@@ -27,7 +27,9 @@ from exporter.analysis.traces import Trace, TraceFacts, trace_key
 from exporter.collectors.jaeger_decode import (
     BodyNotJson,
     TraceDataError,
+    V1Found,
     facts_from_summaries,
+    found_in_v1,
     otlp_response,
     traces_from_otlp,
     traces_from_v1,
@@ -228,14 +230,31 @@ class JaegerApi:
             raise JaegerError(f"{path}: {exc}") from None
 
     async def search(self, service: str, start: int, end: int, limit: int,
-                     skip: Skip | None = None) -> tuple[list[Trace], int, list[str]]:
-        """Whole traces in the window: (traces not skipped, traces returned, errors Jaeger reported in a 200)."""
+                     skip: Skip | None = None) -> tuple[list[Trace] | list[V1Found], int, list[str]]:
+        """Whole traces in the window: (traces not skipped, traces returned, errors Jaeger reported in a 200).
+        v1 traces come counted but not read whole (:class:`V1Found`): the collector reads its sample whole."""
         api = await self.detect()
         path = "/api/v3/traces" if api == "v3" else "/api/traces"
         answer = await self.get(path, self._search_params(api, service, start, end, limit))
         if api == "v3" and _is_data_not_found(answer):
             return [], 0, []  # api_v3 says "No traces found" with a 404
-        return self._traces(path, api, answer, skip)
+        if api == "v3":
+            return self._traces(path, api, answer, skip)
+        if answer.status != 200:
+            raise self._fail(path, answer)
+        try:
+            with bulk_objects():
+                v1 = v1_response(answer.body)
+                if not v1.has_data:
+                    raise JaegerError(f"{path}: HTTP 200 without 'data': {_error_message(answer)}")
+                found = list(found_in_v1(v1, skip))
+        except BodyNotJson:
+            raise self._fail(path, answer) from None
+        except TraceDataError as exc:
+            if not isinstance(answer.document, dict):
+                raise self._fail(path, answer) from None
+            raise JaegerError(f"{path}: not a trace response: {exc}") from None
+        return found, len(v1.data or ()), [_error_message(answer)] if v1.errors else []
 
     async def trace(self, trace_id: str) -> Trace | None:
         """One trace by ID, or None when Jaeger does not have it (yet)."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgspec
@@ -247,6 +248,81 @@ def trace_from_v1(obj: Mapping[str, Any] | Raw) -> Trace:
     except msgspec.DecodeError as exc:
         raise BodyNotJson(str(exc)) from None
     return _v1_trace(*_loose_v1_trace(_ANY.decode(obj) if isinstance(obj, Raw) else obj))
+
+
+@dataclass(slots=True)
+class V1Found:
+    """A trace of a v1 search counted from a cheap pass over its spans (:attr:`facts`, ``whole=False``); it is
+    turned into a :class:`Trace` by :meth:`whole` only if it is drawn into the poll's sample."""
+
+    facts: TraceFacts
+    decoded: V1Trace
+    invalid: int = 0
+
+    def whole(self) -> Trace:
+        return _v1_trace(self.decoded, self.invalid)
+
+
+def _v1_facts(decoded: V1Trace) -> TraceFacts:
+    """Extent, root, span and error counts of a v1 trace, without resolving its tree: the root is the earliest
+    span that names no parent in the trace (what :func:`exporter.analysis.traces.root_of` picks when the
+    references are sound)."""
+    trace_id = decoded.trace_id or next((s.trace_id for s in decoded.spans if s.trace_id), None) or ""
+    names = {pid: p.service_name or V1_NO_SERVICE for pid, p in (decoded.processes or {}).items()}
+    services: dict[str, None] = {}
+    errors: dict[str, int] = {}
+    start = end = None
+    count = 0
+    root: tuple[int, int, str, str] | None = None
+    fallback: tuple[int, int, str, str] | None = None
+    for raw in decoded.spans:
+        begin, duration = raw.start, raw.duration
+        if raw.span_id is None or type(begin) is not int or type(duration) is not int:
+            continue  # counted as invalid when (if) the trace is read whole
+        count += 1
+        service = names.get(raw.process_id, V1_NO_SERVICE) if raw.process is None else (
+            raw.process.service_name or V1_NO_SERVICE)
+        services[service] = None
+        finish = begin + (duration if duration > 0 else 0)
+        if start is None or begin < start:
+            start = begin
+        if end is None or finish > end:
+            end = finish
+        if raw.tags:
+            for tag in raw.tags:
+                key = tag.key
+                if (key == "error" and tag.value in _TRUE) or (key == "otel.status_code" and tag.value == "ERROR"):
+                    errors[service] = errors.get(service, 0) + 1
+                    break
+        candidate = (begin, -duration, service, raw.operation or "")
+        if fallback is None or candidate < fallback:
+            fallback = candidate
+        if not any(r.ref_type != "FOLLOWS_FROM" and (r.trace_id is None or r.trace_id == trace_id)
+                   for r in raw.references or ()) and (root is None or candidate < root):
+            root = candidate
+    chosen = root or fallback
+    if chosen is None or start is None or end is None:
+        return TraceFacts(trace_id, V1_NO_SERVICE, "", 0, 0, 0, {}, (), whole=False)
+    return TraceFacts(trace_id, chosen[2], chosen[3], start, end, count, errors, tuple(services), whole=False)
+
+
+def found_in_v1(response: V1Response, skip: Skip | None = None) -> Iterator[V1Found]:
+    """The traces of a v1 search response, counted but not yet read whole, except those ``skip(key)`` rejects."""
+    for raw in response.data or ():
+        leading = _LEADING_TRACE_ID.match(memoryview(raw)[:200]) if skip is not None else None
+        if leading is not None and skip is not None and skip(trace_key(leading.group(1).decode())):
+            continue
+        invalid = 0
+        try:
+            decoded = _V1_TRACE.decode(raw)
+        except msgspec.ValidationError:
+            decoded, invalid = _loose_v1_trace(_ANY.decode(raw))
+        except msgspec.DecodeError as exc:
+            raise BodyNotJson(str(exc)) from None
+        facts = _v1_facts(decoded)
+        if leading is None and skip is not None and skip(facts.key):
+            continue
+        yield V1Found(facts, decoded, invalid)
 
 
 def traces_from_v1(body: Body | V1Response, skip: Skip | None = None) -> Iterator[Trace]:

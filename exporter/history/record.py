@@ -111,7 +111,7 @@ def record_bench(options: Any, bodies: Sequence[dict[str, Any]], exit_code: int,
     """Called once by ``bench`` after every scenario and repeat ran: window thresholds, then the history.
     Returns the run's exit code: 1 when a window broke a threshold, 3 when the history could not be written."""
     from exporter.analysis.load_verdict import EXIT_MISSED, EXIT_NOT_RUN, combined_exit_code
-    from exporter.load.report import write_json
+    from exporter.json_file import write_json
 
     stream = options.stream
     thresholds = getattr(options, "window_thresholds", None) or []

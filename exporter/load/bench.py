@@ -38,6 +38,7 @@ from exporter.config.loading import ConfigError, default_config, load_config
 from exporter.config.schema import Config
 from exporter.history.record import record_bench
 from exporter.history.timeline import timeline
+from exporter.json_file import write_json
 from exporter.load import report
 from exporter.load.catalog import BENCHMARKS, SCENARIOS
 from exporter.load.k6_binary import K6, K6NotFound, find_k6, k6_version
@@ -262,7 +263,7 @@ async def run_scenario(name: str, options: BenchOptions, config: Config, k6: K6,
     comparison = _compare(options.baseline, name, body)
     if comparison is not None:
         body["comparison"] = comparison
-    path = report.write_json(out / f"{name}.json", body)
+    path = write_json(out / f"{name}.json", body)
     body["file"] = str(path)
     if comparison is not None:
         options.stream.write(f"{name}: {comparison['headline']}\n")
@@ -340,7 +341,7 @@ def _run_all(options: BenchOptions, names: list[str], k6: K6, version: str, stac
             runs.append(body)
         exit_code = record_bench(options, repeats, combined_exit_code(codes), config, version)
         if options.scenario == "all":
-            path = report.write_json(options.out / "performance-summary.json",
+            path = write_json(options.out / "performance-summary.json",
                                      report.performance_summary(runs, exit_code, version))
             stream.write(f"bench: all benchmarks done, exit {exit_code} (summary: {path})\n")
         report.write_explained(runs, options.out, config, stream)

@@ -4,7 +4,6 @@ belongs to the reports package; this is the run's own record."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,14 +21,6 @@ def recommendations(verdict: Verdict) -> list[dict[str, str]]:
     out = [{"type": "PERFORMANCE", "priority": "HIGH", "message": f.text} for f in verdict.missed]
     out += [{"type": "GENERATOR", "priority": "MEDIUM", "message": reason} for reason in verdict.reasons]
     return out
-
-
-def write_json(path: Path, data: Mapping[str, Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    tmp.replace(path)
-    return path
 
 
 def write_explained(runs: Sequence[Mapping[str, Any]], out: Path, config: Any, stream: Any) -> list[Path]:
