@@ -17,8 +17,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A test module that sets ``POSTGRES_VERSIONS = ("15", "18")`` runs its tests on the ``postgres`` fixture
-    against each: Debian's PostgreSQL 15 and the embedded 18 of the demo extra."""
-    versions = getattr(metafunc.module, "POSTGRES_VERSIONS", None)
+    against each: Debian's PostgreSQL 15 and the embedded 18 of the demo extra. A test function with its own
+    ``POSTGRES_VERSIONS`` attribute runs on those only (a behaviour a version does not have is not a skip)."""
+    versions = getattr(metafunc.function, "POSTGRES_VERSIONS", None) or getattr(metafunc.module, "POSTGRES_VERSIONS",
+                                                                                 None)
     if versions and "postgres" in metafunc.fixturenames:
         metafunc.parametrize("postgres", versions, indirect=True, scope="session", ids=lambda v: f"pg{v}")
 
