@@ -151,3 +151,47 @@ def test_every_infrastructure_panel_query_returns_data(prometheus: Prometheus) -
     # the exporter's process panels show the exporter only, not node_exporter's or Prometheus's own process
     rss = query(prometheus, concrete(next(e for t, es in panels if t == "Exporter memory" for e in es)))
     assert {r["metric"]["job"] for r in rss} == {"perf-exporter"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The report's infrastructure section
+
+
+def test_the_reports_infrastructure_section_reads_node_exporter_over_the_window(prometheus: Prometheus) -> None:
+    import time
+
+    from exporter.reports.infrastructure import infrastructure_section
+    from exporter.reports.model import Window
+    from exporter.reports.prometheus import PrometheusClient
+
+    client = PrometheusClient(prometheus.url)
+    try:
+        section: dict[str, Any] = {}
+
+        def measured() -> bool:
+            now = time.time()
+            section.update(infrastructure_section(lambda expr: client.vector(expr, now), Window(now - 20, now)))
+            return all(f["status"] != "no data" for f in section["readings"].values())
+
+        wait_for(measured, timeout=60, interval=1, what="every infrastructure reading over the window")
+    finally:
+        client.close()
+    readings = section["readings"]
+    cpu = readings["cpu_busy_max"]
+    assert cpu["limit"] == infrastructure.CPU_BUSY and cpu["source"].startswith("prometheus: ")
+    assert all(0 <= v <= 1 for v in cpu["byInstance"].values())
+    assert readings["network_received"]["status"] == "measured"
+    assert section["status"] in ("met", "missed")
+    assert section["missed"] == [k for k, f in readings.items() if f["status"] == "missed"]
+
+
+def test_without_node_exporter_the_section_is_no_data_with_the_reason() -> None:
+    from exporter.reports.infrastructure import infrastructure_section, judged, readings
+    from exporter.reports.model import Window
+
+    section = infrastructure_section(lambda expr: [], Window(0, 60))
+    assert section["status"] == "no data" and "node_exporter" in section["reason"]
+    cpu = next(r for r in readings(Window(0, 60)) if r.key == "cpu_busy_max")
+    assert judged(cpu, {"db:9100": 0.95})["status"] == "missed"
+    assert "db:9100 at 95.0%" in judged(cpu, {"db:9100": 0.95, "app:9100": 0.2})["reason"]
+    assert judged(cpu, {"db:9100": 0.5})["status"] == "met"

@@ -34,6 +34,7 @@ from exporter.analysis.recommendations_facts import (
     Targets,
     Tracing,
 )
+from exporter.reports.infrastructure import infrastructure_section
 from exporter.reports.jaeger_sample import with_samples
 from exporter.reports.model import (
     APPROXIMATE,
@@ -478,7 +479,9 @@ def collect(client: PrometheusClient, window: Window, targets: Targets,
         plots = plots_future.result()
     finally:
         pool.shutdown()
-    return Observed(facts, window, "prometheus", client.url, areas, rows, shares, plots, [], notes)
+    infrastructure = infrastructure_section(lambda expr: client.vector(expr, window.end), window)
+    return Observed(facts, window, "prometheus", client.url, areas, rows, shares, plots, [], notes,
+                    {"infrastructure": infrastructure})
 
 
 def _slope(points: list[tuple[float, float]]) -> float:

@@ -28,6 +28,10 @@ def recommendation_md(r: Recommendation, n: int) -> list[str]:
     return [*lines, ""]
 
 
+def _infra_value(value: float, unit: str) -> str:
+    return f"{value:.1%}" if unit == "ratio" else f"{value / 1e6:.2f} MB/s"
+
+
 def markdown(report: Report) -> str:
     o = report.observed
     lines = [f"# Performance report · {o.window.as_json()['start']} → {o.window.as_json()['end']}", "",
@@ -53,6 +57,18 @@ def markdown(report: Report) -> str:
             s = guide_summary(o.areas[area])
             lines.append(f"| {area} | {s['totalRequests']} | {s['avgResponseTime']} | {s['p95ResponseTime']} | "
                          f"{s['p99ResponseTime']} | {s['errorRate']} |")
+    infrastructure = o.extra.get("infrastructure")
+    if infrastructure:
+        lines += ["", "## Infrastructure", ""]
+        if infrastructure.get("readings") and infrastructure["status"] != "no data":
+            lines += ["| Reading | Value | Status |", "|---|---|---|"]
+            for figure in infrastructure["readings"].values():
+                values = ", ".join(f"{i}: {_infra_value(v, figure['unit'])}"
+                                   for i, v in figure.get("byInstance", {}).items()) or "-"
+                status = figure["status"] + (f" ({_cell(figure['reason'])})" if figure.get("reason") else "")
+                lines.append(f"| {figure['title']} | {_cell(values)} | {status} |")
+        else:
+            lines.append(f"No data: {infrastructure.get('reason', '')}")
     statements = top_statements(o.facts.databases, 5)
     if statements:
         lines += ["", "## Top statements by time", "", "| Statement | Calls | Total ms | Mean ms |",

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.analysis.recommendations_facts import Cache, Database, Endpoint, Facts, QueryP95, Queue, Targets, Tracing
+from exporter.reports.infrastructure import NOT_RECORDED
 from exporter.reports.model import (
     APPROXIMATE,
     BUCKETED,
@@ -194,7 +195,7 @@ def observe_runs(bodies: Sequence[Mapping[str, Any]], targets: Targets, where: s
              "kept by a run, so recommendations name the slow endpoint but not the statement or service behind it "
              "(report from Prometheus for those)"]
     return Observed(facts, window, "run", where, areas, rows, {}, plots, stages, notes,
-                    {"scenarios": [b.get("scenario") for b in bodies]})
+                    {"scenarios": [b.get("scenario") for b in bodies], "infrastructure": NOT_RECORDED})
 
 
 def _stage_plot(stages: Sequence[Mapping[str, Any]], targets: Targets) -> Plot:
