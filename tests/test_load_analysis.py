@@ -149,11 +149,14 @@ def test_platform_window_is_the_difference_between_two_readings() -> None:
     end = _reading(**{"perf_redis_keyspace_hits_total|target=c": 190, "perf_redis_keyspace_misses_total|target=c": 60,
                       "perf_pg_statement_exec_seconds_total|q=1": 3.0, "perf_pg_statement_calls_total|q=1": 110,
                       "perf_redis_queue_length|queue=q|target=c": 3})
-    middle = _reading(**{"perf_redis_queue_length|queue=q|target=c": 40})
+    middle = _reading(**{"perf_redis_queue_length|queue=q|target=c": 40, "perf_pg_query_p95_seconds|target=m": 0.3,
+                         "perf_pg_query_p95_upper_bound_seconds|target=m": 0.5})
     report = load_platform.platform_report(start, end, [middle, end])
     assert report["cache"] == {"hits": 90, "misses": 10, "hitRate": 0.9}
     assert report["database"]["statementCalls"] == 100
     assert report["database"]["meanStatementMs"] == 10.0
+    # the query P95 is the collector's estimate at its highest during the run, with its upper bound
+    assert report["database"]["queryP95Ms"] == 300.0 and report["database"]["queryP95UpperBoundMs"] == 500.0
     assert report["queues"] == {"q": {"first": 40, "max": 40, "last": 3}}
 
 
