@@ -61,6 +61,7 @@ def test_metrics_show_the_probe_results_and_job_health(daemon_factory, target: H
     assert daemon.value("perf_job_last_success_timestamp_seconds", collector="api", target="gw") > time.time() - 60
     assert daemon.value("perf_config_last_reload_successful") == 1
     assert daemon.value("process_resident_memory_bytes") > 0
+    assert daemon.value("perf_exporter_asyncio_tasks") >= 2  # at least the web server's task and the stop wait
     status, page = daemon.get("/")
     assert status == 200 and "gw" in page and "/metrics" in page
     assert daemon.get("/-/healthy")[0] == 200
