@@ -272,6 +272,7 @@ class PostgresCollector:
         self.others: dict[str, DatabaseConnection] = {}
         self.sticky = StickyTop(cfg.top_statements, cfg.sticky_for)
         self.snapshot: Snapshot | None = None
+        self.other_pairs: set[tuple[str, str]] = set()  # (database, role) pairs that have an "other" series
         self.spreads: dict[StatementKey, SpreadRow] = {}  # read with self.snapshot: each statement's spread of calls
         self.texts: dict[str, str] = {}  # queryid -> shortened text, for the exported statements
         self.statement_queries: dict[tuple[str, str], q.StatementQueries] = {}  # (datname, schema) -> SQL
@@ -499,6 +500,7 @@ class PostgresCollector:
                 event(log, logging.WARNING, "pg_stat_statements_unavailable", target=t, cause=problem)
             self._drop_statement_series()
             self.snapshot = None
+            self.other_pairs = set()
             self.spreads = {}
             return
         if snapshot is None:
@@ -562,8 +564,13 @@ class PostgresCollector:
         continuing = exported & had_series
         split = split_exported(change.deltas, continuing)
         series = {(t, *key): split.exported.get(key, Counters()) for key in exported}
-        # "other" exists for every database and role that has statements not exported one by one
+        # "other" exists for every database and role that has statements not exported one by one, and once it
+        # exists it stays while the pair has statements at all: a series that went and came back would start
+        # again from 0, a counter going backwards
+        present = {(d, u) for (d, u, _) in snapshot.entries}
         others = {(d, u) for (d, u, qid) in snapshot.entries if (d, u, qid) not in continuing}
+        others |= self.other_pairs & present
+        self.other_pairs = others
         for datname, user in sorted(others):
             series[(t, datname, user, OTHER_QUERYID)] = split.other.get((datname, user), Counters())
         for family, field in STATEMENT_COUNTERS:
