@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -40,6 +40,7 @@ from exporter.http_client import base_headers, ssl_context
 from exporter.secrets import safe_url
 
 Api = Literal["v3", "v1"]
+T = TypeVar("T")
 Skip = Callable[[str], bool]
 
 
@@ -240,20 +241,13 @@ class JaegerApi:
             return [], 0, []  # api_v3 says "No traces found" with a 404
         if api == "v3":
             return self._traces(path, api, answer, skip)
-        if answer.status != 200:
-            raise self._fail(path, answer)
-        try:
-            with bulk_objects():
-                v1 = v1_response(answer.body)
-                if not v1.has_data:
-                    raise JaegerError(f"{path}: HTTP 200 without 'data': {_error_message(answer)}")
-                found = list(found_in_v1(v1, skip))
-        except BodyNotJson:
-            raise self._fail(path, answer) from None
-        except TraceDataError as exc:
-            if not isinstance(answer.document, dict):
-                raise self._fail(path, answer) from None
-            raise JaegerError(f"{path}: not a trace response: {exc}") from None
+        return self._decoded(path, answer, lambda: self._found_v1(path, answer, skip))
+
+    def _found_v1(self, path: str, answer: Answer, skip: Skip | None) -> tuple[list[V1Found], int, list[str]]:
+        v1 = v1_response(answer.body)
+        if not v1.has_data:
+            raise JaegerError(f"{path}: HTTP 200 without 'data': {_error_message(answer)}")
+        found = list(found_in_v1(v1, skip))
         return found, len(v1.data or ()), [_error_message(answer)] if v1.errors else []
 
     async def trace(self, trace_id: str) -> Trace | None:
@@ -271,11 +265,16 @@ class JaegerApi:
         return found[0] if found else None
 
     def _traces(self, path: str, api: Api, answer: Answer, skip: Skip | None) -> tuple[list[Trace], int, list[str]]:
+        return self._decoded(path, answer, lambda: self._read_traces(path, api, answer, skip))
+
+    def _decoded(self, path: str, answer: Answer, read: Callable[[], T]) -> T:
+        """``read()`` of a 200 answer's body; a body that is not JSON, or not of the shape Jaeger documents, is
+        the answer's own failure."""
         if answer.status != 200:
             raise self._fail(path, answer)
         try:
             with bulk_objects():
-                return self._read_traces(path, api, answer, skip)
+                return read()
         except BodyNotJson:
             raise self._fail(path, answer) from None
         except TraceDataError as exc:
