@@ -25,4 +25,4 @@ command -v pg_config >/dev/null || { echo "PostgreSQL server binaries (postgresq
 
 .venv/bin/ruff check exporter tests bench
 .venv/bin/mypy
-.venv/bin/pytest -q "$@"
+.venv/bin/pytest -q --durations=15 "$@"  # the 15 slowest tests, to keep the suite short
