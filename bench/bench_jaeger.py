@@ -137,7 +137,7 @@ def v1_reader(decoder: str) -> Callable[[bytes, Callable[[str], bool]], list[Any
     if decoder == "msgspec":  # the collector's path: every trace counted from its spans, a sample read whole
         from exporter.collectors.jaeger_decode import found_in_v1, v1_response
 
-        return lambda body, skip: list(found_in_v1(v1_response(body), skip))
+        return lambda body, skip: list(found_in_v1(body, v1_response(body), skip))
     from bench.jaeger_json_peer import read_v1
 
     loads = json.loads

@@ -169,6 +169,25 @@ class MetricStore:
         state.count += count
         self._touch(family)
 
+    def observe_many(self, family: Family, observations: Mapping[K, Iterable[float]]) -> None:
+        """Observe each value into its histogram series: :meth:`observe` for a hot path with thousands of values,
+        keyed by tuples in the family's label order like :meth:`replace`."""
+        series = self.histograms.setdefault(family, {})
+        buckets = family.buckets
+        for key, values in observations.items():
+            state = series.get(key)
+            if state is None:
+                _check_tuple(family, key)
+                state = series[key] = HistogramState([0.0] * len(buckets))
+            counts = state.counts
+            for value in values:
+                index = bisect.bisect_left(buckets, value)
+                if index < len(counts):
+                    counts[index] += 1.0
+                state.total += value
+                state.count += 1.0
+        self._touch(family)
+
     def ensure_counter(self, family: Family, /, **labels: str) -> None:
         """Expose a counter at 0 before its first event, so rate() sees the first increment."""
         key = _key(family, labels)

@@ -235,11 +235,11 @@ class JaegerCollector:
         """Keep ``found`` in the poll's sample of ``sample`` traces with the same chance as every other."""
         index, poll.offered = len(poll.facts) - 1, poll.offered + 1
         if len(poll.drawn) < self.cfg.sample:
-            poll.drawn.append((index, found))
+            poll.drawn.append((index, found.own()))
         else:
             slot = self.random.randrange(poll.offered)
             if slot < self.cfg.sample:
-                poll.drawn[slot] = (index, found)
+                poll.drawn[slot] = (index, found.own())
 
     def _analyse_drawn(self, poll: Poll) -> None:
         """Read the drawn v1 traces whole: their facts replace the ones counted from their spans."""
@@ -325,15 +325,21 @@ class JaegerCollector:
             roots[key] = roots.get(key, 0.0) + 1.0
         self.root_scores = rank_operations(self.root_scores, roots)
         self.root_named = top_keys(self.root_scores, self.cfg.top_operations)
+        durations: dict[tuple[str, str, str], list[float]] = {}
+        span_counts: dict[tuple[str, str], list[float]] = {}
+        errors: dict[tuple[str, str], float] = {}
         for facts in poll.facts:
-            op = facts.root_operation if (facts.root_service, facts.root_operation) in self.root_named else OTHER
-            store.observe(metrics.TRACE_DURATION, facts.duration_seconds, target=t, service=facts.root_service,
-                          operation=op)
-            store.observe(metrics.TRACE_SPANS, facts.span_count, target=t, service=facts.root_service)
-            for service in facts.services:
-                store.ensure_counter(metrics.TRACE_ERRORS, target=t, service=service)
-            for service, n in facts.error_spans.items():
-                store.inc(metrics.TRACE_ERRORS, n, target=t, service=service)
+            service = facts.root_service
+            op = facts.root_operation if (service, facts.root_operation) in self.root_named else OTHER
+            durations.setdefault((t, service, op), []).append(facts.duration_seconds)
+            span_counts.setdefault((t, service), []).append(facts.span_count)
+            for other in facts.services:
+                errors.setdefault((t, other), 0.0)
+            for other, n in facts.error_spans.items():
+                errors[t, other] = errors.get((t, other), 0.0) + n
+        store.observe_many(metrics.TRACE_DURATION, durations)
+        store.observe_many(metrics.TRACE_SPANS, span_counts)
+        store.inc_many(metrics.TRACE_ERRORS, errors)
         for facts in poll.whole:
             store.inc(metrics.TRACE_ANALYSED, target=t)
             for service, micros in facts.critical_path.items():

@@ -59,7 +59,7 @@ class ResponseTooLarge(JaegerError):
 @dataclass
 class Answer:
     status: int
-    body: bytes
+    body: bytes | bytearray
     _parsed: tuple[Any, str | None] | None = field(default=None, repr=False)
 
     def _parse(self) -> tuple[Any, str | None]:
@@ -155,18 +155,23 @@ class JaegerApi:
                 if declared is not None and declared.isdigit() and int(declared) > limit:
                     raise ResponseTooLarge(f"{path}: response of {declared} bytes is larger than "
                                            f"max_response_bytes ({limit})")
-                chunks: list[bytes] = []
+                # the body is written into one buffer of the declared size as it arrives (a search answer can be
+                # tens of MB: holding its chunks and then joining them would take its size twice)
+                expected = int(declared) if declared is not None and declared.isdigit() and not response.headers.get(
+                    "content-encoding") else 0
+                body = bytearray(expected)
                 size = 0
                 async for chunk in response.aiter_bytes():
-                    size += len(chunk)
-                    if size > limit:
+                    end = size + len(chunk)
+                    if end > limit:
                         raise ResponseTooLarge(f"{path}: response is larger than max_response_bytes ({limit})")
-                    chunks.append(chunk)
+                    body[size:end] = chunk
+                    size = end
                 status = response.status_code
         except httpx.TransportError as exc:
             raise JaegerUnreachable(f"{safe_url(url)}: {type(exc).__name__}: {exc or 'no answer'}") from None
-        body = b"".join(chunks)
-        del chunks
+        if size < len(body):
+            del body[size:]  # shorter than declared (h11 raises for that; kept exact all the same)
         return Answer(status, body)
 
     def _fail(self, path: str, answer: Answer) -> JaegerError:
@@ -247,7 +252,7 @@ class JaegerApi:
         v1 = v1_response(answer.body)
         if not v1.has_data:
             raise JaegerError(f"{path}: HTTP 200 without 'data': {_error_message(answer)}")
-        found = list(found_in_v1(v1, skip))
+        found = list(found_in_v1(answer.body, v1, skip))
         return found, len(v1.data or ()), [_error_message(answer)] if v1.errors else []
 
     async def trace(self, trace_id: str) -> Trace | None:
@@ -305,7 +310,7 @@ class JaegerApi:
         return list(traces_from_v1(v1, skip)), len(v1.data or ()), errors
 
 
-def _parse(body: bytes) -> tuple[Any, str | None]:
+def _parse(body: bytes | bytearray) -> tuple[Any, str | None]:
     if not body.strip():
         return None, "empty body"
     if body.lstrip()[:1] == b"<":

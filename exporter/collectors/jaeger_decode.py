@@ -18,6 +18,13 @@ What a field means, per the formats (the analysis module's docstring has the rul
   to a span of the same trace a ``FOLLOWS_FROM`` one (that is how Jaeger converts references); Jaeger's own span
   warnings are the ``@jaeger@warnings`` attribute.
 
+A v1 search is counted, not analysed, except for the poll's sample (:func:`found_in_v1`): each trace's facts
+come from the fewest Python steps per span, because a poll can hold 500,000 spans. Its tags are not decoded at
+all: one search of the body for the text of the two error keys marks the traces that could have an error span,
+and those are read by the full path. The others are decoded into strict Structs (:class:`V1FastSpan`) that only
+fit ordinary spans, and a few list passes give their extent, root and services; a trace that does not fit is
+read by the full path too, so both give the same facts (``tests/test_fuzz_jaeger_decode.py`` checks that).
+
 A body that is not JSON raises :class:`BodyNotJson`; JSON of the wrong shape raises :class:`TraceDataError`.
 One trace that does not fit its Struct is decoded again on its own, loosely: a span that still does not fit is
 counted as ``invalid_span`` and the rest of the trace is kept.
@@ -26,13 +33,14 @@ counted as ``invalid_span`` and the rest of the trace is kept.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
-from msgspec import UNSET, Raw, Struct, UnsetType, field
+from msgspec import UNSET, Meta, Raw, Struct, UnsetType, field
 
 from exporter.analysis.traces import (
     INVALID_SPAN,
@@ -51,7 +59,8 @@ _STATUS_ERROR = (2, "2", "STATUS_CODE_ERROR")
 _TRUE = (True, 1, "true", "True", "TRUE", "1")
 
 Skip = Callable[[str], bool]
-Body = bytes | Mapping[str, Any]  # a response body as received, or already parsed (tests, fixtures)
+Bytes = bytes | bytearray
+Body = Bytes | Mapping[str, Any]  # a response body as received, or already parsed (tests, fixtures)
 
 
 class TraceDataError(ValueError):
@@ -139,7 +148,7 @@ def _as_int(value: Any, what: str) -> int:
         raise TraceDataError(f"{what} is not an integer: {value!r}") from None
 
 
-def _decode(decoder: msgspec.json.Decoder[T], body: bytes | Raw) -> T:
+def _decode(decoder: msgspec.json.Decoder[T], body: Bytes | Raw) -> T:
     try:
         return decoder.decode(body)
     except msgspec.ValidationError as exc:
@@ -148,7 +157,7 @@ def _decode(decoder: msgspec.json.Decoder[T], body: bytes | Raw) -> T:
         raise BodyNotJson(str(exc)) from None
 
 
-def v1_response(body: bytes) -> V1Response:
+def v1_response(body: Bytes) -> V1Response:
     """The envelope of a v1 body; its traces stay JSON text until :func:`traces_from_v1` reads them."""
     return _decode(_V1_RESPONSE, body)
 
@@ -250,17 +259,105 @@ def trace_from_v1(obj: Mapping[str, Any] | Raw) -> Trace:
     return _v1_trace(*_loose_v1_trace(_ANY.decode(obj) if isinstance(obj, Raw) else obj))
 
 
+class V1FastRef(_Decoded):
+    """A reference as almost every trace has them: a parent in the same trace."""
+
+    trace_id: str = field(name="traceID")
+    ref_type: Literal["CHILD_OF"] = field(name="refType", default="CHILD_OF")
+
+
+class V1FastSpan(_Decoded):
+    """A span as almost every trace has them (a string ID, integer times, a duration not below 0, its process by
+    ID), without its tags; a span with anything else fails to decode, and its trace is read by the full path."""
+
+    span_id: str = field(name="spanID")
+    start: int = field(name="startTime")
+    duration: Annotated[int, Meta(ge=0)]
+    process_id: str = field(name="processID")
+    operation: str = field(name="operationName", default="")
+    references: list[V1FastRef] = []
+    process: None = None
+
+
+class V1FastTrace(_Decoded):
+    trace_id: str = field(name="traceID")
+    spans: list[V1FastSpan]
+    processes: dict[str, V1Process] = {}
+
+
+_V1_FAST_TRACE = msgspec.json.Decoder(V1FastTrace)
+# The text of the tag keys that can make a span an error: a trace in which neither appears has no error span.
+# (A key written with \u escapes for its letters would not be seen; Go's encoder, Jaeger's, writes ASCII letters
+# as they are.)
+_ERROR_MARKS = (b'"error"', b"otel.status_code")
+
+
+def _marked(body: Bytes, traces: Sequence[Raw]) -> set[int]:
+    """Indices of the traces in whose JSON text an :data:`_ERROR_MARKS` appears: one search of the body per mark
+    (in C, at memory speed), rather than a look at every tag of every span."""
+    found: list[int] = []
+    for mark in _ERROR_MARKS:
+        at = body.find(mark)
+        while at >= 0:
+            found.append(at)
+            at = body.find(mark, at + 1)
+    if not found:
+        return set()
+    starts: list[int] = []
+    ends: list[int] = []
+    end = 0
+    for raw in traces:  # each trace's place in the body: its text follows the previous one's, past a comma
+        text = memoryview(raw)
+        start = body.find(text[:64], end)
+        if start < 0:  # not where it should be: read every trace by the full path
+            return set(range(len(traces)))
+        end = start + len(text)
+        starts.append(start)
+        ends.append(end)
+    marked: set[int] = set()
+    for at in found:
+        index = bisect_right(starts, at) - 1
+        if index >= 0 and at < ends[index]:
+            marked.add(index)
+    return marked
+
+
+def _fast_facts(decoded: V1FastTrace) -> TraceFacts | None:
+    """What :func:`_v1_facts` finds, in a few passes over the spans, for a trace that has no error span and whose
+    spans are all ordinary: each one's references inside the trace, and a span without any. None for any other
+    trace: :func:`_v1_facts` reads it."""
+    spans, trace_id = decoded.spans, decoded.trace_id
+    if not spans or not trace_id:
+        return None
+    if [1 for span in spans for ref in span.references if ref.trace_id != trace_id]:
+        return None
+    orphans = [span for span in spans if not span.references]
+    if not orphans:
+        return None
+    names = {pid: p.service_name or V1_NO_SERVICE for pid, p in decoded.processes.items()}
+    services = tuple(dict.fromkeys([names.get(pid, V1_NO_SERVICE)
+                                    for pid in dict.fromkeys([span.process_id for span in spans])]))
+    start = min([span.start for span in spans])
+    end = max([span.start + span.duration for span in spans])
+    _, _, service, operation = min((span.start, -span.duration, names.get(span.process_id, V1_NO_SERVICE),
+                                    span.operation) for span in orphans)
+    return TraceFacts(trace_id, service, operation, start, end, len(spans), {}, services, whole=False)
+
+
 @dataclass(slots=True)
 class V1Found:
-    """A trace of a v1 search counted from a cheap pass over its spans (:attr:`facts`, ``whole=False``); it is
-    turned into a :class:`Trace` by :meth:`whole` only if it is drawn into the poll's sample."""
+    """A trace of a v1 search counted from its spans (:attr:`facts`, ``whole=False``), kept as its JSON text: it
+    is read whole by :meth:`whole` only if it is drawn into the poll's sample."""
 
     facts: TraceFacts
-    decoded: V1Trace
-    invalid: int = 0
+    raw: Raw
+
+    def own(self) -> V1Found:
+        """The same trace holding its own copy of its text, not a view of the whole response body."""
+        return V1Found(self.facts, self.raw.copy())
 
     def whole(self) -> Trace:
-        return _v1_trace(self.decoded, self.invalid)
+        return trace_from_v1(self.raw)
 
 
 def _v1_facts(decoded: V1Trace) -> TraceFacts:
@@ -306,23 +403,41 @@ def _v1_facts(decoded: V1Trace) -> TraceFacts:
     return TraceFacts(trace_id, chosen[2], chosen[3], start, end, count, errors, tuple(services), whole=False)
 
 
-def found_in_v1(response: V1Response, skip: Skip | None = None) -> Iterator[V1Found]:
-    """The traces of a v1 search response, counted but not yet read whole, except those ``skip(key)`` rejects."""
-    for raw in response.data or ():
+def v1_facts(raw: Raw | Bytes, errorless: bool = False) -> TraceFacts:
+    """The facts of one v1 trace's JSON text: by :func:`_fast_facts` when the trace is known to have no error
+    span and is ordinary, else by :func:`_v1_facts` over the full decoding."""
+    facts = None
+    if errorless:
+        try:
+            facts = _fast_facts(_V1_FAST_TRACE.decode(raw))
+        except msgspec.ValidationError:
+            pass
+        except msgspec.DecodeError as exc:
+            raise BodyNotJson(str(exc)) from None
+    if facts is not None:
+        return facts
+    try:
+        decoded = _V1_TRACE.decode(raw)
+    except msgspec.ValidationError:
+        decoded = _loose_v1_trace(_ANY.decode(raw))[0]
+    except msgspec.DecodeError as exc:
+        raise BodyNotJson(str(exc)) from None
+    return _v1_facts(decoded)
+
+
+def found_in_v1(body: Bytes, response: V1Response, skip: Skip | None = None) -> Iterator[V1Found]:
+    """The traces of a v1 search response (``response`` is ``body`` decoded), counted but not yet read whole,
+    except those ``skip(key)`` rejects."""
+    traces = response.data or []
+    marked = _marked(body, traces)
+    for index, raw in enumerate(traces):
         leading = _LEADING_TRACE_ID.match(memoryview(raw)[:200]) if skip is not None else None
         if leading is not None and skip is not None and skip(trace_key(leading.group(1).decode())):
             continue
-        invalid = 0
-        try:
-            decoded = _V1_TRACE.decode(raw)
-        except msgspec.ValidationError:
-            decoded, invalid = _loose_v1_trace(_ANY.decode(raw))
-        except msgspec.DecodeError as exc:
-            raise BodyNotJson(str(exc)) from None
-        facts = _v1_facts(decoded)
+        facts = v1_facts(raw, errorless=index not in marked)
         if leading is None and skip is not None and skip(facts.key):
             continue
-        yield V1Found(facts, decoded, invalid)
+        yield V1Found(facts, raw)
 
 
 def traces_from_v1(body: Body | V1Response, skip: Skip | None = None) -> Iterator[Trace]:
