@@ -136,3 +136,17 @@ def test_tuple_keyed_writes_check_each_key_against_the_family() -> None:
     a.inc_many(metrics.PG_STATEMENT_CALLS, {("main", "db", "u", "1"): 3, ("main", "db", "u", "2"): 0})
     assert a.get(metrics.PG_STATEMENT_CALLS, target="main", datname="db", user="u", queryid="1") == 5
     assert a.get(metrics.PG_STATEMENT_CALLS, target="main", datname="db", user="u", queryid="2") == 0
+
+
+def test_observe_many_fills_the_same_buckets_as_one_observe_per_value_and_checks_its_keys() -> None:
+    values = [0.004, 0.2, 0.2, 3.0, 1e9]
+    one, many = StoreCollector(), StoreCollector()
+    a, b = one.add("jaeger/main"), many.add("jaeger/main")
+    for value in values:
+        a.observe(metrics.TRACE_DURATION, value, target="main", service="api", operation="GET /")
+    b.observe_many(metrics.TRACE_DURATION, {("main", "api", "GET /"): values})
+    assert many.render() == one.render()
+    assert 'perf_trace_duration_seconds_count{target="main",service="api",operation="GET /"} 5.0' in many.render()
+    with pytest.raises(LabelError, match=r"perf_trace_duration_seconds takes labels \(target, service, operation\)"):
+        b.observe_many(metrics.TRACE_DURATION, {("main", "api"): [1.0]})
+    assert many.render() == one.render()
