@@ -18,8 +18,10 @@ Decoders compared on the v1 path (the peer is the collector's former path, ``ben
 - ``orjson``: the same walk after ``orjson.loads`` (measured when orjson is installed; the exporter does not use
   it);
 - ``msgspec``: what the collector does now (``exporter/collectors/jaeger_decode.py``): typed Structs that
-  declare only the fields read, decoded straight from the bytes; every trace is counted from one pass over its
-  spans, and a random sample of ``sample`` (100) traces is analysed whole, as on the api_v3 path.
+  declare only the fields read, decoded straight from the bytes; every trace is counted from a few passes over
+  its spans (tags left undecoded: a search of the body for the error keys' text sends the traces that could
+  have an error span down the full path), and a random sample of ``sample`` (100) traces is analysed whole, as
+  on the api_v3 path.
 
 The api_v3 path (trace summaries, then a sample of 100 traces fetched whole as OTLP JSON) is measured with the
 collector's own decoder. Goal: a v1 poll under 2 s and 150 MB. There is no peer Jaeger exporter to compare

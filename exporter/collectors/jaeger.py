@@ -10,7 +10,9 @@ Each run (a *poll*):
    counted yet: the next poll reads it again, with whatever spans arrived since.
 3. With trace summaries (current api_v3), every new trace's duration, span and error counts come from its
    summary, and a random sample of ``sample`` new traces per poll is fetched whole for span durations, critical
-   path and serial siblings. Without summaries, the searches return whole traces and all are analysed.
+   path and serial siblings. Without summaries, the searches return whole traces: a v1 search's are counted
+   from their spans and the same sample is analysed whole (drawn as they arrive, by reservoir sampling); an
+   api_v3 search's (a server without summaries) are all analysed.
 4. Jaeger has no pagination: searches ask for ``limit + 1`` traces, and one that returns more than ``limit``
    (or a body above ``max_response_bytes``) is repeated on the two halves of its window, twice at most; still
    full, it counts in ``perf_trace_searches_truncated_total``.
