@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -21,11 +22,54 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Self
 
+# Ports handed out by free_port(): below the kernel's ephemeral range (32768-60999 on Linux by default), where
+# bind(("127.0.0.1", 0)) and the source ports of outgoing connections come from. A port the kernel picked for us
+# and we released can be picked again for another process's bind(0) or connect() before our server binds it; one
+# below that range is handed out only here. Each pytest-xdist worker (PYTEST_XDIST_WORKER=gw<N>, inherited by the
+# processes a test starts) has a block of its own, so two workers never hand out the same port.
+PORT_BASE = 15000
+PORT_BLOCK = 500
+_port_lock = threading.Lock()
+_port_next: list[int] = []  # the next offset in this process's block
+
+
+def _port_block() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    blocks = max(1, (low - PORT_BASE) // PORT_BLOCK)
+    start = PORT_BASE + (index % blocks) * PORT_BLOCK
+    return range(start, start + PORT_BLOCK)
+
+
+def _bindable(port: int) -> bool:
+    """Nobody listens on the port, on 127.0.0.1 or any address (bound without SO_REUSEADDR, so a port whose last
+    connections are still in TIME_WAIT is not taken either)."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nobody listens on, from this process's block: each call the next one that is free. A
+    process a test starts inherits its worker's block and begins at an offset of its own (from its pid), while the
+    worker waits for it."""
+    block = _port_block()
+    with _port_lock:
+        if not _port_next:
+            _port_next.append((os.getpid() * 97) % len(block))
+        for _ in range(len(block)):
+            port = block[_port_next[0] % len(block)]
+            _port_next[0] += 1
+            if _bindable(port):
+                return port
+    raise RuntimeError(f"no free port in {block.start}-{block.stop - 1}")
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 30.0, what: str = "condition",
