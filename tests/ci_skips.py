@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 CI_VALUES = ("1", "true", "yes")
-CI_SKIPS = pytest.StashKey[list[tuple[str, str]]]()  # (test id, reason) of every skip turned into a failure
+CI_SKIP_PROPERTY = "ci_skip"  # the user property of a report whose skip CI=true turned into a failure: the reason
 
 
 def in_ci() -> bool:
@@ -38,12 +38,19 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> 
         report.outcome = "failed"
         report.longrepr = (f"skipped under CI=true, which must run every test: {reason}\n"
                            "scripts/test.sh (the README's test command) must install what this test needs.")
-        item.config.stash.setdefault(CI_SKIPS, []).append((item.nodeid, reason))
+        # on the report, which pytest-xdist's workers send to the controller that prints the summary
+        report.user_properties.append((CI_SKIP_PROPERTY, reason))
 
+
+def ci_skips(terminalreporter: Any) -> list[tuple[str, str]]:
+    """(test id, reason) of every skip turned into a failure, from the reports this process summarises: its own,
+    or under pytest-xdist every worker's."""
+    return [(report.nodeid, str(value)) for reports in terminalreporter.stats.values() for report in reports
+            for name, value in getattr(report, "user_properties", ()) if name == CI_SKIP_PROPERTY]
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    skips = config.stash.get(CI_SKIPS, [])
+    skips = ci_skips(terminalreporter)
     if skips:
         terminalreporter.section("tests that would have been skipped (CI=true fails them)")
         for reason in sorted({r for _, r in skips}):

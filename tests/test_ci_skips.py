@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 pytest_plugins = ["pytester"]
@@ -38,6 +40,21 @@ def test_a_skip_called_inside_a_test_fails_under_ci_too(pytester: pytest.Pyteste
     result.stdout.fnmatch_lines(["*skipped under CI=true*no redis-server on PATH*"])
 
 
+def test_under_ci_a_skip_in_a_pytest_xdist_worker_fails_the_run_and_the_summary_names_it(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """scripts/test.sh runs pytest with workers: the skip happens in a worker, the summary is the controller's."""
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))  # where tests.ci_skips is
+    pytester.makepyfile(test_a=NEEDS_A_TOOL, test_b="import pytest\n\ndef test_y():\n    pytest.skip('no amtool')\n")
+    # in a process of its own: pytest-xdist's workers start with the sys.path their controller started with
+    result = pytester.runpytest_subprocess("-p", "tests.ci_skips", "-n", "2")
+    result.assert_outcomes(passed=1, failed=1, errors=1)
+    assert result.ret != 0
+    result.stdout.fnmatch_lines(["*skipped under CI=true*", "*tests that would have been skipped*"])
+    result.stdout.fnmatch_lines(["missing: frobnicator (Debian package frob) (1 tests)",
+                                 "missing: no amtool (1 tests)"])
+
+
 def test_outside_ci_a_missing_tool_only_skips_the_tests_that_need_it(pytester: pytest.Pytester,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CI", raising=False)
@@ -50,7 +67,6 @@ def test_outside_ci_a_missing_tool_only_skips_the_tests_that_need_it(pytester: p
 def test_every_debian_package_a_skip_marker_names_is_one_the_test_command_installs() -> None:
     """A fresh machine runs scripts/test.sh; a tool it does not install would fail CI as a skip."""
     import re
-    from pathlib import Path
 
     repo = Path(__file__).resolve().parent.parent
     script = (repo / "scripts" / "test.sh").read_text()
