@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -13,6 +14,27 @@ from tests.ci_skips import pytest_runtest_makereport, pytest_terminal_summary  #
 from tests.servers import Postgres, Redis
 
 REPO = Path(__file__).resolve().parent.parent
+WORKER_TMP = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Each pytest-xdist worker gets a temporary directory of its own (``tempfile`` here, ``TMPDIR`` for the
+    processes its tests start): what one worker's tests leave there by a fixed name is not another's to find.
+    ``run --demo`` removes the ``perf-exporter-demo-*`` directories whose owner died, and the test that SIGKILLs
+    a demo checks that its directory is still there until the next demo of its own; the demos also share one copy
+    of the embedded PostgreSQL there. Mode 0711: the ``postgres`` user reaches its clusters below it."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if worker:
+        root = Path(tempfile.mkdtemp(prefix=f"perf-tests-{worker}-"))
+        root.chmod(0o711)
+        os.environ["TMPDIR"] = tempfile.tempdir = str(root)
+        config.stash[WORKER_TMP] = root
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    root = config.stash.get(WORKER_TMP, None)
+    if root is not None:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
