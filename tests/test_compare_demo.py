@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from tests.servers import Process, free_port, http_ok, wait_for
 
 TARGETS = "targets:\n  api_latency_p95: 500ms\n  api_latency_p99: 1s\n  error_rate: 1%\n"
 SHORT = ("--vus", "2", "--duration", "3s", "--warmup", "1s", "--repeat", "3")
+CONCLUSIVE_WITHIN = 120.0  # seconds to get a run that bench could judge
 
 
 @dataclass
@@ -32,11 +34,18 @@ class Gate:
     baseline_run: int
 
     def bench(self, *extra: str) -> tuple[subprocess.CompletedProcess[str], int]:
-        done = run("bench", "caching", "--base-url", self.url, "--config", str(self.config), *SHORT,
-                   "--out", str(self.root / "out"), "--history", str(self.history), *extra)
-        found = re.search(r"stored in history \S+: run (\d+) \(caching, 3 repeats\)", done.stderr)
-        assert found, done.stdout + done.stderr
-        return done, int(found.group(1))
+        """A run of three repeats, measured again while bench says the machine was too busy to judge it (exit
+        2: k6 and the demo competed for the CPU with other work, which this machine's test workers do): a run
+        measured on a saturated machine is no baseline, and no current run to compare with one. Up to
+        CONCLUSIVE_WITHIN seconds; then the last run, inconclusive, as it was measured."""
+        deadline = time.monotonic() + CONCLUSIVE_WITHIN
+        while True:
+            done = run("bench", "caching", "--base-url", self.url, "--config", str(self.config), *SHORT,
+                       "--out", str(self.root / "out"), "--history", str(self.history), *extra)
+            found = re.search(r"stored in history \S+: run (\d+) \(caching, 3 repeats\)", done.stderr)
+            assert found, done.stdout + done.stderr
+            if done.returncode != 2 or time.monotonic() > deadline:
+                return done, int(found.group(1))
 
     def faults(self, body: dict[str, float] | None) -> None:
         request = urllib.request.Request(f"{self.url}/admin/faults", method="POST" if body else "DELETE",
