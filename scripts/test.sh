@@ -25,4 +25,7 @@ command -v pg_config >/dev/null || { echo "PostgreSQL server binaries (postgresq
 
 .venv/bin/ruff check exporter tests bench
 .venv/bin/mypy
-.venv/bin/pytest -q --durations=15 "$@"  # the 15 slowest tests, to keep the suite short
+# 4 workers on 2 cores: most tests wait (servers starting, polls with deadlines, k6 runs, the 2-minute soak);
+# whole modules per worker, the longest first (tests/conftest.py: LONG_FIRST, LOAD_RUNS). The 15 slowest tests
+# are printed, to keep the suite short.
+.venv/bin/pytest -q --durations=15 -n 4 --dist loadfile "$@"

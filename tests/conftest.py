@@ -7,6 +7,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,6 +36,51 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     root = config.stash.get(WORKER_TMP, None)
     if root is not None:
         shutil.rmtree(root, ignore_errors=True)
+
+
+# The modules that take longest (seconds on 2 cores, run alone: pytest --durations), first in the collection. Under
+# pytest-xdist (scripts/test.sh: -n 4 --dist loadfile) whole modules go to the workers in that order, so the
+# 2-minute soak and the other long ones start at once instead of ending the run alone. The rest keep their order.
+LONG_FIRST = (
+    "test_soak.py",  # 124: two minutes of faults
+    "test_load_bench.py",  # 124: k6 runs of every scenario
+    "test_report_e2e.py",  # 100: a window before and after each demo fault
+    "test_alerting_e2e.py",  # 65: alerts firing and resolving through Prometheus and Alertmanager
+    "test_demo_embedded.py",  # 65: README command 1 in a fresh virtualenv
+    "test_promtool_cases.py",  # 50: promtool on the workbook cases and their mutants
+    "test_daemon.py",  # 45: grace periods and hanging targets
+    "test_faults_postgres.py",  # 40: PostgreSQL stopped between queries
+)
+# The modules whose tests run k6 against a demo and judge what it measured: under pytest-xdist one after another
+# on one worker, as one unit (in test_load_bench.py's place in LONG_FIRST), so that no two load runs compete
+# for the cores and see each other's load as the target's latency.
+LOAD_RUNS = ("test_load_bench.py", "test_compare_demo.py", "test_load_platform.py", "test_load_outputs.py")
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own reordering for the session's PostgreSQL versions
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONG_FIRST.index(name) if name in LONG_FIRST else len(LONG_FIRST)
+
+    items.sort(key=rank)  # stable: each module's tests keep their order
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadfile``, in the collection's order (xdist's own puts the modules with most tests first) and
+    with the LOAD_RUNS modules as one unit."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class Scheduling(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            scope = super()._split_scope(nodeid)
+            return "LOAD_RUNS" if Path(scope).name in LOAD_RUNS else scope
+
+    config.option.loadscopereorder = False
+    return Scheduling(config, log)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
