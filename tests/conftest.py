@@ -53,15 +53,17 @@ LONG_FIRST = (
 )
 # The modules whose tests run k6 against a demo and judge what it measured: under pytest-xdist one after another
 # on one worker, as one unit (in test_load_bench.py's place in LONG_FIRST), so that no two load runs compete
-# for the cores and see each other's load as the target's latency.
-LOAD_RUNS = ("test_load_bench.py", "test_compare_demo.py", "test_load_platform.py", "test_load_outputs.py")
+# for the cores and see each other's load as the target's latency. In this order: the compare gate, whose
+# verdicts need a machine calm enough for bench to judge its runs, last, when most workers are done.
+LOAD_RUNS = ("test_load_bench.py", "test_load_platform.py", "test_load_outputs.py", "test_compare_demo.py")
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own reordering for the session's PostgreSQL versions
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
+    def rank(item: pytest.Item) -> tuple[int, int]:
         name = item.path.name
-        return LONG_FIRST.index(name) if name in LONG_FIRST else len(LONG_FIRST)
+        return (LONG_FIRST.index(name) if name in LONG_FIRST else len(LONG_FIRST),
+                LOAD_RUNS.index(name) if name in LOAD_RUNS else 0)
 
     items.sort(key=rank)  # stable: each module's tests keep their order
 
