@@ -34,18 +34,24 @@ class Gate:
     baseline_run: int
 
     def bench(self, *extra: str) -> tuple[subprocess.CompletedProcess[str], int]:
-        """A run of three repeats, measured again while bench says the machine was too busy to judge it (exit
-        2: k6 and the demo competed for the CPU with other work, which this machine's test workers do): a run
-        measured on a saturated machine is no baseline, and no current run to compare with one. Up to
-        CONCLUSIVE_WITHIN seconds; then the last run, inconclusive, as it was measured."""
+        """A run of three repeats, measured again while bench could judge none of them (each repeat
+        inconclusive: k6 and the demo competed for the CPU with other work, which this machine's test workers
+        do): a run measured wholly on a saturated machine is no baseline, and no current run to compare with one.
+        Up to CONCLUSIVE_WITHIN seconds; then the last run, as it was measured."""
         deadline = time.monotonic() + CONCLUSIVE_WITHIN
         while True:
             done = run("bench", "caching", "--base-url", self.url, "--config", str(self.config), *SHORT,
                        "--out", str(self.root / "out"), "--history", str(self.history), *extra)
             found = re.search(r"stored in history \S+: run (\d+) \(caching, 3 repeats\)", done.stderr)
             assert found, done.stdout + done.stderr
-            if done.returncode != 2 or time.monotonic() > deadline:
-                return done, int(found.group(1))
+            number = int(found.group(1))
+            if not self.saturated(number) or time.monotonic() > deadline:
+                return done, number
+
+    def saturated(self, number: int) -> bool:
+        with History(self.history, create=False) as history:
+            repeats = history.run(number).repeats
+        return all((r.body.get("verdict") or {}).get("status") == "inconclusive" for r in repeats)
 
     def faults(self, body: dict[str, float] | None) -> None:
         request = urllib.request.Request(f"{self.url}/admin/faults", method="POST" if body else "DELETE",
