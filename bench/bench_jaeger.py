@@ -47,7 +47,7 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -220,6 +220,7 @@ def bench_parse(path: str, decoder: str, bodies: Path, memory: bool) -> dict[str
 
 
 def serve(port_file: str, folder: Path) -> None:
+    from bench.quiet_http import QuietHandler
     from tests.jaeger_replay import summary_of, to_otlp
 
     bodies = {f"svc-{s:02d}": body for s, body in enumerate(read_bodies(folder))}
@@ -234,7 +235,7 @@ def serve(port_file: str, folder: Path) -> None:
         by_id.update((t["traceID"], json.dumps(to_otlp([t])).encode()) for t in traces)
     empty = b'{"data": [], "errors": null}'
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         protocol_version = "HTTP/1.1"
 
         def do_GET(self) -> None:
@@ -253,14 +254,7 @@ def serve(port_file: str, folder: Path) -> None:
             else:
                 self.send_error(404)
                 return
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
+            self.reply(body)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     Path(port_file).write_text(str(server.server_address[1]))

@@ -30,13 +30,14 @@ import time
 import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.quiet_http import QuietHandler
 from exporter import metrics
 from exporter.config.loading import load_config
 from exporter.slo.render import dashboard_outputs, rule_outputs, to_yaml
@@ -82,18 +83,11 @@ def synthetic_exporter(endpoints: int) -> tuple[ThreadingHTTPServer, threading.E
                                    outcome=outcome)
     threading.Thread(target=tick, daemon=True).start()
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self) -> None:
             with lock:
                 body = collector.render().encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "text/plain; version=0.0.4")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
+            self.reply(body, "text/plain; version=0.0.4")
 
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()

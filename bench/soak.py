@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.measures import percentile, rss_mb
+from bench.quiet_http import QuietHandler
 from tests.servers import Postgres, Process, Redis, free_port, http_ok, wait_for
 
 GARBAGE = [b'{"data": [{"traceID": "a", "spans": [', b"<html>502 Bad Gateway</html>", b'{"data": 7}',
@@ -55,17 +56,9 @@ class GarbageJaeger:
     def __init__(self) -> None:
         turn = iter(range(1 << 62))
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
-                body = GARBAGE[next(turn) % len(GARBAGE)]
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+                self.reply(GARBAGE[next(turn) % len(GARBAGE)])
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
