@@ -151,15 +151,16 @@ class JaegerApi:
         limit = self.cfg.max_response_bytes
         try:
             async with self.client.stream("GET", url, params=params) as response:
-                declared = response.headers.get("content-length")
-                if declared is not None and declared.isdigit() and int(declared) > limit:
+                header = response.headers.get("content-length")
+                declared = int(header) if header is not None and header.isdigit() else None
+                if declared is not None and declared > limit:
                     raise ResponseTooLarge(f"{path}: response of {declared} bytes is larger than "
                                            f"max_response_bytes ({limit})")
                 # the body is written into one buffer of the declared size as it arrives (a search answer can be
-                # tens of MB: holding its chunks and then joining them would take its size twice)
-                expected = int(declared) if declared is not None and declared.isdigit() and not response.headers.get(
-                    "content-encoding") else 0
-                body = bytearray(expected)
+                # tens of MB: holding its chunks and then joining them would take its size twice); a compressed
+                # body's declared size is not its decoded one
+                plain = not response.headers.get("content-encoding")
+                body = bytearray(declared if declared is not None and plain else 0)
                 size = 0
                 async for chunk in response.aiter_bytes():
                     end = size + len(chunk)
