@@ -441,6 +441,10 @@ class PostgresCollector:
         for mode, count in await self.main.rows(q.BLOCKED_LOCKS):
             blocked[(self.t, str(mode))] = float(count)
         self.store.replace(metrics.PG_BLOCKED_LOCKS, blocked)
+        waiting = {(self.t, str(datname), str(queryid)): float(count)
+                   for datname, queryid, count in await self.main.rows(q.LOCK_WAITING_STATEMENTS)
+                   if queryid is not None}
+        self.store.replace(metrics.PG_LOCK_WAITING_STATEMENTS, waiting)
 
     async def _database_stats(self, watched: set[str]) -> None:
         families = (metrics.PG_DB_BLOCKS_HIT, metrics.PG_DB_BLOCKS_READ, metrics.PG_DB_COMMITS,

@@ -51,6 +51,15 @@ GROUP BY 1, 2, 3
 
 BLOCKED_LOCKS = "SELECT mode, count(*) FROM pg_locks WHERE NOT granted GROUP BY mode"
 
+# Sessions waiting on a lock, by the statement they run (query_id: PostgreSQL 14 on, with compute_query_id, which
+# pg_stat_statements turns on; read through jsonb so that older servers answer with none).
+LOCK_WAITING_STATEMENTS = """
+SELECT coalesce(datname, ''), to_jsonb(a) ->> 'query_id', count(*)
+FROM pg_stat_activity a
+WHERE backend_type = 'client backend' AND wait_event_type = 'Lock'
+GROUP BY 1, 2
+"""
+
 LOCK_MODES = ("AccessShareLock", "RowShareLock", "RowExclusiveLock", "ShareUpdateExclusiveLock", "ShareLock",
               "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock")
 
