@@ -1,23 +1,43 @@
-"""Recommendations that point at causes: one pure rule per common issue of the guide, and PgHero-style database
-and Redis checks, each reading :class:`~exporter.analysis.recommendations_facts.Facts` of one window.
+"""Recommendations that name the true cause: the guide's "Common Performance Issues" turned into findings, each a
+cause with the share of a missed target it explains, its fix and the exact command.
 
-Priority comes from a stated score: ``score = excess x share``, where ``excess`` is how far past its target the
-figure is (``observed / target - 1`` for a ceiling, ``1 - observed / target`` for a floor) and ``share`` the share
-of the traffic it affects (requests, lookups, database time or traces). ``score >= 0.5`` is HIGH (the guide's
-week 1), ``>= 0.1`` MEDIUM (week 2), anything else LOW. The checks (buffer cache, connections, queues, ...) have
-no target of the guide's: they score against their own stated threshold and are capped at MEDIUM.
+For every target missed in the window, the excess is shared out by magnitude
+(:mod:`exporter.analysis.attribution` for latency; misses, failures and statement calls for the other targets),
+and each part is named (:mod:`exporter.analysis.diagnosis`). A cause is named only when it explains at least
+``MIN_SHARE`` of an excess, and it says how much; what no cause explains is reported as unexplained, with the
+next place to look. One cause behind several symptoms (a statement slowing two endpoints and the database's P95)
+is one recommendation listing each symptom with its share.
 
-Each recommendation carries its evidence (with the source of every figure), the guide's diagnosis steps with
-what each found, and the guide's solution for the cause found.
+Priority comes from a stated score: the sum over the symptoms of ``excess x traffic x share``, where ``excess``
+is how far past its target the figure is (``observed / target - 1``, or ``1 - observed / target`` for the hit
+rate), ``traffic`` the part of the traffic the symptom touches (its requests, lookups, statement calls or
+traces) and ``share`` the part of the excess the cause explains. ``score >= 0.5`` is HIGH (the guide's week 1),
+``>= 0.1`` MEDIUM (week 2), anything else LOW; unexplained time is never HIGH.
+
+Advice that no missed target calls for (PgHero-style database and Redis checks, serial siblings while the trace
+target holds) is **housekeeping**: LOW, listed apart, never a bottleneck. With every target met the report is
+quiet: no bottleneck, nothing HIGH or MEDIUM.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from exporter.analysis.attribution import Attribution, Route, attribute
+from exporter.analysis.diagnosis import (
+    UNEXPLAINED,
+    Cause,
+    Evidence,
+    cache_causes,
+    error_causes,
+    ms,
+    part_cause,
+    pct,
+    short,
+    statement_cause,
+)
 from exporter.analysis.recommendations_facts import (
     ChildSpan,
     Database,
@@ -25,18 +45,19 @@ from exporter.analysis.recommendations_facts import (
     Facts,
     SerialGroup,
     Statement,
-    Table,
     Tracing,
-    statement_tables,
 )
 
 HIGH, MEDIUM, LOW = "HIGH", "MEDIUM", "LOW"
 HIGH_SCORE = 0.5
 MEDIUM_SCORE = 0.1
-PRIORITY_RULE = ("score = excess x share: excess is how far past the target (observed/target - 1, or "
-                 "1 - observed/target for a floor), share the part of the traffic affected; "
-                 f"HIGH >= {HIGH_SCORE}, MEDIUM >= {MEDIUM_SCORE}, else LOW; checks without a guide target are "
-                 "capped at MEDIUM")
+MIN_SHARE = 0.2  # a cause must explain at least this share of an excess to be named
+PRIORITY_RULE = ("score = the sum over the cause's symptoms of excess x traffic x share: excess is how far past "
+                 "the target (observed/target - 1, or 1 - observed/target for a floor), traffic the part of the "
+                 "traffic the symptom touches, share the part of the excess the cause explains; "
+                 f"HIGH >= {HIGH_SCORE}, MEDIUM >= {MEDIUM_SCORE}, else LOW; a cause is named only when it explains "
+                 f"{MIN_SHARE:.0%} of an excess or more; unexplained time is at most MEDIUM; housekeeping (advice no "
+                 "missed target calls for) is LOW")
 
 # Thresholds of the checks (PgHero's defaults where it has one).
 BUFFER_HIT_MIN = 0.99
@@ -50,15 +71,11 @@ EVICTIONS_MAX_SHARE = 0.01
 NO_TTL_MAX_SHARE = 0.5
 QUEUE_MIN_GROWTH = 100.0
 
-
-@dataclass(frozen=True)
-class Evidence:
-    signal: str  # api, traces, database, cache, network
-    text: str
-    source: str
-
-    def as_json(self) -> dict[str, str]:
-        return {"signal": self.signal, "text": self.text, "source": self.source}
+SLOW_API, ERRORS, LOW_HIT_RATE, SLOW_DB, SLOW_TRACES = (
+    "Slow API endpoints", "High error rate", "Low cache hit rate", "Slow database queries", "High trace duration")
+AREA = {SLOW_API: "api", ERRORS: "api", LOW_HIT_RATE: "cache", SLOW_DB: "database", SLOW_TRACES: "tracing"}
+TYPE = {SLOW_API: "PERFORMANCE", ERRORS: "RELIABILITY", LOW_HIT_RATE: "CACHE", SLOW_DB: "DATABASE",
+        SLOW_TRACES: "TRACING"}
 
 
 @dataclass(frozen=True)
@@ -70,6 +87,23 @@ class Step:
 
     def as_json(self) -> dict[str, str]:
         return {"step": self.step, "found": self.found}
+
+
+@dataclass(frozen=True)
+class Symptom:
+    """A missed target (one endpoint's P95, the error rate, ...) and how much of its excess the cause explains."""
+
+    issue: str  # the guide's common issue
+    what: str  # "get_order P95 812 ms (target 500 ms)"
+    share: float  # of the excess, 0..1
+    explained: str  # "312 ms of its 312 ms excess"
+    score: float
+    basis: str  # the score's arithmetic
+    attributed: str = ""  # what the shares are of
+
+    def as_json(self) -> dict[str, Any]:
+        return {"issue": self.issue, "what": self.what, "share": round(self.share, 4), "explained": self.explained,
+                "score": round(self.score, 4), "scoreBasis": self.basis, "sharesOf": self.attributed}
 
 
 @dataclass(frozen=True)
@@ -88,15 +122,22 @@ class Recommendation:
     command: str | None = None  # the exact SQL or command to run, when there is one
     cause: str = ""  # the cause found, in a few words
     statement: tuple[str, str, str] | None = None  # (target, datname, queryid) of the statement it is about
+    kind: str = ""  # the cause's kind (exporter.analysis.diagnosis), or the check's
+    share: float | None = None  # the largest share of one symptom's excess it explains
+    symptoms: tuple[Symptom, ...] = ()
+    housekeeping: bool = False  # advice no missed target calls for
 
     def as_json(self) -> dict[str, Any]:
         """The guide's three fields first, the rest beside them."""
         out: dict[str, Any] = {"type": self.type, "priority": self.priority, "message": self.message,
-                               "area": self.area, "issue": self.issue, "cause": self.cause, "where": self.where,
-                               "score": round(self.score, 4), "scoreBasis": self.score_basis,
-                               "solution": self.solution,
+                               "area": self.area, "issue": self.issue, "cause": self.cause, "causeKind": self.kind,
+                               "where": self.where, "score": round(self.score, 4), "scoreBasis": self.score_basis,
+                               "solution": self.solution, "housekeeping": self.housekeeping,
                                "evidence": [e.as_json() for e in self.evidence],
                                "diagnosis": [s.as_json() for s in self.diagnosis]}
+        if self.share is not None:
+            out["share"] = round(self.share, 4)
+            out["symptoms"] = [s.as_json() for s in self.symptoms]
         if self.command:
             out["command"] = self.command
         if self.statement:
@@ -109,6 +150,8 @@ def priority(score: float, cap: str | None = None) -> str:
     level = HIGH if score >= HIGH_SCORE else MEDIUM if score >= MEDIUM_SCORE else LOW
     if cap == MEDIUM and level == HIGH:
         return MEDIUM
+    if cap == LOW:
+        return LOW
     return level
 
 
@@ -118,28 +161,6 @@ def excess_over(observed: float, ceiling: float) -> float:
 
 def excess_under(observed: float, floor: float) -> float:
     return max(0.0, 1 - observed / floor) if floor > 0 else 0.0
-
-
-def ms(seconds: float | None) -> str:
-    if seconds is None:
-        return "n/a"
-    value = seconds * 1000
-    return f"{value:.0f} ms" if value >= 10 else f"{value:.1f} ms" if value >= 1 else f"{value:.2f} ms"
-
-
-def pct(ratio: float | None) -> str:
-    if ratio is None:
-        return "n/a"
-    value = ratio * 100
-    return f"{value:.1f} %" if value >= 1 or value == 0 else f"{value:.2f} %"
-
-
-def _basis(excess: float, share: float, what: str) -> str:
-    return f"excess {excess:.2f} x share {share:.2f} of {what} = {excess * share:.2f}"
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Links between the signals
 
 
 def critical_path_shares(tracing: Sequence[Tracing]) -> list[tuple[str, float]]:
@@ -160,51 +181,264 @@ def top_statements(databases: Sequence[Database], n: int = 5) -> list[Statement]
     return sorted(statements, key=lambda s: -s.seconds)[:n]
 
 
-def scanned_tables(statement: Statement, database: Database | None) -> list[Table]:
-    """Tables the statement names that were read by sequential scans in the window (or whose synthetic query's
-    plan has a Seq Scan), most rows read first."""
-    if database is None:
-        return []
-    named = statement_tables(statement.text)
-    probed = {table.lower() for _, table in database.probe_seq_scans}
+# ---------------------------------------------------------------------------------------------------------------
+# Symptoms and their causes
+
+
+MAX_EVIDENCE = 6
+
+
+@dataclass
+class _Found:
+    """A cause with the symptoms it explains, as the rules find them, and the evidence of each."""
+
+    cause: Cause
+    symptoms: list[Symptom] = field(default_factory=list)
+    diagnosis: dict[str, tuple[Step, ...]] = field(default_factory=dict)  # issue -> the guide's steps
+    evidence: list[Evidence] = field(default_factory=list)
+
+
+Found = dict[tuple[str, str], _Found]
+
+
+def _add(found: Found, cause: Cause, symptom: Symptom, steps: tuple[Step, ...]) -> None:
+    entry = found.get(cause.key)
+    if entry is None:
+        entry = found[cause.key] = _Found(cause)
+    entry.symptoms.append(symptom)
+    entry.diagnosis.setdefault(symptom.issue, steps)
+    for e in cause.evidence:
+        if e not in entry.evidence and len(entry.evidence) < MAX_EVIDENCE:
+            entry.evidence.append(e)
+
+
+def _symptom(issue: str, what: str, share: float, excess: float, traffic: float, traffic_of: str,
+             explained: str, attributed: str = "") -> Symptom:
+    score = excess * traffic * share
+    basis = f"excess {excess:.2f} x traffic {traffic:.2f} of {traffic_of} x share {share:.2f} = {score:.2f}"
+    return Symptom(issue, what, share, explained, score, basis, attributed)
+
+
+def _routes(facts: Facts) -> dict[tuple[str, str], Route]:
+    return {(r.service, r.operation): r for r in facts.routes}
+
+
+def attributions(facts: Facts) -> list[tuple[Endpoint, Attribution]]:
+    """Every endpoint over its P95 target, with its excess shared out over the parts of its requests."""
+    routes = _routes(facts)
     out = []
-    for table in database.tables:
-        if not any(n in (table.qualified.lower(), table.name.lower()) for n in named):
+    for e in facts.endpoints:
+        target = facts.targets.p95_for(e.name)
+        if e.p95_s is None or e.requests <= 0 or e.p95_s <= target:
             continue
-        if table.seq_scans > 0 or table.name.lower() in probed or table.qualified.lower() in probed:
-            out.append(table)
-    return sorted(out, key=lambda t: -t.seq_rows_read)
+        route = routes.get(e.route) if e.route else None
+        out.append((e, attribute(e.name, e.target, e.p95_s, target, e.phases_s, route, e.baseline_phases_s,
+                                 e.baseline_p95_s)))
+    return out
 
 
-_FILTER_COLUMN = re.compile(r"\bwhere\s+(?:\w+\.)?(\w+)\s*(?:=|<|>|in\b|like\b)", re.IGNORECASE)
+def _latency_steps(facts: Facts, e: Endpoint, a: Attribution, causes: list[tuple[Cause, float]]) -> tuple[Step, ...]:
+    trace_parts = [(c, s) for c, s in causes if c.kind not in ("network-latency", "payload", UNEXPLAINED)]
+    db_parts = [(c, s) for c, s in causes if c.statement is not None or c.kind in ("slow-statement",)]
+    net = [(c, s) for c, s in causes if c.kind in ("network-latency", "payload")]
+    return (
+        Step("Check Grafana for high response times", f"{e.name}: P95 {ms(e.p95_s)} against {ms(a.target_s)}"),
+        Step("Review Jaeger traces for slow services",
+             "; ".join(f"{c.title}: {pct(s)} of the excess" for c, s in trace_parts[:3])
+             or (f"no trace of {a.route} explains it" if a.route else "no trace of its route was analysed")),
+        Step("Check database query times",
+             "; ".join(f"{c.title}: {pct(s)}" for c, s in db_parts[:2]) or "no database call explains it"),
+        Step("Identify network latency",
+             "; ".join(f"{c.title}: {pct(s)}" for c, s in net) or "the network explains none of it"))
 
 
-def filter_column(text: str | None) -> str | None:
-    """The first column a statement filters on (``WHERE o.rider_id = $1`` -> ``rider_id``)."""
-    match = _FILTER_COLUMN.search(text or "")
-    return match.group(1) if match else None
+def slow_endpoints(facts: Facts, found: Found) -> None:
+    """The guide's "Slow API endpoints": each endpoint over its P95 target, its excess attributed."""
+    total = facts.total_requests
+    routes = _routes(facts)
+    for e, a in attributions(facts):
+        route = routes.get(e.route) if e.route else None
+        excess = excess_over(e.p95_s or 0.0, a.target_s)
+        traffic = e.requests / total if total > 0 else 1.0
+        causes = [(part_cause(p, facts, e, route), p.share) for p in a.parts]
+        merged: dict[tuple[str, str], tuple[Cause, float]] = {}
+        for cause, share in causes:  # the largest part first: its cause stands for the others of the same key
+            seen = merged.get(cause.key)
+            merged[cause.key] = (seen[0], seen[1] + share) if seen else (cause, share)
+        ranked = sorted(merged.values(), key=lambda cs: -cs[1])
+        steps = _latency_steps(facts, e, a, ranked)
+        what = f"{e.name} P95 {ms(e.p95_s)} (target {ms(a.target_s)})"
+        for cause, share in ranked:
+            if share < MIN_SHARE:
+                continue
+            explained = f"{ms(share * a.excess_s)} of its {ms(a.excess_s)} excess"
+            _add(found, cause, _symptom(SLOW_API, what, share, excess, traffic, "requests", explained, a.basis),
+                 steps)
 
 
-def _database_of(statement: Statement, databases: Sequence[Database]) -> Database | None:
-    return next((db for db in databases if db.target == statement.target), None)
+def slow_traces(facts: Facts, found: Found) -> None:
+    """The guide's "High trace duration": each route whose traces' P95 is over the target, its excess attributed
+    along its traces' critical path."""
+    target = facts.targets.trace_p95
+    routes = [r for r in facts.routes if r.p95_s is not None and r.p95_s > target]
+    total = sum(r.window.traces for r in facts.routes) or 1.0
+    for r in routes:
+        assert r.p95_s is not None
+        a = attribute(r.name, r.target, r.p95_s, target, {}, r, {} if r.baseline else None, r.baseline_p95_s)
+        excess = excess_over(r.p95_s, target)
+        traffic = r.window.traces / total
+        what = f"{r.name} trace P95 {ms(r.p95_s)} (target {ms(target)})"
+        causes = [(part_cause(p, facts, None, r), p.share) for p in a.parts]
+        steps = (Step("Check Jaeger for slow traces", what),
+                 Step("Identify slowest spans", "; ".join(f"{c.title}: {pct(s)}" for c, s in causes[:3])),
+                 Step("Check service dependencies", ", ".join(sorted({p.key.service for p in a.parts
+                                                                     if p.key.service}))),
+                 Step("Review network latency", "not measured between services (spans hold no network phase)"))
+        for cause, share in causes:
+            if share < MIN_SHARE:
+                continue
+            _add(found, cause, _symptom(SLOW_TRACES, what, share, excess, traffic, "traces",
+                                        f"{ms(share * a.excess_s)} of its {ms(a.excess_s)} excess", a.basis), steps)
 
 
-def _short(text: str | None, limit: int = 120) -> str:
-    if not text:
-        return "(text not exported)"
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+def high_error_rate(facts: Facts, found: Found) -> None:
+    """The guide's "High error rate": the share of failed requests over the target, by where failures started."""
+    total = facts.total_requests
+    failed = sum(e.failed for e in facts.endpoints)
+    target = facts.targets.error_rate
+    if total <= 0 or failed / total <= target:
+        return
+    rate = failed / total
+    failing = sorted((e for e in facts.endpoints if e.failed > 0), key=lambda e: -e.failed)
+    excess = excess_over(rate, target)
+    traffic = sum(e.requests for e in failing) / total
+    names = ", ".join(f"{e.name} ({pct(e.failed / e.requests if e.requests else None)})" for e in failing[:5])
+    what = f"error rate {pct(rate)} (target < {pct(target)}): {names}"
+    causes = error_causes(failing, facts)
+    saturated = [db for db in facts.databases if db.connections and db.max_connections
+                 and db.connections >= CONNECTIONS_MAX_SHARE * db.max_connections]
+    steps = (Step("Check Grafana for error spikes", what),
+             Step("Review application logs", "perf-exporter reads no logs; the traces' error spans point at "
+                  + (", ".join(c.subject for c, _ in causes[:3]) or "nothing")),
+             Step("Check database connectivity",
+                  f"{saturated[0].target}: {saturated[0].connections:.0f} of {saturated[0].max_connections:.0f} "
+                  "connections in use" if saturated else "connections within limits" if facts.databases
+                  else "no database collector in the window"),
+             Step("Verify external service status", f"{sum(e.connect_errors for e in failing):.0f} connection "
+                  f"errors and {sum(e.timeouts for e in failing):.0f} timeouts reaching the gateway"))
+    if not causes:
+        causes = [(Cause(UNEXPLAINED, "errors", "failures with no cause in the traces or the probes' outcomes",
+                         "read the gateway's logs for the failed requests", "gateway"), 1.0)]
+    for cause, share in causes:
+        if share < MIN_SHARE:
+            continue
+        _add(found, cause, _symptom(ERRORS, what, share, excess, traffic, "requests",
+                                    f"{pct(share)} of the failures", "the failures of the failing endpoints"), steps)
 
 
-def index_advice(statement: Statement, table: Table | None) -> tuple[str, str | None]:
-    """The guide's solution for a scanning statement: index the filtered column, with the SQL."""
-    column = filter_column(statement.text)
-    if table is not None and column:
-        return (f"add an index on {table.qualified}({column}), the column it filters on",
-                f"CREATE INDEX CONCURRENTLY ON {table.qualified} ({column});")
-    if table is not None:
-        return f"add an index on the filter/join columns of {table.qualified}", None
-    return "review the statement's plan (EXPLAIN ANALYZE) and add indexes on its filter/join columns", None
+def low_cache_hit_rate(facts: Facts, found: Found) -> None:
+    """The guide's "Low cache hit rate": hits / lookups under the target, by why the reads missed."""
+    target = facts.targets.cache_hit_rate
+    for cache in facts.caches:
+        rate = cache.hit_rate
+        if rate is None or rate >= target:
+            continue
+        excess = excess_under(rate, target)
+        lookups = (cache.hits or 0.0) + (cache.misses or 0.0)
+        what = f"{cache.target}: hit rate {pct(rate)} of {lookups:.0f} lookups (target > {pct(target)})"
+        causes = cache_causes(cache, facts)
+        ttl = ", ".join(f"{t.operation} {t.seconds:.0f} s" for t in facts.cache_ttls) or "no TTL seen in traces"
+        steps = (Step("Check Redis hit/miss statistics", f"{cache.hits:.0f} hits, {cache.misses:.0f} misses"),
+                 Step("Review cache key patterns", "; ".join(f"{c.title}: {pct(s)} of the misses"
+                                                             for c, s in causes[:3]) or "no traced reads"),
+                 Step("Analyze TTL settings", f"TTLs the traces' writes set: {ttl}; {cache.expired or 0:.0f} keys "
+                      "expired in the window"),
+                 Step("Check cache invalidation", f"{cache.evicted or 0:.0f} keys evicted in the window"))
+        for cause, share in causes:
+            if share < MIN_SHARE:
+                continue
+            _add(found, cause, _symptom(LOW_HIT_RATE, what, share, excess, 1.0, "lookups",
+                                        f"{pct(share)} of the misses", "the cache's misses"), steps)
+
+
+def slow_database_queries(facts: Facts, found: Found) -> None:
+    """The guide's "Slow database queries": the query P95 over the target, by the statements whose calls are
+    slower than it (each with its share of those calls), told apart by what makes them slow."""
+    target = facts.targets.db_query_p95
+    for db in facts.databases:
+        p95 = db.p95
+        over = p95 is not None and p95.value is not None and p95.value > target
+        if p95 is not None and p95.method == "statements-estimate" and p95.upper is not None \
+                and p95.upper <= target:
+            over = False
+        slow = [s for s in db.statements if s.mean_s is not None and s.mean_s > target and s.calls > 0]
+        if not over and not slow:
+            continue
+        observed = p95.value if over and p95 is not None and p95.value is not None else max(
+            s.mean_s or 0.0 for s in slow)
+        excess = excess_over(observed, target)
+        measured = (f"query P95 {ms(p95.value)} ({p95.method}"
+                    + (f", bounds {ms(p95.lower)}..{ms(p95.upper)}" if p95.lower is not None else "") + ")"
+                    if p95 is not None and over else f"statement means up to {ms(observed)}")
+        what = f"{db.target} {measured} (target {ms(target)})"
+        plans = "; ".join(f"{probe}: Seq Scan on {table}" for probe, table in db.probe_seq_scans)
+        if not slow:
+            top = top_statements([db], 3)
+            cause = Cause(UNEXPLAINED, f"{db.target}/p95", "slow calls spread over statements whose means are "
+                          "under the target", "look at the statements' slowest calls (max_exec_time, stddev in "
+                          "pg_stat_statements) and at lock waits", f"{db.target}",
+                          "SELECT queryid, calls, mean_exec_time, max_exec_time, stddev_exec_time, query FROM "
+                          "pg_stat_statements ORDER BY max_exec_time DESC LIMIT 10;",
+                          tuple(Evidence("database", f"{short(s.text, 80)}: mean {ms(s.mean_s)}",
+                                         facts.source("statements")) for s in top))
+            steps = _db_steps(what, top, plans)
+            _add(found, cause, _symptom(SLOW_DB, what, 1.0, excess, 1.0, "statement calls",
+                                        "all of it", "the slow statements' calls"), steps)
+            continue
+        slow_calls = sum(s.calls for s in slow)
+        all_calls = sum(s.calls for s in db.statements) or slow_calls
+        steps = _db_steps(what, slow, plans)
+        for s in sorted(slow, key=lambda s: -s.calls):
+            share = s.calls / slow_calls
+            if share < MIN_SHARE:
+                continue
+            cause = statement_cause(s, db, facts)
+            _add(found, cause, _symptom(SLOW_DB, what, share, excess, slow_calls / all_calls, "statement calls",
+                                        f"{pct(share)} of the calls slower than the target",
+                                        "the calls of statements whose mean is over the target"), steps)
+
+
+def _db_steps(what: str, statements: Sequence[Statement], plans: str) -> tuple[Step, ...]:
+    listed = "; ".join(f"queryid {s.queryid}: {s.calls:.0f} calls, mean {ms(s.mean_s)}" for s in statements[:3])
+    return (Step("Run db-profiling.js benchmark", "not part of this report: perf-exporter bench db-profiling loads "
+                 "the database"),
+            Step("Check pg_stat_statements", f"{what}; {listed}"),
+            Step("Review query plans", plans or "no synthetic query's plan has a Seq Scan (plans are read for the "
+                 "configured queries only)"),
+            Step("Identify table scans", "see each statement's evidence"))
+
+
+def _recommendation(entry: _Found) -> Recommendation:
+    cause = entry.cause
+    symptoms = sorted(entry.symptoms, key=lambda s: -s.score)
+    first = symptoms[0]
+    score = sum(s.score for s in symptoms)
+    share = max(s.share for s in symptoms)
+    issue = first.issue
+    level = priority(score, MEDIUM if cause.unexplained else None)
+    told = "; ".join(f"{s.what}: {pct(s.share)} ({s.explained})" for s in symptoms[:4])
+    more = f"; and {len(symptoms) - 4} more" if len(symptoms) > 4 else ""
+    lead = "Unexplained" if cause.unexplained else "Cause"
+    message = f"{lead}: {cause.title}. Explains {told}{more}. Do: {cause.fix}."
+    basis = " + ".join(s.basis for s in symptoms[:4]) + (f" + {len(symptoms) - 4} more" if len(symptoms) > 4 else "")
+    steps = entry.diagnosis[issue]
+    return Recommendation(TYPE[issue], level, message, AREA[issue], issue, score, basis, cause.where, cause.fix,
+                          tuple(entry.evidence), steps, cause.command, cause.title, cause.statement, cause.kind,
+                          share, tuple(symptoms))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Housekeeping: advice no missed target calls for
 
 
 def chain_kind(children: Sequence[ChildSpan] | None) -> tuple[str, str]:
@@ -236,322 +470,7 @@ def chain_kind(children: Sequence[ChildSpan] | None) -> tuple[str, str]:
     return "independent", "the sample trace shows no read-then-write of the same key or table among them"
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# The guide's common issues
-
-
-def _cause_of_latency(facts: Facts, slow: Sequence[Endpoint]) -> tuple[str, str, str, str | None, list[Evidence],
-                                                                        list[Step]]:
-    """(cause, where, solution, command, evidence, diagnosis) for slow endpoints, following the guide's steps."""
-    evidence: list[Evidence] = []
-    steps: list[Step] = []
-    worst = slow[0]
-    steps.append(Step("Check Grafana for high response times",
-                      f"P95 {ms(worst.p95_s)} on {worst.name} (target {ms(facts.targets.p95_for(worst.name))}); "
-                      f"{len(slow)} endpoint(s) over their P95 target"))
-    shares = critical_path_shares(facts.tracing)
-    spans = sorted((s for t in facts.tracing for s in t.spans), key=lambda s: -s.mean_s)
-    if shares:
-        service, share = shares[0]
-        path = ", ".join(f"{s} {pct(v)}" for s, v in shares[:3])
-        slowest = next((s for s in spans if s.service == service), spans[0] if spans else None)
-        found = f"{service} holds {pct(share)} of the traces' critical path ({path})"
-        if slowest is not None:
-            found += f"; its slowest operation is {slowest.operation} (mean {ms(slowest.mean_s)})"
-        evidence.append(Evidence("traces", found, facts.source("critical_path")))
-        if worst.trace_s is not None:
-            evidence.append(Evidence("traces", f"{worst.name}'s probe traces last {ms(worst.trace_s)} on average",
-                                     facts.source("probe_traces")))
-        steps.append(Step("Review Jaeger traces for slow services", found))
-    else:
-        service, share = "", 0.0
-        steps.append(Step("Review Jaeger traces for slow services", "no trace data in the window"))
-    statements = top_statements(facts.databases, 1)
-    statement = statements[0] if statements else None
-    db_found = "no statement data in the window"
-    if statement is not None:
-        db_found = (f"the most time-consuming statement runs {ms(statement.mean_s)} on average over "
-                    f"{statement.calls:.0f} calls: {_short(statement.text, 80)}")
-        evidence.append(Evidence("database", db_found, facts.source("statements")))
-    steps.append(Step("Check database query times", db_found))
-    network = {k: v for k, v in worst.phases_s.items() if k in ("resolve", "connect", "tls")}
-    network_s = sum(network.values())
-    if worst.phases_s:
-        verdict = ("rules network latency in" if worst.p95_s and network_s > 0.5 * worst.p95_s
-                   else "rules network latency out")
-        net_found = (", ".join(f"{k} {ms(v)}" for k, v in sorted(network.items())) or "no connect phase")
-        net_found = f"{net_found} on {worst.name}: {verdict}"
-        evidence.append(Evidence("network", net_found, facts.source("phases")))
-    else:
-        net_found = "no phase timings in the window"
-    steps.append(Step("Identify network latency", net_found))
-
-    target = facts.targets.p95_for(worst.name)
-    excess_s = (worst.p95_s or 0.0) - target
-    if worst.phases_s and worst.p95_s and network_s > 0.5 * worst.p95_s:
-        return ("network latency", worst.name, "add a CDN for static content / reduce payload sizes; move the "
-                "client closer to the gateway", None, evidence, steps)
-    db = _database_of(statement, facts.databases) if statement is not None else None
-    # The statement is the cause when it is slow by the database's own target, or takes a quarter of the excess.
-    if statement is not None and statement.mean_s is not None and (
-            statement.mean_s > facts.targets.db_query_p95 or statement.mean_s >= max(0.25 * excess_s, 0.05)):
-        tables = scanned_tables(statement, db)
-        solution, command = index_advice(statement, tables[0] if tables else None)
-        where = f"{worst.name} -> statement {statement.queryid}"
-        if tables:
-            where += f" -> table {tables[0].qualified}"
-        return "a slow database statement", where, solution, command, evidence, steps
-    cache_low = [c for c in facts.caches if c.hit_rate is not None and c.hit_rate < facts.targets.cache_hit_rate]
-    if cache_low:
-        return ("cache misses", f"{worst.name} -> cache {cache_low[0].target}",
-                "implement caching (Redis) for the data it reads; raise the TTL of stable data", None, evidence, steps)
-    if service:
-        return (f"time in {service}", f"{worst.name} -> {service}",
-                f"optimize the algorithms of {service}, which holds most of the critical path", None, evidence,
-                steps)
-    return "unknown (no trace or statement data)", worst.name, "add database indexes, implement caching, optimize " \
-        "algorithms, reduce payload sizes (the guide's list; no signal points at one)", None, evidence, steps
-
-
-def slow_api_endpoints(facts: Facts) -> list[Recommendation]:
-    """The guide's "Slow API endpoints": P95 over target (per endpoint targets honoured), as one finding
-    naming the slow endpoints, worst first, with the cause the traces, statements and phases point at."""
-    total = facts.total_requests
-    slow = [e for e in facts.endpoints
-            if e.p95_s is not None and e.requests > 0 and e.p95_s > facts.targets.p95_for(e.name)]
-    if not slow or total <= 0:
-        return []
-    slow.sort(key=lambda e: -excess_over(e.p95_s or 0.0, facts.targets.p95_for(e.name)) * e.requests)
-    affected = sum(e.requests for e in slow)
-    share = affected / total
-    excess = sum(excess_over(e.p95_s or 0.0, facts.targets.p95_for(e.name)) * e.requests for e in slow) / affected
-    score = excess * share
-    cause, where, solution, command, evidence, steps = _cause_of_latency(facts, slow)
-    names = ", ".join(f"{e.name} (P95 {ms(e.p95_s)}, target {ms(facts.targets.p95_for(e.name))})"
-                      for e in slow[:5])
-    evidence.insert(0, Evidence("api", f"over target: {names}", facts.source("api_latency")))
-    message = (f"Slow API endpoints: {names}; {pct(share)} of requests affected. Cause: {cause} ({where}). "
-               f"Do: {solution}.")
-    return [Recommendation("PERFORMANCE", priority(score), message, "api", "Slow API endpoints", score,
-                           _basis(excess, share, "requests"), where, solution, tuple(evidence), tuple(steps),
-                           command, cause)]
-
-
-def high_error_rate(facts: Facts) -> list[Recommendation]:
-    """The guide's "High error rate": the share of failed requests over the target."""
-    total = facts.total_requests
-    failed = sum(e.failed for e in facts.endpoints)
-    if total <= 0:
-        return []
-    rate = failed / total
-    target = facts.targets.error_rate
-    if rate <= target:
-        return []
-    failing = sorted((e for e in facts.endpoints if e.failed > 0), key=lambda e: -e.failed)
-    excess = excess_over(rate, target)
-    share = sum(e.requests for e in failing) / total
-    score = excess * share
-    server = sum(e.server_errors for e in failing)
-    timeouts = sum(e.timeouts for e in failing)
-    connect = sum(e.connect_errors for e in failing)
-    names = ", ".join(f"{e.name} ({pct(e.failed / e.requests if e.requests else None)} of {e.requests:.0f})"
-                      for e in failing[:5])
-    evidence = [Evidence("api", f"{failed:.0f} of {total:.0f} requests failed ({pct(rate)}): {names}",
-                         facts.source("api_errors")),
-                Evidence("api", f"5xx {server:.0f}, timeouts {timeouts:.0f}, connection errors {connect:.0f}",
-                         facts.source("api_errors"))]
-    error_spans = sorted(((s, n) for t in facts.tracing for s, n in t.errors.items() if n > 0), key=lambda x: -x[1])
-    steps = [Step("Check Grafana for error spikes", f"{pct(rate)} of requests failed (target < {pct(target)})")]
-    if error_spans:
-        found = ", ".join(f"{s}: {n:.0f} error spans" for s, n in error_spans[:3])
-        evidence.append(Evidence("traces", found, facts.source("trace_errors")))
-        steps.append(Step("Review application logs", f"perf-exporter does not read logs; the traces' error spans "
-                                                    f"point at {found}: read those services' logs"))
-    else:
-        steps.append(Step("Review application logs", "perf-exporter does not read logs; no error spans in traces"))
-    saturated = [db for db in facts.databases if db.connections and db.max_connections
-                 and db.connections >= CONNECTIONS_MAX_SHARE * db.max_connections]
-    if saturated:
-        db = saturated[0]
-        db_found = f"{db.target}: {db.connections:.0f} of {db.max_connections:.0f} connections in use"
-    elif facts.databases:
-        db_found = "connections within limits" + (
-            "" if any(d.max_connections for d in facts.databases) else " (max_connections not measured)")
-    else:
-        db_found = "no database collector in the window"
-    steps.append(Step("Check database connectivity", db_found))
-    steps.append(Step("Verify external service status",
-                      f"{connect:.0f} connection errors and {timeouts:.0f} timeouts reaching the gateway"))
-    if saturated:
-        cause, solution = "connections near max_connections", "add connection pooling (e.g. PgBouncer)"
-    elif timeouts + connect > server:
-        cause, solution = "timeouts and connection errors", "implement retry logic with backoff and add circuit " \
-            "breakers; scale the infrastructure if it is saturated"
-    else:
-        cause = "server errors (5xx) from the application"
-        solution = "fix the application bugs behind the 5xx answers; add circuit breakers around failing calls"
-    where = failing[0].name if failing else "all endpoints"
-    message = f"High error rate: {pct(rate)} of requests failed (target < {pct(target)}), most on {names}. " \
-              f"Cause: {cause}. Do: {solution}."
-    return [Recommendation("RELIABILITY", priority(score), message, "api", "High error rate", score,
-                           _basis(excess, share, "requests"), where, solution, tuple(evidence), tuple(steps),
-                           None, cause)]
-
-
-def _pattern_of_operation(operation: str, patterns: Sequence[str]) -> str | None:
-    """The configured key pattern a cache span's operation (``GET order:{id}``) reads, if one matches."""
-    parts = operation.split(" ", 1)
-    if len(parts) != 2:
-        return None
-    key = parts[1]
-    for pattern in patterns:
-        prefix = pattern.split("*", 1)[0]
-        if prefix and key.startswith(prefix):
-            return pattern
-    return None
-
-
-def low_cache_hit_rate(facts: Facts) -> list[Recommendation]:
-    """The guide's "Low cache hit rate": hits / (hits + misses) under the target, with the key pattern behind
-    it (the pattern the traces' cache reads go to, its sampled keys and their TTLs)."""
-    out = []
-    target = facts.targets.cache_hit_rate
-    for cache in facts.caches:
-        rate = cache.hit_rate
-        if rate is None or rate >= target:
-            continue
-        excess = excess_under(rate, target)
-        score = excess * 1.0
-        lookups = (cache.hits or 0) + (cache.misses or 0)
-        evidence = [Evidence("cache", f"{cache.hits:.0f} hits, {cache.misses:.0f} misses: {pct(rate)} "
-                             f"(target > {pct(target)})", facts.source("cache_hits"))]
-        names = [p.pattern for p in cache.patterns]
-        reads: dict[str, float] = {}
-        for t in facts.tracing:
-            for span in t.spans:
-                if span.operation.upper().startswith("GET "):
-                    pattern = _pattern_of_operation(span.operation, names)
-                    if pattern:
-                        reads[pattern] = reads.get(pattern, 0.0) + span.count
-        pattern = max(reads, key=lambda p: reads[p]) if reads else (names[0] if names else None)
-        info = next((p for p in cache.patterns if p.pattern == pattern), None)
-        steps = [Step("Check Redis hit/miss statistics", evidence[0].text)]
-        if pattern and info is not None:
-            found = (f"the traces' cache reads go to {pattern} ({reads.get(pattern, 0):.0f} GET spans); "
-                     f"{info.sampled or 0:.0f} keys of it sampled, {pct(info.without_ttl)} without TTL")
-            evidence.append(Evidence("cache", found, facts.source("key_patterns")))
-            steps.append(Step("Review cache key patterns", found))
-            ttl = f"median TTL {info.median_ttl_s:.0f} s" if info.median_ttl_s is not None else "no TTL measured"
-            steps.append(Step("Analyze TTL settings", f"{pattern}: {ttl}"))
-        else:
-            steps.append(Step("Review cache key patterns", "no key pattern is configured (key_patterns)"))
-            steps.append(Step("Analyze TTL settings", "no key pattern sampled"))
-        evicted = cache.evicted or 0.0
-        steps.append(Step("Check cache invalidation", f"{evicted:.0f} keys evicted in the window"
-                          + (f" (maxmemory {cache.memory_max:.0f} B)" if cache.memory_max else "")))
-        if evicted > 0.1 * max(cache.misses or 0, 1):
-            cause, solution = "evictions under maxmemory", "review the eviction policy and maxmemory; add a Redis " \
-                "cluster if the working set does not fit"
-        elif info is not None and (info.sampled or 0) == 0:
-            cause = f"{pattern} keys are not in the cache: reads miss and nothing fills them"
-            solution = (f"check cache invalidation and the fill path for {pattern}; implement write-through "
-                        "caching so the first read after a write hits")
-        elif info is not None and info.median_ttl_s is not None and info.median_ttl_s < 60:
-            cause = f"{pattern} keys expire within a minute"
-            solution = f"increase the TTL of {pattern} (stable data)"
-        else:
-            cause = f"misses on {pattern}" if pattern else "misses"
-            solution = "increase the TTL for stable data, optimize the cache keys, implement write-through caching"
-        db_reads = [s for s in top_statements(facts.databases, 5) if (s.text or "").lstrip().upper()
-                    .startswith("SELECT")]
-        if db_reads:
-            evidence.append(Evidence("database", f"the reads reach the database instead: {_short(db_reads[0].text, 80)}"
-                                     f" ({db_reads[0].calls:.0f} calls)", facts.source("statements")))
-        where = f"cache {cache.target} -> {pattern}" if pattern else f"cache {cache.target}"
-        message = (f"Low cache hit rate on {cache.target}: {pct(rate)} of {lookups:.0f} lookups hit (target > "
-                   f"{pct(target)}). Cause: {cause}. Do: {solution}.")
-        out.append(Recommendation("CACHE", priority(score), message, "cache", "Low cache hit rate", score,
-                                  _basis(excess, 1.0, "lookups"), where, solution, tuple(evidence), tuple(steps),
-                                  None, cause))
-    return out
-
-
-def slow_database_queries(facts: Facts, run_profiling: str = "") -> list[Recommendation]:
-    """The guide's "Slow database queries": the query P95 over the target, or (when it is not decided) a
-    statement whose mean alone is over it; names the statement, its calls and the table it scans."""
-    out = []
-    target = facts.targets.db_query_p95
-    for db in facts.databases:
-        p95 = db.p95
-        over = p95 is not None and p95.value is not None and p95.value > target
-        if p95 is not None and p95.method == "statements-estimate" and p95.upper is not None \
-                and p95.upper <= target:
-            over = False
-        slow = [s for s in db.statements if s.mean_s is not None and s.mean_s > target and s.calls > 0]
-        if not over and not slow:
-            continue
-        total_s = sum(s.seconds for s in db.statements) or 1.0
-        culprits = sorted(slow or db.statements, key=lambda s: -s.seconds)
-        statement = culprits[0]
-        share = sum(s.seconds for s in (slow or [statement])) / total_s
-        observed = p95.value if over and p95 is not None and p95.value is not None else statement.mean_s or 0.0
-        excess = excess_over(observed, target)
-        score = excess * min(1.0, share)
-        tables = scanned_tables(statement, db)
-        solution, command = index_advice(statement, tables[0] if tables else None)
-        check = next((c for c in db.index_checks if c.command == command), None)
-        if check is not None:
-            if check.used and check.cost_after < check.cost_before:
-                solution += (f" (hypopg: the plan's cost falls from {check.cost_before:.0f} to "
-                             f"{check.cost_after:.0f} with it)")
-            else:
-                solution = (f"the planner would not use {command} (hypopg: cost {check.cost_before:.0f} -> "
-                            f"{check.cost_after:.0f}); review the statement itself (EXPLAIN ANALYZE)")
-                command = None
-        measured = (f"query P95 {ms(p95.value)} ({p95.method}"
-                    + (f", bounds {ms(p95.lower)}..{ms(p95.upper)}" if p95.lower is not None else "") + ")"
-                    if p95 is not None else "query P95 not measured")
-        evidence = [Evidence("database", f"{measured}; target < {ms(target)}",
-                             p95.source if p95 is not None else facts.source("db_p95")),
-                    Evidence("database", f"statement {statement.queryid}: mean {ms(statement.mean_s)} over "
-                             f"{statement.calls:.0f} calls, {pct(share)} of database time: "
-                             f"{_short(statement.text)}", facts.source("statements"))]
-        if tables:
-            t = tables[0]
-            evidence.append(Evidence("database", f"{t.qualified}: {t.seq_scans:.0f} sequential scans reading "
-                                     f"{t.seq_rows_read:.0f} rows, {t.idx_scans:.0f} index scans in the window",
-                                     facts.source("tables")))
-        shares = critical_path_shares(facts.tracing)
-        if shares:
-            evidence.append(Evidence("traces", f"critical path: {', '.join(f'{s} {pct(v)}' for s, v in shares[:3])}",
-                                     facts.source("critical_path")))
-        plans = [f"{probe}: Seq Scan on {table}" for probe, table in db.probe_seq_scans]
-        if check is not None:
-            plans.append(f"hypopg, {check.command}: cost {check.cost_before:.0f} -> {check.cost_after:.0f}"
-                         f"{'' if check.used else ' (not used)'}")
-            evidence.append(Evidence("database", plans[-1], "hypopg: EXPLAIN of the statement's generic plan "
-                                     "without and with a hypothetical index"))
-        steps = [Step("Run db-profiling.js benchmark", run_profiling or
-                      "not part of this report: perf-exporter bench db-profiling loads the database"),
-                 Step("Check pg_stat_statements", evidence[1].text),
-                 Step("Review query plans", "; ".join(plans) if plans else
-                      "no synthetic query's plan has a Seq Scan (plans are read for the configured queries only)"),
-                 Step("Identify table scans", evidence[2].text if tables else
-                      "no table the statement names was scanned sequentially in the window")]
-        cause = f"statement {statement.queryid}" + (f" scanning {tables[0].qualified}" if tables else "")
-        where = f"{db.target} -> statement {statement.queryid}" + (f" -> {tables[0].qualified}" if tables else "")
-        message = (f"Slow database queries on {db.target}: {measured} (target < {ms(target)}). The statement "
-                   f"behind it: {_short(statement.text, 100)} (mean {ms(statement.mean_s)}, "
-                   f"{statement.calls:.0f} calls" + (f", scans {tables[0].qualified}" if tables else "")
-                   + f"). Do: {solution}.")
-        out.append(Recommendation("DATABASE", priority(score), message, "database", "Slow database queries", score,
-                                  _basis(excess, min(1.0, share), "database time"), where, solution,
-                                  tuple(evidence), tuple(steps), command, cause,
-                                  (statement.target, statement.datname, statement.queryid)))
-    return out
-
-
-def _serial_advice(group: SerialGroup, per_trace_s: float | None) -> tuple[str, str]:
+def serial_advice(group: SerialGroup, per_trace_s: float | None) -> tuple[str, str]:
     kind, why = chain_kind(group.sample)
     saving = f" (saves {ms(per_trace_s)} per trace)" if per_trace_s else ""
     if kind in ("cache-aside", "read-then-write"):
@@ -565,183 +484,145 @@ def _serial_advice(group: SerialGroup, per_trace_s: float | None) -> tuple[str, 
                   f"before running them side by side{saving}: {why}")
 
 
-def high_trace_duration(facts: Facts) -> list[Recommendation]:
-    """The guide's "High trace duration": trace P95 over the target, with the critical path's holders and the
-    serial siblings (told apart from chains that cannot run side by side)."""
-    out = []
-    target = facts.targets.trace_p95
-    for t in facts.tracing:
-        if t.p95_s is None or t.p95_s <= target:
-            continue
-        excess = excess_over(t.p95_s, target)
-        share = t.share_over_target if t.share_over_target is not None else 1.0
-        share = max(share, 0.05)
-        score = excess * share
-        shares = critical_path_shares([t])
-        spans = sorted(t.spans, key=lambda s: -s.mean_s)
-        evidence = [Evidence("traces", f"trace P95 {ms(t.p95_s)} over {t.traces:.0f} traces (target < {ms(target)})",
-                             facts.source("trace_p95"))]
-        path = ", ".join(f"{s} {pct(v)}" for s, v in shares[:3]) or "no critical-path data"
-        evidence.append(Evidence("traces", f"critical path: {path}", facts.source("critical_path")))
-        serial = sorted(t.serial, key=lambda g: -g.saving_s)
-        advice = ""
-        steps = [Step("Check Jaeger for slow traces", evidence[0].text),
-                 Step("Identify slowest spans", ", ".join(f"{s.service} {s.operation} {ms(s.mean_s)}"
-                                                          for s in spans[:3]) or "no span data")]
-        steps.append(Step("Check service dependencies", path))
-        steps.append(Step("Review network latency", "not measured between services (spans hold no network phase); "
-                          "the gateway's connect phase is in the API report"))
-        if serial:
-            g = serial[0]
-            per_trace = g.saving_s / t.traces if t.traces else None
-            kind, advice = _serial_advice(g, per_trace)
-            evidence.append(Evidence("traces", f"serial siblings under {g.service} {g.operation}: {g.children:.0f}, "
-                                     f"{ms(g.saving_s)} in the window if run side by side ({kind})",
-                                     facts.source("serial")))
-        top = shares[0][0] if shares else (spans[0].service if spans else "")
-        solution = advice or (f"optimize {top}, which holds most of the critical path; reduce cross-service calls"
-                              if top else "optimize slow services; reduce cross-service calls")
-        where = top or t.target
-        message = (f"High trace duration on {t.target}: P95 {ms(t.p95_s)} (target < {ms(target)}). "
-                   f"Critical path: {path}. Do: {solution}.")
-        out.append(Recommendation("TRACING", priority(score), message, "tracing", "High trace duration", score,
-                                  _basis(excess, share, "traces"), where, solution, tuple(evidence), tuple(steps),
-                                  None, f"time in {top}" if top else "unknown"))
-    return out
+def _housekeeping(area: str, issue: str, size: float, basis: str, where: str, message: str, solution: str,
+                  evidence: Evidence, command: str | None = None, kind: str = "") -> Recommendation:
+    return Recommendation({"database": "DATABASE", "cache": "CACHE"}.get(area, "TRACING"), LOW, message, area,
+                          issue, size, basis, where, solution, (evidence,), (), command, issue, None,
+                          kind or issue.lower().replace(" ", "-"), housekeeping=True)
 
 
 def serial_siblings(facts: Facts) -> list[Recommendation]:
-    """Serial siblings while the trace target holds: advice, LOW, told apart from chains."""
+    """Serial siblings: the largest three groups, told apart from chains."""
     out = []
     for t in facts.tracing:
-        if t.p95_s is not None and t.p95_s > facts.targets.trace_p95:
-            continue  # high_trace_duration covers them
         for g in sorted(t.serial, key=lambda g: -g.saving_s)[:3]:
             if g.saving_s <= 0:
                 continue
             per_trace = g.saving_s / t.traces if t.traces else None
-            kind, advice = _serial_advice(g, per_trace)
+            kind, advice = serial_advice(g, per_trace)
             message = (f"Serial execution under {g.service} {g.operation}: {g.children:.0f} siblings ran one after "
-                       f"another ({ms(g.saving_s)} in the window). {advice[0].upper()}{advice[1:]}.")
-            out.append(Recommendation("TRACING", LOW, message, "tracing", "Serial execution", 0.0,
-                                      "trace target met: advice only", f"{g.service} {g.operation}", advice,
-                                      (Evidence("traces", message, facts.source("serial")),), (), None, kind))
+                       f"another ({ms(g.saving_s)} in the window).")
+            out.append(_housekeeping("tracing", "Serial execution", g.saving_s, "no target missed: advice only",
+                                     f"{g.service} {g.operation}", message, advice,
+                                     Evidence("traces", f"{g.children:.0f} serial siblings, {ms(g.saving_s)} in "
+                                              "the window", facts.source("serial")), None, kind))
     return out
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# PgHero-style database checks and Redis checks
-
-
-def _check(area: str, issue: str, excess: float, basis: str, where: str, message: str, solution: str,
-           evidence: Evidence, command: str | None = None) -> Recommendation:
-    score = excess
-    return Recommendation("DATABASE" if area == "database" else "CACHE", priority(score, MEDIUM), message, area,
-                          issue, score, basis, where, solution, (evidence,), (), command, issue)
-
-
 def database_checks(facts: Facts) -> list[Recommendation]:
+    """PgHero's checks, each against its own threshold: housekeeping."""
     out = []
     src = facts.source("database_checks")
     for db in facts.databases:
         ratio = db.buffer_hit_ratio
         if ratio is not None and ratio < BUFFER_HIT_MIN:
             e = excess_under(ratio, BUFFER_HIT_MIN)
-            out.append(_check("database", "Buffer cache hit ratio", e, _basis(e, 1, "block reads"), db.target,
-                              f"{db.target}: buffer cache hit ratio {pct(ratio)} (should be > {pct(BUFFER_HIT_MIN)}).",
-                              "raise shared_buffers or the server's memory; look for scans of large tables",
-                              Evidence("database", f"{db.blocks_hit:.0f} hits, {db.blocks_read:.0f} reads", src)))
+            out.append(_housekeeping("database", "Buffer cache hit ratio", e, f"{pct(ratio)} against "
+                                     f"{pct(BUFFER_HIT_MIN)}", db.target,
+                                     f"{db.target}: buffer cache hit ratio {pct(ratio)} (should be > "
+                                     f"{pct(BUFFER_HIT_MIN)}).",
+                                     "raise shared_buffers or the server's memory; look for scans of large tables",
+                                     Evidence("database", f"{db.blocks_hit:.0f} hits, {db.blocks_read:.0f} reads",
+                                              src)))
         if db.connections is not None and db.max_connections:
             used = db.connections / db.max_connections
             if used >= CONNECTIONS_MAX_SHARE:
-                e = excess_over(used, CONNECTIONS_MAX_SHARE)
-                out.append(_check("database", "Connections near max_connections", max(e, MEDIUM_SCORE),
-                                  _basis(max(e, MEDIUM_SCORE), 1, "connections"), db.target,
-                                  f"{db.target}: {db.connections:.0f} of {db.max_connections:.0f} connections used.",
-                                  "add connection pooling (PgBouncer) before raising max_connections",
-                                  Evidence("database", f"{pct(used)} of max_connections", src)))
+                out.append(_housekeeping("database", "Connections near max_connections", used,
+                                         f"{pct(used)} against {pct(CONNECTIONS_MAX_SHARE)}", db.target,
+                                         f"{db.target}: {db.connections:.0f} of {db.max_connections:.0f} "
+                                         "connections used.",
+                                         "add connection pooling (PgBouncer) before raising max_connections",
+                                         Evidence("database", f"{pct(used)} of max_connections", src)))
         if db.oldest_query_s is not None and db.oldest_query_s > LONG_QUERY_S:
-            e = excess_over(db.oldest_query_s, LONG_QUERY_S)
-            out.append(_check("database", "Long-running queries", e, _basis(e, 1, "queries"), db.target,
-                              f"{db.target}: a query has run {db.oldest_query_s:.0f} s.",
-                              "find it and cancel it if it is stuck; add a statement_timeout",
-                              Evidence("database", f"oldest active query {db.oldest_query_s:.0f} s", src),
-                              "SELECT pid, now() - query_start, query FROM pg_stat_activity WHERE state = 'active' "
-                              "ORDER BY query_start LIMIT 5;"))
+            out.append(_housekeeping("database", "Long-running queries", db.oldest_query_s / LONG_QUERY_S,
+                                     f"{db.oldest_query_s:.0f} s against {LONG_QUERY_S:.0f} s", db.target,
+                                     f"{db.target}: a query has run {db.oldest_query_s:.0f} s.",
+                                     "find it and cancel it if it is stuck; add a statement_timeout",
+                                     Evidence("database", f"oldest active query {db.oldest_query_s:.0f} s", src),
+                                     "SELECT pid, now() - query_start, query FROM pg_stat_activity WHERE state = "
+                                     "'active' ORDER BY query_start LIMIT 5;"))
         if db.oldest_xact_s is not None and db.oldest_xact_s > LONG_XACT_S:
-            e = excess_over(db.oldest_xact_s, LONG_XACT_S)
-            out.append(_check("database", "Long-running transactions", e, _basis(e, 1, "transactions"), db.target,
-                              f"{db.target}: a transaction has been open {db.oldest_xact_s:.0f} s.",
-                              "end it; long transactions hold back vacuum and keep locks",
-                              Evidence("database", f"oldest transaction {db.oldest_xact_s:.0f} s", src)))
+            out.append(_housekeeping("database", "Long-running transactions", db.oldest_xact_s / LONG_XACT_S,
+                                     f"{db.oldest_xact_s:.0f} s against {LONG_XACT_S:.0f} s", db.target,
+                                     f"{db.target}: a transaction has been open {db.oldest_xact_s:.0f} s.",
+                                     "end it; long transactions hold back vacuum and keep locks",
+                                     Evidence("database", f"oldest transaction {db.oldest_xact_s:.0f} s", src)))
         if db.idle_in_transaction:
-            e = MEDIUM_SCORE if db.idle_in_transaction >= 5 else 0.0
-            out.append(_check("database", "Idle in transaction", e, "sessions idle in transaction: 5 or more is "
-                              "MEDIUM", db.target, f"{db.target}: {db.idle_in_transaction:.0f} sessions idle in "
-                              "transaction.", "set idle_in_transaction_session_timeout; commit or roll back promptly",
-                              Evidence("database", f"{db.idle_in_transaction:.0f} sessions", src)))
+            out.append(_housekeeping("database", "Idle in transaction", db.idle_in_transaction,
+                                     f"{db.idle_in_transaction:.0f} sessions", db.target,
+                                     f"{db.target}: {db.idle_in_transaction:.0f} sessions idle in transaction.",
+                                     "set idle_in_transaction_session_timeout; commit or roll back promptly",
+                                     Evidence("database", f"{db.idle_in_transaction:.0f} sessions", src)))
         if db.lock_waiting:
-            e = MEDIUM_SCORE
-            out.append(_check("database", "Lock waits", e, "any session waiting on a lock is MEDIUM", db.target,
-                              f"{db.target}: up to {db.lock_waiting:.0f} sessions waited on locks.",
-                              "find the blocking session (pg_blocking_pids) and shorten its transaction",
-                              Evidence("database", f"{db.lock_waiting:.0f} waiting sessions", src),
-                              "SELECT pid, pg_blocking_pids(pid), query FROM pg_stat_activity "
-                              "WHERE cardinality(pg_blocking_pids(pid)) > 0;"))
+            out.append(_housekeeping("database", "Lock waits", db.lock_waiting, f"{db.lock_waiting:.0f} sessions",
+                                     db.target, f"{db.target}: up to {db.lock_waiting:.0f} sessions waited on locks.",
+                                     "find the blocking session (pg_blocking_pids) and shorten its transaction",
+                                     Evidence("database", f"{db.lock_waiting:.0f} waiting sessions", src),
+                                     "SELECT pid, pg_blocking_pids(pid), query FROM pg_stat_activity "
+                                     "WHERE cardinality(pg_blocking_pids(pid)) > 0;"))
         for table in db.tables:
             if table.dead is None or table.live is None or table.dead < DEAD_TUPLES_MIN:
                 continue
             share = table.dead / (table.dead + table.live)
             if share > DEAD_TUPLES_MAX_SHARE:
-                e = excess_over(share, DEAD_TUPLES_MAX_SHARE)
-                out.append(_check("database", "Dead tuples", e, _basis(e, 1, "rows"), table.qualified,
-                                  f"{table.qualified}: {pct(share)} of its rows are dead ({table.dead:.0f}).",
-                                  "vacuum it, and tune autovacuum for this table",
-                                  Evidence("database", f"{table.dead:.0f} dead, {table.live:.0f} live", src),
-                                  f"VACUUM (ANALYZE) {table.qualified};"))
+                out.append(_housekeeping("database", "Dead tuples", share, f"{pct(share)} against "
+                                         f"{pct(DEAD_TUPLES_MAX_SHARE)}", table.qualified,
+                                         f"{table.qualified}: {pct(share)} of its rows are dead ({table.dead:.0f}).",
+                                         "vacuum it, and tune autovacuum for this table",
+                                         Evidence("database", f"{table.dead:.0f} dead, {table.live:.0f} live", src),
+                                         f"VACUUM (ANALYZE) {table.qualified};"))
     return out
 
 
 def cache_checks(facts: Facts) -> list[Recommendation]:
+    """Redis checks: evictions, memory, keys without TTL, growing queues: housekeeping."""
     out = []
     src = facts.source("cache_checks")
     for cache in facts.caches:
         lookups = (cache.hits or 0) + (cache.misses or 0)
         if cache.evicted and cache.memory_max:
             share = cache.evicted / lookups if lookups else 1.0
-            e = excess_over(share, EVICTIONS_MAX_SHARE) if share > EVICTIONS_MAX_SHARE else 0.0
-            out.append(_check("cache", "Evictions under maxmemory", e, _basis(e, 1, "lookups"), cache.target,
-                              f"{cache.target}: {cache.evicted:.0f} keys evicted under maxmemory in the window.",
-                              "raise maxmemory or review the eviction policy (allkeys-lru for a pure cache)",
-                              Evidence("cache", f"{cache.evicted:.0f} evictions, {lookups:.0f} lookups", src)))
+            out.append(_housekeeping("cache", "Evictions under maxmemory", share, f"{pct(share)} of lookups",
+                                     cache.target, f"{cache.target}: {cache.evicted:.0f} keys evicted under "
+                                     "maxmemory in the window.",
+                                     "raise maxmemory or review the eviction policy (allkeys-lru for a pure cache)",
+                                     Evidence("cache", f"{cache.evicted:.0f} evictions, {lookups:.0f} lookups",
+                                              src)))
         if cache.memory_used is not None and cache.memory_max:
             used = cache.memory_used / cache.memory_max
             if used >= MEMORY_MAX_SHARE:
-                e = max(excess_over(used, MEMORY_MAX_SHARE), MEDIUM_SCORE)
-                out.append(_check("cache", "Memory near its limit", e, _basis(e, 1, "memory"), cache.target,
-                                  f"{cache.target}: {pct(used)} of maxmemory used.",
-                                  "raise maxmemory, set TTLs on keys that never expire, or add a Redis cluster",
-                                  Evidence("cache", f"{cache.memory_used:.0f} of {cache.memory_max:.0f} bytes", src)))
+                out.append(_housekeeping("cache", "Memory near its limit", used, f"{pct(used)} of maxmemory",
+                                         cache.target, f"{cache.target}: {pct(used)} of maxmemory used.",
+                                         "raise maxmemory, set TTLs on keys that never expire, or add a Redis "
+                                         "cluster", Evidence("cache", f"{cache.memory_used:.0f} of "
+                                                                      f"{cache.memory_max:.0f} bytes", src)))
         for p in cache.patterns:
+            if p.pattern == "other":  # the keys of no configured pattern (queues, say): nothing to act on
+                continue
             if p.without_ttl is not None and p.without_ttl > NO_TTL_MAX_SHARE and (p.sampled or 0) > 0:
-                out.append(_check("cache", "Keys without TTL", 0.0, "advice: keys without TTL never leave the cache",
-                                  p.pattern, f"{cache.target}: {pct(p.without_ttl)} of {p.pattern} keys have no TTL.",
-                                  f"set a TTL on {p.pattern} (EXPIRE, or SET ... EX)",
-                                  Evidence("cache", f"{p.sampled:.0f} keys sampled", src)))
+                out.append(_housekeeping("cache", "Keys without TTL", p.without_ttl, f"{pct(p.without_ttl)} of "
+                                         "sampled keys", p.pattern,
+                                         f"{cache.target}: {pct(p.without_ttl)} of {p.pattern} keys have no TTL.",
+                                         f"set a TTL on {p.pattern} (EXPIRE, or SET ... EX)",
+                                         Evidence("cache", f"{p.sampled:.0f} keys sampled", src)))
         for q in cache.queues:
             growth = q.last - q.first
             if growth >= QUEUE_MIN_GROWTH and q.slope_per_s > 0:
-                e = min(1.0, growth / max(q.highest, 1.0))
-                out.append(_check("cache", "Growing queue", e, _basis(e, 1, "the queue's depth"), q.name,
-                                  f"{cache.target}: queue {q.name} grew from {q.first:.0f} to {q.last:.0f} "
-                                  f"({q.slope_per_s:.1f}/s).", f"add consumers to {q.name} or speed them up",
-                                  Evidence("cache", f"first {q.first:.0f}, highest {q.highest:.0f}, last "
-                                           f"{q.last:.0f}", src)))
+                out.append(_housekeeping("cache", "Growing queue", growth, f"grew by {growth:.0f}", q.name,
+                                         f"{cache.target}: queue {q.name} grew from {q.first:.0f} to {q.last:.0f} "
+                                         f"({q.slope_per_s:.1f}/s).", f"add consumers to {q.name} or speed them up",
+                                         Evidence("cache", f"first {q.first:.0f}, highest {q.highest:.0f}, last "
+                                                  f"{q.last:.0f}", src)))
     return out
 
 
-RULES: tuple[Callable[[Facts], list[Recommendation]], ...] = (
-    slow_api_endpoints, high_error_rate, low_cache_hit_rate, slow_database_queries, high_trace_duration,
+# ---------------------------------------------------------------------------------------------------------------
+# All together
+
+
+SYMPTOM_RULES: tuple[Callable[[Facts, Found], None], ...] = (
+    slow_endpoints, high_error_rate, low_cache_hit_rate, slow_database_queries, slow_traces)
+HOUSEKEEPING_RULES: tuple[Callable[[Facts], list[Recommendation]], ...] = (
     serial_siblings, database_checks, cache_checks)
 
 _ORDER = {HIGH: 0, MEDIUM: 1, LOW: 2}
@@ -752,15 +633,24 @@ class Findings:
     recommendations: list[Recommendation] = field(default_factory=list)
 
     def top(self, n: int = 3) -> list[Recommendation]:
-        """The bottlenecks: the highest-scoring findings of the guide's issues (score > 0)."""
-        return [r for r in self.recommendations if r.score > 0][:n]
+        """The bottlenecks: the highest-scoring causes of missed targets (never housekeeping, never a score of 0)."""
+        return [r for r in self.recommendations if not r.housekeeping and r.score > 0][:n]
+
+    @property
+    def housekeeping(self) -> list[Recommendation]:
+        return [r for r in self.recommendations if r.housekeeping]
 
     def for_area(self, area: str) -> list[Recommendation]:
         return [r for r in self.recommendations if r.area == area]
 
 
 def recommend(facts: Facts) -> Findings:
-    """Every rule over the facts, ranked: priority, then score."""
-    found = [r for rule in RULES for r in rule(facts)]
-    found.sort(key=lambda r: (_ORDER[r.priority], -r.score))
-    return Findings(found)
+    """The causes of every missed target, ranked by priority then score; then housekeeping."""
+    found: Found = {}
+    for rule in SYMPTOM_RULES:
+        rule(facts, found)
+    causes = [_recommendation(entry) for entry in found.values()]
+    causes.sort(key=lambda r: (_ORDER[r.priority], r.kind == UNEXPLAINED, -r.score))
+    chores = [r for rule in HOUSEKEEPING_RULES for r in rule(facts)]
+    chores.sort(key=lambda r: -r.score)
+    return Findings(causes + chores)

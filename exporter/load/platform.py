@@ -59,6 +59,7 @@ class PlatformWatch:
         self.stores = StoreCollector()
         self.scheduler = Scheduler(self.stores)
         self.start_reading: Reading | None = None
+        self.started_at: float | None = None
         self.during: list[Reading] = []
 
     @property
@@ -87,6 +88,7 @@ class PlatformWatch:
     def mark_start(self) -> None:
         if self.active:
             self.start_reading = self.read()
+            self.started_at = time.monotonic()
 
     def sample(self) -> None:
         if self.active:
@@ -100,5 +102,12 @@ class PlatformWatch:
             end = self.read()
         finally:
             await self.scheduler.shutdown(grace=2.0)
-        return {**platform_report(self.start_reading or {}, end, [*self.during, end]),
-                "collectors": [f"{kind.section}/{entry.name}" for kind, entry in self.config.jobs()]}
+        from exporter.reports import run_facts
+        from exporter.reports.command import targets_of
+
+        start = self.start_reading or {}
+        seconds = time.monotonic() - self.started_at if self.started_at is not None else 0.0
+        facts = run_facts.measured(start, end, self.during, targets_of(self.config), seconds)
+        return {**platform_report(start, end, [*self.during, end]),
+                "collectors": [f"{kind.section}/{entry.name}" for kind, entry in self.config.jobs()],
+                "facts": run_facts.as_json(facts)}

@@ -70,7 +70,7 @@ def _area_extra(report: Report, area: str) -> dict[str, Any]:
             for e in facts.endpoints]}
     if area == "database":
         return {"statements": [
-            {"target": s.target, "datname": s.datname, "queryid": s.queryid, "query": s.text,
+            {"target": s.target, "datname": s.datname, "user": s.user, "queryid": s.queryid, "query": s.text,
              "calls": round(s.calls, 3), "totalMs": round(s.seconds * 1000, 3), "meanMs": _r(s.mean_s)}
             for s in top_statements(facts.databases, 10)],
             "queryP95": [{"target": d.target, "method": d.p95.method, "ms": _r(d.p95.value),
