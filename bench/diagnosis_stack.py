@@ -23,7 +23,6 @@ from typing import Any
 
 import yaml
 
-from exporter.analysis.recommendations import HIGH, Recommendation
 from exporter.load.k6_binary import find_k6
 from exporter.reports.command import (
     ReportOptions,
@@ -34,6 +33,7 @@ from exporter.reports.command import (
     targets_of,
 )
 from exporter.reports.model import Report, Window, iso
+from exporter.reports.recommendations import HIGH, Recommendation
 from tests.daemon_process import DaemonProcess
 from tests.servers import Postgres, Prometheus, Redis, free_port, http_ok, wait_for
 

@@ -179,7 +179,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from exporter.load.cli_options import bench_options
     try:
         options = bench_options(args)
-        from exporter.analysis.window_thresholds import parse_window_threshold
+        from exporter.load.window_thresholds import parse_window_threshold
         options.window_thresholds = [parse_window_threshold(t) for t in args.window_threshold]
         if args.repeat < 1:
             raise ValueError(f"--repeat: expected 1 or more, got {args.repeat}")

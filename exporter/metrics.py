@@ -134,7 +134,7 @@ PG_QUERY_DURATION = histogram(
     "(hides spread within a statement; the P95 to trust is perf_pg_query_p95_*).",
     ("target", "datname"), LATENCY_BUCKETS)
 # The database's P95 over the last collection interval, all statements together, from pg_stat_statements' sums
-# (estimated; exporter.analysis.query_latency). The synthetic queries' exact, client-timed figures are
+# (estimated; exporter.collectors.postgres.query_latency). The synthetic queries' exact, client-timed figures are
 # PG_PROBE_DURATION.
 PG_QUERY_P95 = gauge("perf_pg_query_p95_seconds",
                      "Estimated P95 of statement durations over the last interval (pg_stat_statements: lognormal "
@@ -265,7 +265,7 @@ TRACE_ANALYSED = counter("perf_trace_analysed_total",
 TRACE_ANOMALIES = counter("perf_trace_anomalies_total",
                           "Oddities in traces: duplicate_span, missing_parent, child_outside_parent (clock skew), "
                           "truncated, warning, invalid_span.", ("target", "kind"))
-# Where the time of each root operation's analysed traces went (exporter.analysis.trace_breakdown): the root span's
+# Where the time of each root operation's analysed traces went (exporter.collectors.jaeger.breakdown): the root span's
 # service and operation, then the component on the critical path.
 TRACE_ROOT = ("target", "root_service", "root_operation")
 TRACE_PATH_LABELS = (*TRACE_ROOT, "service", "kind", "operation", "statement")

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from exporter.collectors.jaeger import JaegerCollector
-from exporter.collectors.jaeger_target import JaegerTarget
-from exporter.collectors.postgres import PostgresCollector, PostgresTarget
-from exporter.collectors.redis import RedisCollector, RedisTarget
+from exporter.collectors.jaeger.collector import JaegerCollector
+from exporter.collectors.jaeger.target import JaegerTarget
+from exporter.collectors.postgres.collector import PostgresCollector, PostgresTarget
+from exporter.collectors.redis.collector import RedisCollector, RedisTarget
 from exporter.jobs import JobKind, SloArea
 from exporter.metrics import HTTP_REQUESTS, PG_QUERY_DURATION, REDIS_HITS, TRACE_DURATION
 from exporter.probes.api import ApiProbe

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.analysis.attribution import (
+from exporter.collectors.jaeger.breakdown import DB, SELF, SERIAL
+from exporter.reports.attribution import (
     NETWORK,
     NO_TRACES,
     OUTSIDE,
@@ -16,7 +17,6 @@ from exporter.analysis.attribution import (
     attribute,
     route_of,
 )
-from exporter.analysis.trace_breakdown import DB, SELF, SERIAL
 
 OPERATIONS = [("api-gateway", "GET /api/v1/orders/{id}"), ("api-gateway", "POST /api/v1/orders"),
               ("api-gateway", "POST /api/v1/orders/{id}/cancel"), ("api-gateway", "GET /api/v1/orders/recent"),

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import redis
 
-from exporter.analysis.trace_breakdown import CACHE, DB, MISS_FILLED, POOL, SELF, SERIAL, Breakdown, CacheRead
-from exporter.analysis.traces import analyse
-from exporter.collectors.jaeger_decode import trace_from_v1
+from exporter.collectors.jaeger.breakdown import CACHE, DB, MISS_FILLED, POOL, SELF, SERIAL, Breakdown, CacheRead
+from exporter.collectors.jaeger.decode import trace_from_v1
+from exporter.collectors.jaeger.traces import analyse
 from tests.servers import Postgres, Redis, wait_for
 from tests.test_demo import DemoProcess, demo, set_faults
 

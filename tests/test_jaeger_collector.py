@@ -18,8 +18,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from exporter import registry
-from exporter.collectors.jaeger import PROBE_ATTEMPTS, JaegerCollector
-from exporter.collectors.jaeger_target import JaegerTarget
+from exporter.collectors.jaeger.collector import PROBE_ATTEMPTS, JaegerCollector
+from exporter.collectors.jaeger.target import JaegerTarget
 from exporter.jobs import JobContext, SentTrace, TraceLink
 from exporter.scheduler import JobRunner
 from exporter.store import StoreCollector
@@ -182,7 +182,7 @@ def test_fixture_traces_give_hand_computed_durations_critical_path_and_serial_si
 @pytest.mark.parametrize(("api", "summaries"), [("v1", False), ("v3", True), ("v3", False)],
                          ids=["v1", "api_v3-with-summaries", "api_v3-without-summaries"])
 def test_each_root_operations_traces_are_broken_down_by_component(make: Any, api: str, summaries: bool) -> None:
-    from exporter.analysis.trace_breakdown import normalize_statement, statement_fingerprint
+    from exporter.collectors.jaeger.breakdown import normalize_statement, statement_fingerprint
     from tests.test_trace_breakdown import ORDER, db, redis, span, trace
 
     replay, h = make(api=api, summaries=summaries)

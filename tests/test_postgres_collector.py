@@ -15,8 +15,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from psycopg.conninfo import conninfo_to_dict
 
-from exporter.collectors.postgres import PostgresCollector, PostgresTarget, base_conninfo
-from exporter.collectors.postgres_queries import statement_queries
+from exporter.collectors.postgres.collector import PostgresCollector, PostgresTarget, base_conninfo
+from exporter.collectors.postgres.queries import statement_queries
 from exporter.config.loading import parse_config
 from exporter.jobs import JobContext, TraceLink
 from exporter.store import MetricStore, StoreCollector

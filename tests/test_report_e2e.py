@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from bench.diagnosis_stack import HEALTHY, TRUTHS, Case, Stack, Verdict, describe, diagnosis_stack
-from exporter.analysis.recommendations import HIGH, MEDIUM, chain_kind
 from exporter.reports.command import ReportOptions, build, targets_of, write
+from exporter.reports.recommendations import HIGH, MEDIUM, chain_kind
 from tests.servers import Postgres
 from tests.test_report_files import validate_files
 

@@ -13,8 +13,9 @@ import jsonschema
 import pytest
 from referencing import Registry, Resource
 
-from exporter.analysis.recommendations_facts import Facts, Targets
 from exporter.reports.command import ReportOptions, run_report, window_of
+from exporter.reports.facts import Facts, Targets
+from exporter.reports.judge import build_report, judge
 from exporter.reports.model import (
     APPROXIMATE,
     BUCKETED,
@@ -27,7 +28,6 @@ from exporter.reports.model import (
     missing,
 )
 from exporter.reports.render_json import error_rate_text, json_files
-from exporter.reports.targets import build_report, judge
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "exporter" / "reports" / "schema"
 

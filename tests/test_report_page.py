@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from exporter.analysis.attribution import PathTime, Route, RoutePeriod
-from exporter.analysis.recommendations_facts import Database, Endpoint, Facts, Statement, Targets, Tracing
 from exporter.reports import plots
+from exporter.reports.attribution import PathTime, Route, RoutePeriod
+from exporter.reports.facts import Database, Endpoint, Facts, Statement, Targets, Tracing
+from exporter.reports.judge import build_report
 from exporter.reports.model import AreaSummary, Figure, Observed, Plot, Series, Window
 from exporter.reports.render_html import html_page
-from exporter.reports.targets import build_report
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None or not plots.available(),

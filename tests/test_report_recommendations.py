@@ -7,10 +7,11 @@ from dataclasses import replace
 
 import pytest
 
-from exporter.analysis import recommendations as rec
-from exporter.analysis.attribution import CacheReads, PathTime, Route, RoutePeriod
-from exporter.analysis.diagnosis import BLOCKING_SQL, statement_name
-from exporter.analysis.recommendations_facts import (
+from exporter.collectors.jaeger.breakdown import CACHE, DB, HIT, MISS_FILLED, MISS_UNFILLED, POOL, SELF, SERIAL
+from exporter.reports import recommendations as rec
+from exporter.reports.attribution import CacheReads, PathTime, Route, RoutePeriod
+from exporter.reports.diagnosis import BLOCKING_SQL, statement_name
+from exporter.reports.facts import (
     Cache,
     CacheTtl,
     ChildSpan,
@@ -28,7 +29,6 @@ from exporter.analysis.recommendations_facts import (
     Tracing,
     statement_tables,
 )
-from exporter.analysis.trace_breakdown import CACHE, DB, HIT, MISS_FILLED, MISS_UNFILLED, POOL, SELF, SERIAL
 
 GW = "api-gateway"
 SLOW_SQL = ("SELECT count(*), max(o.created_at) FROM tripo04os_demo.orders o CROSS JOIN pg_sleep($1) "

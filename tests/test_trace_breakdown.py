@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from exporter.analysis.trace_breakdown import (
+from exporter.collectors.jaeger.breakdown import (
     CACHE,
     DB,
     HIT,
@@ -23,8 +23,8 @@ from exporter.analysis.trace_breakdown import (
     normalize_statement,
     statement_fingerprint,
 )
-from exporter.analysis.traces import analyse
-from exporter.collectors.jaeger_decode import trace_from_v1, traces_from_otlp
+from exporter.collectors.jaeger.decode import trace_from_v1, traces_from_otlp
+from exporter.collectors.jaeger.traces import analyse
 from tests.jaeger_replay import to_otlp
 
 SERVICES = {"gw": "api-gateway", "orders": "order-service", "pricing": "pricing-service",

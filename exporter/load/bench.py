@@ -20,9 +20,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from exporter.analysis import load_stats
-from exporter.analysis.load_compare import compare_runs
-from exporter.analysis.load_verdict import (
+from exporter.config.loading import ConfigError, default_config, load_config
+from exporter.config.schema import Config
+from exporter.history.changes import compare_runs
+from exporter.history.recording import record_bench
+from exporter.json_file import write_json
+from exporter.load import report
+from exporter.load import stats as load_stats
+from exporter.load.catalog import BENCHMARKS, SCENARIOS
+from exporter.load.k6_binary import K6, K6NotFound, find_k6, k6_version
+from exporter.load.plan import PHASE_METRICS, Overrides, PlanError, RunPlan, build_plan
+from exporter.load.platform import PlatformWatch
+from exporter.load.progress import Progress
+from exporter.load.runner import LiveSample, RunOutcome, run_k6
+from exporter.load.timeline import timeline
+from exporter.load.verdict import (
     EXIT_NOT_RUN,
     GeneratorLoad,
     Verdict,
@@ -34,18 +46,6 @@ from exporter.analysis.load_verdict import (
     stage_held,
     verdict,
 )
-from exporter.config.loading import ConfigError, default_config, load_config
-from exporter.config.schema import Config
-from exporter.history.record import record_bench
-from exporter.history.timeline import timeline
-from exporter.json_file import write_json
-from exporter.load import report
-from exporter.load.catalog import BENCHMARKS, SCENARIOS
-from exporter.load.k6_binary import K6, K6NotFound, find_k6, k6_version
-from exporter.load.plan import PHASE_METRICS, Overrides, PlanError, RunPlan, build_plan
-from exporter.load.platform import PlatformWatch
-from exporter.load.progress import Progress
-from exporter.load.runner import LiveSample, RunOutcome, run_k6
 
 DEFAULT_BASE_URL = "http://localhost:8020"
 
@@ -64,7 +64,7 @@ class BenchOptions:
     repeat: int = 1  # each scenario this many times, every repeat stored in the history (exporter/history/)
     history: str | None = None  # the history (a SQLite file or a PostgreSQL URL); default <out>/history.sqlite
     keep_history: bool = True
-    window_thresholds: list[Any] = field(default_factory=list)  # parsed --window-threshold (analysis/)
+    window_thresholds: list[Any] = field(default_factory=list)  # parsed --window-threshold (load/window_thresholds.py)
     stream: TextIO = field(default_factory=lambda: sys.stderr)
 
 

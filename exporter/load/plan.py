@@ -8,9 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporter.analysis.load_verdict import Threshold
 from exporter.config.targets import Targets
 from exporter.load.catalog import Scenario, Stage
+from exporter.load.verdict import Threshold
 
 
 class PlanError(ValueError):

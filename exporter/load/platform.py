@@ -1,6 +1,6 @@
 """The platform measured while the load runs: the config's PostgreSQL, Redis and Jaeger collectors, run in this
 process by the exporter's own scheduler on a short interval, read at the end of the warm-up and after the run
-(:mod:`exporter.analysis.load_platform` turns the readings into the run window's numbers)."""
+(:mod:`exporter.load.platform_figures` turns the readings into the run window's numbers)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import metrics
-from exporter.analysis.load_platform import Reading, SeriesKey, platform_report
 from exporter.config.schema import Config
+from exporter.load.platform_figures import Reading, SeriesKey, platform_report
 from exporter.scheduler import Scheduler
 from exporter.store import StoreCollector
 

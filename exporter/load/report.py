@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from exporter.analysis.load_verdict import Verdict
+from exporter.load.verdict import Verdict
 
 
 def timestamp() -> str:

@@ -18,8 +18,8 @@ def write_run_report(runs: Sequence[Mapping[str, Any]], out: Path, config: Any,
     """The full report of the run(s) in every format, weighing causes against the ``baseline`` runs' bodies if
     given; a report that cannot be made is one line, never a failed run (the run's own files and exit code
     stand)."""
+    from exporter.reports.judge import build_report
     from exporter.reports.run import observe_runs
-    from exporter.reports.targets import build_report
 
     directory = out / REPORT_DIR
     requests = {name: method_path for (_, name), method_path in endpoint_requests(config).items()}

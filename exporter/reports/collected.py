@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from exporter import metrics
-from exporter.analysis.attribution import CacheReads, PathTime, Route, RoutePeriod
-from exporter.analysis.recommendations_facts import (
+from exporter.reports.attribution import CacheReads, PathTime, Route, RoutePeriod
+from exporter.reports.facts import (
     Cache,
     CacheTtl,
     Database,

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from exporter.analysis.recommendations_facts import Targets
+from exporter.reports.facts import Targets
 from exporter.reports.model import MET, MISSED, Observed, Report, ReportError, Window
 
 FORMATS = ("json", "md", "html")
@@ -123,7 +123,7 @@ def jaeger_urls(config: Any) -> dict[str, str]:
 
 def postgres_conninfos(config: Any) -> dict[str, str]:
     """PostgreSQL target name -> the collector's read-only conninfo, for the hypopg index checks."""
-    from exporter.collectors.postgres import base_conninfo
+    from exporter.collectors.postgres.collector import base_conninfo
 
     return {str(entry.name): base_conninfo(entry) for entry in config.section("postgres")}
 
@@ -131,8 +131,8 @@ def postgres_conninfos(config: Any) -> dict[str, str]:
 def with_index_checks(observed: Observed, conninfos: dict[str, str]) -> Observed:
     """The facts with each recommended index costed by hypopg, where the database has it (two passes of the pure
     rules: the first names the indexes, the second quotes their costs)."""
-    from exporter.analysis.recommendations import recommend
     from exporter.reports.hypopg import index_checks
+    from exporter.reports.recommendations import recommend
 
     facts = observed.facts
     texts = {(s.target, s.datname, s.queryid): s.text for db in facts.databases for s in db.statements}
@@ -152,7 +152,7 @@ def with_index_checks(observed: Observed, conninfos: dict[str, str]) -> Observed
 def build(options: ReportOptions, targets: Targets, jaeger: dict[str, str] | None = None,
           conninfos: dict[str, str] | None = None,
           requests: dict[tuple[str, str], tuple[str, str]] | None = None) -> Report:
-    from exporter.reports.targets import build_report
+    from exporter.reports.judge import build_report
 
     if options.run is not None:
         from exporter.reports.run import observe_run_dir
@@ -228,5 +228,5 @@ def run_report(options: ReportOptions) -> int:
     for r in report.findings.top(3):
         stream.write(f"report: bottleneck {r.priority} {r.issue}: {r.where}\n")
     stream.write(f"report: wrote {', '.join(str(p) for p in paths)}\n")
-    from exporter.history.record import record_report
+    from exporter.history.recording import record_report
     return record_report(options, report, exit_code(report), config)

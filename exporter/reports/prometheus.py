@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 
 from exporter import metrics
-from exporter.analysis.attribution import route_of
-from exporter.analysis.recommendations_facts import Endpoint, Facts, Queue, SerialGroup, Targets
 from exporter.reports import collected
+from exporter.reports.attribution import route_of
+from exporter.reports.facts import Endpoint, Facts, Queue, SerialGroup, Targets
 from exporter.reports.infrastructure import infrastructure_section
 from exporter.reports.jaeger_sample import with_samples
 from exporter.reports.model import (

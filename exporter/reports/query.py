@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from exporter.analysis.load_platform import histogram_quantile
+from exporter.load.platform_figures import histogram_quantile
 
 Labels = tuple[tuple[str, str], ...]
 Vector = dict[Labels, float]

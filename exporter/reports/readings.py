@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from exporter.analysis.load_platform import Reading
+from exporter.load.platform_figures import Reading
 from exporter.reports.query import Histogram, Labels, Vector, histograms_of, key_of
 
 RUN = "perf-exporter collectors during the run"

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import html
 
-from exporter.analysis.diagnosis import pct, statement_name
-from exporter.analysis.recommendations import PRIORITY_RULE, Recommendation, critical_path_shares, top_statements
 from exporter.reports import plots
+from exporter.reports.diagnosis import pct, statement_name
 from exporter.reports.model import AREAS, Plot, Report
+from exporter.reports.recommendations import PRIORITY_RULE, Recommendation, critical_path_shares, top_statements
 from exporter.reports.render_json import current_text, guide_summary
 
 CSS = """

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.analysis.recommendations import PRIORITY_RULE, critical_path_shares, top_statements
 from exporter.reports.model import AREAS, BUCKETED, EXACT, AreaSummary, Figure, Report, TargetRow
+from exporter.reports.recommendations import PRIORITY_RULE, critical_path_shares, top_statements
 
 SCHEMA_AREA = "https://perf-exporter.tripo04os/schema/area-report.json"
 SCHEMA_SUMMARY = "https://perf-exporter.tripo04os/schema/performance-summary.json"

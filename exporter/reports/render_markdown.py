@@ -4,9 +4,9 @@ diagnosis steps, folded), housekeeping apart, and where each number came from.""
 
 from __future__ import annotations
 
-from exporter.analysis.diagnosis import pct, statement_name
-from exporter.analysis.recommendations import PRIORITY_RULE, Recommendation, critical_path_shares, top_statements
+from exporter.reports.diagnosis import pct, statement_name
 from exporter.reports.model import AREAS, Report
+from exporter.reports.recommendations import PRIORITY_RULE, Recommendation, critical_path_shares, top_statements
 from exporter.reports.render_json import current_text, guide_summary
 
 STATUS = {"met": "✅ met", "missed": "❌ missed", "no data": "⏳ no data"}

@@ -17,9 +17,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from exporter.analysis.attribution import route_of
-from exporter.analysis.recommendations_facts import Cache, Database, Endpoint, Facts, QueryP95, Queue, Targets, Tracing
 from exporter.reports import run_facts
+from exporter.reports.attribution import route_of
+from exporter.reports.facts import Cache, Database, Endpoint, Facts, QueryP95, Queue, Targets, Tracing
 from exporter.reports.infrastructure import NOT_RECORDED
 from exporter.reports.model import (
     APPROXIMATE,

@@ -15,9 +15,10 @@ from typing import Any
 import msgspec
 
 from exporter import metrics
-from exporter.analysis.attribution import CacheReads, PathTime, Route, RoutePeriod
-from exporter.analysis.load_platform import Reading
-from exporter.analysis.recommendations_facts import (
+from exporter.load.platform_figures import Reading
+from exporter.reports import collected
+from exporter.reports.attribution import CacheReads, PathTime, Route, RoutePeriod
+from exporter.reports.facts import (
     Cache,
     CacheTtl,
     Database,
@@ -27,7 +28,6 @@ from exporter.analysis.recommendations_facts import (
     Targets,
     Tracing,
 )
-from exporter.reports import collected
 from exporter.reports.model import ReportError
 from exporter.reports.readings import ReadingsQuery
 

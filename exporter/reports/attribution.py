@@ -6,7 +6,7 @@ An endpoint's **excess** is how far its P95 is over its target. Its requests' ti
   transfer of the request and the answer (``send``, ``receive``), and the time between the server's first byte
   and the gateway's span (``wait`` minus the traces' duration: queueing before the span, or the network);
 - inside the server, the critical path of the traces of the endpoint's route, by component
-  (:mod:`exporter.analysis.trace_breakdown`): each service's own work, each database statement, each cache call,
+  (:mod:`exporter.collectors.jaeger.breakdown`): each service's own work, each database statement, each cache call,
   waiting for a connection, remote calls made one after another.
 
 Each part is a mean per request (traces are sampled: their mean, not their tail). The parts of the window are
@@ -26,7 +26,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from exporter.analysis.trace_breakdown import CACHE, DB, POOL, SELF, SERIAL
+from exporter.collectors.jaeger.breakdown import CACHE, DB, POOL, SELF, SERIAL
 
 # Parts that are not trace components.
 NETWORK = "network"  # resolve + connect + tls

@@ -2,8 +2,8 @@
 cause with the share of a missed target it explains, its fix and the exact command.
 
 For every target missed in the window, the excess is shared out by magnitude
-(:mod:`exporter.analysis.attribution` for latency; misses, failures and statement calls for the other targets),
-and each part is named (:mod:`exporter.analysis.diagnosis`). A cause is named only when it explains at least
+(:mod:`exporter.reports.attribution` for latency; misses, failures and statement calls for the other targets),
+and each part is named (:mod:`exporter.reports.diagnosis`). A cause is named only when it explains at least
 ``MIN_SHARE`` of an excess, and it says how much; what no cause explains is reported as unexplained, with the
 next place to look. One cause behind several symptoms (a statement slowing two endpoints and the database's P95)
 is one recommendation listing each symptom with its share.
@@ -25,8 +25,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from exporter.analysis.attribution import Attribution, Route, attribute
-from exporter.analysis.diagnosis import (
+from exporter.reports.attribution import Attribution, Route, attribute
+from exporter.reports.diagnosis import (
     UNEXPLAINED,
     Cause,
     Evidence,
@@ -38,7 +38,7 @@ from exporter.analysis.diagnosis import (
     short,
     statement_cause,
 )
-from exporter.analysis.recommendations_facts import (
+from exporter.reports.facts import (
     ChildSpan,
     Database,
     Endpoint,
@@ -122,7 +122,7 @@ class Recommendation:
     command: str | None = None  # the exact SQL or command to run, when there is one
     cause: str = ""  # the cause found, in a few words
     statement: tuple[str, str, str] | None = None  # (target, datname, queryid) of the statement it is about
-    kind: str = ""  # the cause's kind (exporter.analysis.diagnosis), or the check's
+    kind: str = ""  # the cause's kind (exporter.reports.diagnosis), or the check's
     share: float | None = None  # the largest share of one symptom's excess it explains
     symptoms: tuple[Symptom, ...] = ()
     housekeeping: bool = False  # advice no missed target calls for

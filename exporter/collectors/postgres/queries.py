@@ -104,7 +104,8 @@ def statement_queries(schema: str, columns: set[str], has_info: bool) -> Stateme
     """
     exec_time = "total_exec_time" if "total_exec_time" in columns else "total_time"
     since = ("extract(epoch FROM max(s.stats_since))::float8" if "stats_since" in columns else "NULL::float8")
-    # the spread of the calls (exporter.analysis.query_latency): sum of squares from the population stddev, and
+    # the spread of the calls (exporter.collectors.postgres.query_latency): sum of squares from the population
+    # stddev, and
     # the fastest and slowest call since minmax_stats_since (PostgreSQL 17) or the entry's start
     timing = "_exec_time" if "total_exec_time" in columns else "_time"
     minmax_since = ("extract(epoch FROM max(s.minmax_stats_since))::float8" if "minmax_stats_since" in columns

@@ -1,5 +1,5 @@
 """Where one trace's time went: its critical path split into components, for attributing an endpoint's excess
-latency to causes (:mod:`exporter.analysis.attribution`).
+latency to causes (:mod:`exporter.reports.attribution`).
 
 A **component** is a span's own time on the critical path, classified by what the span is:
 
@@ -10,7 +10,7 @@ A **component** is a span's own time on the critical path, classified by what th
 - ``self``: any other span's own work (a service's code), by service and operation;
 - ``serial``: time on the path only because a span called other services one after another. Under one parent,
   its *remote* children (spans without ``db.system`` that belong to another service or are ``client`` calls)
-  are grouped into waves as :func:`exporter.analysis.traces.serial_waves` does; with two or more waves, the
+  are grouped into waves as :func:`exporter.collectors.jaeger.traces.serial_waves` does; with two or more waves, the
   path's time inside every wave but the longest goes to ``serial`` (parent service, parent operation): run side
   by side, the parent would have waited for the longest wave only. Database and cache calls are never counted
   here: one after another is how a cache-aside read or one query per item runs, and what they need is not a
@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from hashlib import sha1
 from typing import TYPE_CHECKING, Any
 
-from exporter.analysis.scrub import scrub_statement
+from exporter.collectors.postgres.scrub import scrub_statement
 
 if TYPE_CHECKING:
-    from exporter.analysis.traces import Span
+    from exporter.collectors.jaeger.traces import Span
 
 SELF, DB, CACHE, POOL, SERIAL = "self", "db", "cache", "pool", "serial"
 KINDS = (SELF, DB, CACHE, POOL, SERIAL)
@@ -85,7 +85,7 @@ def normalize_statement(text: str) -> str:
     placeholders (``$1``, ``%s``, ``%(name)s``, ``:name``, ``?``) become ``?``, white space is folded, letters are
     lower case, cut to STATEMENT_CHARS. pg_stat_statements' ``... WHERE id = $1`` and a span's
     ``... WHERE id = %s`` normalise alike. Literals of every quoting kind and credentials in URLs are scrubbed
-    first (:func:`exporter.analysis.scrub.scrub_statement`): the text becomes a label."""
+    first (:func:`exporter.collectors.postgres.scrub.scrub_statement`): the text becomes a label."""
     shape = _PLACEHOLDER.sub("?", scrub_statement(text))
     shape = _LITERAL.sub("?", shape)
     return _SPACE.sub(" ", shape).strip().rstrip(";").strip().lower()[:STATEMENT_CHARS]
@@ -278,7 +278,8 @@ def _error_origins(spans: Sequence[Span], by_id: Mapping[str, Span]) -> dict[str
 def breakdown_of(root: Span, spans: Sequence[Span], children: Mapping[str, list[Span]],
                  kids: Mapping[str, list[Clipped]], segments: Sequence[Segment]) -> Breakdown:
     """The breakdown of one analysed trace: ``children`` are the raw ``CHILD_OF`` children by parent ID,
-    ``kids`` the clipped ones, ``segments`` the critical path (see :func:`exporter.analysis.traces.analyse`)."""
+    ``kids`` the clipped ones, ``segments`` the critical path (see
+    :func:`exporter.collectors.jaeger.traces.analyse`)."""
     by_id = {span.span_id: span for span in spans}
     components = {span.span_id: component_of(span) for span in spans}
     calls: dict[Component, int] = {}

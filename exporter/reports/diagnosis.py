@@ -1,6 +1,6 @@
 """What each attributed part of a problem is, in the guide's words: its cause, the fix, and the exact command.
 
-:mod:`exporter.analysis.attribution` says how much of an excess each part explains; this module says what the
+:mod:`exporter.reports.attribution` says how much of an excess each part explains; this module says what the
 part *is*. A database part is told apart by what PostgreSQL saw of its statement: one query per item (many calls
 per request, each quick), waiting on a lock (sessions seen waiting while running it; little read per call), or
 reading whole tables (a table it names was scanned sequentially). Cache and error causes come from what the
@@ -13,16 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.analysis.attribution import (
-    NETWORK,
-    NO_TRACES,
-    OUTSIDE,
-    TRANSFER,
-    Part,
-    Route,
-)
-from exporter.analysis.recommendations_facts import Cache, CacheTtl, Database, Endpoint, Facts, Statement, Table
-from exporter.analysis.trace_breakdown import (
+from exporter.collectors.jaeger.breakdown import (
     CACHE,
     DB,
     HIT,
@@ -33,6 +24,15 @@ from exporter.analysis.trace_breakdown import (
     SERIAL,
     normalize_statement,
 )
+from exporter.reports.attribution import (
+    NETWORK,
+    NO_TRACES,
+    OUTSIDE,
+    TRANSFER,
+    Part,
+    Route,
+)
+from exporter.reports.facts import Cache, CacheTtl, Database, Endpoint, Facts, Statement, Table
 
 # Cause kinds.
 SERVICE_TIME = "service-time"
@@ -150,7 +150,7 @@ def statement_of(text: str | None, databases: Sequence[Database]) -> tuple[State
 def scanned_tables(statement: Statement, database: Database | None) -> list[Table]:
     """Tables the statement names that were read by sequential scans in the window (or whose synthetic query's
     plan has a Seq Scan), most rows read first."""
-    from exporter.analysis.recommendations_facts import statement_tables
+    from exporter.reports.facts import statement_tables
 
     if database is None:
         return []

@@ -1,7 +1,7 @@
 """Trace analysis on plain data: one span model for Jaeger's two JSON forms, and what a trace says about itself.
 
 A trace is a :class:`Trace`, a list of :class:`Span` with times in integer microseconds; decoding Jaeger's v1 and
-OTLP JSON into it is I/O-side (:mod:`exporter.collectors.jaeger_decode`), which hands each span with its raw
+OTLP JSON into it is I/O-side (:mod:`exporter.collectors.jaeger.decode`), which hands each span with its raw
 references to :class:`TraceBuilder`. :func:`analyse` turns a trace into :class:`TraceFacts`.
 
 Rules (the README's ``jaeger`` section says the same):
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, TypeVar
 
-from exporter.analysis.trace_breakdown import Breakdown, breakdown_of
+from exporter.collectors.jaeger.breakdown import Breakdown, breakdown_of
 
 # Anomaly kinds, as counted in perf_trace_anomalies_total{kind}.
 DUPLICATE_SPAN = "duplicate_span"
@@ -60,7 +60,7 @@ def trace_key(trace_id: str) -> str:
     return trace_id.lower().lstrip("0") or "0"
 
 
-# The tags a whole trace keeps for its breakdown (exporter.analysis.trace_breakdown); every other tag is dropped
+# The tags a whole trace keeps for its breakdown (exporter.collectors.jaeger.breakdown); every other tag is dropped
 # when decoding. OpenTelemetry's database and span-kind conventions, and the demo's cache.hit.
 KEPT_TAGS = frozenset({"db.system", "db.statement", "db.operation", "db.redis.key", "cache.hit", "span.kind",
                        "db.client.connection.pool.name"})
@@ -293,7 +293,7 @@ def _critical_path(root: Span, kids: Mapping[str, list[Clipped]], out: list[Segm
 
 def analyse(trace: Trace, breakdown: bool = False) -> TraceFacts:
     """Everything one whole trace says: root, extent, counts, critical path and serial siblings; with
-    ``breakdown``, also where the root's time went by component (:mod:`exporter.analysis.trace_breakdown`)."""
+    ``breakdown``, also where the root's time went by component (:mod:`exporter.collectors.jaeger.breakdown`)."""
     spans = trace.spans
     anomalies = dict(trace.anomalies)
     if not spans:

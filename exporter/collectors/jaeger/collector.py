@@ -35,8 +35,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from exporter import metrics
-from exporter.analysis.trace_breakdown import Component, statement_fingerprint
-from exporter.analysis.traces import (
+from exporter.collectors.jaeger.api import (
+    JaegerApi,
+    JaegerError,
+    JaegerUnreachable,
+    ResponseTooLarge,
+    bulk_objects,
+)
+from exporter.collectors.jaeger.breakdown import Component, statement_fingerprint
+from exporter.collectors.jaeger.decode import TraceDataError, V1Found
+from exporter.collectors.jaeger.target import JaegerTarget
+from exporter.collectors.jaeger.traces import (
     ANOMALY_KINDS,
     SpanTimes,
     Trace,
@@ -45,15 +54,6 @@ from exporter.analysis.traces import (
     rank_operations,
     top_keys,
 )
-from exporter.collectors.jaeger_api import (
-    JaegerApi,
-    JaegerError,
-    JaegerUnreachable,
-    ResponseTooLarge,
-    bulk_objects,
-)
-from exporter.collectors.jaeger_decode import TraceDataError, V1Found
-from exporter.collectors.jaeger_target import JaegerTarget
 from exporter.jobs import JobContext, SentTrace
 from exporter.logs import event
 
@@ -383,7 +383,7 @@ class JaegerCollector:
 
     def _write_breakdowns(self, poll: Poll) -> None:
         """Per root operation: the components of its analysed traces' critical path, their calls, cache reads,
-        cache TTLs and where errors started (exporter.analysis.trace_breakdown)."""
+        cache TTLs and where errors started (exporter.collectors.jaeger.breakdown)."""
         store, t = self.store, self.cfg.name
         breakdowns = [f.breakdown for f in poll.whole if f.breakdown is not None]
         totals: dict[Component, float] = {}

@@ -1,4 +1,4 @@
-"""Decoding Jaeger's JSON into :mod:`exporter.analysis.traces`'s plain types, with msgspec.
+"""Decoding Jaeger's JSON into :mod:`exporter.collectors.jaeger.traces`'s plain types, with msgspec.
 
 Jaeger serves traces in two shapes: the v1 "UI" JSON (``/api/traces``: ``{"traceID", "spans", "processes"}``
 with microsecond times and ``references``) and OTLP JSON (``/api/v3``: ``resourceSpans`` -> ``scopeSpans`` ->
@@ -42,7 +42,7 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from msgspec import UNSET, Meta, Raw, Struct, UnsetType, field
 
-from exporter.analysis.traces import (
+from exporter.collectors.jaeger.traces import (
     INVALID_SPAN,
     KEPT_TAGS,
     V1_NO_SERVICE,
@@ -368,7 +368,7 @@ class V1Found:
 
 def _v1_facts(decoded: V1Trace) -> TraceFacts:
     """Extent, root, span and error counts of a v1 trace, without resolving its tree: the root is the earliest
-    span that names no parent in the trace (what :func:`exporter.analysis.traces.root_of` picks when the
+    span that names no parent in the trace (what :func:`exporter.collectors.jaeger.traces.root_of` picks when the
     references are sound)."""
     trace_id = decoded.trace_id or next((s.trace_id for s in decoded.spans if s.trace_id), None) or ""
     names = {pid: p.service_name or V1_NO_SERVICE for pid, p in (decoded.processes or {}).items()}

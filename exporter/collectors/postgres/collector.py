@@ -28,10 +28,11 @@ from psycopg.pq import TransactionStatus
 from pydantic import Field, SecretStr, model_validator
 
 from exporter import metrics
-from exporter.analysis.plans import seq_scans
-from exporter.analysis.query_latency import SpreadRow, interval_latency, query_p95
-from exporter.analysis.scrub import scrub_statement
-from exporter.analysis.statements import (
+from exporter.collectors.postgres import queries as q
+from exporter.collectors.postgres.plans import seq_scans
+from exporter.collectors.postgres.query_latency import SpreadRow, interval_latency, query_p95
+from exporter.collectors.postgres.scrub import scrub_statement
+from exporter.collectors.postgres.statements import (
     OTHER_QUERYID,
     Counters,
     Snapshot,
@@ -45,7 +46,6 @@ from exporter.analysis.statements import (
     split_exported,
     sum_rows,
 )
-from exporter.collectors import postgres_queries as q
 from exporter.config.base import JobTarget, Model, check_unique
 from exporter.config.units import Duration, Name, PositiveInt, format_duration
 from exporter.jobs import JobContext
@@ -596,8 +596,8 @@ class PostgresCollector:
 
     def _write_query_p95(self, deltas: dict[StatementKey, Counters], snapshot: Snapshot,
                          spreads: dict[StatementKey, SpreadRow]) -> None:
-        """The P95 of every statement's calls of the interval and its bounds (exporter.analysis.query_latency);
-        no calls in the interval: no series."""
+        """The P95 of every statement's calls of the interval and its bounds
+        (:mod:`exporter.collectors.postgres.query_latency`); no calls in the interval: no series."""
         latency = interval_latency(deltas, snapshot.entries, spreads, self.spreads)
         self.spreads = spreads
         p95 = query_p95(latency)

@@ -1,6 +1,6 @@
 """What the recommendation rules read: plain data about one window, gathered by a report source (Prometheus's
 HTTP API, or a load run's own measurements) and handed to the pure rules of
-:mod:`exporter.analysis.recommendations`. Durations are seconds, ratios 0..1; ``None`` means "not measured".
+:mod:`exporter.reports.recommendations`. Durations are seconds, ratios 0..1; ``None`` means "not measured".
 
 Every figure a rule quotes carries its source in the recommendation's evidence, so a source fills in
 :attr:`Facts.sources`: which query or measurement each kind of figure came from.
@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from exporter.analysis.attribution import Route
+from exporter.reports.attribution import Route
 
 
 @dataclass(frozen=True)
