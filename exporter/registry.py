@@ -9,7 +9,8 @@ from typing import Any
 
 from exporter.collectors.jaeger.collector import JaegerCollector
 from exporter.collectors.jaeger.target import JaegerTarget
-from exporter.collectors.postgres.collector import PostgresCollector, PostgresTarget
+from exporter.collectors.postgres.collector import PostgresCollector
+from exporter.collectors.postgres.target import PostgresTarget
 from exporter.collectors.redis.collector import RedisCollector, RedisTarget
 from exporter.jobs import JobKind, SloArea
 from exporter.metrics import HTTP_REQUESTS, PG_QUERY_DURATION, REDIS_HITS, TRACE_DURATION

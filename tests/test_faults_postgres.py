@@ -205,7 +205,7 @@ def test_server_stopped_before_or_between_any_two_queries_of_a_collection(
 
 
 def _query_of(h: Harness, queryid: str) -> str:
-    return h.collector.texts.get(queryid, "")
+    return h.collector.statements.texts.get(queryid, "")
 
 
 @pytest.mark.parametrize("mode", ["fast", "immediate", "sigkill"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.collectors.postgres.collector import short_query
 from exporter.collectors.postgres.scrub import LITERAL, scrub_statement
+from exporter.collectors.postgres.stat_statements import short_query
 from exporter.config.loading import ConfigError, parse_config
 
 SECRET = "hunter2-Zq7x"
