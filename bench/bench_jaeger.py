@@ -17,7 +17,7 @@ Decoders compared on the v1 path (the peer is the collector's former path, ``ben
 - ``json``: ``json.loads`` of the whole body into dicts, then ``dict.get`` walks into spans (the former path);
 - ``orjson``: the same walk after ``orjson.loads`` (measured when orjson is installed; the exporter does not use
   it);
-- ``msgspec``: what the collector does now (``exporter/collectors/jaeger/decode.py``): typed Structs that
+- ``msgspec``: what the collector does now (``exporter/collectors/jaeger/v1.py``): typed Structs that
   declare only the fields read, decoded straight from the bytes; every trace is counted from a few passes over
   its spans (tags left undecoded: a search of the body for the error keys' text sends the traces that could
   have an error span down the full path), and a random sample of ``sample`` (100) traces is analysed whole, as
@@ -137,7 +137,7 @@ def read_bodies(folder: Path) -> Iterator[bytes]:
 def v1_reader(decoder: str) -> Callable[[bytes, Callable[[str], bool]], list[Any]]:
     """Traces of one v1 body, not skipped, the way ``decoder`` reads them."""
     if decoder == "msgspec":  # the collector's path: every trace counted from its spans, a sample read whole
-        from exporter.collectors.jaeger.decode import found_in_v1, v1_response
+        from exporter.collectors.jaeger.v1 import found_in_v1, v1_response
 
         return lambda body, skip: list(found_in_v1(body, v1_response(body), skip))
     from bench.jaeger_json_peer import read_v1
@@ -156,7 +156,9 @@ def bench_parse(path: str, decoder: str, bodies: Path, memory: bool) -> dict[str
     measures the peak (and slows everything down: the time of that pass is not reported)."""
     from exporter.collectors.jaeger.api import bulk_objects
     from exporter.collectors.jaeger.collector import Poll
-    from exporter.collectors.jaeger.decode import V1Found, facts_from_summaries, traces_from_otlp
+    from exporter.collectors.jaeger.otlp import traces_from_otlp
+    from exporter.collectors.jaeger.summaries import facts_from_summaries
+    from exporter.collectors.jaeger.v1 import V1Found
     from tests.jaeger_replay import summary_of, to_otlp
 
     job = collector()

@@ -2,7 +2,7 @@
 
 ``json.loads`` (or ``orjson.loads``) builds the whole body as dicts and lists, then each trace is walked with
 ``dict.get`` into :class:`~exporter.collectors.jaeger.traces.Span` objects: the decoding the collector used until the
-typed decoder (:mod:`exporter.collectors.jaeger.decode`) replaced it, kept here only as the figure to compare
+typed decoder (:mod:`exporter.collectors.jaeger.v1`) replaced it, kept here only as the figure to compare
 with. Its output is the same :class:`~exporter.collectors.jaeger.traces.Trace` as the decoder's.
 """
 

@@ -14,8 +14,8 @@ import pytest
 import redis
 
 from exporter.collectors.jaeger.breakdown import CACHE, DB, MISS_FILLED, POOL, SELF, SERIAL, Breakdown, CacheRead
-from exporter.collectors.jaeger.decode import trace_from_v1
 from exporter.collectors.jaeger.traces import analyse
+from exporter.collectors.jaeger.v1 import trace_from_v1
 from tests.servers import Postgres, Redis, wait_for
 from tests.test_demo import DemoProcess, demo, set_faults
 

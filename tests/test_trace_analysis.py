@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from exporter.collectors.jaeger.decode import facts_from_summaries, trace_from_v1, traces_from_otlp, traces_from_v1
+from exporter.collectors.jaeger.otlp import traces_from_otlp
+from exporter.collectors.jaeger.summaries import facts_from_summaries
 from exporter.collectors.jaeger.traces import (
     BucketSums,
     Span,
@@ -20,6 +21,7 @@ from exporter.collectors.jaeger.traces import (
     serial_waves,
     top_keys,
 )
+from exporter.collectors.jaeger.v1 import trace_from_v1, traces_from_v1
 from tests.jaeger_replay import fixture, fixture_trace, to_otlp
 
 # ---------------------------------------------------------------------------------------------------------------

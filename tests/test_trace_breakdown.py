@@ -23,8 +23,9 @@ from exporter.collectors.jaeger.breakdown import (
     normalize_statement,
     statement_fingerprint,
 )
-from exporter.collectors.jaeger.decode import trace_from_v1, traces_from_otlp
+from exporter.collectors.jaeger.otlp import traces_from_otlp
 from exporter.collectors.jaeger.traces import analyse
+from exporter.collectors.jaeger.v1 import trace_from_v1
 from tests.jaeger_replay import to_otlp
 
 SERVICES = {"gw": "api-gateway", "orders": "order-service", "pricing": "pricing-service",

@@ -2,7 +2,8 @@
 
 Every response body is read up to ``max_response_bytes`` and read as JSON whatever its Content-Type says
 (Jaeger sends its error bodies as ``text/plain`` JSON): trace and summary bodies are decoded straight into typed
-data by :mod:`exporter.collectors.jaeger.decode`, and any other body (services, errors) is parsed only when it is
+data (:mod:`exporter.collectors.jaeger.v1`, :mod:`~exporter.collectors.jaeger.otlp`,
+:mod:`~exporter.collectors.jaeger.summaries`), and any other body (services, errors) is parsed only when it is
 read. What comes back is plain data for :mod:`exporter.collectors.jaeger.traces`. Two kinds of failure:
 
 - :class:`JaegerUnreachable`: no HTTP answer (refused, reset, timed out): the target is down.
@@ -23,19 +24,12 @@ from urllib.parse import quote
 
 import httpx
 
-from exporter.collectors.jaeger.decode import (
-    BodyNotJson,
-    TraceDataError,
-    V1Found,
-    facts_from_summaries,
-    found_in_v1,
-    otlp_response,
-    traces_from_otlp,
-    traces_from_v1,
-    v1_response,
-)
+from exporter.collectors.jaeger.decoding import BodyNotJson, TraceDataError
+from exporter.collectors.jaeger.otlp import otlp_response, traces_from_otlp
+from exporter.collectors.jaeger.summaries import facts_from_summaries
 from exporter.collectors.jaeger.target import JaegerTarget
 from exporter.collectors.jaeger.traces import Trace, TraceFacts, trace_key
+from exporter.collectors.jaeger.v1 import V1Found, found_in_v1, traces_from_v1, v1_response
 from exporter.http_client import base_headers, ssl_context
 from exporter.secrets import safe_url
 

@@ -43,7 +43,7 @@ from exporter.collectors.jaeger.api import (
     bulk_objects,
 )
 from exporter.collectors.jaeger.breakdown import Component, statement_fingerprint
-from exporter.collectors.jaeger.decode import TraceDataError, V1Found
+from exporter.collectors.jaeger.decoding import TraceDataError
 from exporter.collectors.jaeger.target import JaegerTarget
 from exporter.collectors.jaeger.traces import (
     ANOMALY_KINDS,
@@ -54,6 +54,7 @@ from exporter.collectors.jaeger.traces import (
     rank_operations,
     top_keys,
 )
+from exporter.collectors.jaeger.v1 import V1Found
 from exporter.jobs import JobContext, SentTrace
 from exporter.logs import event
 

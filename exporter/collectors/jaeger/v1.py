@@ -1,47 +1,44 @@
-"""Decoding Jaeger's JSON into :mod:`exporter.collectors.jaeger.traces`'s plain types, with msgspec.
+"""Jaeger's v1 "UI" JSON (``/api/traces``: ``{"traceID", "spans", "processes"}`` with microsecond times and
+``references``) into :mod:`exporter.collectors.jaeger.traces`'s plain types.
 
-Jaeger serves traces in two shapes: the v1 "UI" JSON (``/api/traces``: ``{"traceID", "spans", "processes"}``
-with microsecond times and ``references``) and OTLP JSON (``/api/v3``: ``resourceSpans`` -> ``scopeSpans`` ->
-``spans`` with nanosecond times as strings and ``parentSpanId``); api_v3 also has trace summaries. Each shape
-has typed :class:`msgspec.Struct` classes below that declare only the fields we read: msgspec decodes a body
-straight into them and skips the rest (logs, tag types, process tags, most attributes) without building it,
-which is what makes a poll of 10,000 traces fast (``bench/bench_jaeger.py`` compares it with ``json.loads`` and
-``orjson.loads`` of the whole body followed by a walk over the dicts).
+A span's service is its ``processID`` in the trace's ``processes`` (or an inline ``process``); a span is an error
+when its ``error`` tag is true or ``otel.status_code`` is ``ERROR``; a reference to another trace is not a parent
+candidate; int64 values (times above 2^53) may arrive as strings.
 
-What a field means, per the formats (the analysis module's docstring has the rules that follow from them):
-
-- v1: a span's service is its ``processID`` in the trace's ``processes`` (or an inline ``process``); a span is an
-  error when its ``error`` tag is true or ``otel.status_code`` is ``ERROR``; a reference to another trace is not
-  a parent candidate; int64 values (times above 2^53) may arrive as strings.
-- OTLP: times are nanoseconds (strings, per proto3 JSON, which also leaves zero values out); ``status.code`` 2
-  is an error, as is an ``error`` attribute that is true; ``parentSpanId`` is a ``CHILD_OF`` parent and each link
-  to a span of the same trace a ``FOLLOWS_FROM`` one (that is how Jaeger converts references); Jaeger's own span
-  warnings are the ``@jaeger@warnings`` attribute.
-
-A v1 search is counted, not analysed, except for the poll's sample (:func:`found_in_v1`): each trace's facts
-come from the fewest Python steps per span, because a poll can hold 500,000 spans. Its tags are not decoded at
-all: one search of the body for the text of the two error keys marks the traces that could have an error span,
-and those are read by the full path. The others are decoded into strict Structs (:class:`V1FastSpan`) that only
-fit ordinary spans, and a few list passes give their extent, root and services; a trace that does not fit is
-read by the full path too, so both give the same facts (``tests/test_fuzz_jaeger_decode.py`` checks that).
-
-A body that is not JSON raises :class:`BodyNotJson`; JSON of the wrong shape raises :class:`TraceDataError`.
-One trace that does not fit its Struct is decoded again on its own, loosely: a span that still does not fit is
-counted as ``invalid_span`` and the rest of the trace is kept.
+A v1 search is counted, not analysed, except for the poll's sample (:func:`found_in_v1`): each trace's facts come
+from the fewest Python steps per span, because a poll can hold 500,000 spans. Its tags are not decoded at all:
+one search of the body for the text of the two error keys marks the traces that could have an error span, and
+those are read by the full path. The others are decoded into strict Structs (:class:`V1FastSpan`) that only fit
+ordinary spans, and a few list passes give their extent, root and services; a trace that does not fit is read by
+the full path too, so both give the same facts (``tests/test_fuzz_jaeger_decode.py`` checks that). One trace
+that does not fit its Struct is decoded again on its own, loosely: a span that still does not fit is counted as
+``invalid_span`` and the rest of the trace is kept.
 """
 
 from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 import msgspec
-from msgspec import UNSET, Meta, Raw, Struct, UnsetType, field
+from msgspec import UNSET, Meta, Raw, UnsetType, field
 
+from exporter.collectors.jaeger.decoding import (
+    TRUE,
+    Body,
+    BodyNotJson,
+    Bytes,
+    Decoded,
+    Int,
+    Skip,
+    TraceDataError,
+    as_int,
+    decode,
+)
 from exporter.collectors.jaeger.traces import (
     INVALID_SPAN,
     KEPT_TAGS,
@@ -54,50 +51,23 @@ from exporter.collectors.jaeger.traces import (
     warning_kind,
 )
 
-OTLP_NO_SERVICE = "OTLPResourceNoServiceName"  # what Jaeger itself calls a resource without service.name
-_OTLP_WARNINGS = "@jaeger@warnings"
-_STATUS_ERROR = (2, "2", "STATUS_CODE_ERROR")
-_TRUE = (True, 1, "true", "True", "TRUE", "1")
 
-Skip = Callable[[str], bool]
-Bytes = bytes | bytearray
-Body = Bytes | Mapping[str, Any]  # a response body as received, or already parsed (tests, fixtures)
-
-
-class TraceDataError(ValueError):
-    """A response or trace that does not have the shape Jaeger's API documents."""
-
-
-class BodyNotJson(TraceDataError):
-    """A body that is not JSON at all (HTML, truncated, empty)."""
-
-
-class _Decoded(Struct, gc=False):
-    """Base of every decoded shape: no reference cycles, so the cyclic GC need not track them."""
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Jaeger v1 JSON (/api/traces)
-
-Int = int | float | str  # int64 may arrive as a string; anything else is checked when it is read
-
-
-class V1Tag(_Decoded):
+class V1Tag(Decoded):
     key: str = ""
     value: Any = None
 
 
-class V1Reference(_Decoded):
+class V1Reference(Decoded):
     ref_type: str = field(name="refType", default="CHILD_OF")
     trace_id: str | None = field(name="traceID", default=None)
     span_id: str | int | None = field(name="spanID", default=None)
 
 
-class V1Process(_Decoded):
+class V1Process(Decoded):
     service_name: str | None = field(name="serviceName", default=None)
 
 
-class V1Span(_Decoded):
+class V1Span(Decoded):
     span_id: str | int | None = field(name="spanID", default=None)
     trace_id: str | None = field(name="traceID", default=None)
     operation: str | None = field(name="operationName", default=None)
@@ -110,14 +80,14 @@ class V1Span(_Decoded):
     warnings: list[Any] | None = None
 
 
-class V1Trace(_Decoded):
+class V1Trace(Decoded):
     spans: list[V1Span]
     trace_id: str | None = field(name="traceID", default=None)
     processes: dict[str, V1Process] | None = None
     warnings: list[Any] | None = None
 
 
-class V1Response(_Decoded):
+class V1Response(Decoded):
     """``{"data": [...], "errors": ...}`` with each trace left as JSON text, decoded one by one (a trace decoded
     and turned into spans while its bytes are still in cache is faster than the whole body at once, and its
     Structs are freed before the next); ``data`` is UNSET when the key is missing (not a trace response)."""
@@ -137,30 +107,11 @@ _V1_TRACE = msgspec.json.Decoder(V1Trace)
 _LEADING_TRACE_ID = re.compile(rb'\s*\{\s*"traceID"\s*:\s*"([0-9A-Za-z_-]*)"')
 _ANY = msgspec.json.Decoder()
 
-T = TypeVar("T")
-
-
-def _as_int(value: Any, what: str) -> int:
-    if isinstance(value, bool):
-        raise TraceDataError(f"{what} is not an integer: {value!r}")
-    try:
-        return int(value)  # int64 values may arrive as strings (above 2^53, and always in OTLP JSON)
-    except (TypeError, ValueError):
-        raise TraceDataError(f"{what} is not an integer: {value!r}") from None
-
-
-def _decode(decoder: msgspec.json.Decoder[T], body: Bytes | Raw) -> T:
-    try:
-        return decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise TraceDataError(str(exc)) from None
-    except msgspec.DecodeError as exc:
-        raise BodyNotJson(str(exc)) from None
 
 
 def v1_response(body: Bytes) -> V1Response:
     """The envelope of a v1 body; its traces stay JSON text until :func:`traces_from_v1` reads them."""
-    return _decode(_V1_RESPONSE, body)
+    return decode(_V1_RESPONSE, body)
 
 
 def _loose_v1_trace(obj: Any) -> tuple[V1Trace, int]:
@@ -214,8 +165,8 @@ def _v1_trace(decoded: V1Trace, invalid: int = 0) -> Trace:
         start, duration = raw.start, raw.duration
         if type(start) is not int or type(duration) is not int:
             try:
-                start = _as_int(start, f"span {span_id} startTime")
-                duration = _as_int(duration, f"span {span_id} duration")
+                start = as_int(start, f"span {span_id} startTime")
+                duration = as_int(duration, f"span {span_id} duration")
             except TraceDataError:
                 anomalies[INVALID_SPAN] = anomalies.get(INVALID_SPAN, 0) + 1
                 continue
@@ -242,7 +193,7 @@ def _v1_trace(decoded: V1Trace, invalid: int = 0) -> Trace:
                     if kept is None:
                         kept = {}
                     kept[key] = tag.value
-                elif (key == "error" and tag.value in _TRUE) or (key == "otel.status_code" and tag.value == "ERROR"):
+                elif (key == "error" and tag.value in TRUE) or (key == "otel.status_code" and tag.value == "ERROR"):
                     error = True
         add(Span(span_id, service, raw.operation or "", start, duration if duration > 0 else 0, error, tags=kept),
             candidates)
@@ -265,14 +216,14 @@ def trace_from_v1(obj: Mapping[str, Any] | Raw) -> Trace:
     return _v1_trace(*_loose_v1_trace(_ANY.decode(obj) if isinstance(obj, Raw) else obj))
 
 
-class V1FastRef(_Decoded):
+class V1FastRef(Decoded):
     """A reference as almost every trace has them: a parent in the same trace."""
 
     trace_id: str = field(name="traceID")
     ref_type: Literal["CHILD_OF"] = field(name="refType", default="CHILD_OF")
 
 
-class V1FastSpan(_Decoded):
+class V1FastSpan(Decoded):
     """A span as almost every trace has them (a string ID, integer times, a duration not below 0, its process by
     ID), without its tags; a span with anything else fails to decode, and its trace is read by the full path."""
 
@@ -285,7 +236,7 @@ class V1FastSpan(_Decoded):
     process: None = None
 
 
-class V1FastTrace(_Decoded):
+class V1FastTrace(Decoded):
     trace_id: str = field(name="traceID")
     spans: list[V1FastSpan]
     processes: dict[str, V1Process] = {}
@@ -394,7 +345,7 @@ def _v1_facts(decoded: V1Trace) -> TraceFacts:
         if raw.tags:
             for tag in raw.tags:
                 key = tag.key
-                if (key == "error" and tag.value in _TRUE) or (key == "otel.status_code" and tag.value == "ERROR"):
+                if (key == "error" and tag.value in TRUE) or (key == "otel.status_code" and tag.value == "ERROR"):
                     errors[service] = errors.get(service, 0) + 1
                     break
         candidate = (begin, -duration, service, raw.operation or "")
@@ -473,236 +424,3 @@ def traces_from_v1(body: Body | V1Response, skip: Skip | None = None) -> Iterato
             yield trace_from_v1(raw)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# OTLP JSON (/api/v3)
-
-
-class OtlpArray(_Decoded):
-    values: list[OtlpValue] | None = None
-
-
-class OtlpValue(_Decoded):
-    """An OTLP ``AnyValue``: one of these is set (bytes and key-value lists are not read)."""
-
-    string: str | UnsetType = field(name="stringValue", default=UNSET)
-    bool_: bool | UnsetType = field(name="boolValue", default=UNSET)
-    double: float | UnsetType = field(name="doubleValue", default=UNSET)
-    int_: int | str | UnsetType = field(name="intValue", default=UNSET)  # a string, per proto3 JSON
-    array: OtlpArray | UnsetType | None = field(name="arrayValue", default=UNSET)
-
-
-class OtlpAttribute(_Decoded):
-    key: str = ""
-    value: OtlpValue | None = None
-
-
-class OtlpStatus(_Decoded):
-    code: int | str | None = None
-
-
-class OtlpLink(_Decoded):
-    trace_id: str | None = field(name="traceId", default=None)
-    span_id: str | None = field(name="spanId", default=None)
-
-
-class OtlpSpan(_Decoded):
-    span_id: str | None = field(name="spanId", default=None)
-    trace_id: str | None = field(name="traceId", default=None)
-    parent_id: str | None = field(name="parentSpanId", default=None)
-    name: str | None = None
-    kind: int | str | None = None  # the SpanKind enum: its number, or its name
-    start: Int = field(name="startTimeUnixNano", default=0)  # proto3 JSON leaves out zero values
-    end: Int | None = field(name="endTimeUnixNano", default=None)
-    status: OtlpStatus | None = None
-    attributes: list[OtlpAttribute] | None = None
-    links: list[OtlpLink] | None = None
-
-
-class OtlpScopeSpans(_Decoded):
-    spans: list[OtlpSpan] | None = None
-
-
-class OtlpResource(_Decoded):
-    attributes: list[OtlpAttribute] | None = None
-
-
-class OtlpResourceSpans(_Decoded):
-    resource: OtlpResource | None = None
-    scope_spans: list[OtlpScopeSpans] | None = field(name="scopeSpans", default=None)
-    library_spans: list[OtlpScopeSpans] | None = field(name="instrumentationLibrarySpans", default=None)
-
-
-class OtlpResult(_Decoded):
-    resource_spans: list[OtlpResourceSpans] | None = field(name="resourceSpans", default=None)
-
-
-class OtlpResponse(_Decoded):
-    """``{"result": {"resourceSpans": [...]}}``; ``result`` is UNSET when the key is missing (then a bare
-    ``{"resourceSpans": [...]}`` is read)."""
-
-    result: OtlpResult | UnsetType | None = UNSET
-    resource_spans: list[OtlpResourceSpans] | None = field(name="resourceSpans", default=None)
-
-    @property
-    def has_result(self) -> bool:
-        return self.result is not UNSET
-
-
-_OTLP_RESPONSE = msgspec.json.Decoder(OtlpResponse)
-
-
-def otlp_value(value: OtlpValue | None) -> Any:
-    """The plain value of an OTLP ``AnyValue`` (``intValue`` arrives as a string)."""
-    if value is None:
-        return None
-    for plain in (value.string, value.bool_, value.double):
-        if plain is not UNSET:
-            return plain
-    if value.int_ is not UNSET:
-        return _as_int(value.int_, "intValue")
-    if value.array is not UNSET:
-        return [otlp_value(v) for v in (value.array.values if value.array else None) or ()]
-    return None
-
-
-def _otlp_attribute(attributes: list[OtlpAttribute] | None, key: str) -> Any:
-    for attr in attributes or ():
-        if attr.key == key:
-            return otlp_value(attr.value)
-    return None
-
-
-def otlp_response(body: Body) -> OtlpResponse:
-    """An api_v3 trace body, decoded."""
-    if isinstance(body, Mapping):
-        try:
-            return msgspec.convert(body, OtlpResponse)
-        except msgspec.ValidationError as exc:
-            raise TraceDataError(str(exc)) from None
-    return _decode(_OTLP_RESPONSE, body)
-
-
-def traces_from_otlp(body: Body | OtlpResponse, skip: Skip | None = None) -> list[Trace]:
-    """Traces of an api_v3 body (``{"result": {"resourceSpans": [...]}}``), grouped by trace ID."""
-    response = body if isinstance(body, OtlpResponse) else otlp_response(body)
-    result = response.result
-    resource_spans = response.resource_spans if result is UNSET else result.resource_spans if result else None
-    builders: dict[str, TraceBuilder] = {}
-    for rs in resource_spans or ():
-        service = _otlp_attribute(rs.resource.attributes if rs.resource else None, "service.name")
-        service = str(service) if service else OTLP_NO_SERVICE
-        for ss in rs.scope_spans or rs.library_spans or ():
-            for raw in ss.spans or ():
-                _add_otlp_span(raw, service, builders, skip)
-    return [b.build() for b in builders.values()]
-
-
-def _add_otlp_span(raw: OtlpSpan, service: str, builders: dict[str, TraceBuilder], skip: Skip | None) -> None:
-    if not raw.span_id:
-        return
-    trace_id = raw.trace_id or ""
-    key = trace_key(trace_id)
-    builder = builders.get(key)
-    if builder is None:
-        if skip is not None and skip(key):
-            return
-        builder = builders[key] = TraceBuilder(trace_id)
-    span_id = raw.span_id
-    anomalies = builder.anomalies
-    try:
-        start_ns = _as_int(raw.start, f"span {span_id} startTimeUnixNano")
-        end_ns = start_ns if raw.end is None else _as_int(raw.end, f"span {span_id} endTimeUnixNano")
-    except TraceDataError:
-        anomalies[INVALID_SPAN] = anomalies.get(INVALID_SPAN, 0) + 1
-        return
-    error = raw.status is not None and raw.status.code in _STATUS_ERROR
-    attributes = raw.attributes
-    kept: dict[str, Any] | None = None
-    if attributes:
-        if not error and _otlp_attribute(attributes, "error") in _TRUE:
-            error = True
-        warnings = _otlp_attribute(attributes, _OTLP_WARNINGS)
-        for warning in warnings if isinstance(warnings, list) else [warnings] if warnings else ():
-            kind = warning_kind(str(warning))
-            anomalies[kind] = anomalies.get(kind, 0) + 1
-        kept = {a.key: otlp_value(a.value) for a in attributes if a.key in KEPT_TAGS} or None
-    span_kind = _OTLP_KINDS.get(raw.kind) if raw.kind is not None else None
-    if span_kind:
-        kept = {**(kept or {}), "span.kind": span_kind}
-    candidates: list[tuple[str, bool]] = []
-    if raw.parent_id:
-        candidates.append((raw.parent_id, True))
-    for link in raw.links or ():  # Jaeger turns FOLLOWS_FROM references into links
-        if trace_key(link.trace_id or trace_id) == key and link.span_id:
-            candidates.append((link.span_id, False))
-    start = start_ns // 1000
-    builder.add(Span(span_id, service, raw.name or "", start, max(0, end_ns // 1000 - start), error, tags=kept),
-                candidates)
-
-
-# OTLP's SpanKind, by number and by name, as Jaeger's v1 span.kind tag writes it.
-_OTLP_KINDS: dict[int | str, str] = {}
-for _number, _name in enumerate(("", "internal", "server", "client", "producer", "consumer")):
-    if _name:
-        _OTLP_KINDS[_number] = _OTLP_KINDS[f"SPAN_KIND_{_name.upper()}"] = _name
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Trace summaries (/api/v3/trace-summaries)
-
-
-class SummaryService(_Decoded):
-    name: str | None = None
-    error_spans: Int = field(name="errorSpanCount", default=0)
-
-
-class Summary(_Decoded):
-    trace_id: str | None = field(name="traceId", default=None)
-    start: Int = field(name="minStartTimeUnixNano", default=0)
-    end: Int = field(name="maxEndTimeUnixNano", default=0)
-    services: list[SummaryService] | None = None
-    root_service: str | None = field(name="rootServiceName", default=None)
-    root_operation: str | None = field(name="rootOperationName", default=None)
-    span_count: Int = field(name="spanCount", default=0)
-    error_spans: Int | None = field(name="errorSpanCount", default=None)
-
-
-class Summaries(_Decoded):
-    summaries: list[Summary] | None = None
-
-
-_SUMMARIES = msgspec.json.Decoder(Summaries)
-
-
-def facts_from_summaries(body: Body) -> list[TraceFacts]:
-    """``GET /api/v3/trace-summaries``: per trace, its extent, root, span and error counts."""
-    if isinstance(body, Mapping):
-        try:
-            decoded = msgspec.convert(body, Summaries)
-        except msgspec.ValidationError as exc:
-            raise TraceDataError(f'expected {{"summaries": [...]}}: {exc}') from None
-    else:
-        decoded = _decode(_SUMMARIES, body)
-    out: list[TraceFacts] = []
-    for item in decoded.summaries or ():
-        if not item.trace_id:
-            raise TraceDataError("a trace summary without traceId")
-        trace_id = item.trace_id
-        start = _as_int(item.start, f"trace {trace_id} minStartTimeUnixNano") // 1000
-        end = _as_int(item.end, f"trace {trace_id} maxEndTimeUnixNano") // 1000
-        errors: dict[str, int] = {}
-        services: list[str] = []
-        for svc in item.services or ():
-            name = svc.name or OTLP_NO_SERVICE
-            services.append(name)
-            n = _as_int(svc.error_spans, "errorSpanCount")
-            if n:
-                errors[name] = errors.get(name, 0) + n
-        root_service = item.root_service or OTLP_NO_SERVICE
-        if not services:
-            services.append(root_service)
-        if not errors and item.error_spans:
-            errors[root_service] = _as_int(item.error_spans, "errorSpanCount")
-        out.append(TraceFacts(trace_id, root_service, item.root_operation or "", start, max(start, end),
-                              _as_int(item.span_count, "spanCount"), errors, tuple(services), whole=False))
-    return out
