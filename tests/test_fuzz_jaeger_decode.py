@@ -1,4 +1,5 @@
-"""Fuzzing the Jaeger decoders (exporter.collectors.jaeger.v1, otlp and summaries) and the analysis that follows them: any body,
+"""Fuzzing the Jaeger decoders (exporter.collectors.jaeger.v1, otlp and summaries) and the analysis that follows
+them: any body,
 v1 or api_v3 (OTLP JSON), gives traces or a TraceDataError, never another exception, and every trace decoded
 can be analysed."""
 

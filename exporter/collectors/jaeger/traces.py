@@ -2,7 +2,8 @@
 
 A trace is a :class:`Trace`, a list of :class:`Span` with times in integer microseconds; decoding Jaeger's v1 and
 OTLP JSON into it is I/O-side (:mod:`exporter.collectors.jaeger.v1`, :mod:`~exporter.collectors.jaeger.otlp`),
-which hands each span with its raw references to :class:`TraceBuilder`. :func:`analyse` turns a trace into :class:`TraceFacts`.
+which hands each span with its raw references to :class:`TraceBuilder`. :func:`analyse` turns a trace into
+:class:`TraceFacts`.
 
 Rules (the README's ``jaeger`` section says the same):
 
