@@ -1,7 +1,6 @@
 """Fuzzing the Jaeger decoders (exporter.collectors.jaeger.v1, otlp and summaries) and the analysis that follows
-them: any body,
-v1 or api_v3 (OTLP JSON), gives traces or a TraceDataError, never another exception, and every trace decoded
-can be analysed."""
+them: any body, v1 or api_v3 (OTLP JSON), gives traces or a TraceDataError, never another exception, and every
+trace decoded can be analysed."""
 
 from __future__ import annotations
 
