@@ -11,6 +11,7 @@ from exporter import __version__
 from exporter.config.loading import ConfigError, default_config, load_config
 from exporter.config.masking import dump_masked
 from exporter.config.units import DEFAULT_LISTEN
+from exporter.exit_codes import ExitCode
 from exporter.logs import setup_logging
 
 
@@ -186,7 +187,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         options.repeat, options.history, options.keep_history = args.repeat, args.history, not args.no_history
     except ValueError as exc:
         print(f"bench: {exc}", file=sys.stderr)
-        return 3
+        return ExitCode.NOT_RUN
     return run_bench(options)
 
 
@@ -203,8 +204,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         asyncio.run(daemon.serve())
     except (ConfigError, ValueError) as exc:
         print(exc, file=sys.stderr)
-        return 1
-    return 0
+        return ExitCode.ERROR
+    return ExitCode.OK
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -213,9 +214,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         config = load_config(args.file) if args.file else default_config()
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        return 1
+        return ExitCode.ERROR
     print(dump_masked(config), end="")
-    return 0
+    return ExitCode.OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -230,7 +231,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         config = load_config(args.config) if args.config else default_config()
     except ConfigError as exc:
         print(exc, file=sys.stderr)
-        return 1
+        return ExitCode.ERROR
     return render(args.what, config, args.out)
 
 

@@ -51,7 +51,7 @@ class Gate:
     def saturated(self, number: int) -> bool:
         with History(self.history, create=False) as history:
             repeats = history.run(number).repeats
-        return all((r.body.get("verdict") or {}).get("status") == "inconclusive" for r in repeats)
+        return all(r.verdict.inconclusive for r in repeats)
 
     def faults(self, body: dict[str, float] | None) -> None:
         request = urllib.request.Request(f"{self.url}/admin/faults", method="POST" if body else "DELETE",

@@ -8,39 +8,38 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from exporter.exit_codes import ExitCode
 from exporter.history.database import History, HistoryError
 from exporter.history.migrations import LATEST
-from exporter.history.recording import bench_runs
 from exporter.history.runs import Run
+from exporter.load.history_entry import history_runs
+from exporter.load.run import BenchRun, write_run
+from exporter.load.timeline import TimelinePoint
 from exporter.load.window_thresholds import breaches, parse_window_threshold
+from tests.bench_runs import bench_run
 from tests.servers import Postgres
 
 ENV = {"GITHUB_SHA": "0123456789abcdef0123456789abcdef01234567", "GITHUB_REF_NAME": "main"}
 
 
 def body(scenario: str = "caching", p95: float = 10.0, rps: float = 20.0, requests: int = 60,
-         target_ms: float = 500.0) -> dict[str, Any]:
-    """A bench report as ``<scenario>.json`` holds it (the fields the history reads)."""
-    cut = {"requests": requests, "seconds": 3.0, "requests_per_second": rps, "avg_ms": p95 * 0.6,
-           "p50_ms": p95 * 0.55, "p95_ms": p95, "p99_ms": p95 * 1.3, "error_rate": 0.0}
-    return {"timestamp": "2026-12-01T08:00:00.000Z", "scenario": scenario, "k6": "k6 v1.1.0",
-            "summary": {"totalRequests": requests, "p95ResponseTime": p95},
-            "measured": {"name": "measured", **cut}, "endpoints": [{"name": "get_order", **cut}],
-            "metrics": {"cache_hits": {"rate": 0.8}},
-            "verdict": {"status": "met", "findings": [
-                {"key": "api_latency_p95", "observed": p95, "limit": target_ms, "unit": "ms",
-                 "met": p95 < target_ms, "text": f"api_latency_p95: P95 {p95:.0f} ms < {target_ms:.0f} ms"}]}}
+         target_ms: float = 500.0) -> BenchRun:
+    """A bench run as ``<scenario>.json`` holds it."""
+    return bench_run(scenario, p95, rps, requests, target_ms)
 
 
-def store(history: History, *bodies: dict[str, Any]) -> list[Run]:
-    runs = bench_runs(list(bodies), 0, None, "k6 v1.1.0", ENV)
-    for run in runs:
+def write(path: Path, run: BenchRun) -> None:
+    write_run(path, run)
+
+
+def store(history: History, *runs: BenchRun) -> list[Run]:
+    stored = history_runs([(r, None) for r in runs], 0, None, "k6 v1.1.0", ENV)
+    for run in stored:
         history.add_run(run)
-    return runs
+    return stored
 
 
 def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -61,8 +60,9 @@ def test_a_run_is_stored_with_its_metadata_summary_endpoint_figures_and_each_rep
     assert [r.idx for r in again.repeats] == [1, 2, 3]
     assert again.values("get_order", "p95_ms") == [10.0, 12.0, 11.0]
     assert again.values("measured", "cache_hits.rate") == [0.8, 0.8, 0.8]
-    assert again.repeats[1].summary == {"totalRequests": 60, "p95ResponseTime": 12.0}
+    assert again.repeats[1].summary["totalRequests"] == 60 and again.repeats[1].summary["p95ResponseTime"] == 12.0
     assert again.repeats[0].body["verdict"]["status"] == "met"
+    assert again.repeats[0].verdict.status == "met" and again.repeats[0].verdict.targets[0].observed == 10.0
 
 
 def test_reopening_applies_no_migration_twice(tmp_path: Path) -> None:
@@ -155,20 +155,18 @@ def test_baseline_then_compare_from_the_history_exits_1_naming_endpoint_and_metr
 
 def test_a_missed_target_in_the_current_run_exits_1_naming_it(tmp_path: Path) -> None:
     base, current = tmp_path / "base.json", tmp_path / "current.json"
-    import json
 
-    base.write_text(json.dumps(body(p95=10.0, target_ms=12.0)))
-    current.write_text(json.dumps(body(p95=12.5, target_ms=12.0)))  # +2.5 ms: unchanged, but over the target
+    write(base, body(p95=10.0, target_ms=12.0))
+    write(current, body(p95=12.5, target_ms=12.0))  # +2.5 ms: unchanged, but over the target
     done = cli("compare", str(base), str(current), cwd=tmp_path)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "missed target api_latency_p95" in done.stderr
 
 
 def test_baseline_set_from_a_report_file_stores_it(tmp_path: Path) -> None:
-    import json
 
     report = tmp_path / "caching.json"
-    report.write_text(json.dumps(body()))
+    write(report, body())
     path = tmp_path / "h.sqlite"
     done = cli("baseline", "set", str(report), "--name", "release-1", "--history", str(path), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
@@ -244,8 +242,7 @@ def test_window_thresholds_say_when_a_window_broke_them() -> None:
         p95 = 100.0 if t <= 120 else 900.0
         n += 10
         acc += 10 * p95
-        points.append({"t": float(t), "requests": n, "avg": acc / n * 0.6, "p95": acc / n, "p99": None,
-                       "max": 1000.0, "errorRate": 0.0})
+        points.append(TimelinePoint(float(t), n, avg=acc / n * 0.6, p95=acc / n, max=1000.0, error_rate=0.0))
     found = breaches(threshold, points)
     assert len(found) == 1
     assert found[0].end > 120 and 60 <= found[0].start <= 120
@@ -260,7 +257,7 @@ def test_window_errors_are_exact_and_bad_expressions_are_named() -> None:
     for t in range(1, 121):
         n += 100
         failed += 5 if t > 60 else 0
-        points.append({"t": float(t), "requests": n, "errorRate": failed / n})
+        points.append(TimelinePoint(float(t), n, error_rate=failed / n))
     (breach,) = breaches(parse_window_threshold("error_rate<1% over 10s"), points)
     assert breach.start >= 50 and breach.value == pytest.approx(0.05)
     for bad in ("p95 500ms", "p95<500 over 1m", "p95<500ms over soon", "latency<5ms over 1m"):
@@ -283,15 +280,14 @@ def test_compare_by_default_takes_the_newest_run_of_the_baselines_scenarios(tmp_
 
 def test_a_bench_whose_history_is_corrupted_says_so_exits_3_and_leaves_the_file(tmp_path: Path) -> None:
     import io
-    from types import SimpleNamespace
 
-    from exporter.history.recording import record_bench
+    from exporter.load.bench import BenchOptions, record
 
     path = tmp_path / "history.sqlite"
     path.write_bytes(b"\x00garbage" * 64)
     stream = io.StringIO()
-    options = SimpleNamespace(stream=stream, out=tmp_path, history=None, keep_history=True, window_thresholds=[])
-    assert record_bench(options, [body()], 0, None, "k6 v1.1.0") == 3
+    options = BenchOptions("caching", out=tmp_path, stream=stream)
+    assert record(options, [(body(), tmp_path / "caching.json")], ExitCode.OK, None, "k6 v1.1.0") == 3
     assert "not a perf-exporter history" in stream.getvalue() and str(path) in stream.getvalue()
     assert path.read_bytes() == b"\x00garbage" * 64
 
@@ -323,3 +319,33 @@ def test_an_unreachable_postgresql_history_is_named_without_its_password() -> No
         History(f"postgresql://perf:s3cret@127.0.0.1:{free_port()}/history")
     message = str(caught.value)
     assert "cannot connect" in message and "127.0.0.1" in message and "s3cret" not in message
+
+
+def test_a_history_from_before_verdicts_were_kept_keeps_its_missed_targets_and_inconclusive_repeats(
+        tmp_path: Path) -> None:
+    """Schema 1 kept each repeat's verdict only inside its body: the migration reads it out once."""
+    import json
+
+    from exporter.history.migrations import MIGRATIONS
+
+    path = tmp_path / "h.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)")
+        for step in MIGRATIONS[0][1]:
+            assert isinstance(step, str)
+            conn.execute(step.replace("{serial}", "INTEGER PRIMARY KEY AUTOINCREMENT"))
+        conn.execute("INSERT INTO schema_version VALUES (1, 'then')")
+        conn.execute("INSERT INTO runs (invocation, kind, scenario, created) VALUES ('i', 'bench', 'caching', 't')")
+        old_bench = {"verdict": {"status": "inconclusive", "reasons": ["k6 used 97 % of 2 cores"], "findings": [
+            {"key": "api_latency_p95", "observed": 612.0, "limit": 500, "unit": "ms", "met": False,
+             "text": "api_latency_p95: 612.0 ms >= target 500 ms over 40 requests"}]},
+            "windowThresholds": [{"threshold": "p95<500ms over 1m", "held": False, "breaches": []}]}
+        conn.execute("INSERT INTO repeats (run_id, idx, summary, body) VALUES (1, 1, '{}', ?)",
+                     (json.dumps(old_bench),))
+        conn.execute("INSERT INTO figures VALUES (1, 'get_order', 'p95_ms', 612.0)")
+    with History(path) as history:
+        (run,) = history.runs()
+    verdict = run.repeats[0].verdict
+    assert verdict.inconclusive and verdict.reasons == ("k6 used 97 % of 2 cores",)
+    assert verdict.missed() == ["api_latency_p95: 612.0 ms >= target 500 ms over 40 requests", "p95<500ms over 1m"]
+    assert verdict.targets[0].limit == 500.0 and run.values("get_order", "p95_ms") == [612.0]

@@ -8,21 +8,24 @@ import os
 import stat
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from exporter.config.targets import Targets
+from exporter.exit_codes import worst
 from exporter.load import platform_figures as load_platform
 from exporter.load import stats as load_stats
 from exporter.load.catalog import SCENARIOS, Stage
 from exporter.load.k6_binary import K6NotFound, find_k6
 from exporter.load.plan import Overrides, PlanError, build_plan, parse_stage, shape_for, thresholds_for
 from exporter.load.progress import Progress
+from exporter.load.run import BenchRun
 from exporter.load.runner import LiveSample
+from exporter.load.stats import StageStats
 from exporter.load.verdict import (
     GeneratorLoad,
     Threshold,
     capacity,
-    combined_exit_code,
     evaluate,
     generator_problems,
     verdict,
@@ -96,7 +99,7 @@ def test_statistics_per_stage_count_each_stages_own_requests_per_second() -> Non
 
 def test_the_guides_summary_has_milliseconds_and_the_error_rate_as_text() -> None:
     overall = load_stats.run_statistics(METRICS, [], 20.0, [], []).overall
-    assert load_stats.guide_summary(overall) == {"totalRequests": 1000, "avgResponseTime": 120.0,
+    assert msgspec.to_builtins(load_stats.guide_summary(overall)) == {"totalRequests": 1000, "avgResponseTime": 120.0,
                                                  "p95ResponseTime": 450.0, "p99ResponseTime": 1200.0,
                                                  "errorRate": "0.2%"}
 
@@ -108,7 +111,7 @@ def test_a_missed_target_is_named_and_exits_1() -> None:
     result = verdict(evaluate(thresholds, METRICS), [], 1000)
     assert result.exit_code == 1
     assert [f.key for f in result.missed] == ["api_latency_p99"]
-    assert "api_latency_p99: 1200.0 ms >= target 1000 ms" in result.headline()
+    assert "api_latency_p99: 1200.0 ms >= target 1000 ms" in result.headline
 
 
 def test_a_saturated_generator_makes_the_run_inconclusive_whatever_the_targets_say() -> None:
@@ -118,15 +121,15 @@ def test_a_saturated_generator_makes_the_run_inconclusive_whatever_the_targets_s
     failing = evaluate([Threshold("api_latency_p95", "http_req_duration{phase:measure}", "p(95)", 100)], METRICS)
     result = verdict(failing, problems, 1000)
     assert (result.status, result.exit_code) == ("inconclusive", 2)
-    assert "targets that looked missed: api_latency_p95: 450.0 ms >= target 100 ms" in result.headline()
+    assert "targets that looked missed: api_latency_p95: 450.0 ms >= target 100 ms" in result.headline
     assert not generator_problems(GeneratorLoad(0, 0.3, 0.5, 2))
 
 
 def test_bench_all_exit_code_puts_not_run_before_missed_before_inconclusive() -> None:
-    assert combined_exit_code([0, 2, 1]) == 1
-    assert combined_exit_code([0, 2]) == 2
-    assert combined_exit_code([1, 3]) == 3
-    assert combined_exit_code([0, 0]) == 0
+    assert worst([0, 2, 1]) == 1
+    assert worst([0, 2]) == 2
+    assert worst([1, 3]) == 3
+    assert worst([0, 0]) == 0
 
 
 def test_breakpoint_capacity_is_the_last_stage_rate_before_the_first_broken_one() -> None:
@@ -153,12 +156,13 @@ def test_platform_window_is_the_difference_between_two_readings() -> None:
     middle = _reading(**{"perf_redis_queue_length|queue=q|target=c": 40, "perf_pg_query_p95_seconds|target=m": 0.3,
                          "perf_pg_query_p95_upper_bound_seconds|target=m": 0.5})
     report = load_platform.platform_report(start, end, [middle, end])
-    assert report["cache"] == {"hits": 90, "misses": 10, "hitRate": 0.9}
-    assert report["database"]["statementCalls"] == 100
-    assert report["database"]["meanStatementMs"] == 10.0
+    assert report.cache == load_platform.CacheFigures(90, 10, 0.9)
+    assert report.database is not None
+    assert report.database.statement_calls == 100
+    assert report.database.mean_statement_ms == 10.0
     # the query P95 is the collector's estimate at its highest during the run, with its upper bound
-    assert report["database"]["queryP95Ms"] == 300.0 and report["database"]["queryP95UpperBoundMs"] == 500.0
-    assert report["queues"] == {"q": {"first": 40, "max": 40, "last": 3}}
+    assert report.database.query_p95_ms == 300.0 and report.database.query_p95_upper_bound_ms == 500.0
+    assert report.queues == {"q": load_platform.QueueFigures(40, 40, 3)}
 
 
 def test_histogram_quantile_interpolates_inside_the_bucket() -> None:
@@ -211,18 +215,21 @@ def test_every_scenario_script_is_shipped(name: str) -> None:
 
 
 def test_a_run_is_compared_with_its_baseline_cut_by_cut() -> None:
-    from exporter.history.changes import compare_runs
+    from exporter.history.compare import compare_runs
+    from tests.bench_runs import bench_run, cut
 
-    def run(p95: float, rps: float) -> dict[str, object]:
-        cut = {"name": "1", "p50_ms": 10.0, "p95_ms": p95, "p99_ms": None, "requests_per_second": rps,
-               "error_rate": 0.0}
-        return {"scenario": "spike", "measured": {**cut, "name": "measured"}, "stages": [cut],
-                "endpoints": [{**cut, "name": "create_order"}], "parts": []}
+    def run(p95: float, rps: float, scenario: str = "spike") -> BenchRun:
+        base = bench_run(scenario, p95, rps)
+        one = msgspec.structs.replace(cut("1", p95, rps=rps), p50_ms=10.0, p99_ms=None)
+        return msgspec.structs.replace(
+            base, measured=msgspec.structs.replace(one, name="measured"),
+            stages=[StageStats(**msgspec.structs.asdict(one))],
+            endpoints=[msgspec.structs.replace(one, name="create_order")])
 
     result = compare_runs(run(p95=120.0, rps=90.0), run(p95=100.0, rps=100.0))
-    assert result["measured"]["p95_ms"]["changePercent"] == pytest.approx(20.0)
-    assert result["stages"][0]["requests_per_second"]["changePercent"] == pytest.approx(-10.0)
-    assert result["measured"]["p99_ms"]["changePercent"] is None
-    assert result["headline"] == "vs baseline: P50 +0.0 %, P95 +20.0 %, req/s -10.0 %"
+    assert result.measured is not None and result.measured.p95_ms.change_percent == pytest.approx(20.0)
+    assert result.stages[0].requests_per_second.change_percent == pytest.approx(-10.0)
+    assert result.measured.p99_ms.change_percent is None
+    assert result.headline == "vs baseline: P50 +0.0 %, P95 +20.0 %, req/s -10.0 %"
     with pytest.raises(ValueError, match="'mixed' run"):
-        compare_runs(run(1, 1), {**run(1, 1), "scenario": "mixed"})
+        compare_runs(run(1, 1), run(1, 1, "mixed"))

@@ -13,6 +13,7 @@ import jsonschema
 import pytest
 from referencing import Registry, Resource
 
+from exporter.load.run import BenchRun, write_run
 from exporter.reports.command import ReportOptions, run_report, window_of
 from exporter.reports.facts import Facts, Targets
 from exporter.reports.judge import build_report, judge
@@ -28,6 +29,7 @@ from exporter.reports.model import (
     missing,
 )
 from exporter.reports.render_json import error_rate_text, json_files
+from tests.bench_runs import bench_run, platform
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "exporter" / "reports" / "schema"
 
@@ -150,21 +152,17 @@ def test_window_options() -> None:
         window_of(ReportOptions(window="soon"))
 
 
-def _run_body(timestamp: str, p95: float, hits: int, misses: int) -> dict[str, Any]:
-    stage = {"name": "1", "requests": 200, "seconds": 10.0, "requests_per_second": 20.0, "avg_ms": 40.0,
-             "p50_ms": 35.0, "p95_ms": p95, "p99_ms": p95 * 1.5, "error_rate": 0.0}
-    return {"timestamp": timestamp, "scenario": "api", "summary": {}, "measured": {**stage, "name": "measured"},
-            "shape": {"warmupSeconds": 2.0, "ranSeconds": 12.0}, "stages": [stage],
-            "endpoints": [{**stage, "name": "get_order"}],
-            "platform": {"database": {"statementSeconds": 1.5, "statementCalls": 300, "queryP95Ms": 12.0},
-                         "cache": {"hits": hits, "misses": misses}, "queues": {},
-                         "traces": {"traces": 50, "meanMs": 30.0, "p95Ms": 60.0}}}
+def _run_body(timestamp: str, p95: float, hits: int, misses: int, status: str = "",
+              reasons: tuple[str, ...] = ()) -> BenchRun:
+    """A run of 10 measured seconds whose file keeps its platform's figures but not its collectors' facts."""
+    return bench_run("api", p95, 20.0, 200, timestamp=timestamp, seconds=10.0, status=status, reasons=reasons,
+                     platform=platform(hits, misses))
 
 
 def test_a_bench_run_is_a_source(tmp_path: Path) -> None:
     run = tmp_path / "run"
     run.mkdir()
-    (run / "api.json").write_text(json.dumps(_run_body("2026-12-01T08:00:10.000Z", 900.0, 10, 90)))
+    write_run(run / "api.json", _run_body("2026-12-01T08:00:10.000Z", 900.0, 10, 90))
     (run / "api.k6-summary.json").write_text("{}")
     out = tmp_path / "out"
     code = run_report(ReportOptions(run=run, out=out, stream=open("/dev/null", "w")))  # noqa: SIM115
@@ -202,10 +200,9 @@ def test_the_command_fails_clearly_without_a_traceback(tmp_path: Path) -> None:
 
 
 def test_an_inconclusive_run_judges_no_api_target(tmp_path: Path) -> None:
-    from exporter.reports.run import observe_runs
+    from exporter.reports.run_source import observe_runs
 
-    body = _run_body("2026-12-01T08:00:10.000Z", 900.0, 90, 10)
-    body["verdict"] = {"status": "inconclusive", "reasons": ["the machine's CPU was 100 % busy"]}
+    body = _run_body("2026-12-01T08:00:10.000Z", 900.0, 90, 10, "inconclusive", ("the machine's CPU was 100 % busy",))
     report = build_report(observe_runs([body], Targets(), "run"))
     rows = {r.key: r for r in report.rows}
     assert rows["api_latency_p95"].status == "no data"

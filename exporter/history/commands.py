@@ -15,13 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from exporter.exit_codes import ExitCode
 from exporter.history.compare import Comparison, Tolerance, compare_figures, exit_code
 from exporter.history.compare_output import ScenarioComparison, as_json, headline, junit, markdown, table
 from exporter.history.database import DEFAULT_HISTORY, History, HistoryError
 from exporter.history.inputs import resolve
 from exporter.history.runs import OVERALL, Run
 
-EXIT_NOT_RUN = 3
 FORMATS = ("table", "md", "junit", "json")
 FILES = {"md": "compare.md", "junit": "compare.junit.xml", "json": "compare.json"}
 
@@ -37,21 +37,10 @@ def _open(location: str | None, needed: bool = True) -> History | None:
 
 
 def _missed(run: Run) -> list[str]:
-    """The targets a run missed, as the run's own verdict names them (each repeat; the report's rows)."""
-    found: list[str] = []
-    for repeat in run.repeats:
-        verdict = repeat.body.get("verdict") or {}
-        for f in verdict.get("findings") or []:
-            if not f.get("met") and f.get("observed") is not None:
-                text = str(f.get("text") or f.get("key"))
-                suffix = f" (repeat {repeat.idx})" if len(run.repeats) > 1 else ""
-                found.append(text + suffix)
-        summary = repeat.body.get("performance-summary") or {}
-        found += [f"{row.get('Metric')}: {row.get('Current')} (target {row.get('Target')})"
-                  for row in summary.get("targets") or [] if row.get("Status") == "missed"]
-        found += [w["threshold"] + f" (repeat {repeat.idx})" for w in repeat.body.get("windowThresholds") or []
-                  if not w.get("held")]
-    return found
+    """The targets and windows a run missed, as its own command named them (each repeat)."""
+    several = len(run.repeats) > 1
+    return [text + (f" (repeat {repeat.idx})" if several else "") for repeat in run.repeats
+            for text in repeat.verdict.missed()]
 
 
 def _figures(run: Run) -> dict[tuple[str, str], list[float]]:
@@ -78,9 +67,9 @@ def pair_runs(baseline: Sequence[Run], current: Sequence[Run], tolerance: Tolera
         if metric or endpoint:
             b = {k: v for k, v in b.items() if (not metric or k[1] == metric) and (not endpoint or k[0] == endpoint)}
             c = {k: v for k, v in c.items() if (not metric or k[1] == metric) and (not endpoint or k[0] == endpoint)}
-        notes = [f"{label} repeat {rep.idx} was inconclusive: {'; '.join(rep.body['verdict'].get('reasons') or [])}"
+        notes = [f"{label} repeat {rep.idx} was inconclusive: {'; '.join(rep.verdict.reasons)}"
                  for label, r in (("baseline", before), ("current", run)) for rep in r.repeats
-                 if (rep.body.get("verdict") or {}).get("status") == "inconclusive"]
+                 if rep.verdict.inconclusive]
         if before.config_hash and run.config_hash and before.config_hash != run.config_hash:
             notes.append(f"the configs differ (hash {before.config_hash} against {run.config_hash})")
         if before.k6_version and run.k6_version and before.k6_version != run.k6_version:
@@ -131,7 +120,7 @@ def run_compare(options: CompareOptions) -> int:
     bad = [f for f in options.formats if f not in FORMATS]
     if bad:
         options.errors.write(f"compare: unknown format {bad[0]!r} (expected a list of {', '.join(FORMATS)})\n")
-        return EXIT_NOT_RUN
+        return ExitCode.NOT_RUN
     history: History | None = None
     try:
         tolerance = parse_tolerance(options.tolerance, options.min_delta, options.alpha)
@@ -146,7 +135,7 @@ def run_compare(options: CompareOptions) -> int:
         results = pair_runs(baseline, current, tolerance, options.metric, options.endpoint)
     except (HistoryError, ValueError) as exc:
         options.errors.write(f"compare: {exc}\n")
-        return EXIT_NOT_RUN
+        return ExitCode.NOT_RUN
     finally:
         if history is not None:
             history.close()
@@ -183,10 +172,10 @@ def run_baseline_set(spec: str, name: str, location: str | None, stream: TextIO)
             history.set_baseline(name, [int(r.id) for r in runs if r.id is not None])
     except HistoryError as exc:
         stream.write(f"baseline: {exc}\n")
-        return EXIT_NOT_RUN
+        return ExitCode.NOT_RUN
     described = ", ".join(f"{r.label}, {len(r.repeats)} repeat{'s' if len(r.repeats) != 1 else ''}" for r in runs)
     stream.write(f"baseline: {name} is now {described}\n")
-    return 0
+    return ExitCode.OK
 
 
 def median_series(runs: Sequence[Run], endpoint: str, metric: str) -> list[tuple[Run, list[float]]]:
@@ -212,7 +201,7 @@ def run_history(options: HistoryOptions) -> int:
 
     if options.plot is not None and options.plot.suffix.lower() not in (".png", ".svg"):
         options.errors.write(f"history: --plot {options.plot}: expected a .png or .svg file\n")
-        return EXIT_NOT_RUN
+        return ExitCode.NOT_RUN
     try:
         history = _open(options.history)
         assert history is not None
@@ -225,7 +214,7 @@ def run_history(options: HistoryOptions) -> int:
                 raise HistoryError(f"history {history.where}: no run of scenario {scenario!r}")
     except HistoryError as exc:
         options.errors.write(f"history: {exc}\n")
-        return EXIT_NOT_RUN
+        return ExitCode.NOT_RUN
     series = median_series(runs, options.endpoint, options.metric)
     if options.last:
         series = series[-options.last:]
@@ -233,7 +222,7 @@ def run_history(options: HistoryOptions) -> int:
         known = sorted({m for r in runs for (e, m) in r.figure_keys() if e == options.endpoint})
         options.errors.write(f"history: no {options.metric} of {options.endpoint} in the runs of {scenario} "
                              f"(metrics there: {', '.join(known) or 'none'})\n")
-        return EXIT_NOT_RUN
+        return ExitCode.NOT_RUN
     values = [statistics.median(v) for _, v in series]
     found = {c.index: c for c in change_points(values, window=options.window, max_pvalue=options.max_pvalue)}
     out = options.stream
@@ -260,6 +249,6 @@ def run_history(options: HistoryOptions) -> int:
                          f"{scenario}: {options.endpoint} {options.metric}")
         except ImportError:
             options.errors.write("history: --plot needs matplotlib (pip install 'perf-exporter[report]')\n")
-            return EXIT_NOT_RUN
+            return ExitCode.NOT_RUN
         options.errors.write(f"history: wrote {options.plot}\n")
-    return 0
+    return ExitCode.OK

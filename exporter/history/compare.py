@@ -10,6 +10,10 @@ so a run compared on many figures does not turn noise into a regression somewher
 too few for the test to reach ``alpha`` at all (1 against 3: the smallest p is 1/4), the two sets must not
 overlap; when they do, the difference cannot be told from noise: inconclusive. A single run against a single
 run has no spread to test: the tolerances alone decide.
+
+``bench --baseline`` compares one run with one earlier run of the same scenario cut by cut (k6 has no comparison
+with a baseline: k6#1843): how the measured phase, each stage, each endpoint and each part moved, as information
+beside the run's verdict; the targets decide its exit code.
 """
 
 from __future__ import annotations
@@ -19,9 +23,17 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from exporter.exit_codes import ExitCode
+
+if TYPE_CHECKING:
+    from exporter.load.run import BenchRun
+    from exporter.load.stats import CutStats
 
 REGRESSION, IMPROVEMENT, UNCHANGED, INCONCLUSIVE = "regression", "improvement", "unchanged", "inconclusive"
-EXIT_OK, EXIT_REGRESSION, EXIT_INCONCLUSIVE = 0, 1, 2
 
 HIGHER_IS_BETTER = ("requests_per_second", "cache_hit_rate", "cache_hits.rate", "trace_found.rate")
 RATES = ("error_rate", "cache_hit_rate", "cache_hits.rate", "trace_found.rate")
@@ -64,10 +76,7 @@ class Comparison:
     @property
     def change(self) -> float | None:
         """Relative change of the medians (0.1 = +10 %)."""
-        b, c = self.baseline_value, self.current_value
-        if b is None or c is None or b == 0:
-            return None
-        return (c - b) / abs(b)
+        return relative_change(self.current_value, self.baseline_value)
 
     def as_json(self) -> dict[str, object]:
         return {"endpoint": self.endpoint, "metric": self.metric, "verdict": self.verdict, "reason": self.reason,
@@ -75,6 +84,13 @@ class Comparison:
                 "change": round(self.change, 4) if self.change is not None else None,
                 "baselineRepeats": list(self.baseline), "currentRepeats": list(self.current),
                 "pValue": self.p_value}
+
+
+def relative_change(current: float | None, baseline: float | None) -> float | None:
+    """(current - baseline) / |baseline|; None when either is missing or the baseline is 0."""
+    if current is None or baseline is None or baseline == 0:
+        return None
+    return (current - baseline) / abs(baseline)
 
 
 def higher_is_better(metric: str) -> bool:
@@ -166,12 +182,12 @@ def compare_figures(baseline: Mapping[tuple[str, str], Sequence[float]],
     return [compare_figure(e, m, baseline.get((e, m), ()), current.get((e, m), ()), tolerance) for e, m in keys]
 
 
-def exit_code(comparisons: Sequence[Comparison], missed: Sequence[str] = ()) -> int:
+def exit_code(comparisons: Sequence[Comparison], missed: Sequence[str] = ()) -> ExitCode:
     """1 on a regression or a missed target, else 2 if anything is inconclusive, else 0."""
     verdicts = {c.verdict for c in comparisons}
     if REGRESSION in verdicts or missed:
-        return EXIT_REGRESSION
-    return EXIT_INCONCLUSIVE if INCONCLUSIVE in verdicts else EXIT_OK
+        return ExitCode.MISSED
+    return ExitCode.INCONCLUSIVE if INCONCLUSIVE in verdicts else ExitCode.OK
 
 
 def _amount(value: float, metric: str) -> str:
@@ -186,3 +202,68 @@ def _amount(value: float, metric: str) -> str:
 
 def _delta(delta: float, metric: str) -> str:
     return f"{'+' if delta >= 0 else '-'}{_amount(abs(delta), metric)}"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# bench --baseline: one run against one earlier run, cut by cut
+
+CUT_FIGURES = (("p50_ms", "P50"), ("p95_ms", "P95"), ("p99_ms", "P99"), ("requests_per_second", "req/s"),
+               ("error_rate", "errors"))
+
+
+class Change(msgspec.Struct, frozen=True, rename="camel"):
+    baseline: float | None
+    current: float | None
+    change_percent: float | None
+
+
+class CutChange(msgspec.Struct, frozen=True):
+    name: str
+    p50_ms: Change
+    p95_ms: Change
+    p99_ms: Change
+    requests_per_second: Change
+    error_rate: Change
+
+
+class BaselineRef(msgspec.Struct, frozen=True):
+    timestamp: str | None
+    k6: str | None
+
+
+class RunComparison(msgspec.Struct, frozen=True):
+    """How each cut moved; ``headline`` alone when there was nothing to compare with, and why."""
+
+    headline: str
+    baseline: BaselineRef | None = None
+    measured: CutChange | None = None
+    stages: list[CutChange] = msgspec.field(default_factory=list)
+    endpoints: list[CutChange] = msgspec.field(default_factory=list)
+    parts: list[CutChange] = msgspec.field(default_factory=list)
+
+
+def compare_cut(current: CutStats, baseline: CutStats) -> CutChange:
+    def moved(key: str) -> Change:
+        now, before = getattr(current, key), getattr(baseline, key)
+        change = relative_change(now, before)
+        return Change(before, now, change * 100 if change is not None else None)
+
+    return CutChange(current.name, *(moved(key) for key, _ in CUT_FIGURES))
+
+
+def compare_runs(current: BenchRun, baseline: BenchRun) -> RunComparison:
+    """The run against an earlier run of the same scenario; a run of another scenario is a ValueError."""
+    if current.scenario != baseline.scenario:
+        raise ValueError(f"the baseline is a {baseline.scenario!r} run, this is {current.scenario!r}")
+
+    def matched(now: Sequence[CutStats], before: Sequence[CutStats]) -> list[CutChange]:
+        by_name = {c.name: c for c in before}
+        return [compare_cut(cut, by_name[cut.name]) for cut in now if cut.name in by_name]
+
+    measured = compare_cut(current.measured, baseline.measured)
+    moved = [(label, getattr(measured, key).change_percent) for key, label in CUT_FIGURES]
+    parts = [f"{label} {percent:+.1f} %" for label, percent in moved if percent is not None]
+    return RunComparison("vs baseline: " + (", ".join(parts) if parts else "nothing comparable"),
+                         BaselineRef(baseline.timestamp, baseline.k6), measured,
+                         matched(current.stages, baseline.stages), matched(current.endpoints, baseline.endpoints),
+                         matched(current.parts, baseline.parts))

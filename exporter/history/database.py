@@ -11,8 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from exporter.history.migrations import LATEST, MIGRATIONS
-from exporter.history.runs import Figures, Repeat, Run
+from exporter.history.runs import Figures, Repeat, RepeatVerdict, Run
 
 DEFAULT_HISTORY = Path("reports") / "history.sqlite"
 _RUN_COLUMNS = ("id", "invocation", "kind", "scenario", "created", "git_commit", "git_branch", "k6_version",
@@ -116,8 +118,11 @@ class History:
             for version, statements in MIGRATIONS:
                 if version <= current:
                     continue
-                for statement in statements:
-                    self._execute(statement.replace("{serial}", serial))
+                for step in statements:
+                    if isinstance(step, str):
+                        self._execute(step.replace("{serial}", serial))
+                    else:
+                        step(self._execute)
                 self._execute("INSERT INTO schema_version (version, applied) VALUES (?, ?)", (version, _now()))
             self._conn.commit()
         except self._errors() as exc:
@@ -147,9 +152,10 @@ class History:
                  run.k6_version, run.config_hash, run.machine, run.exit_code, run.source)).fetchone()[0]
             for repeat in run.repeats:
                 repeat_id = self._execute(
-                    "INSERT INTO repeats (run_id, idx, summary, body) VALUES (?, ?, ?, ?) RETURNING id",
+                    "INSERT INTO repeats (run_id, idx, summary, body, verdict) VALUES (?, ?, ?, ?, ?) RETURNING id",
                     (run_id, repeat.idx, json.dumps(repeat.summary, default=str),
-                     json.dumps(repeat.body, default=str))).fetchone()[0]
+                     json.dumps(repeat.body, default=str),
+                     msgspec.json.encode(repeat.verdict).decode())).fetchone()[0]
                 cur = self._conn.cursor()
                 cur.executemany(self._sql("INSERT INTO figures (repeat_id, endpoint, metric, value) "
                                           "VALUES (?, ?, ?, ?)"),
@@ -181,11 +187,11 @@ class History:
         ids = list(by_id)
         marks = ", ".join("?" for _ in ids)
         body_column = "body" if bodies else "'{}'"  # a trend needs the figures, not every report (and its timeline)
-        repeat_rows = self._execute(f"SELECT id, run_id, idx, summary, {body_column} FROM repeats "
+        repeat_rows = self._execute(f"SELECT id, run_id, idx, summary, {body_column}, verdict FROM repeats "
                                     f"WHERE run_id IN ({marks}) ORDER BY run_id, idx", ids).fetchall()
         repeats: dict[int, Repeat] = {}
-        for rid, run_id, idx, summary, body in repeat_rows:
-            repeat = Repeat(int(idx), json.loads(summary), json.loads(body))
+        for rid, run_id, idx, summary, body, verdict in repeat_rows:
+            repeat = Repeat(int(idx), json.loads(summary), json.loads(body), {}, _verdict(verdict, self.where))
             repeats[rid] = repeat
             by_id[run_id].repeats.append(repeat)
         if not repeats:
@@ -248,6 +254,13 @@ class History:
 
     def baseline_names(self) -> list[str]:
         return [r[0] for r in self._execute("SELECT name FROM baselines ORDER BY name").fetchall()]
+
+
+def _verdict(text: str | None, where: str) -> RepeatVerdict:
+    try:
+        return msgspec.json.decode(text or "{}", type=RepeatVerdict)
+    except msgspec.DecodeError as exc:  # ValidationError included
+        raise HistoryError(f"history {where}: a repeat's verdict is not readable ({exc})") from None
 
 
 def _now() -> str:

@@ -9,9 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.history.database import History, HistoryError
-from exporter.history.runs import Repeat, Run, bench_figures, report_figures
-
-SUMMARY_SCHEMA = "https://perf-exporter.tripo04os/schema/performance-summary.json"
+from exporter.history.runs import Run
 
 
 def _read(path: Path) -> Any:
@@ -24,21 +22,23 @@ def _read(path: Path) -> Any:
 
 
 def run_of_file(path: Path) -> Run | None:
-    """A report file as a run (not stored); None for a JSON file that is not a run's report."""
+    """A report file as a run (not stored), read validated by the command that writes it; None for a JSON file
+    that is not a run's report."""
+    from exporter.load import history_entry as bench_entry
+    from exporter.load.run import RunFileError, looks_like_run, run_of
+    from exporter.reports import history_entry as report_entry
+    from exporter.reports.model import ReportError
+    from exporter.reports.render_json import SCHEMA_SUMMARY
+
     data = _read(path)
-    if not isinstance(data, dict):
-        return None
-    if isinstance(data.get("scenario"), str) and isinstance(data.get("measured"), dict):
-        return Run(None, f"file:{path}", "file", data["scenario"], str(data.get("timestamp")),
-                   k6_version=data.get("k6"), source=str(path),
-                   repeats=[Repeat(1, dict(data.get("summary") or {}), data, bench_figures(data))])
-    if data.get("$schema") == SUMMARY_SCHEMA:
-        api_path = path.parent / "api.json"
-        api = _read(api_path) if api_path.exists() else None
-        kind = (data.get("source") or {}).get("kind", "report")
-        return Run(None, f"file:{path}", "file", f"report:{kind}", str(data.get("timestamp")), source=str(path),
-                   repeats=[Repeat(1, dict(data.get("summaries") or {}),
-                                   {"performance-summary": data, "api": api}, report_figures(data, api))])
+    try:
+        if looks_like_run(data):
+            return bench_entry.file_run(run_of(data, str(path)), path)
+        if isinstance(data, dict) and data.get("$schema") == SCHEMA_SUMMARY:
+            api_path = path.parent / "api.json"
+            return report_entry.file_run(data, path, _read(api_path) if api_path.exists() else None)
+    except (RunFileError, ReportError) as exc:
+        raise HistoryError(str(exc)) from None
     return None
 
 

@@ -3,8 +3,61 @@ edited once shipped: a change is a new entry at the end."""
 
 from __future__ import annotations
 
-# (version, statements). ``{serial}`` is the dialect's auto-increment primary key.
-MIGRATIONS: list[tuple[int, list[str]]] = [
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import msgspec
+
+from exporter.history.runs import RepeatVerdict, TargetResult
+
+Execute = Callable[[str, Sequence[Any]], Any]
+Step = str | Callable[[Execute], None]
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def verdict_of_v1_body(body: Any) -> RepeatVerdict:
+    """The verdict a schema-1 repeat's body held, in the shape the commands then wrote: a bench run's
+    ``verdict`` and ``windowThresholds``, or a report's ``performance-summary`` rows. Read once, when the history
+    is migrated; nothing reads bodies afterwards."""
+    if not isinstance(body, dict):
+        return RepeatVerdict()
+    def part(obj: dict[str, Any], key: str) -> dict[str, Any]:
+        value = obj.get(key)
+        return value if isinstance(value, dict) else {}
+
+    verdict = part(body, "verdict")
+    targets = [TargetResult(str(f.get("key")), str(f.get("text") or f.get("key")), bool(f.get("met")),
+                            _number(f.get("observed")), _number(f.get("limit")), str(f.get("unit") or "ms"))
+               for f in verdict.get("findings") or [] if isinstance(f, dict)]
+    summary = part(body, "performance-summary")
+    for row in summary.get("targets") or []:
+        if isinstance(row, dict):
+            current = part(row, "current")
+            targets.append(TargetResult(str(row.get("key")),
+                                        f"{row.get('Metric')}: {row.get('Current')} (target {row.get('Target')})",
+                                        row.get("Status") != "missed", _number(current.get("value"))))
+    windows = [TargetResult(str(w.get("threshold")), str(w.get("threshold")), bool(w.get("held")))
+               for w in body.get("windowThresholds") or [] if isinstance(w, dict)]
+    status = str(verdict.get("status") or summary.get("status") or "")
+    return RepeatVerdict(status, tuple(str(r) for r in verdict.get("reasons") or []), tuple(targets), tuple(windows))
+
+
+def _fill_verdicts(execute: Execute) -> None:
+    for repeat_id, body in execute("SELECT id, body FROM repeats", ()).fetchall():
+        try:
+            verdict = verdict_of_v1_body(json.loads(body))
+        except ValueError:
+            verdict = RepeatVerdict()
+        execute("UPDATE repeats SET verdict = ? WHERE id = ?", (msgspec.json.encode(verdict).decode(), repeat_id))
+
+
+# (version, steps): SQL statements (``{serial}`` is the dialect's auto-increment primary key) or a function given
+# the execute of the migration's transaction.
+MIGRATIONS: list[tuple[int, list[Step]]] = [
     (1, [
         """CREATE TABLE runs (
             id {serial},
@@ -41,6 +94,10 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             run_ids TEXT NOT NULL,
             set_at TEXT NOT NULL
         )""",
+    ]),
+    (2, [
+        "ALTER TABLE repeats ADD COLUMN verdict TEXT",
+        _fill_verdicts,
     ]),
 ]
 

@@ -3,9 +3,10 @@ repeat's summary, report body and figures (``(endpoint, metric) -> value``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import msgspec
 
 Figures = dict[tuple[str, str], float]
 
@@ -13,12 +14,46 @@ OVERALL = "measured"  # the endpoint name of a run's figures over all its reques
 BENCH_METRICS = ("avg_ms", "p50_ms", "p95_ms", "p99_ms", "error_rate", "requests_per_second")
 
 
+class TargetResult(msgspec.Struct, frozen=True):
+    """One target as the run judged it (``observed`` None: no data, not judged); ``text`` names it in a line."""
+
+    key: str
+    text: str
+    met: bool
+    observed: float | None = None
+    limit: float | None = None
+    unit: str = "ms"  # "ms" or "ratio"
+
+
+class RepeatVerdict(msgspec.Struct, frozen=True):
+    """What a repeat's own command decided: its status, why it could not judge (if so), each target, and each
+    window threshold (``key`` its expression)."""
+
+    status: str = ""  # "met", "missed", "inconclusive", "not run"; "" when the command kept none
+    reasons: tuple[str, ...] = ()
+    targets: tuple[TargetResult, ...] = ()
+    windows: tuple[TargetResult, ...] = ()
+
+    @property
+    def inconclusive(self) -> bool:
+        return self.status == "inconclusive"
+
+    def missed(self) -> list[str]:
+        """The targets and windows it missed, each named as the command named it."""
+        return ([t.text for t in self.targets if not t.met and t.observed is not None]
+                + [t.text for t in self.windows if not t.met])
+
+
 @dataclass
 class Repeat:
+    """One repeat: its figures and verdict, which the history reads, and its command's files as they were
+    (``summary``, ``body``), which it keeps for the user and never reads."""
+
     idx: int
     summary: dict[str, Any]
     body: dict[str, Any]
     figures: Figures = field(default_factory=dict)
+    verdict: RepeatVerdict = field(default_factory=RepeatVerdict)
 
 
 @dataclass
@@ -49,53 +84,3 @@ class Run:
 
     def figure_keys(self) -> set[tuple[str, str]]:
         return {k for r in self.repeats for k in r.figures}
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _cut_figures(cut: Mapping[str, Any], endpoint: str, out: Figures) -> None:
-    if not cut.get("requests"):
-        return
-    for metric in BENCH_METRICS:
-        value = _number(cut.get(metric))
-        if value is not None:
-            out[(endpoint, metric)] = value
-
-
-def bench_figures(body: Mapping[str, Any]) -> Figures:
-    """A bench report's figures: the measured phase, each endpoint, and the script's own metrics (``cache_hits``
-    as ``cache_hits.rate``, ``trace_duration`` as ``trace_duration.p(95)``...)."""
-    out: Figures = {}
-    measured = body.get("measured")
-    if isinstance(measured, Mapping):
-        _cut_figures(measured, OVERALL, out)
-    for cut in body.get("endpoints") or []:
-        if isinstance(cut, Mapping) and isinstance(cut.get("name"), str):
-            _cut_figures(cut, cut["name"], out)
-    for name, stats in (body.get("metrics") or {}).items():
-        if isinstance(stats, Mapping):
-            for key, value in stats.items():
-                if _number(value) is not None:
-                    out[(OVERALL, f"{name}.{key}")] = float(value)
-    return out
-
-
-def report_figures(summary: Mapping[str, Any], api: Mapping[str, Any] | None) -> Figures:
-    """A ``perf-exporter report``'s figures: each target row's current value (``api_latency_p95`` in ms,
-    ``cache_hit_rate``...), and the API endpoints' mean, P95 and P99."""
-    out: Figures = {}
-    for row in summary.get("targets") or []:
-        current = row.get("current") if isinstance(row, Mapping) else None
-        value = _number(current.get("value")) if isinstance(current, Mapping) else None
-        if value is not None and isinstance(row.get("key"), str):
-            out[(OVERALL, row["key"])] = value
-    for e in (api or {}).get("endpoints") or []:
-        if not isinstance(e, Mapping) or not isinstance(e.get("endpoint"), str):
-            continue
-        for key, metric in (("avgMs", "avg_ms"), ("p95Ms", "p95_ms"), ("p99Ms", "p99_ms")):
-            value = _number(e.get(key))
-            if value is not None:
-                out[(e["endpoint"], metric)] = value
-    return out

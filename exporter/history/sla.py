@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
+from exporter.exit_codes import ExitCode
 from exporter.history.database import DEFAULT_HISTORY, History, HistoryError
 from exporter.history.runs import Run
 
@@ -43,11 +44,10 @@ def sla_markdown(name: str, runs: Sequence[Run]) -> str:
         lines += [f"## {run.scenario}", "", f"From {run.label}, {len(run.repeats)} repeat(s), {run.created}.", ""]
         targets: dict[str, tuple[float, str, list[float]]] = {}
         for repeat in run.repeats:
-            for f in (repeat.body.get("verdict") or {}).get("findings") or []:
-                if f.get("observed") is None:
+            for t in repeat.verdict.targets:
+                if t.observed is None or t.limit is None:
                     continue
-                entry = targets.setdefault(str(f["key"]), (float(f["limit"]), str(f.get("unit", "ms")), []))
-                entry[2].append(float(f["observed"]))
+                targets.setdefault(t.key, (t.limit, t.unit, []))[2].append(t.observed)
         if targets:
             lines += ["| Target | Objective | Measured (median) | Spread | Met |", "|---|---|---|---|---|"]
             for key, (limit, unit, values) in targets.items():
@@ -75,11 +75,11 @@ def run_sla(name: str, location: str | None, out: Path, stream: TextIO) -> int:
             runs = history.baseline(name)
     except HistoryError as exc:
         stream.write(f"sla: {exc}\n")
-        return 3
+        return ExitCode.NOT_RUN
     text = sla_markdown(name, runs)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")
     tmp.write_text(text)
     tmp.replace(out)
     stream.write(f"sla: wrote {out} ({len(runs)} scenario(s) of baseline {name!r})\n")
-    return 0
+    return ExitCode.OK

@@ -2,7 +2,7 @@
 orchestration by ``perf-exporter bench``: finding k6 (:mod:`.k6_binary`), the scenario catalog
 (:mod:`.catalog`), k6's options and thresholds from ``targets:`` (:mod:`.plan`), running k6 with its results read
 back live (:mod:`.runner`), the rest of the platform measured meanwhile (:mod:`.platform`), the live display
-(:mod:`.progress`), the report files (:mod:`.report`) and the k6-operator manifest (:mod:`.operator`). The
-statistics and the verdict are pure functions in :mod:`exporter.load.stats` and
+(:mod:`.progress`), the run as one type written and read back (:mod:`.run`) and the k6-operator manifest
+(:mod:`.operator`). The statistics and the verdict are pure functions in :mod:`exporter.load.stats` and
 :mod:`exporter.load.verdict`.
 """

@@ -1,15 +1,13 @@
 """``perf-exporter bench SCENARIO|all``: one scenario (or the guide's four benchmarks in turn) run by k6 while
-the config's collectors measure the platform, judged against ``targets:``, written to ``--out``.
-
-Exit codes: 0 every target met; 1 a target missed (named); 2 inconclusive (the generator was the bottleneck);
-3 could not run (no k6, a bad option or config, the target unreachable before the start).
+the config's collectors measure the platform, judged against ``targets:`` and ``--window-threshold``, written
+to ``--out`` as a :class:`~exporter.load.run.BenchRun` and stored in the history. Exit codes:
+:class:`~exporter.exit_codes.ExitCode`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import socket
 import sys
@@ -18,34 +16,50 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
+
+import msgspec
 
 from exporter.config.loading import ConfigError, default_config, load_config
 from exporter.config.schema import Config
-from exporter.history.changes import compare_runs
-from exporter.history.recording import record_bench
+from exporter.exit_codes import ExitCode, worst
+from exporter.history.compare import RunComparison, compare_runs
+from exporter.history.recording import history_location, store
 from exporter.json_file import write_json
-from exporter.load import report
 from exporter.load import stats as load_stats
 from exporter.load.catalog import BENCHMARKS, SCENARIOS
+from exporter.load.history_entry import history_runs
 from exporter.load.k6_binary import K6, K6NotFound, find_k6, k6_version
 from exporter.load.plan import PHASE_METRICS, Overrides, PlanError, RunPlan, build_plan
 from exporter.load.platform import PlatformWatch
 from exporter.load.progress import Progress
+from exporter.load.run import (
+    BenchRun,
+    Capacity,
+    Generator,
+    Platform,
+    RunFileError,
+    Shape,
+    ShapeStage,
+    bench_all_summary,
+    guide_recommendations,
+    read_run,
+    timestamp,
+    write_run,
+)
 from exporter.load.runner import LiveSample, RunOutcome, run_k6
 from exporter.load.timeline import timeline
 from exporter.load.verdict import (
-    EXIT_NOT_RUN,
     GeneratorLoad,
     Verdict,
     capacity,
-    combined_exit_code,
     evaluate,
     generator_problems,
     not_run,
     stage_held,
     verdict,
 )
+from exporter.load.window_thresholds import WindowResult, WindowThreshold, judged
 
 DEFAULT_BASE_URL = "http://localhost:8020"
 
@@ -64,7 +78,7 @@ class BenchOptions:
     repeat: int = 1  # each scenario this many times, every repeat stored in the history (exporter/history/)
     history: str | None = None  # the history (a SQLite file or a PostgreSQL URL); default <out>/history.sqlite
     keep_history: bool = True
-    window_thresholds: list[Any] = field(default_factory=list)  # parsed --window-threshold (load/window_thresholds.py)
+    window_thresholds: list[WindowThreshold] = field(default_factory=list)
     stream: TextIO = field(default_factory=lambda: sys.stderr)
 
 
@@ -144,8 +158,9 @@ def _limits(plan: RunPlan) -> dict[str, float]:
     return {keys[t.key]: t.limit for t in plan.thresholds if t.key in keys}
 
 
-def judge(plan: RunPlan, outcome: RunOutcome) -> tuple[load_stats.RunStatistics, Verdict, dict[str, Any]]:
-    """Statistics and verdict of a finished run (pure apart from reading ``outcome``)."""
+def judge(plan: RunPlan, outcome: RunOutcome) -> tuple[load_stats.RunStatistics, Verdict, Capacity | None]:
+    """Statistics and verdict of a finished run, and a breakpoint's capacity (pure apart from reading
+    ``outcome``)."""
     shape = plan.shape
     measured = max(0.0, min(outcome.ran_seconds, plan.expected_seconds) - shape.warmup)
     stages = load_stats.stage_seconds(shape.stage_windows(), outcome.ran_seconds)
@@ -154,10 +169,10 @@ def judge(plan: RunPlan, outcome: RunOutcome) -> tuple[load_stats.RunStatistics,
     findings = evaluate(plan.thresholds, outcome.metrics)
     problems = generator_problems(GeneratorLoad(outcome.dropped_iterations, outcome.k6_cpu, outcome.machine_cpu,
                                                 os.cpu_count() or 1))
-    extra: dict[str, Any] = {}
+    found: Capacity | None = None
     if shape.model == "breakpoint":
         held = capacity(stats.stages, [s.target for s in shape.stages], _limits(plan))
-        extra["capacity"] = {"requestsPerSecond": held, "stoppedAt": outcome.stopped}
+        found = Capacity(held, outcome.stopped)
         # Finding the limit is the point: a broken last stage is the answer, not a regression.
         findings = [f for f in findings if f.met or f.observed is None]
         if held is None and not problems:
@@ -166,8 +181,8 @@ def judge(plan: RunPlan, outcome: RunOutcome) -> tuple[load_stats.RunStatistics,
         problems = [*problems, f"stopped early: {outcome.stopped}"]
     if not outcome.metrics:  # k6 could not start the test (a script error, a bad option): nothing was measured
         return stats, not_run(f"k6 exited with {outcome.k6_exit_code} without a summary: "
-                              f"{_log_tail(outcome.log_path)} (see {outcome.log_path})"), extra
-    return stats, verdict(findings, problems, stats.overall.requests), extra
+                              f"{_log_tail(outcome.log_path)} (see {outcome.log_path})"), found
+    return stats, verdict(findings, problems, stats.overall.requests), found
 
 
 def _log_tail(path: Path) -> str:
@@ -178,67 +193,68 @@ def _log_tail(path: Path) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
-def _compare(baseline: Path | None, name: str, body: dict[str, Any]) -> dict[str, Any] | None:
-    """``--baseline``: the comparison with an earlier report (a file, or the ``<scenario>.json`` in a directory)."""
+def _baseline_path(baseline: Path, name: str) -> Path:
+    return baseline / f"{name}.json" if baseline.is_dir() else baseline
+
+
+def _compare(baseline: Path | None, run: BenchRun) -> RunComparison | None:
+    """``--baseline``: the comparison with an earlier run (a file, or the ``<scenario>.json`` in a directory)."""
     if baseline is None:
         return None
-    path = baseline / f"{name}.json" if baseline.is_dir() else baseline
+    path = _baseline_path(baseline, run.scenario)
     try:
-        earlier = json.loads(path.read_text())
-        return compare_runs(body, earlier)
-    except (OSError, ValueError) as exc:
-        return {"headline": f"no comparison with {path}: {exc}"}
+        return compare_runs(run, read_run(path))
+    except (RunFileError, ValueError) as exc:
+        return RunComparison(f"no comparison with {path}: {exc}")
 
 
-def _baseline_bodies(baseline: Path | None, names: list[str]) -> list[dict[str, Any]]:
-    """``--baseline``'s run bodies of these scenarios, for the report to weigh changes against (unreadable ones
-    are left out: the comparison already said why)."""
+def _baseline_runs(baseline: Path | None, names: list[str]) -> list[BenchRun]:
+    """``--baseline``'s runs of these scenarios, for the report to weigh changes against (unreadable ones are left
+    out: the comparison already said why)."""
     if baseline is None:
         return []
-    paths = [baseline / f"{name}.json" for name in names] if baseline.is_dir() else [baseline]
     out = []
-    for path in paths:
-        try:
-            body = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(body, dict):
-            out.append(body)
+    for path in {_baseline_path(baseline, name) for name in names}:
+        with contextlib.suppress(RunFileError):
+            out.append(read_run(path))
     return out
 
 
-def _report(plan: RunPlan, outcome: RunOutcome, stats: load_stats.RunStatistics, result: Verdict,
-            extra: dict[str, Any], version: str, k6: K6, base_url: str, platform: dict[str, Any] | None,
-            ) -> dict[str, Any]:
+def bench_run(plan: RunPlan, outcome: RunOutcome, stats: load_stats.RunStatistics, result: Verdict,
+              found: Capacity | None, version: str, k6: K6, base_url: str, platform: Platform | None) -> BenchRun:
     scenario = plan.scenario
     custom = {name: load_stats.custom_metric(outcome.metrics, name) for name in scenario.metrics}
-    body: dict[str, Any] = {
-        "timestamp": report.timestamp(), "scenario": scenario.name, "description": scenario.summary,
-        "k6": version, "k6Binary": str(k6.path), "k6Source": k6.source, "baseUrl": base_url,
-        "summary": load_stats.guide_summary(stats.overall),
-        "verdict": result.as_json(),
-        "shape": {"model": plan.shape.model, "warmupSeconds": plan.shape.warmup,
-                  "stages": [{"seconds": s.duration, "target": s.target} for s in plan.shape.stages],
-                  "ranSeconds": round(outcome.ran_seconds, 3)},
-        "measured": stats.overall.as_json(),
-        "stages": [{**s.as_json(), "held": stage_held(s, _limits(plan))} for s in stats.stages],
-        "parts": [p.as_json() for p in stats.parts],
-        "shares": {k: round(v, 4) for k, v in stats.shares().items()},
-        "endpoints": [e.as_json() for e in stats.endpoints],
-        "thresholds": {t.metric: t.expression for t in plan.thresholds},
-        "generator": {"droppedIterations": outcome.dropped_iterations, "k6Cpu": outcome.k6_cpu,
-                      "machineCpu": outcome.machine_cpu, "k6ExitCode": outcome.k6_exit_code,
-                      "log": str(outcome.log_path)},
-        "platform": platform,
-        "metrics": {k: v for k, v in custom.items() if v is not None},
-        "recommendations": report.recommendations(result),
-        **extra,
-    }
-    return body
+    limits = _limits(plan)
+    return BenchRun(
+        timestamp=timestamp(), scenario=scenario.name, description=scenario.summary,
+        k6=version, k6_binary=str(k6.path), k6_source=k6.source, base_url=base_url,
+        summary=load_stats.guide_summary(stats.overall), verdict=result,
+        shape=Shape(plan.shape.model, plan.shape.warmup, [ShapeStage(s.duration, s.target) for s in plan.shape.stages],
+                    round(outcome.ran_seconds, 3)),
+        measured=stats.overall,
+        stages=[load_stats.StageStats(**msgspec.structs.asdict(s), held=stage_held(s, limits)) for s in stats.stages],
+        parts=stats.parts, shares={k: round(v, 4) for k, v in stats.shares().items()}, endpoints=stats.endpoints,
+        thresholds={t.metric: t.expression for t in plan.thresholds},
+        generator=Generator(outcome.dropped_iterations, outcome.k6_cpu, outcome.machine_cpu, outcome.k6_exit_code,
+                            str(outcome.log_path)),
+        platform=platform, metrics={k: dict(v) for k, v in custom.items() if v is not None},
+        recommendations=guide_recommendations(result),
+        capacity=found if found is not None else msgspec.UNSET,
+        timeline=timeline(outcome.samples, plan.shape.warmup))
+
+
+def window_results(run: BenchRun, thresholds: list[WindowThreshold], repeat: int,
+                   stream: TextIO) -> list[WindowResult]:
+    """``--window-threshold``: each judged over the run's time series, each breach said on ``stream``."""
+    results = [judged(t, run.timeline) for t in thresholds]
+    for result in results:
+        for b in result.breaches:
+            stream.write(f"bench: {run.scenario} (repeat {repeat}): {b.text}\n")
+    return results
 
 
 async def run_scenario(name: str, options: BenchOptions, config: Config, k6: K6, version: str,
-                       base_url: str) -> tuple[int, dict[str, Any]]:
+                       base_url: str, repeat: int = 1) -> tuple[ExitCode, BenchRun, Path]:
     scenario = SCENARIOS[name]
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
@@ -274,18 +290,22 @@ async def run_scenario(name: str, options: BenchOptions, config: Config, k6: K6,
         outcome = await run_k6(k6, plan, summary_path, log_path, on_sample, watcher, k6_timeout(os.environ))
     finally:
         measured_platform = await platform.finish()
-    stats, result, extra = judge(plan, outcome)
-    body = _report(plan, outcome, stats, result, extra, version, k6, base_url, measured_platform)
-    body["timeline"] = timeline(outcome.samples, plan.shape.warmup)
-    comparison = _compare(options.baseline, name, body)
+    stats, result, found = judge(plan, outcome)
+    run = bench_run(plan, outcome, stats, result, found, version, k6, base_url, measured_platform)
+    code = result.exit_code
+    comparison = _compare(options.baseline, run)
     if comparison is not None:
-        body["comparison"] = comparison
-    path = write_json(out / f"{name}.json", body)
-    body["file"] = str(path)
+        run = msgspec.structs.replace(run, comparison=comparison)
+    if options.window_thresholds:
+        windows = window_results(run, options.window_thresholds, repeat, options.stream)
+        run = msgspec.structs.replace(run, window_thresholds=windows)
+        if not all(w.held for w in windows):
+            code = worst([code, ExitCode.MISSED])
+    path = write_run(out / f"{name}.json", run)
     if comparison is not None:
-        options.stream.write(f"{name}: {comparison['headline']}\n")
-    progress.close(f"{result.headline()} (report: {path})")
-    return result.exit_code, body
+        options.stream.write(f"{name}: {comparison.headline}\n")
+    progress.close(f"{result.headline} (report: {path})")
+    return code, run, path
 
 
 def write_testruns(options: BenchOptions, names: list[str]) -> int:
@@ -305,8 +325,8 @@ def write_testruns(options: BenchOptions, names: list[str]) -> int:
             options.stream.write(f"bench: wrote {path} (kubectl apply -f {path})\n")
     except (ConfigError, PlanError, ValueError) as exc:
         options.stream.write(f"bench: {exc}\n")
-        return EXIT_NOT_RUN
-    return 0
+        return ExitCode.NOT_RUN
+    return ExitCode.OK
 
 
 def run_bench(options: BenchOptions) -> int:
@@ -314,7 +334,7 @@ def run_bench(options: BenchOptions) -> int:
     names = list(BENCHMARKS) if options.scenario == "all" else [options.scenario]
     if any(n not in SCENARIOS for n in names):
         stream.write(f"bench: unknown scenario {options.scenario!r} (known: {', '.join(SCENARIOS)}, all)\n")
-        return EXIT_NOT_RUN
+        return ExitCode.NOT_RUN
     if options.k6_operator is not None:
         return write_testruns(options, names)
     try:
@@ -322,7 +342,7 @@ def run_bench(options: BenchOptions) -> int:
         version = k6_version(k6)
     except K6NotFound as exc:
         stream.write(f"bench: {exc}\n")
-        return EXIT_NOT_RUN
+        return ExitCode.NOT_RUN
     with contextlib.ExitStack() as stack:
         return _run_all(options, names, k6, version, stack)
 
@@ -344,26 +364,37 @@ def _run_all(options: BenchOptions, names: list[str], k6: K6, version: str, stac
         k6_timeout(os.environ)
         unreachable = reachable(base_url)
         if unreachable:
-            stream.write(f"bench: {not_run(unreachable).headline()}\n")
-            return EXIT_NOT_RUN
+            stream.write(f"bench: {not_run(unreachable).headline}\n")
+            return ExitCode.NOT_RUN
         stream.write(f"bench: {version} ({k6.source}: {k6.path}); target {base_url}\n")
         codes: list[int] = []
-        runs: list[dict[str, Any]] = []
-        repeats: list[dict[str, Any]] = []
+        repeats: list[tuple[BenchRun, Path]] = []
         for name in names:
-            for _ in range(max(1, options.repeat)):
-                code, body = asyncio.run(run_scenario(name, options, config, k6, version, base_url))
+            for i in range(max(1, options.repeat)):
+                code, run, path = asyncio.run(run_scenario(name, options, config, k6, version, base_url, i + 1))
                 codes.append(code)
-                repeats.append(body)
-            runs.append(body)
-        exit_code = record_bench(options, repeats, combined_exit_code(codes), config, version)
+                repeats.append((run, path))
+        exit_code = record(options, repeats, worst(codes), config, version) if options.keep_history else worst(codes)
+        last = list({run.scenario: (run, path) for run, path in repeats}.values())  # each scenario's file
         if options.scenario == "all":
-            path = write_json(options.out / "performance-summary.json",
-                                     report.performance_summary(runs, exit_code, version))
-            stream.write(f"bench: all benchmarks done, exit {exit_code} (summary: {path})\n")
-        report.write_explained(runs, options.out, config, stream, _baseline_bodies(options.baseline, names))
+            summary = write_json(options.out / "performance-summary.json",
+                                 msgspec.to_builtins(bench_all_summary(last, exit_code, version)))
+            stream.write(f"bench: all benchmarks done, exit {exit_code} (summary: {summary})\n")
+        from exporter.reports.run_source import write_run_report
+
+        write_run_report([run for run, _ in last], options.out, config, stream,
+                         _baseline_runs(options.baseline, names))
         return exit_code
     except (ConfigError, PlanError, RuntimeError) as exc:
         stream.write(f"bench: {exc}\n")
-        return EXIT_NOT_RUN
+        return ExitCode.NOT_RUN
 
+
+
+def record(options: BenchOptions, runs: list[tuple[BenchRun, Path]], exit_code: ExitCode, config: Config | None,
+           version: str) -> ExitCode:
+    """Every repeat into the history; the exit code, made :attr:`ExitCode.NOT_RUN` when the history could not be
+    written (said on the stream)."""
+    location = history_location(options.history, options.out)
+    stored = store(location, history_runs(runs, exit_code, config, version, os.environ), options.stream, "bench")
+    return exit_code if stored else worst([exit_code, ExitCode.NOT_RUN])

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client.parser import text_string_to_metric_families
+import msgspec
 
 from exporter import metrics
 from exporter.config.schema import Config
 from exporter.load.platform_figures import Reading, SeriesKey, platform_report
 from exporter.scheduler import Scheduler
 from exporter.store import StoreCollector
+
+if TYPE_CHECKING:
+    from exporter.load.run import Platform
 
 PLATFORM_SECTIONS = ("postgres", "redis", "jaeger")
 LOAD_INTERVAL_SECONDS = 3.0  # a load run lasts seconds to minutes: the collectors' own 15-30 s is too coarse
@@ -37,12 +40,10 @@ def platform_config(config: Config) -> Config:
     return config.model_copy(update=update)
 
 
-def reading(text: str) -> dict[SeriesKey, float]:
-    out: dict[SeriesKey, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, tuple(sorted(sample.labels.items())))] = float(sample.value)
-    return out
+def reading(stores: StoreCollector) -> dict[SeriesKey, float]:
+    """Every sample the collectors hold now, read from their stores (no exposition text in between)."""
+    return {(sample.name, tuple(sorted(sample.labels.items()))): float(sample.value)
+            for family in stores.collect() for sample in family.samples}
 
 
 def _runs(current: Reading) -> float:
@@ -83,7 +84,7 @@ class PlatformWatch:
             await asyncio.sleep(0.1)
 
     def read(self) -> dict[SeriesKey, float]:
-        return reading(self.stores.render())
+        return reading(self.stores)
 
     def mark_start(self) -> None:
         if self.active:
@@ -94,7 +95,7 @@ class PlatformWatch:
         if self.active:
             self.during.append(self.read())
 
-    async def finish(self) -> dict[str, Any] | None:
+    async def finish(self) -> Platform | None:
         if not self.active:
             return None
         try:
@@ -102,12 +103,14 @@ class PlatformWatch:
             end = self.read()
         finally:
             await self.scheduler.shutdown(grace=2.0)
+        from exporter.load.run import Platform
         from exporter.reports import run_facts
         from exporter.reports.command import targets_of
 
         start = self.start_reading or {}
         seconds = time.monotonic() - self.started_at if self.started_at is not None else 0.0
         facts = run_facts.measured(start, end, self.during, targets_of(self.config), seconds)
-        return {**platform_report(start, end, [*self.during, end]),
-                "collectors": [f"{kind.section}/{entry.name}" for kind, entry in self.config.jobs()],
-                "facts": run_facts.as_json(facts)}
+        figures = platform_report(start, end, [*self.during, end])
+        return Platform(**msgspec.structs.asdict(figures),
+                        collectors=[f"{kind.section}/{entry.name}" for kind, entry in self.config.jobs()],
+                        facts=facts)

@@ -6,12 +6,41 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+
+import msgspec
 
 from exporter import metrics
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...]]
 Reading = Mapping[SeriesKey, float]
+
+
+class DatabaseFigures(msgspec.Struct, frozen=True, rename="camel"):
+    statement_seconds: float
+    statement_calls: int
+    mean_statement_ms: float | None
+    query_p95_ms: float | None
+    query_p95_upper_bound_ms: float | None
+    query_p95_source: str
+    query_p95_mean_placed_ms: float | None
+
+
+class CacheFigures(msgspec.Struct, frozen=True, rename="camel"):
+    hits: int
+    misses: int
+    hit_rate: float | None
+
+
+class QueueFigures(msgspec.Struct, frozen=True):
+    first: float
+    max: float
+    last: float
+
+
+class TraceFigures(msgspec.Struct, frozen=True, rename="camel"):
+    traces: int
+    mean_ms: float | None
+    p95_ms: float | None
 
 
 def _sum(reading: Reading, name: str) -> float | None:
@@ -66,7 +95,7 @@ def _highest(readings: Sequence[Reading], name: str) -> float | None:
     return max(values) if values else None
 
 
-def database(start: Reading, end: Reading, during: Sequence[Reading] = ()) -> dict[str, Any] | None:
+def database(start: Reading, end: Reading, during: Sequence[Reading] = ()) -> DatabaseFigures | None:
     """Statement time and calls over the window, and the query P95: the highest of the collector's per-interval
     estimates (and of their upper bounds) during the run, beside the mean-placed histogram's figure, which places
     each call at its statement's mean and so can hide a slow tail."""
@@ -76,45 +105,51 @@ def database(start: Reading, end: Reading, during: Sequence[Reading] = ()) -> di
         return None
     family = metrics.PG_QUERY_DURATION.name
     readings = [*during, end]
-    return {"statementSeconds": round(seconds or 0.0, 6), "statementCalls": int(calls or 0),
-            "meanStatementMs": _ms(seconds / calls) if seconds is not None and calls else None,
-            "queryP95Ms": _ms(_highest(readings, metrics.PG_QUERY_P95.name)),
-            "queryP95UpperBoundMs": _ms(_highest(readings, metrics.PG_QUERY_P95_UPPER.name)),
-            "queryP95Source": f"highest {metrics.PG_QUERY_P95.name} (estimated from pg_stat_statements) during "
-                              "the run",
-            "queryP95MeanPlacedMs": _ms(histogram_quantile(0.95, _bucket_deltas(start, end, family)))}
+    return DatabaseFigures(round(seconds or 0.0, 6), int(calls or 0),
+                           _ms(seconds / calls) if seconds is not None and calls else None,
+                           _ms(_highest(readings, metrics.PG_QUERY_P95.name)),
+                           _ms(_highest(readings, metrics.PG_QUERY_P95_UPPER.name)),
+                           f"highest {metrics.PG_QUERY_P95.name} (estimated from pg_stat_statements) during the run",
+                           _ms(histogram_quantile(0.95, _bucket_deltas(start, end, family))))
 
 
-def cache(start: Reading, end: Reading) -> dict[str, Any] | None:
+def cache(start: Reading, end: Reading) -> CacheFigures | None:
     hits = _delta(start, end, metrics.REDIS_HITS.name)
     misses = _delta(start, end, metrics.REDIS_MISSES.name)
     if hits is None or misses is None:
         return None
     lookups = hits + misses
-    return {"hits": int(hits), "misses": int(misses), "hitRate": round(hits / lookups, 4) if lookups else None}
+    return CacheFigures(int(hits), int(misses), round(hits / lookups, 4) if lookups else None)
 
 
-def queues(readings: Sequence[Reading]) -> dict[str, dict[str, float]]:
+def queues(readings: Sequence[Reading]) -> dict[str, QueueFigures]:
     """Each queue's length over the run: first, highest and last reading."""
     series: dict[str, list[float]] = {}
     for reading in readings:
         for (name, labels), value in reading.items():
             if name == metrics.REDIS_QUEUE_LENGTH.name:
                 series.setdefault(dict(labels).get("queue", ""), []).append(value)
-    return {queue: {"first": values[0], "max": max(values), "last": values[-1]} for queue, values in series.items()}
+    return {queue: QueueFigures(values[0], max(values), values[-1]) for queue, values in series.items()}
 
 
-def traces(start: Reading, end: Reading) -> dict[str, Any] | None:
+def traces(start: Reading, end: Reading) -> TraceFigures | None:
     family = metrics.TRACE_DURATION.name
     buckets = _bucket_deltas(start, end, family)
     count = buckets[-1][1] if buckets else 0.0
     if not buckets:
         return None
     total = _delta(start, end, f"{family}_sum") or 0.0
-    return {"traces": int(count), "meanMs": _ms(total / count) if count else None,
-            "p95Ms": _ms(histogram_quantile(0.95, buckets))}
+    return TraceFigures(int(count), _ms(total / count) if count else None, _ms(histogram_quantile(0.95, buckets)))
 
 
-def platform_report(start: Reading, end: Reading, during: Sequence[Reading]) -> dict[str, Any]:
-    return {"database": database(start, end, during), "cache": cache(start, end), "queues": queues(during),
-            "traces": traces(start, end)}
+class PlatformFigures(msgspec.Struct, frozen=True):
+    """The run window's database, cache, queue and trace figures (each None when no collector of it ran)."""
+
+    database: DatabaseFigures | None
+    cache: CacheFigures | None
+    queues: dict[str, QueueFigures]
+    traces: TraceFigures | None
+
+
+def platform_report(start: Reading, end: Reading, during: Sequence[Reading]) -> PlatformFigures:
+    return PlatformFigures(database(start, end, during), cache(start, end), queues(during), traces(start, end))

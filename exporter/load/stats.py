@@ -6,15 +6,17 @@ sub-metrics. Durations are in milliseconds, as k6 reports them."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 Metrics = Mapping[str, Mapping[str, Any]]
 
 
-@dataclass(frozen=True)
-class CutStats:
-    """The requests of one cut (the whole measured phase, a stage, a part or an endpoint)."""
+class CutStats(msgspec.Struct, frozen=True):
+    """The requests of one cut (the whole measured phase, a stage, a part or an endpoint), as the run's file keeps
+    them (snake_case, milliseconds)."""
 
     name: str
     requests: int
@@ -28,8 +30,11 @@ class CutStats:
     phases_ms: dict[str, float] | None = None  # mean per phase (connect, tls, send, wait, receive), endpoints only
     received_bytes: float | None = None  # all the bytes its answers brought, endpoints only
 
-    def as_json(self) -> dict[str, Any]:
-        return asdict(self)
+
+class StageStats(CutStats, frozen=True):
+    """A stage's cut and whether it kept the API targets."""
+
+    held: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -85,7 +90,7 @@ def endpoint_stats(metrics: Metrics, name: str, seconds: float,
     phases = {phase: value for phase, trend in phase_metrics.items()
               if (value := _number(metrics.get(f"{trend}{{{cut}}}", {}).get("avg"))) is not None}
     received = _number(metrics.get(f"data_received{{{cut}}}", {}).get("count"))
-    return replace(stats, phases_ms=phases or None, received_bytes=received)
+    return msgspec.structs.replace(stats, phases_ms=phases or None, received_bytes=received)
 
 
 def run_statistics(metrics: Metrics, stage_seconds: Sequence[float], measured_seconds: float,
@@ -107,15 +112,23 @@ def stage_seconds(windows: Sequence[tuple[str, float, float]], ran: float) -> li
     return [max(0.0, min(end, ran) - start) for label, start, end in windows if label != "warmup"]
 
 
-def guide_summary(overall: CutStats) -> dict[str, Any]:
+class GuideSummary(msgspec.Struct, frozen=True, rename="camel"):
     """The guide's report ``summary``: milliseconds, and the error rate as text like ``"0.2%"``."""
+
+    total_requests: int
+    avg_response_time: float | None
+    p95_response_time: float | None
+    p99_response_time: float | None
+    error_rate: str
+
+
+def guide_summary(overall: CutStats) -> GuideSummary:
     def ms(value: float | None) -> float | None:
         return round(value, 2) if value is not None else None
 
     rate = overall.error_rate or 0.0
-    return {"totalRequests": overall.requests, "avgResponseTime": ms(overall.avg_ms),
-            "p95ResponseTime": ms(overall.p95_ms), "p99ResponseTime": ms(overall.p99_ms),
-            "errorRate": f"{rate * 100:.{1 if rate == 0 or rate * 100 >= 0.1 else 2}f}%"}
+    return GuideSummary(overall.requests, ms(overall.avg_ms), ms(overall.p95_ms), ms(overall.p99_ms),
+                        f"{rate * 100:.{1 if rate == 0 or rate * 100 >= 0.1 else 2}f}%")
 
 
 def share_deviations(shares: Mapping[str, float], intended: Mapping[str, float]) -> dict[str, float]:

@@ -7,15 +7,29 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import msgspec
+
+
+class TimelinePoint(msgspec.Struct, frozen=True, rename="camel"):
+    """Over the measured requests up to ``t`` seconds into the measured phase: their count, mean, P95, P99 and
+    max (ms) and error rate."""
+
+    t: float
+    requests: float
+    avg: float | None = None
+    p95: float | None = None
+    p99: float | None = None
+    max: float | None = None
+    error_rate: float | None = None
+
 
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def timeline(samples: Iterable[Any], warmup: float) -> list[dict[str, float | None]]:
-    """One point per poll after the warm-up: ``t`` (seconds since the measured phase began) and, over the measured
-    requests so far, ``requests``, ``avg``, ``p95``, ``p99``, ``max`` (ms) and ``errorRate``."""
-    points: list[dict[str, float | None]] = []
+def timeline(samples: Iterable[Any], warmup: float) -> list[TimelinePoint]:
+    """One point per poll after the warm-up."""
+    points: list[TimelinePoint] = []
     for sample in samples:
         if sample.elapsed < warmup:
             continue
@@ -23,8 +37,8 @@ def timeline(samples: Iterable[Any], warmup: float) -> list[dict[str, float | No
         count = _number(sample.metric("http_reqs{phase:measure}").get("count"))
         if not count:
             continue
-        points.append({"t": round(sample.elapsed - warmup, 3), "requests": count,
-                       "avg": _number(duration.get("avg")), "p95": _number(duration.get("p(95)")),
-                       "p99": _number(duration.get("p(99)")), "max": _number(duration.get("max")),
-                       "errorRate": _number(sample.metric("http_req_failed{phase:measure}").get("rate"))})
+        points.append(TimelinePoint(round(sample.elapsed - warmup, 3), count, _number(duration.get("avg")),
+                                    _number(duration.get("p(95)")), _number(duration.get("p(99)")),
+                                    _number(duration.get("max")),
+                                    _number(sample.metric("http_req_failed{phase:measure}").get("rate"))))
     return points

@@ -8,12 +8,13 @@ inconclusive run never counts as the target's regression: its exit code is 2 wha
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
+import msgspec
+
+from exporter.exit_codes import ExitCode
 from exporter.load.stats import CutStats, Metrics, error_rate
 
-EXIT_MET, EXIT_MISSED, EXIT_INCONCLUSIVE, EXIT_NOT_RUN = 0, 1, 2, 3
 MACHINE_CPU_LIMIT = 0.90  # the machine's busy share above which the generator's numbers are not trusted
 K6_CPU_LIMIT = 0.90  # k6's CPU time over (wall time x cores) above which k6 was saturated
 
@@ -33,27 +34,27 @@ class Threshold:
         return f"{self.stat}<{self.limit:g}"
 
 
-@dataclass(frozen=True)
-class Finding:
+class Finding(msgspec.Struct, frozen=True):
+    """One target judged over the measured phase; ``text`` says it in a line."""
+
     key: str
     observed: float | None
     limit: float
     unit: str  # "ms" or "ratio"
     met: bool
     samples: int
+    text: str = ""
 
-    @property
-    def text(self) -> str:
-        if self.observed is None:
-            return f"{self.key}: no samples"
-        if self.unit == "ms":
-            return (f"{self.key}: {self.observed:.1f} ms {'<' if self.met else '>='} target {self.limit:g} ms "
-                    f"over {self.samples} requests")
-        return (f"{self.key}: {self.observed * 100:.2f} % {'<' if self.met else '>='} target "
-                f"{self.limit * 100:g} % over {self.samples} requests")
-
-    def as_json(self) -> dict[str, Any]:
-        return {**asdict(self), "text": self.text}
+    @classmethod
+    def of(cls, key: str, observed: float | None, limit: float, unit: str, met: bool, samples: int) -> Finding:
+        if observed is None:
+            text = f"{key}: no samples"
+        elif unit == "ms":
+            text = (f"{key}: {observed:.1f} ms {'<' if met else '>='} target {limit:g} ms over {samples} requests")
+        else:
+            text = (f"{key}: {observed * 100:.2f} % {'<' if met else '>='} target {limit * 100:g} % over "
+                    f"{samples} requests")
+        return cls(key, observed, limit, unit, met, samples, text)
 
 
 @dataclass(frozen=True)
@@ -66,30 +67,30 @@ class GeneratorLoad:
     cores: int = 1
 
 
-@dataclass(frozen=True)
-class Verdict:
+class Verdict(msgspec.Struct, frozen=True, rename="camel"):
     status: str  # "met", "missed", "inconclusive" or "not run"
-    exit_code: int
-    findings: list[Finding] = field(default_factory=list)
-    reasons: list[str] = field(default_factory=list)  # why inconclusive or not run
+    exit_code: ExitCode
+    headline: str
+    findings: list[Finding] = msgspec.field(default_factory=list)
+    reasons: list[str] = msgspec.field(default_factory=list)  # why inconclusive or not run
+
+    @classmethod
+    def of(cls, status: str, exit_code: ExitCode, findings: Sequence[Finding] = (),
+           reasons: Sequence[str] = ()) -> Verdict:
+        missed = [f for f in findings if not f.met and f.observed is not None]
+        if status == "met":
+            headline = "every target was met"
+        elif status == "missed":
+            headline = "target missed: " + "; ".join(f.text for f in missed)
+        else:
+            headline = f"{status}: " + "; ".join(reasons)
+            if status == "inconclusive" and missed:  # said, but not counted as the target's regression
+                headline += " (targets that looked missed: " + "; ".join(f.text for f in missed) + ")"
+        return cls(status, exit_code, headline, list(findings), list(reasons))
 
     @property
     def missed(self) -> list[Finding]:
         return [f for f in self.findings if not f.met and f.observed is not None]
-
-    def headline(self) -> str:
-        if self.status == "met":
-            return "every target was met"
-        if self.status == "missed":
-            return "target missed: " + "; ".join(f.text for f in self.missed)
-        text = f"{self.status}: " + "; ".join(self.reasons)
-        if self.status == "inconclusive" and self.missed:  # said, but not counted as the target's regression
-            text += " (targets that looked missed: " + "; ".join(f.text for f in self.missed) + ")"
-        return text
-
-    def as_json(self) -> dict[str, Any]:
-        return {"status": self.status, "exitCode": self.exit_code, "headline": self.headline(),
-                "findings": [f.as_json() for f in self.findings], "reasons": self.reasons}
 
 
 def evaluate(thresholds: Sequence[Threshold], metrics: Metrics) -> list[Finding]:
@@ -109,7 +110,7 @@ def evaluate(thresholds: Sequence[Threshold], metrics: Metrics) -> list[Finding]
         if count == 0:
             observed = None
         met = observed is None or observed < t.limit
-        findings.append(Finding(t.key, observed, t.limit, unit, met, count))
+        findings.append(Finding.of(t.key, observed, t.limit, unit, met, count))
     return findings
 
 
@@ -132,22 +133,15 @@ def verdict(findings: Sequence[Finding], problems: Sequence[str], measured_reque
         reasons.append("no request was measured (the warm-up took the whole run, or every request failed "
                        "before being sent)")
     if reasons:
-        return Verdict("inconclusive", EXIT_INCONCLUSIVE, list(findings), reasons)
+        return Verdict.of("inconclusive", ExitCode.INCONCLUSIVE, findings, reasons)
     if any(not f.met for f in findings):
-        return Verdict("missed", EXIT_MISSED, list(findings))
-    return Verdict("met", EXIT_MET, list(findings))
+        return Verdict.of("missed", ExitCode.MISSED, findings)
+    return Verdict.of("met", ExitCode.OK, findings)
 
 
 def not_run(reason: str) -> Verdict:
-    return Verdict("not run", EXIT_NOT_RUN, [], [reason])
+    return Verdict.of("not run", ExitCode.NOT_RUN, (), [reason])
 
-
-def combined_exit_code(codes: Sequence[int]) -> int:
-    """``bench all``: could not run (3) over a missed target (1) over inconclusive (2) over met (0)."""
-    for code in (EXIT_NOT_RUN, EXIT_MISSED, EXIT_INCONCLUSIVE):
-        if code in codes:
-            return code
-    return EXIT_MET
 
 
 def stage_held(stage: CutStats, limits: Mapping[str, float]) -> bool:

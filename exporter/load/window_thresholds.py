@@ -10,10 +10,13 @@ maximum."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import msgspec
+
 from exporter.config.units import parse_duration
+from exporter.load.timeline import TimelinePoint
 
 _EXPR = re.compile(r"^\s*(?P<metric>p95|p99|avg|error_rate|rps)\s*(?P<op><=|<|>=|>)\s*(?P<value>[0-9.]+)\s*"
                    r"(?P<unit>ms|s|%)?\s+over\s+(?P<window>\S+)\s*$")
@@ -49,6 +52,26 @@ class WindowBreach:
                 f"({t.metric} {shown:.1f}{unit})")
 
 
+class BreachRecord(msgspec.Struct, frozen=True):
+    start: float
+    end: float
+    value: float
+    text: str
+
+
+class WindowResult(msgspec.Struct, frozen=True):
+    """A window threshold judged over one run, as its file keeps it."""
+
+    threshold: str
+    held: bool
+    breaches: list[BreachRecord]
+
+
+def judged(threshold: WindowThreshold, points: Sequence[TimelinePoint]) -> WindowResult:
+    found = breaches(threshold, points)
+    return WindowResult(threshold.text, not found, [BreachRecord(b.start, b.end, b.value, b.text) for b in found])
+
+
 def _clock(seconds: float) -> str:
     return f"{int(seconds // 60):02d}:{seconds % 60:04.1f}"
 
@@ -78,50 +101,42 @@ def parse_window_threshold(text: str) -> WindowThreshold:
     return WindowThreshold(metric, match["op"], value, window, text.strip())
 
 
-def _get(point: Mapping[str, float | None], key: str) -> float | None:
-    value = point.get(key)
-    return float(value) if value is not None else None
-
-
-def window_value(metric: str, first: Mapping[str, float | None], last: Mapping[str, float | None]) -> float | None:
+def window_value(metric: str, first: TimelinePoint, last: TimelinePoint) -> float | None:
     """The metric over the requests between two cumulative points (``first`` may be the phase's start: all
     zero)."""
-    n1, n2 = _get(first, "requests") or 0.0, _get(last, "requests") or 0.0
+    n1, n2 = first.requests, last.requests
     count = n2 - n1
-    seconds = (_get(last, "t") or 0.0) - (_get(first, "t") or 0.0)
+    seconds = last.t - first.t
     if metric == "rps":
         return count / seconds if seconds > 0 else None
     if count <= 0:
         return None
     if metric == "error_rate":
-        r1, r2 = _get(first, "errorRate") or 0.0, _get(last, "errorRate")
+        r1, r2 = first.error_rate or 0.0, last.error_rate
         return None if r2 is None else min(1.0, max(0.0, (r2 * n2 - r1 * n1) / count))
-    key = {"avg": "avg", "p95": "p95", "p99": "p99"}[metric]
-    v1, v2 = _get(first, key) or 0.0, _get(last, key)
+    v1, v2 = getattr(first, metric) or 0.0, getattr(last, metric)
     if v2 is None:
         return None
     value = max(0.0, (v2 * n2 - v1 * n1) / count)
-    peak = _get(last, "max")
-    return min(value, peak) if peak is not None else value
+    return min(value, last.max) if last.max is not None else value
 
 
-def breaches(threshold: WindowThreshold, points: Sequence[Mapping[str, float | None]]) -> list[WindowBreach]:
+def breaches(threshold: WindowThreshold, points: Sequence[TimelinePoint]) -> list[WindowBreach]:
     """Every window (sliding by one point, as long as ``threshold.window``) that breaks the threshold, merged
     into spans; a run shorter than the window is judged as one window."""
     if not points:
         return []
-    start: Mapping[str, float | None] = {"t": 0.0, "requests": 0.0}
-    series = [start, *points]
+    series = [TimelinePoint(0.0, 0.0), *points]
     found: list[WindowBreach] = []
     span = threshold.window
-    ends = [i for i in range(1, len(series)) if (_get(series[i], "t") or 0.0) >= span] or [len(series) - 1]
+    ends = [i for i in range(1, len(series)) if series[i].t >= span] or [len(series) - 1]
     for j in ends:
-        t_end = _get(series[j], "t") or 0.0
-        i = max(k for k in range(j) if (_get(series[k], "t") or 0.0) <= max(0.0, t_end - span))
+        t_end = series[j].t
+        i = max(k for k in range(j) if series[k].t <= max(0.0, t_end - span))
         value = window_value(threshold.metric, series[i], series[j])
         if value is None or threshold.holds(value):
             continue
-        t_start = _get(series[i], "t") or 0.0
+        t_start = series[i].t
         if found and t_start <= found[-1].end:
             prev = found[-1]
             worst = max(prev.value, value) if threshold.op in ("<", "<=") else min(prev.value, value)

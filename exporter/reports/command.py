@@ -1,7 +1,8 @@
 """``perf-exporter report``: build a report from Prometheus or a bench run and write it in the chosen formats.
 
-Exit codes: 0 written, every target met; 1 written, a target missed; 2 written, a target without data;
-3 no report (unreachable Prometheus, no run, a bad option or config).
+Exit codes (:class:`~exporter.exit_codes.ExitCode`): OK written, every target met; MISSED written, a target
+missed; INCONCLUSIVE written, a target without data; NOT_RUN no report (unreachable Prometheus, no run, a bad
+option or config).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from exporter.exit_codes import ExitCode
 from exporter.reports.facts import Targets
 from exporter.reports.model import MET, MISSED, Observed, Report, ReportError, Window
 
 FORMATS = ("json", "md", "html")
-EXIT_MET, EXIT_MISSED, EXIT_NO_DATA, EXIT_NOT_RUN = 0, 1, 2, 3
 
 
 @dataclass
@@ -155,7 +156,7 @@ def build(options: ReportOptions, targets: Targets, jaeger: dict[str, str] | Non
     from exporter.reports.judge import build_report
 
     if options.run is not None:
-        from exporter.reports.run import observe_run_dir
+        from exporter.reports.run_source import observe_run_dir
 
         by_name = {name: method_path for (_, name), method_path in (requests or {}).items()}
         return build_report(observe_run_dir(options.run, targets, by_name))
@@ -196,11 +197,11 @@ def write(report: Report, out: Path, formats: Sequence[str]) -> list[Path]:
     return written
 
 
-def exit_code(report: Report) -> int:
+def exit_code(report: Report) -> ExitCode:
     statuses = {row.status for row in report.rows}
     if MISSED in statuses:
-        return EXIT_MISSED
-    return EXIT_MET if statuses == {MET} else EXIT_NO_DATA
+        return ExitCode.MISSED
+    return ExitCode.OK if statuses == {MET} else ExitCode.INCONCLUSIVE
 
 
 def run_report(options: ReportOptions) -> int:
@@ -210,10 +211,10 @@ def run_report(options: ReportOptions) -> int:
     bad = [f for f in options.formats if f not in FORMATS]
     if bad:
         stream.write(f"report: unknown format {bad[0]!r} (expected a list of {', '.join(FORMATS)})\n")
-        return EXIT_NOT_RUN
+        return ExitCode.NOT_RUN
     if options.run is not None and options.prometheus:
         stream.write("report: give --prometheus or --run, not both\n")
-        return EXIT_NOT_RUN
+        return ExitCode.NOT_RUN
     try:
         config = load_config(options.config) if options.config else default_config()
         report = build(options, targets_of(config), jaeger_urls(config), postgres_conninfos(config),
@@ -221,12 +222,12 @@ def run_report(options: ReportOptions) -> int:
         paths = write(report, options.out, options.formats)
     except (ConfigError, ReportError) as exc:
         stream.write(f"report: {exc}\n")
-        return EXIT_NOT_RUN
+        return ExitCode.NOT_RUN
     for row in report.rows:
         extra = f" ({row.reason})" if row.status != MET and row.reason else ""
         stream.write(f"report: {row.metric}: {row.status}{extra}\n")
     for r in report.findings.top(3):
         stream.write(f"report: bottleneck {r.priority} {r.issue}: {r.where}\n")
     stream.write(f"report: wrote {', '.join(str(p) for p in paths)}\n")
-    from exporter.history.recording import record_report
+    from exporter.reports.history_entry import record_report
     return record_report(options, report, exit_code(report), config)

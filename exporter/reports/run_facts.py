@@ -1,9 +1,9 @@
 """What a bench run's own collectors saw, kept in the run's file so that its report diagnoses causes as a report
 from Prometheus does: the databases and their statements, the caches, the traces, each route's breakdown.
 
-Written once, at the end of the run (:func:`measured`, from the readings of
-:class:`exporter.load.platform.PlatformWatch`), read back validated (:func:`read`): one typed value, one writer,
-one reader.
+Made once, at the end of the run (:func:`measured`, from the readings of
+:class:`exporter.load.platform.PlatformWatch`); the run's file keeps them inside its
+:class:`~exporter.load.run.BenchRun`, read back validated with it.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
-
-import msgspec
 
 from exporter import metrics
 from exporter.load.platform_figures import Reading
@@ -28,7 +26,6 @@ from exporter.reports.facts import (
     Targets,
     Tracing,
 )
-from exporter.reports.model import ReportError
 from exporter.reports.readings import ReadingsQuery
 
 
@@ -66,18 +63,6 @@ def measured(start: Reading, end: Reading, during: Sequence[Reading], targets: T
     return RunFacts(collected.databases(q, sources), collected.caches(q, sources, _queues([*during, end], seconds)),
                     collected.tracing(q, sources, targets), collected.routes(q, None, sources),
                     collected.cache_ttls(q, sources), sources)
-
-
-def as_json(facts: RunFacts) -> Any:
-    return msgspec.to_builtins(facts)
-
-
-def read(obj: Any, where: str) -> RunFacts:
-    """The facts a run file holds, checked; a file that does not have their shape is a clear error."""
-    try:
-        return msgspec.convert(obj, RunFacts)
-    except msgspec.ValidationError as exc:
-        raise ReportError(f"{where}: its collectors' facts are not readable ({exc})") from None
 
 
 # ---------------------------------------------------------------------------------------------------------------

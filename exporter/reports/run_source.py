@@ -10,13 +10,15 @@ causes as a report from Prometheus does; the baseline they weigh changes against
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+import msgspec
+
+from exporter.load.run import BenchRun, RunFileError, looks_like_run, read_run
 from exporter.reports import run_facts
 from exporter.reports.attribution import route_of
 from exporter.reports.facts import Cache, Database, Endpoint, Facts, QueryP95, Queue, Targets, Tracing
@@ -54,51 +56,41 @@ def run_files(directory: Path) -> list[Path]:
         if path.name.endswith(".k6-summary.json"):
             continue
         try:
-            body = json.loads(path.read_text())
-        except (OSError, ValueError):
+            body = msgspec.json.decode(path.read_bytes())
+        except (OSError, msgspec.DecodeError):
             continue
-        if isinstance(body, dict) and "scenario" in body and "summary" in body and "measured" in body:
+        if looks_like_run(body):
             found.append(path)
     if not found:
         raise ReportError(f"--run {directory}: no bench run report (<scenario>.json) in it")
     return found
 
 
-def _num(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+def _s(ms: float | None) -> float | None:
+    return ms / 1000 if ms is not None else None
 
 
-def _s(ms: Any) -> float | None:
-    value = _num(ms)
-    return value / 1000 if value is not None else None
-
-
-def _facts(bodies: Sequence[Mapping[str, Any]], where: str) -> RunFacts | None:
-    found = [run_facts.read(b["platform"]["facts"], where) for b in bodies
-             if isinstance(b.get("platform"), Mapping) and "facts" in b["platform"]]
+def _facts(runs: Sequence[BenchRun]) -> RunFacts | None:
+    found = [r.platform.facts for r in runs if r.platform is not None and r.platform.facts is not None]
     return run_facts.merged(found) if found else None
 
 
-def _endpoint_baselines(bodies: Sequence[Mapping[str, Any]]) -> dict[str, tuple[float | None, dict[str, float]]]:
+def _endpoint_baselines(runs: Sequence[BenchRun]) -> dict[str, tuple[float | None, dict[str, float]]]:
     """Per endpoint of the baseline runs: its P95 and mean phases, seconds."""
-    out: dict[str, tuple[float | None, dict[str, float]]] = {}
-    for body in bodies:
-        for e in body.get("endpoints") or []:
-            phases = {k: v / 1000 for k, v in (e.get("phases_ms") or {}).items() if _num(v) is not None}
-            out[str(e.get("name"))] = (_s(e.get("p95_ms")), phases)
-    return out
+    return {e.name: (_s(e.p95_ms), {k: v / 1000 for k, v in (e.phases_ms or {}).items()})
+            for run in runs for e in run.endpoints}
 
 
-def observe_runs(bodies: Sequence[Mapping[str, Any]], targets: Targets, where: str,
+def observe_runs(runs: Sequence[BenchRun], targets: Targets, where: str,
                  endpoint_requests: Mapping[str, tuple[str, str]] | None = None,
-                 baseline: Sequence[Mapping[str, Any]] = ()) -> Observed:
-    """The report's figures from one or more run bodies (``bench all``: the four benchmarks together).
-    ``endpoint_requests``: endpoint name -> (method, path), to find the route its traces take; ``baseline``: the bodies
-    of an earlier run to weigh changes against."""
-    if not bodies:
+                 baseline: Sequence[BenchRun] = ()) -> Observed:
+    """The report's figures from one or more runs (``bench all``: the four benchmarks together).
+    ``endpoint_requests``: endpoint name -> (method, path), to find the route its traces take; ``baseline``: an
+    earlier run's to weigh changes against."""
+    if not runs:
         raise ReportError("no run to report on")
-    measured_facts = _facts(bodies, where)
-    baseline_facts = _facts(baseline, "the baseline run") if baseline else None
+    measured_facts = _facts(runs)
+    baseline_facts = _facts(baseline) if baseline else None
     before = _endpoint_baselines(baseline) if baseline_facts is not None else {}
     routes = measured_facts.routes if measured_facts else ()
     if baseline_facts is not None:
@@ -123,60 +115,53 @@ def observe_runs(bodies: Sequence[Mapping[str, Any]], targets: Targets, where: s
     trace_p95: list[float] = []
     trace_mean_total = 0.0
     queues: list[Queue] = []
-    for body in bodies:
-        end = _unix(str(body.get("timestamp")))
-        shape = body.get("shape") or {}
-        ran = _num(shape.get("ranSeconds")) or 0.0
-        warm = _num(shape.get("warmupSeconds")) or 0.0
-        starts.append(end - max(0.0, ran - warm))
+    for run in runs:
+        end = _unix(run.timestamp)
+        seconds = run.measured_seconds
+        starts.append(end - seconds)
         ends.append(end)
-        measured = body.get("measured") or {}
-        n = _num(measured.get("requests")) or 0.0
+        m = run.measured
+        n = float(m.requests)
         requests += n
-        weighted_mean += n * (_num(measured.get("avg_ms")) or 0.0)
-        failed += n * (_num(measured.get("error_rate")) or 0.0)
-        for key, out in (("p95_ms", p95s), ("p99_ms", p99s)):
-            if _num(measured.get(key)) is not None:
-                out.append(float(measured[key]))
-        for e in body.get("endpoints") or []:
-            count = _num(e.get("requests")) or 0.0
-            name = str(e.get("name"))
-            method_path = (endpoint_requests or {}).get(name)
-            received = _num(e.get("received_bytes"))
-            base_p95, base_phases = before.get(name, (None, None))
-            endpoints.append(Endpoint("k6", name, count,
-                                      failed=count * (_num(e.get("error_rate")) or 0.0),
-                                      mean_s=_s(e.get("avg_ms")), p95_s=_s(e.get("p95_ms")),
-                                      p99_s=_s(e.get("p99_ms")),
-                                      phases_s={k: v / 1000 for k, v in (e.get("phases_ms") or {}).items()
-                                                if _num(v) is not None},
+        weighted_mean += n * (m.avg_ms or 0.0)
+        failed += n * (m.error_rate or 0.0)
+        if m.p95_ms is not None:
+            p95s.append(m.p95_ms)
+        if m.p99_ms is not None:
+            p99s.append(m.p99_ms)
+        for e in run.endpoints:
+            count = float(e.requests)
+            method_path = (endpoint_requests or {}).get(e.name)
+            base_p95, base_phases = before.get(e.name, (None, None))
+            endpoints.append(Endpoint("k6", e.name, count, failed=count * (e.error_rate or 0.0),
+                                      mean_s=_s(e.avg_ms), p95_s=_s(e.p95_ms), p99_s=_s(e.p99_ms),
+                                      phases_s={k: v / 1000 for k, v in (e.phases_ms or {}).items()},
                                       route=route_of(*method_path, operations) if method_path else None,
-                                      response_bytes=received / count if received is not None and count else None,
+                                      response_bytes=(e.received_bytes / count
+                                                      if e.received_bytes is not None and count else None),
                                       baseline_p95_s=base_p95, baseline_phases_s=base_phases))
-        for stage in body.get("stages") or []:
-            stages.append({"scenario": body.get("scenario"), **stage})
-        platform = body.get("platform") or {}
-        db = platform.get("database") or {}
-        db_calls += _num(db.get("statementCalls")) or 0.0
-        db_seconds += _num(db.get("statementSeconds")) or 0.0
-        if _num(db.get("queryP95Ms")) is not None:
-            db_p95.append(float(db["queryP95Ms"]))
-        cache = platform.get("cache") or {}
-        if cache:
+        stages += [{"scenario": run.scenario, **msgspec.to_builtins(stage)} for stage in run.stages]
+        platform = run.platform
+        if platform is None:
+            continue
+        if platform.database is not None:
+            db_calls += platform.database.statement_calls
+            db_seconds += platform.database.statement_seconds
+            if platform.database.query_p95_ms is not None:
+                db_p95.append(platform.database.query_p95_ms)
+        if platform.cache is not None:
             have_cache = True
-            hits += _num(cache.get("hits")) or 0.0
-            misses += _num(cache.get("misses")) or 0.0
-        tr = platform.get("traces") or {}
-        count = _num(tr.get("traces")) or 0.0
-        traces += count
-        trace_mean_total += count * (_num(tr.get("meanMs")) or 0.0)
-        if _num(tr.get("p95Ms")) is not None:
-            trace_p95.append(float(tr["p95Ms"]))
-        for name, q in (platform.get("queues") or {}).items():
-            queues.append(Queue(name, float(q["first"]), float(q["last"]), float(q["max"]),
-                                (float(q["last"]) - float(q["first"])) / max(ran - warm, 1.0)))
+            hits += platform.cache.hits
+            misses += platform.cache.misses
+        if platform.traces is not None:
+            traces += platform.traces.traces
+            trace_mean_total += platform.traces.traces * (platform.traces.mean_ms or 0.0)
+            if platform.traces.p95_ms is not None:
+                trace_p95.append(platform.traces.p95_ms)
+        for name, q in platform.queues.items():
+            queues.append(Queue(name, q.first, q.last, q.max, (q.last - q.first) / max(seconds, 1.0)))
     window = Window(min(starts), max(ends))
-    several = len(bodies) > 1
+    several = len(runs) > 1
     worst = " (the highest of the runs)" if several else ""
     api_mean = Figure(weighted_mean / requests if requests else None, "ms", K6, EXACT)
     api_p95 = (Figure(max(p95s), "ms", K6 + worst, EXACT) if p95s
@@ -216,11 +201,8 @@ def observe_runs(bodies: Sequence[Mapping[str, Any]], targets: Targets, where: s
     rows = {"api_latency_p95": api_p95, "api_latency_p99": api_p99, "error_rate": err, "db_query_p95": db_p95_fig,
             "cache_hit_rate": hit, "trace_p95": tr_p95}
     # An inconclusive run (the generator was the bottleneck) says nothing about the API's targets.
-    inconclusive = []
-    for b in bodies:
-        verdict = b.get("verdict") or {}
-        if verdict.get("status") == "inconclusive":
-            inconclusive.append(f"{b.get('scenario')}: {'; '.join(verdict.get('reasons') or []) or 'see its report'}")
+    inconclusive = [f"{r.scenario}: {'; '.join(r.verdict.reasons) or 'see its report'}" for r in runs
+                    if r.inconclusive]
     if inconclusive:
         why = "the run was inconclusive (" + " | ".join(inconclusive) + "): its API figures cannot judge the target"
         for key in ("api_latency_p95", "api_latency_p99", "error_rate"):
@@ -253,12 +235,12 @@ def observe_runs(bodies: Sequence[Mapping[str, Any]], targets: Targets, where: s
                   if baseline_facts is not None else "")
     plots = [_stage_plot(stages, targets)]
     return Observed(facts, window, "run", where, areas, rows, {}, plots, stages, notes,
-                    {"scenarios": [b.get("scenario") for b in bodies], "infrastructure": NOT_RECORDED})
+                    {"scenarios": [r.scenario for r in runs], "infrastructure": NOT_RECORDED})
 
 
 def _stage_plot(stages: Sequence[Mapping[str, Any]], targets: Targets) -> Plot:
     labels = [f"{s.get('scenario')} #{s.get('name')}" for s in stages]
-    points = {key: [(float(i), float(s[key])) for i, s in enumerate(stages) if _num(s.get(key)) is not None]
+    points = {key: [(float(i), float(s[key])) for i, s in enumerate(stages) if s.get(key) is not None]
               for key in ("p50_ms", "p95_ms", "p99_ms")}
     series = [Series(key.split("_")[0].upper(), pts, K6 + ", per stage") for key, pts in points.items() if pts]
     return Plot("stages", "Per-stage latency of the load run", "ms", series,
@@ -270,5 +252,34 @@ def _stage_plot(stages: Sequence[Mapping[str, Any]], targets: Targets) -> Plot:
 
 def observe_run_dir(directory: Path, targets: Targets,
                     endpoint_requests: Mapping[str, tuple[str, str]] | None = None) -> Observed:
-    bodies = [json.loads(p.read_text()) for p in run_files(directory)]
-    return observe_runs(bodies, targets, str(directory), endpoint_requests)
+    try:
+        runs = [read_run(p) for p in run_files(directory)]
+    except RunFileError as exc:
+        raise ReportError(str(exc)) from None
+    return observe_runs(runs, targets, str(directory), endpoint_requests)
+
+
+REPORT_DIR = "report"
+
+
+def write_run_report(runs: Sequence[BenchRun], out: Path, config: Any, stream: TextIO | None = None,
+                     baseline: Sequence[BenchRun] = ()) -> list[Path]:
+    """The full report of the run(s) at the end of ``bench``, in every format, into ``<out>/report/`` (beside the
+    runs' ``<scenario>.json``), weighing causes against the ``baseline`` runs if given; a report that cannot be
+    made is one line, never a failed run (the run's own files and exit code stand)."""
+    from exporter.reports.command import FORMATS, endpoint_requests, targets_of, write
+    from exporter.reports.judge import build_report
+
+    directory = out / REPORT_DIR
+    requests = {name: method_path for (_, name), method_path in endpoint_requests(config).items()}
+    try:
+        report = build_report(observe_runs(list(runs), targets_of(config), str(out), requests, baseline))
+        paths = write(report, directory, FORMATS)
+    except (ReportError, OSError, KeyError, ValueError) as exc:
+        if stream is not None:
+            stream.write(f"bench: no report: {exc}\n")
+        return []
+    if stream is not None:
+        stream.write(f"bench: report {directory / 'report.html'} (and .md, performance-summary.json, "
+                     "api/database/cache/tracing.json)\n")
+    return paths
