@@ -30,7 +30,6 @@ from exporter.reports.command import (
     endpoint_requests,
     jaeger_urls,
     postgres_conninfos,
-    targets_of,
 )
 from exporter.reports.model import Report, Window, iso
 from exporter.reports.recommendations import HIGH, Recommendation
@@ -238,7 +237,7 @@ class Stack:
             options.baseline_start, options.baseline_end = str(self.baseline.start), str(self.baseline.end)
         else:
             options.baseline = "0"
-        return build(options, targets_of(self.config), jaeger_urls(self.config),
+        return build(options, self.config.targets, jaeger_urls(self.config),
                      postgres_conninfos(self.config), endpoint_requests(self.config))
 
     def run_case(self, case: Case, settle_s: float = SETTLE_S, window_s: float = WINDOW_S) -> Verdict:

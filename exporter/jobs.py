@@ -89,6 +89,7 @@ class SloArea:
     records: Callable[[list[Slo], str], list[dict[str, Any]]]  # the guide's extra records, over a window
     dashboard: Callable[[Config], Dashboard]
     issue: str  # the guide's "Common Performance Issues" entry its runbooks cite (exporter.slo.runbooks)
+    report: str | None = None  # its module under exporter.reports.areas (None: reported from its SLOs alone)
 
 
 @dataclass(frozen=True)

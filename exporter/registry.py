@@ -21,21 +21,26 @@ from exporter.slo import dashboards, rules, slos
 _KINDS: list[JobKind[Any]] = [
     JobKind("api", ApiTarget, ApiProbe, SloArea(
         "api", "API", "probe requests", HTTP_REQUESTS.name, slos.api_slos, rules.api_records, dashboards.api,
-        "slow_api")),
+        "slow_api", "exporter.reports.areas.api")),
     JobKind("postgres", PostgresTarget, PostgresCollector, SloArea(
         "database", "Database", "statement executions", f"{PG_QUERY_DURATION.name}_count", slos.database_slos,
-        rules.latency_records, dashboards.database, "database")),
+        rules.latency_records, dashboards.database, "database", "exporter.reports.areas.database")),
     JobKind("redis", RedisTarget, RedisCollector, SloArea(
         "cache", "Cache", "key lookups", REDIS_HITS.name, slos.cache_slos, rules.cache_records, dashboards.cache,
-        "cache")),
+        "cache", "exporter.reports.areas.cache")),
     JobKind("jaeger", JaegerTarget, JaegerCollector, SloArea(
         "tracing", "Tracing", "traces", f"{TRACE_DURATION.name}_count", slos.tracing_slos, rules.latency_records,
-        dashboards.tracing, "trace")),
+        dashboards.tracing, "trace", "exporter.reports.areas.tracing")),
 ]
 
 
 def kinds() -> tuple[JobKind[Any], ...]:
     return tuple(_KINDS)
+
+
+def areas() -> tuple[SloArea, ...]:
+    """The SLO area of every registered kind that has one, in registry order."""
+    return tuple(k.area for k in _KINDS if k.area is not None)
 
 
 def kind(section: str) -> JobKind[Any]:

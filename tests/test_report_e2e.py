@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from bench.diagnosis_stack import HEALTHY, TRUTHS, Case, Stack, Verdict, describe, diagnosis_stack
-from exporter.reports.command import ReportOptions, build, targets_of, write
+from exporter.reports.command import ReportOptions, build, write
 from exporter.reports.recommendations import HIGH, MEDIUM, chain_kind
 from tests.servers import Postgres
 from tests.test_report_files import validate_files
@@ -119,5 +119,5 @@ def test_the_report_command_writes_the_files_and_says_no_data_for_an_empty_windo
     assert {row["Status"] for row in summary["targets"]} == {"no data"}
     assert all(row["reason"] for row in summary["targets"])
     validate_files(tmp_path)
-    report = build(ReportOptions(prometheus=stack.prometheus.url, window="10s"), targets_of(stack.config))
+    report = build(ReportOptions(prometheus=stack.prometheus.url, window="10s"), stack.config.targets)
     assert report.window.seconds == pytest.approx(10, abs=0.5)

@@ -13,9 +13,10 @@ import jsonschema
 import pytest
 from referencing import Registry, Resource
 
+from exporter.config.targets import Targets
 from exporter.load.run import BenchRun, write_run
 from exporter.reports.command import ReportOptions, run_report, window_of
-from exporter.reports.facts import Facts, Targets
+from exporter.reports.facts import Facts
 from exporter.reports.judge import build_report, judge
 from exporter.reports.model import (
     APPROXIMATE,

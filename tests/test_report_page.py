@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from exporter.config.targets import Targets
 from exporter.reports import plots
 from exporter.reports.attribution import PathTime, Route, RoutePeriod
-from exporter.reports.facts import Database, Endpoint, Facts, Statement, Targets, Tracing
+from exporter.reports.facts import Database, Endpoint, Facts, Statement, Tracing
 from exporter.reports.judge import build_report
 from exporter.reports.model import AreaSummary, Figure, Observed, Plot, Series, Window
 from exporter.reports.render_html import html_page

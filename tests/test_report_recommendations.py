@@ -8,6 +8,7 @@ from dataclasses import replace
 import pytest
 
 from exporter.collectors.jaeger.breakdown import CACHE, DB, HIT, MISS_FILLED, MISS_UNFILLED, POOL, SELF, SERIAL
+from exporter.config.targets import EndpointTargets, Targets
 from exporter.reports import recommendations as rec
 from exporter.reports.attribution import CacheReads, PathTime, Route, RoutePeriod
 from exporter.reports.diagnosis import BLOCKING_SQL, statement_name
@@ -25,7 +26,6 @@ from exporter.reports.facts import (
     SerialGroup,
     Statement,
     Table,
-    Targets,
     Tracing,
     statement_tables,
 )
@@ -71,7 +71,7 @@ def route(name: str, now: tuple[PathTime, ...], before: tuple[PathTime, ...] | N
 
 
 def facts(**kw: object) -> Facts:
-    return Facts(60.0, Targets(endpoint_p95={"create_order": 0.3}), **kw)  # type: ignore[arg-type]
+    return Facts(60.0, Targets(endpoints={"create_order": EndpointTargets(api_latency_p95=0.3)}), **kw)  # type: ignore[arg-type]
 
 
 def orders_db(slow: bool = True, p95: QueryP95 | None = None, **kw: object) -> Database:

@@ -13,7 +13,7 @@ from pydantic import Field, create_model, model_validator
 from exporter.config.base import JobTarget, Model, check_unique
 from exporter.config.targets import Targets
 from exporter.jobs import JobKind, SloArea
-from exporter.registry import kinds
+from exporter.registry import areas, kinds
 
 
 class Config(Model):
@@ -32,7 +32,7 @@ class Config(Model):
 
     def areas(self) -> list[SloArea]:
         """The SLO area of every registered kind that has one, in registry order."""
-        return [kind.area for kind in kinds() if kind.area is not None]
+        return list(areas())
 
     def configured_areas(self) -> list[tuple[str, SloArea]]:
         """(section, area) of each kind with an area and at least one target here: their SLI metrics should

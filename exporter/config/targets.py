@@ -29,6 +29,21 @@ class Targets(Model):
     # Where rules/runbooks.md is published; each alert links to its section (``#<alertname in lower case>``).
     runbook_url: str = "rules/runbooks.md"
 
+    @property
+    def endpoint_p95(self) -> dict[str, float]:
+        """The endpoints with their own P95 target."""
+        return {n: e.api_latency_p95 for n, e in self.endpoints.items() if e.api_latency_p95 is not None}
+
+    @property
+    def endpoint_p99(self) -> dict[str, float]:
+        return {n: e.api_latency_p99 for n, e in self.endpoints.items() if e.api_latency_p99 is not None}
+
+    def p95_for(self, endpoint: str) -> float:
+        return self.endpoint_p95.get(endpoint, self.api_latency_p95)
+
+    def p99_for(self, endpoint: str) -> float:
+        return self.endpoint_p99.get(endpoint, self.api_latency_p99)
+
     @field_validator("slo_window")
     @classmethod
     def _whole_days(cls, value: float) -> float:

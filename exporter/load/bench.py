@@ -380,7 +380,7 @@ def _run_all(options: BenchOptions, names: list[str], k6: K6, version: str, stac
             summary = write_json(options.out / "performance-summary.json",
                                  msgspec.to_builtins(bench_all_summary(last, exit_code, version)))
             stream.write(f"bench: all benchmarks done, exit {exit_code} (summary: {summary})\n")
-        from exporter.reports.run_source import write_run_report
+        from exporter.reports.command import write_run_report
 
         write_run_report([run for run, _ in last], options.out, config, stream,
                          _baseline_runs(options.baseline, names))

@@ -105,11 +105,10 @@ class PlatformWatch:
             await self.scheduler.shutdown(grace=2.0)
         from exporter.load.run import Platform
         from exporter.reports import run_facts
-        from exporter.reports.command import targets_of
 
         start = self.start_reading or {}
         seconds = time.monotonic() - self.started_at if self.started_at is not None else 0.0
-        facts = run_facts.measured(start, end, self.during, targets_of(self.config), seconds)
+        facts = run_facts.measured(start, end, self.during, self.config.targets, seconds)
         figures = platform_report(start, end, [*self.during, end])
         return Platform(**msgspec.structs.asdict(figures),
                         collectors=[f"{kind.section}/{entry.name}" for kind, entry in self.config.jobs()],

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from exporter import metrics
+from exporter.config.targets import Targets
 from exporter.reports.attribution import CacheReads, PathTime, Route, RoutePeriod
 from exporter.reports.facts import (
     Cache,
@@ -19,7 +20,6 @@ from exporter.reports.facts import (
     SpanTime,
     Statement,
     Table,
-    Targets,
     Tracing,
 )
 from exporter.reports.query import Query, label

@@ -15,11 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+from exporter.config.targets import Targets
 from exporter.exit_codes import ExitCode
-from exporter.reports.facts import Targets
 from exporter.reports.model import MET, MISSED, Observed, Report, ReportError, Window
+
+if TYPE_CHECKING:
+    from exporter.load.run import BenchRun
 
 FORMATS = ("json", "md", "html")
 
@@ -40,16 +43,6 @@ class ReportOptions:
     baseline: str = "1h"  # the period before the window that attribution compares with ("0": none)
     baseline_start: str | None = None  # or an explicit period
     baseline_end: str | None = None
-
-
-def targets_of(config: Any) -> Targets:
-    """The recommendation rules' targets from a config's ``targets:``."""
-    t = config.targets
-    return Targets(
-        api_latency_p95=t.api_latency_p95, api_latency_p99=t.api_latency_p99, db_query_p95=t.db_query_p95,
-        cache_hit_rate=t.cache_hit_rate, trace_p95=t.trace_p95, error_rate=t.error_rate,
-        endpoint_p95={n: e.api_latency_p95 for n, e in t.endpoints.items() if e.api_latency_p95 is not None},
-        endpoint_p99={n: e.api_latency_p99 for n, e in t.endpoints.items() if e.api_latency_p99 is not None})
 
 
 def parse_time(text: str, what: str) -> float:
@@ -217,7 +210,7 @@ def run_report(options: ReportOptions) -> int:
         return ExitCode.NOT_RUN
     try:
         config = load_config(options.config) if options.config else default_config()
-        report = build(options, targets_of(config), jaeger_urls(config), postgres_conninfos(config),
+        report = build(options, config.targets, jaeger_urls(config), postgres_conninfos(config),
                        endpoint_requests(config))
         paths = write(report, options.out, options.formats)
     except (ConfigError, ReportError) as exc:
@@ -231,3 +224,29 @@ def run_report(options: ReportOptions) -> int:
     stream.write(f"report: wrote {', '.join(str(p) for p in paths)}\n")
     from exporter.reports.history_entry import record_report
     return record_report(options, report, exit_code(report), config)
+
+
+REPORT_DIR = "report"
+
+
+def write_run_report(runs: Sequence[BenchRun], out: Path, config: Any, stream: TextIO | None = None,
+                     baseline: Sequence[BenchRun] = ()) -> list[Path]:
+    """The full report of the run(s) at the end of ``bench``, in every format, into ``<out>/report/`` (beside the
+    runs' ``<scenario>.json``), weighing causes against the ``baseline`` runs if given; a report that cannot be
+    made is one line, never a failed run (the run's own files and exit code stand)."""
+    from exporter.reports.judge import build_report
+    from exporter.reports.run_source import observe_runs
+
+    directory = out / REPORT_DIR
+    requests = {name: method_path for (_, name), method_path in endpoint_requests(config).items()}
+    try:
+        report = build_report(observe_runs(list(runs), config.targets, str(out), requests, baseline))
+        paths = write(report, directory, FORMATS)
+    except (ReportError, OSError, KeyError, ValueError) as exc:
+        if stream is not None:
+            stream.write(f"bench: no report: {exc}\n")
+        return []
+    if stream is not None:
+        stream.write(f"bench: report {directory / 'report.html'} (and .md, performance-summary.json, "
+                     "api/database/cache/tracing.json)\n")
+    return paths

@@ -12,27 +12,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from exporter.config.targets import Targets
 from exporter.reports.attribution import Route
-
-
-@dataclass(frozen=True)
-class Targets:
-    """The guide's six targets (seconds and ratios), and per-endpoint latency overrides."""
-
-    api_latency_p95: float = 0.5
-    api_latency_p99: float = 1.0
-    db_query_p95: float = 0.1
-    cache_hit_rate: float = 0.8
-    trace_p95: float = 1.0
-    error_rate: float = 0.01
-    endpoint_p95: Mapping[str, float] = field(default_factory=dict)
-    endpoint_p99: Mapping[str, float] = field(default_factory=dict)
-
-    def p95_for(self, endpoint: str) -> float:
-        return self.endpoint_p95.get(endpoint, self.api_latency_p95)
-
-    def p99_for(self, endpoint: str) -> float:
-        return self.endpoint_p99.get(endpoint, self.api_latency_p99)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,11 @@ from it. Status is ``met``, ``missed`` or ``no data`` with the reason; a figure 
 
 from __future__ import annotations
 
-from exporter.reports.facts import Targets
+from collections.abc import Mapping, Sequence
+
+from exporter.config.targets import Targets
+from exporter.registry import areas
+from exporter.reports.diagnosis import UNEXPLAINED, Evidence
 from exporter.reports.model import (
     APPROXIMATE,
     ESTIMATE,
@@ -17,29 +21,27 @@ from exporter.reports.model import (
     TargetRow,
     now_iso,
 )
-from exporter.reports.recommendations import recommend
+from exporter.reports.recommendations import MEDIUM, RANK, Findings, Recommendation, priority, recommend
+from exporter.reports.render_json import current_text
+from exporter.slo.slos import Slo
 
-# key, the guide's metric name, ceiling (True) or floor (False), the quantile a latency row is about
-ROWS: tuple[tuple[str, str, bool, float | None], ...] = (
-    ("api_latency_p95", "API P95 Response Time", True, 0.95),
-    ("api_latency_p99", "API P99 Response Time", True, 0.99),
-    ("db_query_p95", "Database Query P95", True, 0.95),
-    ("cache_hit_rate", "Cache Hit Rate", False, None),
-    ("trace_p95", "Trace P95 Duration", True, 0.95),
-    ("error_rate", "Error Rate", True, None),
-)
+# The guide's Performance Targets table, in its order; a registered area's other targets follow in registry order.
+GUIDE_ORDER = ("api_latency_p95", "api_latency_p99", "db_query_p95", "cache_hit_rate", "trace_p95", "error_rate")
 
 
-def target_value(targets: Targets, key: str) -> float:
-    return float(getattr(targets, key))
+def row_slos(targets: Targets) -> list[Slo]:
+    """The SLOs a report has a row for: every registered area's whole-API ones (the endpoints' own are in the
+    API area's endpoint table)."""
+    found = [slo for area in areas() for slo in area.slos(targets) if slo.endpoint is None]
+    order = {key: i for i, key in enumerate(GUIDE_ORDER)}
+    return sorted(found, key=lambda slo: order.get(slo.key, len(order)))
 
 
-def target_text(key: str, value: float) -> str:
-    if key in ("cache_hit_rate",):
-        return f"> {value * 100:g}%"
-    if key == "error_rate":
-        return f"< {value * 100:g}%"
-    return f"< {value * 1000:g}ms"
+def target_text(slo: Slo) -> str:
+    assert slo.threshold is not None
+    if slo.quantile is not None:
+        return f"< {slo.threshold * 1000:g}ms"
+    return f"{'>' if slo.floor else '<'} {slo.threshold * 100:g}%"
 
 
 def judge(key: str, ceiling: bool, quantile: float | None, target: float, figure: Figure,
@@ -75,12 +77,46 @@ def judge(key: str, ceiling: bool, quantile: float | None, target: float, figure
     return (MET if held else MISSED), ""
 
 
+def _excess(row: TargetRow, floor: bool) -> float:
+    """How far past its target a missed row is (observed/target - 1, or 1 - observed/target for a floor)."""
+    value = row.current.value if row.current.value is not None else row.current.lower
+    if value is None or row.target_value <= 0:
+        return 0.0
+    limit = row.target_value * (1000.0 if row.current.unit == "ms" else 1.0)
+    return max(0.0, 1 - value / limit) if floor else max(0.0, value / limit - 1)
+
+
+def with_missed_areas(findings: Findings, rows: Sequence[TargetRow], floors: Mapping[str, bool]) -> Findings:
+    """A missed target of an area no rule diagnosed (a collector with no rules of its own) still gets a
+    recommendation: that it was missed, by how much, and where to start; it names no cause."""
+    diagnosed = {r.area for r in findings.recommendations if not r.housekeeping}
+    extra = []
+    for row in rows:
+        if row.status != MISSED or row.area in diagnosed:
+            continue
+        excess = _excess(row, floors.get(row.key, False))
+        extra.append(Recommendation(
+            "PERFORMANCE", priority(excess, MEDIUM), f"{row.metric} missed: {current_text(row)} against {row.target}",
+            row.area, f"{row.metric} missed", excess, f"excess {excess:.2f} (of the target)", row.area,
+            f"perf-exporter has no diagnosis for the {row.area} area: start from its dashboard (uid perf-{row.area}) "
+            f"and the runbook of its alerts (rules/runbooks.md)",
+            (Evidence(row.area, f"{row.metric}: {current_text(row)}", row.current.source),), kind=UNEXPLAINED,
+            cause="not diagnosed: no rules for this area"))
+    if not extra:
+        return findings
+    ranked = sorted([*findings.recommendations, *extra],
+                    key=lambda r: (r.housekeeping, RANK[r.priority], r.kind == UNEXPLAINED, -r.score))
+    return Findings(ranked)
+
+
 def build_report(observed: Observed) -> Report:
-    targets = observed.facts.targets
     rows = []
-    for key, metric, ceiling, quantile in ROWS:
-        value = target_value(targets, key)
-        figure = observed.row_inputs.get(key) or Figure(None, "ms", "none", note="no source for this figure")
-        status, reason = judge(key, ceiling, quantile, value, figure, observed.shares_within.get(key))
-        rows.append(TargetRow(key, metric, target_text(key, value), value, figure, status, reason))
-    return Report(now_iso(), observed, rows, recommend(observed.facts))
+    for slo in row_slos(observed.facts.targets):
+        assert slo.threshold is not None
+        figure = (observed.row_inputs.get(slo.key)
+                  or Figure(None, "ms" if slo.quantile else "ratio", "none", note="no source for this figure"))
+        status, reason = judge(slo.key, not slo.floor, slo.quantile, slo.threshold, figure,
+                               observed.shares_within.get(slo.key))
+        rows.append(TargetRow(slo.key, slo.title, target_text(slo), slo.threshold, figure, status, reason, slo.area))
+    floors = {slo.key: slo.floor for slo in row_slos(observed.facts.targets)}
+    return Report(now_iso(), observed, rows, with_missed_areas(recommend(observed.facts), rows, floors))

@@ -13,7 +13,6 @@ from exporter.reports.facts import Facts
 from exporter.reports.recommendations import Findings
 
 MET, MISSED, NO_DATA = "met", "missed", "no data"
-AREAS = ("api", "database", "cache", "tracing")
 
 # Precision of a figure.
 EXACT = "exact"  # counted, or computed from every sample
@@ -78,6 +77,7 @@ class TargetRow:
     current: Figure
     status: str
     reason: str = ""
+    area: str = ""  # the SLO area it belongs to (api, database, ...)
 
 
 @dataclass(frozen=True)

@@ -5,11 +5,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from exporter.load.platform_figures import histogram_quantile
+from exporter.slo.slos import Matcher
 
 Labels = tuple[tuple[str, str], ...]
 Vector = dict[Labels, float]
@@ -72,8 +73,9 @@ def histograms_of(buckets: Vector, counts: Vector, sums: Vector, names: tuple[st
 class Query(Protocol):
     """The exporter's series over one period, summed by the label ``names`` asked for."""
 
-    def increase(self, family: str, names: Iterable[str]) -> Vector:
-        """How much each counter (or ``_bucket``/``_count``/``_sum`` series) grew over the period."""
+    def increase(self, family: str, names: Iterable[str], matchers: Sequence[Matcher] = ()) -> Vector:
+        """How much each counter (or ``_bucket``/``_count``/``_sum`` series) grew over the period; only the series
+        ``matchers`` select."""
 
     def over_time(self, fn: str, family: str, names: Iterable[str], agg: str = "max") -> Vector:
         """``fn`` (max_over_time, min_over_time, avg_over_time, last_over_time) of each gauge, then ``agg``."""
@@ -81,7 +83,8 @@ class Query(Protocol):
     def peak_sum(self, family: str, names: Iterable[str]) -> Vector:
         """The highest value, at any one moment of the period, of the gauges' sum by ``names``."""
 
-    def histograms(self, family: str, names: Iterable[str]) -> dict[Labels, Histogram]:
+    def histograms(self, family: str, names: Iterable[str],
+                   matchers: Sequence[Matcher] = ()) -> dict[Labels, Histogram]:
         """Each histogram's buckets, count and sum over the period."""
 
     def source(self, expr: str) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from exporter.load.platform_figures import Reading
 from exporter.reports.query import Histogram, Labels, Vector, histograms_of, key_of
+from exporter.slo.slos import Matcher
 
 RUN = "perf-exporter collectors during the run"
 
@@ -25,11 +26,11 @@ class ReadingsQuery:
         self.end = end
         self.samples = [*during, end]
 
-    def increase(self, family: str, names: Iterable[str]) -> Vector:
+    def increase(self, family: str, names: Iterable[str], matchers: Sequence[Matcher] = ()) -> Vector:
         names = tuple(names)
         out: Vector = {}
         for (name, labels), value in self.end.items():
-            if name != family:
+            if name != family or not all(m.matches(dict(labels)) for m in matchers):
                 continue
             grew = max(0.0, value - self.start.get((name, labels), 0.0))
             key = key_of(dict(labels), names)
@@ -64,10 +65,12 @@ class ReadingsQuery:
                 out[key] = max(value, out.get(key, value))
         return out
 
-    def histograms(self, family: str, names: Iterable[str]) -> dict[Labels, Histogram]:
+    def histograms(self, family: str, names: Iterable[str],
+                   matchers: Sequence[Matcher] = ()) -> dict[Labels, Histogram]:
         names = tuple(names)
-        return histograms_of(self.increase(f"{family}_bucket", (*names, "le")),
-                             self.increase(f"{family}_count", names), self.increase(f"{family}_sum", names), names)
+        return histograms_of(self.increase(f"{family}_bucket", (*names, "le"), matchers),
+                             self.increase(f"{family}_count", names, matchers),
+                             self.increase(f"{family}_sum", names, matchers), names)
 
     def source(self, expr: str) -> str:
         return f"{RUN}: {expr.replace('[W]', '')}"

@@ -625,7 +625,7 @@ SYMPTOM_RULES: tuple[Callable[[Facts, Found], None], ...] = (
 HOUSEKEEPING_RULES: tuple[Callable[[Facts], list[Recommendation]], ...] = (
     serial_siblings, database_checks, cache_checks)
 
-_ORDER = {HIGH: 0, MEDIUM: 1, LOW: 2}
+RANK = {HIGH: 0, MEDIUM: 1, LOW: 2}
 
 
 @dataclass(frozen=True)
@@ -650,7 +650,7 @@ def recommend(facts: Facts) -> Findings:
     for rule in SYMPTOM_RULES:
         rule(facts, found)
     causes = [_recommendation(entry) for entry in found.values()]
-    causes.sort(key=lambda r: (_ORDER[r.priority], r.kind == UNEXPLAINED, -r.score))
+    causes.sort(key=lambda r: (RANK[r.priority], r.kind == UNEXPLAINED, -r.score))
     chores = [r for rule in HOUSEKEEPING_RULES for r in rule(facts)]
     chores.sort(key=lambda r: -r.score)
     return Findings(causes + chores)

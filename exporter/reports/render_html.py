@@ -8,7 +8,7 @@ import html
 
 from exporter.reports import plots
 from exporter.reports.diagnosis import pct, statement_name
-from exporter.reports.model import AREAS, Plot, Report
+from exporter.reports.model import Plot, Report
 from exporter.reports.recommendations import PRIORITY_RULE, Recommendation, critical_path_shares, top_statements
 from exporter.reports.render_json import current_text, guide_summary
 
@@ -91,10 +91,9 @@ def html_page(report: Report) -> str:
                      f"({_e(row.current.precision)})")
     parts.append(f"</table><h2>Summaries</h2><p class=src>Over the whole window ({o.window.seconds:.0f} s).</p>"
                  "<table><tr><th>Area<th>Requests<th>Avg ms<th>P95 ms<th>P99 ms<th>Error rate")
-    for area in AREAS:
-        if area in o.areas:
-            s = guide_summary(o.areas[area])
-            parts.append("<tr>" + "".join(f"<td>{_e('-' if v is None else v)}" for v in (area, *s.values())))
+    for area, summary in o.areas.items():
+        s = guide_summary(summary)
+        parts.append("<tr>" + "".join(f"<td>{_e('-' if v is None else v)}" for v in (area, *s.values())))
     parts.append("</table><h2>Plots</h2>")
     parts += [_plot(p) for p in o.plots]
     statements = top_statements(o.facts.databases, 8)

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.reports.model import AREAS, BUCKETED, EXACT, AreaSummary, Figure, Report, TargetRow
-from exporter.reports.recommendations import PRIORITY_RULE, critical_path_shares, top_statements
+from exporter.reports.areas import details
+from exporter.reports.model import AreaSummary, Figure, Report, TargetRow
+from exporter.reports.recommendations import PRIORITY_RULE
 
 SCHEMA_AREA = "https://perf-exporter.tripo04os/schema/area-report.json"
 SCHEMA_SUMMARY = "https://perf-exporter.tripo04os/schema/performance-summary.json"
@@ -57,45 +58,6 @@ def row_json(row: TargetRow) -> dict[str, Any]:
             "key": row.key, "reason": row.reason, "current": row.current.as_json()}
 
 
-def _area_extra(report: Report, area: str) -> dict[str, Any]:
-    facts = report.observed.facts
-    if area == "api":
-        return {"endpoints": [
-            {"target": e.target, "endpoint": e.name, "requests": round(e.requests, 3), "failed": round(e.failed, 3),
-             "avgMs": _r(e.mean_s), "p95Ms": _r(e.p95_s), "p99Ms": _r(e.p99_s),
-             "p95TargetMs": facts.targets.p95_for(e.name) * 1000,
-             "phasesMs": {k: round(v * 1000, 3) for k, v in e.phases_s.items()},
-             "traceMs": _r(e.trace_s),
-             "percentilePrecision": EXACT if report.observed.source_kind == "run" else BUCKETED}
-            for e in facts.endpoints]}
-    if area == "database":
-        return {"statements": [
-            {"target": s.target, "datname": s.datname, "user": s.user, "queryid": s.queryid, "query": s.text,
-             "calls": round(s.calls, 3), "totalMs": round(s.seconds * 1000, 3), "meanMs": _r(s.mean_s)}
-            for s in top_statements(facts.databases, 10)],
-            "queryP95": [{"target": d.target, "method": d.p95.method, "ms": _r(d.p95.value),
-                          "lowerMs": _r(d.p95.lower), "upperMs": _r(d.p95.upper), "source": d.p95.source}
-                         for d in facts.databases if d.p95 is not None],
-            "syntheticP95": [{"target": d.target, "ms": _r(d.synthetic_p95.value), "source": d.synthetic_p95.source}
-                             for d in facts.databases if d.synthetic_p95 is not None]}
-    if area == "cache":
-        return {"caches": [{"target": c.target, "hitRate": c.hit_rate, "hits": c.hits, "misses": c.misses,
-                            "evicted": c.evicted,
-                            "patterns": [{"pattern": p.pattern, "sampledKeys": p.sampled,
-                                          "withoutTtlShare": p.without_ttl, "medianTtlSeconds": p.median_ttl_s}
-                                         for p in c.patterns],
-                            "queues": [{"queue": q.name, "first": q.first, "last": q.last, "highest": q.highest,
-                                        "slopePerSecond": round(q.slope_per_s, 4)} for q in c.queues]}
-                           for c in facts.caches]}
-    return {"criticalPathShare": {s: round(v, 4) for s, v in critical_path_shares(facts.tracing)},
-            "serialSiblings": [{"service": g.service, "operation": g.operation, "children": g.children,
-                                "savingMs": round(g.saving_s * 1000, 3)} for t in facts.tracing for g in t.serial]}
-
-
-def _r(seconds: float | None) -> float | None:
-    return round(seconds * 1000, 3) if seconds is not None else None
-
-
 def _common(report: Report) -> dict[str, Any]:
     o = report.observed
     return {"window": o.window.as_json(), "source": {"kind": o.source_kind, "where": o.source_where},
@@ -104,8 +66,6 @@ def _common(report: Report) -> dict[str, Any]:
 
 def area_file(report: Report, area: str) -> dict[str, Any]:
     summary = report.observed.areas[area]
-    rows = {"api": ("api_latency_p95", "api_latency_p99", "error_rate"), "database": ("db_query_p95",),
-            "cache": ("cache_hit_rate",), "tracing": ("trace_p95",)}[area]
     return {
         "$schema": SCHEMA_AREA,
         "timestamp": report.generated,
@@ -113,9 +73,9 @@ def area_file(report: Report, area: str) -> dict[str, Any]:
         "recommendations": [r.as_json() for r in report.findings.for_area(area)],
         "area": area,
         "summarySources": summary_sources(summary),
-        "targets": [row_json(r) for r in report.rows if r.key in rows],
+        "targets": [row_json(r) for r in report.rows if r.area == area],
         **_common(report),
-        **_area_extra(report, area),
+        **details(report, area),
     }
 
 
@@ -127,8 +87,7 @@ def performance_summary(report: Report) -> dict[str, Any]:
         "targets": [row_json(r) for r in report.rows],
         "bottlenecks": [r.as_json() for r in report.findings.top(3)],
         "recommendations": [r.as_json() for r in report.findings.recommendations],
-        "summaries": {area: guide_summary(report.observed.areas[area]) for area in AREAS
-                      if area in report.observed.areas},
+        "summaries": {area: guide_summary(summary) for area, summary in report.observed.areas.items()},
         "stages": report.observed.stages,
         **_common(report),
         **report.observed.extra,
@@ -136,6 +95,6 @@ def performance_summary(report: Report) -> dict[str, Any]:
 
 
 def json_files(report: Report) -> dict[str, dict[str, Any]]:
-    out = {f"{area}.json": area_file(report, area) for area in AREAS if area in report.observed.areas}
+    out = {f"{area}.json": area_file(report, area) for area in report.observed.areas}
     out["performance-summary.json"] = performance_summary(report)
     return out

@@ -5,7 +5,7 @@ diagnosis steps, folded), housekeeping apart, and where each number came from.""
 from __future__ import annotations
 
 from exporter.reports.diagnosis import pct, statement_name
-from exporter.reports.model import AREAS, Report
+from exporter.reports.model import Report
 from exporter.reports.recommendations import PRIORITY_RULE, Recommendation, critical_path_shares, top_statements
 from exporter.reports.render_json import current_text, guide_summary
 
@@ -70,11 +70,10 @@ def markdown(report: Report) -> str:
               + (f"; {row.current.note}" if row.current.note else "") + ")" for row in report.rows]
     lines += ["", "## Summaries", "", "| Area | Requests | Avg ms | P95 ms | P99 ms | Error rate |",
               "|---|---|---|---|---|---|"]
-    for area in AREAS:
-        if area in o.areas:
-            s = guide_summary(o.areas[area])
-            lines.append(f"| {area} | {s['totalRequests']} | {s['avgResponseTime']} | {s['p95ResponseTime']} | "
-                         f"{s['p99ResponseTime']} | {s['errorRate']} |")
+    for area, summary in o.areas.items():
+        s = guide_summary(summary)
+        lines.append(f"| {area} | {s['totalRequests']} | {s['avgResponseTime']} | {s['p95ResponseTime']} | "
+                     f"{s['p99ResponseTime']} | {s['errorRate']} |")
     infrastructure = o.extra.get("infrastructure")
     if infrastructure:
         lines += ["", "## Infrastructure", ""]

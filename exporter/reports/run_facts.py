@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from exporter import metrics
+from exporter.config.targets import Targets
 from exporter.load.platform_figures import Reading
 from exporter.reports import collected
 from exporter.reports.attribution import CacheReads, PathTime, Route, RoutePeriod
@@ -23,7 +24,6 @@ from exporter.reports.facts import (
     Queue,
     Statement,
     Table,
-    Targets,
     Tracing,
 )
 from exporter.reports.readings import ReadingsQuery

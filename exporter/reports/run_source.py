@@ -14,14 +14,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import msgspec
 
+from exporter.config.targets import Targets
 from exporter.load.run import BenchRun, RunFileError, looks_like_run, read_run
 from exporter.reports import run_facts
 from exporter.reports.attribution import route_of
-from exporter.reports.facts import Cache, Database, Endpoint, Facts, QueryP95, Queue, Targets, Tracing
+from exporter.reports.facts import Cache, Database, Endpoint, Facts, QueryP95, Queue, Tracing
 from exporter.reports.infrastructure import NOT_RECORDED
 from exporter.reports.model import (
     APPROXIMATE,
@@ -257,29 +258,3 @@ def observe_run_dir(directory: Path, targets: Targets,
     except RunFileError as exc:
         raise ReportError(str(exc)) from None
     return observe_runs(runs, targets, str(directory), endpoint_requests)
-
-
-REPORT_DIR = "report"
-
-
-def write_run_report(runs: Sequence[BenchRun], out: Path, config: Any, stream: TextIO | None = None,
-                     baseline: Sequence[BenchRun] = ()) -> list[Path]:
-    """The full report of the run(s) at the end of ``bench``, in every format, into ``<out>/report/`` (beside the
-    runs' ``<scenario>.json``), weighing causes against the ``baseline`` runs if given; a report that cannot be
-    made is one line, never a failed run (the run's own files and exit code stand)."""
-    from exporter.reports.command import FORMATS, endpoint_requests, targets_of, write
-    from exporter.reports.judge import build_report
-
-    directory = out / REPORT_DIR
-    requests = {name: method_path for (_, name), method_path in endpoint_requests(config).items()}
-    try:
-        report = build_report(observe_runs(list(runs), targets_of(config), str(out), requests, baseline))
-        paths = write(report, directory, FORMATS)
-    except (ReportError, OSError, KeyError, ValueError) as exc:
-        if stream is not None:
-            stream.write(f"bench: no report: {exc}\n")
-        return []
-    if stream is not None:
-        stream.write(f"bench: report {directory / 'report.html'} (and .md, performance-summary.json, "
-                     "api/database/cache/tracing.json)\n")
-    return paths

@@ -26,7 +26,7 @@ from exporter import metrics
 from exporter.config.units import format_duration
 from exporter.metrics import Family
 from exporter.slo.rules import ERROR_RATIO_ENDPOINT, ERROR_RATIO_TARGET, HIT_RATIO, estimated_record, quantile_record
-from exporter.slo.slos import LatencyIndicator, Slo, all_slos
+from exporter.slo.slos import BAD_OUTCOME, LatencyIndicator, Slo, all_slos
 
 if TYPE_CHECKING:
     from exporter.config.schema import Config
@@ -276,8 +276,7 @@ def api(config: Config) -> db.Dashboard:
     where = f'{T}, endpoint=~"$endpoint"'
     dur, req = metrics.HTTP_REQUEST_DURATION, metrics.HTTP_REQUESTS
     by = "target, endpoint"
-    errors = (f'{_rate(req, where + ", outcome!=" + chr(34) + "success" + chr(34), by)}\n/\n'
-              f"({_rate(req, where, by)} > 0)")
+    errors = f"{_rate(req, f'{where}, {BAD_OUTCOME.promql}', by)}\n/\n({_rate(req, where, by)} > 0)"
     d = (d.with_row(db.Row("Response times"))
          .with_panel(graph("P95 response time", query(_quantile(dur, where, by, 0.95), "{{target}} {{endpoint}}"),
                            unit="s", line=t.api_latency_p95, width=8))

@@ -20,7 +20,7 @@ from exporter.slo.rules import (
     estimated_record,
     quantile_record,
 )
-from exporter.slo.slos import LatencyIndicator, Slo, all_slos, le_matcher, percent_text
+from exporter.slo.slos import BAD_OUTCOME, LatencyIndicator, Slo, all_slos, le_matcher, percent_text
 
 if TYPE_CHECKING:
     from exporter.config.schema import Config
@@ -33,7 +33,7 @@ def _source(slo: Slo) -> str:
         return (f"`{ind.family.name}`: bad = `_count` - `_bucket{{{le_matcher(slo.threshold)}}}`"
                 .replace("|", "\\|"))
     if slo.kind == "errors":
-        return f"`{metrics.HTTP_REQUESTS.name}`: bad = `outcome!=\"success\"`"
+        return f"`{metrics.HTTP_REQUESTS.name}`: bad = `{BAD_OUTCOME.promql}`"
     return f"`{metrics.REDIS_MISSES.name}` / (hits + misses)"
 
 

@@ -27,6 +27,7 @@ from exporter.slo.slos import (
     Estimated,
     HitMissIndicator,
     LatencyIndicator,
+    Matcher,
     OutcomeIndicator,
     Slo,
     all_slos,
@@ -150,7 +151,7 @@ def quantile_record(family: Family, by: tuple[str, ...], q: float) -> str:
     return f"{'_'.join(by)}:{family.name}:p{round(q * 100)}_rate{THRESHOLD_WINDOW}"
 
 
-def quantile_expr(family: Family, by: tuple[str, ...], q: float, w: str, *matchers: str) -> str:
+def quantile_expr(family: Family, by: tuple[str, ...], q: float, w: str, *matchers: str | Matcher) -> str:
     labels = ", ".join(by)
     sel = selector(*matchers)
     return (f"histogram_quantile({_num(q)}, sum by ({labels}, le) (rate({family.name}_bucket{sel}[{w}])))\n"

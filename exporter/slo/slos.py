@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -43,8 +44,37 @@ def le_matcher(bound: float) -> str:
     return f'le="{float(bound)!r}"'
 
 
-def selector(*matchers: str) -> str:
-    inner = ", ".join(m for m in matchers if m)
+@dataclass(frozen=True)
+class Matcher:
+    """One label matcher, written as PromQL (:attr:`promql`) and applied to a series' labels (:meth:`matches`),
+    so that Prometheus and a bench run's own readings select the same series."""
+
+    label: str
+    op: str  # =, !=, =~, !~
+    value: str
+
+    @property
+    def promql(self) -> str:
+        escaped = self.value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'{self.label}{self.op}"{escaped}"'
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        value = labels.get(self.label, "")
+        if self.op == "=":
+            return value == self.value
+        if self.op == "!=":
+            return value != self.value
+        found = re.fullmatch(self.value, value) is not None
+        return found if self.op == "=~" else not found
+
+
+SUCCESS = "success"
+# The error-rate SLO's bad event: a probe request whose outcome is anything but success.
+BAD_OUTCOME = Matcher("outcome", "!=", SUCCESS)
+
+
+def selector(*matchers: str | Matcher) -> str:
+    inner = ", ".join(m.promql if isinstance(m, Matcher) else m for m in matchers if m)
     return f"{{{inner}}}" if inner else ""
 
 
@@ -63,15 +93,19 @@ def percent_text(ratio: float) -> str:
 
 @dataclass(frozen=True)
 class Indicator:
-    """PromQL for the rate of bad events and of all events, grouped by ``by``, over a window."""
+    """PromQL for the rate of bad events and of all events, grouped by ``by``, over a window (``fn``: ``rate`` or
+    ``increase``)."""
 
     by: tuple[str, ...]
 
-    def bad(self, window: str) -> str:
+    def bad(self, window: str, fn: str = "rate") -> str:
         raise NotImplementedError
 
-    def total(self, window: str) -> str:
+    def total(self, window: str, fn: str = "rate") -> str:
         raise NotImplementedError
+
+    def _sum(self, fn: str, series: str, window: str) -> str:
+        return f"sum by ({', '.join(self.by)}) ({fn}({series}[{window}]))"
 
 
 @dataclass(frozen=True)
@@ -80,20 +114,17 @@ class LatencyIndicator(Indicator):
 
     family: Family = metrics.HTTP_REQUEST_DURATION
     threshold: float = 0.5
-    matchers: tuple[str, ...] = ()
+    matchers: tuple[Matcher, ...] = ()
 
-    def _rate(self, suffix: str, window: str, *extra: str) -> str:
-        by = ", ".join(self.by)
-        return f"sum by ({by}) (rate({self.family.name}{suffix}{selector(*self.matchers, *extra)}[{window}]))"
+    def total(self, window: str, fn: str = "rate") -> str:
+        return self._sum(fn, f"{self.family.name}_count{selector(*self.matchers)}", window)
 
-    def total(self, window: str) -> str:
-        return self._rate("_count", window)
+    def good(self, window: str, fn: str = "rate") -> str:
+        return self._sum(fn, f"{self.family.name}_bucket{selector(*self.matchers, le_matcher(self.threshold))}",
+                         window)
 
-    def good(self, window: str) -> str:
-        return self._rate("_bucket", window, le_matcher(self.threshold))
-
-    def bad(self, window: str) -> str:
-        return f"({self.total(window)} - {self.good(window)})"
+    def bad(self, window: str, fn: str = "rate") -> str:
+        return f"({self.total(window, fn)} - {self.good(window, fn)})"
 
 
 @dataclass(frozen=True)
@@ -101,17 +132,17 @@ class OutcomeIndicator(Indicator):
     """Events are increments of a counter with an outcome label; bad ones are every outcome but ``success``."""
 
     family: Family = metrics.HTTP_REQUESTS
-    matchers: tuple[str, ...] = ()
+    matchers: tuple[Matcher, ...] = ()
 
-    def _rate(self, window: str, *extra: str) -> str:
-        by = ", ".join(self.by)
-        return f"sum by ({by}) (rate({self.family.name}{selector(*self.matchers, *extra)}[{window}]))"
+    def total(self, window: str, fn: str = "rate") -> str:
+        return self._sum(fn, f"{self.family.name}{selector(*self.matchers)}", window)
 
-    def total(self, window: str) -> str:
-        return self._rate(window)
+    @property
+    def bad_matchers(self) -> tuple[Matcher, ...]:
+        return (*self.matchers, BAD_OUTCOME)
 
-    def bad(self, window: str) -> str:
-        return self._rate(window, 'outcome!="success"')
+    def bad(self, window: str, fn: str = "rate") -> str:
+        return self._sum(fn, f"{self.family.name}{selector(*self.bad_matchers)}", window)
 
 
 @dataclass(frozen=True)
@@ -121,17 +152,14 @@ class HitMissIndicator(Indicator):
     hits: Family = metrics.REDIS_HITS
     misses: Family = metrics.REDIS_MISSES
 
-    def _rate(self, family: Family, window: str) -> str:
-        return f"sum by ({', '.join(self.by)}) (rate({family.name}[{window}]))"
+    def total(self, window: str, fn: str = "rate") -> str:
+        return f"({self.good(window, fn)} + {self.bad(window, fn)})"
 
-    def total(self, window: str) -> str:
-        return f"({self._rate(self.hits, window)} + {self._rate(self.misses, window)})"
+    def good(self, window: str, fn: str = "rate") -> str:
+        return self._sum(fn, self.hits.name, window)
 
-    def good(self, window: str) -> str:
-        return self._rate(self.hits, window)
-
-    def bad(self, window: str) -> str:
-        return self._rate(self.misses, window)
+    def bad(self, window: str, fn: str = "rate") -> str:
+        return self._sum(fn, self.misses.name, window)
 
 
 @dataclass(frozen=True)
@@ -162,6 +190,12 @@ class Slo:
     endpoint: str | None = None  # set for per-endpoint overrides
     excluded_endpoints: tuple[str, ...] = field(default_factory=tuple)
     estimated: Estimated | None = None  # for a percentile the histogram only approximates
+    key: str = ""  # its ``targets:`` key (api_latency_p95; endpoints.create_order.api_latency_p95): a report's row
+
+    @property
+    def floor(self) -> bool:
+        """Whether the target is a floor (a hit rate above it), not a ceiling (a latency or error rate below it)."""
+        return isinstance(self.indicator, HitMissIndicator)
 
     @property
     def sloth_id(self) -> str:
@@ -192,7 +226,7 @@ def api_slos(targets: Targets) -> list[Slo]:
                             (0.99, "api_latency_p99", targets.api_latency_p99)):
         pname = _quantile_name(q)
         overrides = {e: getattr(o, key) for e, o in sorted(targets.endpoints.items()) if getattr(o, key) is not None}
-        excluded = f'endpoint!~"{regex_of(list(overrides))}"' if overrides else ""
+        excluded = Matcher("endpoint", "!~", regex_of(list(overrides))) if overrides else None
         slos.append(Slo(
             area="api", name=f"latency-{pname}", alert=f"ApiLatency{pname.upper()}",
             title=f"API {pname.upper()} Response Time", objective=q,
@@ -200,34 +234,34 @@ def api_slos(targets: Targets) -> list[Slo]:
                                        matchers=(excluded,) if excluded else ()),
             target_text=f"< {seconds_text(default)}",
             description=f"{percent_text(q)} of probe requests within {seconds_text(default)}",
-            kind="latency", quantile=q, threshold=default, excluded_endpoints=tuple(overrides)))
+            kind="latency", quantile=q, threshold=default, excluded_endpoints=tuple(overrides), key=key))
         for endpoint, value in overrides.items():
             slos.append(Slo(
                 area="api", name=f"{_snake_to_kebab(endpoint)}-latency-{pname}",
                 alert=f"ApiLatency{pname.upper()}", title=f"API {pname.upper()} Response Time ({endpoint})",
                 objective=q,
                 indicator=LatencyIndicator(by=("target", "endpoint"), family=fam, threshold=value,
-                                           matchers=(f'endpoint="{endpoint}"',)),
+                                           matchers=(Matcher("endpoint", "=", endpoint),)),
                 target_text=f"< {seconds_text(value)}",
                 description=f"{percent_text(q)} of {endpoint} probe requests within {seconds_text(value)}",
-                kind="latency", quantile=q, threshold=value, endpoint=endpoint))
+                kind="latency", quantile=q, threshold=value, endpoint=endpoint, key=f"endpoints.{endpoint}.{key}"))
     overrides = {e: o.error_rate for e, o in sorted(targets.endpoints.items()) if o.error_rate is not None}
-    excluded = f'endpoint!~"{regex_of(list(overrides))}"' if overrides else ""
+    excluded = Matcher("endpoint", "!~", regex_of(list(overrides))) if overrides else None
     slos.append(Slo(
         area="api", name="errors", alert="ApiErrorRate", title="Error Rate", objective=1 - targets.error_rate,
         indicator=OutcomeIndicator(by=("target",), matchers=(excluded,) if excluded else ()),
         target_text=f"< {percent_text(targets.error_rate)}",
         description=f"at most {percent_text(targets.error_rate)} of probe requests fail (any outcome but "
                     "success counts as a failure)",
-        kind="errors", threshold=targets.error_rate, excluded_endpoints=tuple(overrides)))
+        kind="errors", threshold=targets.error_rate, excluded_endpoints=tuple(overrides), key="error_rate"))
     for endpoint, value in overrides.items():
         slos.append(Slo(
             area="api", name=f"{_snake_to_kebab(endpoint)}-errors", alert="ApiErrorRate",
             title=f"Error Rate ({endpoint})", objective=1 - value,
-            indicator=OutcomeIndicator(by=("target", "endpoint"), matchers=(f'endpoint="{endpoint}"',)),
+            indicator=OutcomeIndicator(by=("target", "endpoint"), matchers=(Matcher("endpoint", "=", endpoint),)),
             target_text=f"< {percent_text(value)}",
             description=f"at most {percent_text(value)} of {endpoint} probe requests fail",
-            kind="errors", threshold=value, endpoint=endpoint))
+            kind="errors", threshold=value, endpoint=endpoint, key=f"endpoints.{endpoint}.error_rate"))
     return slos
 
 
@@ -238,7 +272,7 @@ def database_slos(targets: Targets) -> list[Slo]:
         indicator=LatencyIndicator(by=("target",), family=metrics.PG_QUERY_DURATION, threshold=targets.db_query_p95),
         target_text=f"< {seconds_text(targets.db_query_p95)}",
         description=f"95 % of statement executions within {seconds_text(targets.db_query_p95)}",
-        kind="latency", quantile=0.95, threshold=targets.db_query_p95,
+        kind="latency", quantile=0.95, threshold=targets.db_query_p95, key="db_query_p95",
         estimated=Estimated(metrics.PG_QUERY_P95, metrics.PG_QUERY_P95_UPPER, metrics.PG_QUERY_P95_LOWER,
                             "pg_stat_statements, estimated"))]
 
@@ -249,7 +283,7 @@ def cache_slos(targets: Targets) -> list[Slo]:
         objective=targets.cache_hit_rate, indicator=HitMissIndicator(by=("target",)),
         target_text=f"> {percent_text(targets.cache_hit_rate)}",
         description=f"at least {percent_text(targets.cache_hit_rate)} of key lookups hit",
-        kind="cache", threshold=targets.cache_hit_rate)]
+        kind="cache", threshold=targets.cache_hit_rate, key="cache_hit_rate")]
 
 
 def tracing_slos(targets: Targets) -> list[Slo]:
@@ -258,7 +292,7 @@ def tracing_slos(targets: Targets) -> list[Slo]:
         indicator=LatencyIndicator(by=("target",), family=metrics.TRACE_DURATION, threshold=targets.trace_p95),
         target_text=f"< {seconds_text(targets.trace_p95)}",
         description=f"95 % of traces complete within {seconds_text(targets.trace_p95)}",
-        kind="latency", quantile=0.95, threshold=targets.trace_p95)]
+        kind="latency", quantile=0.95, threshold=targets.trace_p95, key="trace_p95")]
 
 
 def all_slos(config: Config) -> list[Slo]:
