@@ -86,9 +86,10 @@ class SloArea:
     events: str  # what one SLI event is, for alert text: "statement executions"
     sli: str  # the series whose absence means the area's SLOs cannot be computed
     slos: Callable[[Targets], list[Slo]]
-    records: Callable[[list[Slo], str], list[dict[str, Any]]]  # the guide's extra records, over a window
-    dashboard: Callable[[Config], Dashboard]
-    issue: str  # the guide's "Common Performance Issues" entry its runbooks cite (exporter.slo.runbooks)
+    # The guide's extra records over a window (None: each latency SLO's percentiles by target).
+    records: Callable[[list[Slo], str], list[dict[str, Any]]] | None = None
+    dashboard: Callable[[Config], Dashboard] | None = None  # None: a dashboard of its SLOs
+    issue: str = ""  # the guide's "Common Performance Issues" entry its runbooks cite ("": one of its own)
     report: str | None = None  # its module under exporter.reports.areas (None: reported from its SLOs alone)
 
 
@@ -100,6 +101,7 @@ class JobKind(Generic[T]):
     target: type[T]
     job: Callable[[T, JobContext], Job]
     area: SloArea | None = None
+    watch: bool = True  # run by bench beside the load to measure the platform (api: no, k6 is the load)
 
     def build(self, entry: JobTarget, context: JobContext) -> Job:
         if not isinstance(entry, self.target):

@@ -21,7 +21,7 @@ from exporter.slo import dashboards, rules, slos
 _KINDS: list[JobKind[Any]] = [
     JobKind("api", ApiTarget, ApiProbe, SloArea(
         "api", "API", "probe requests", HTTP_REQUESTS.name, slos.api_slos, rules.api_records, dashboards.api,
-        "slow_api", "exporter.reports.areas.api")),
+        "slow_api", "exporter.reports.areas.api"), watch=False),
     JobKind("postgres", PostgresTarget, PostgresCollector, SloArea(
         "database", "Database", "statement executions", f"{PG_QUERY_DURATION.name}_count", slos.database_slos,
         rules.latency_records, dashboards.database, "database", "exporter.reports.areas.database")),

@@ -13,30 +13,29 @@ import msgspec
 from exporter import metrics
 from exporter.config.schema import Config
 from exporter.load.platform_figures import Reading, SeriesKey, platform_report
+from exporter.registry import kinds
 from exporter.scheduler import Scheduler
 from exporter.store import StoreCollector
 
 if TYPE_CHECKING:
     from exporter.load.run import Platform
 
-PLATFORM_SECTIONS = ("postgres", "redis", "jaeger")
 LOAD_INTERVAL_SECONDS = 3.0  # a load run lasts seconds to minutes: the collectors' own 15-30 s is too coarse
 LOAD_TIMEOUT_SECONDS = 2.5
 FIRST_RUN_SECONDS = 5.0
 
 
 def platform_config(config: Config) -> Config:
-    """The config's collectors only (the load itself is the API's measurement), on the load interval."""
+    """The config's watched kinds only (the registry's ``watch``: not the API, whose measurement is the load
+    itself), on the load interval."""
     update: dict[str, list[Any]] = {}
-    for name in type(config).model_fields:
-        if name == "targets":
+    for kind in kinds():
+        if kind.section not in type(config).model_fields:
             continue
-        if name not in PLATFORM_SECTIONS:
-            update[name] = []
-            continue
-        update[name] = [entry.model_copy(update={
+        update[kind.section] = [entry.model_copy(update={
             "interval": min(float(entry.interval), LOAD_INTERVAL_SECONDS),
-            "timeout": min(float(entry.timeout), LOAD_TIMEOUT_SECONDS)}) for entry in config.section(name)]
+            "timeout": min(float(entry.timeout), LOAD_TIMEOUT_SECONDS)}) for entry in config.section(kind.section)
+        ] if kind.watch else []
     return config.model_copy(update=update)
 
 
@@ -104,12 +103,16 @@ class PlatformWatch:
         finally:
             await self.scheduler.shutdown(grace=2.0)
         from exporter.load.run import Platform
-        from exporter.reports import run_facts
+        from exporter.reports import areas, run_facts
+        from exporter.reports.model import Window
+        from exporter.reports.readings import ReadingsQuery
 
         start = self.start_reading or {}
         seconds = time.monotonic() - self.started_at if self.started_at is not None else 0.0
         facts = run_facts.measured(start, end, self.during, self.config.targets, seconds)
         figures = platform_report(start, end, [*self.during, end])
+        watched = list({kind.area.name: kind.area for kind, _ in self.config.jobs() if kind.area}.values())
+        ctx = areas.AreaContext(ReadingsQuery(start, end, self.during), Window(0.0, seconds), self.config.targets, {})
         return Platform(**msgspec.structs.asdict(figures),
                         collectors=[f"{kind.section}/{entry.name}" for kind, entry in self.config.jobs()],
-                        facts=facts)
+                        facts=facts, areas=areas.generic_figures(watched, ctx))

@@ -22,6 +22,7 @@ from exporter.load.stats import CutStats, GuideSummary, StageStats
 from exporter.load.timeline import TimelinePoint
 from exporter.load.verdict import Verdict
 from exporter.load.window_thresholds import WindowResult
+from exporter.reports.areas import AreaFigures
 from exporter.reports.run_facts import RunFacts
 
 
@@ -57,6 +58,7 @@ class Platform(PlatformFigures, frozen=True):
 
     collectors: list[str] = msgspec.field(default_factory=list)
     facts: RunFacts | None = None
+    areas: dict[str, AreaFigures] = msgspec.field(default_factory=dict)  # areas reported from their SLOs alone
 
 
 class GuideRecommendation(msgspec.Struct, frozen=True):

@@ -21,7 +21,15 @@ from exporter.reports.model import (
     TargetRow,
     now_iso,
 )
-from exporter.reports.recommendations import MEDIUM, RANK, Findings, Recommendation, priority, recommend
+from exporter.reports.recommendations import (
+    MEDIUM,
+    RANK,
+    Findings,
+    Recommendation,
+    Symptom,
+    priority,
+    recommend,
+)
 from exporter.reports.render_json import current_text
 from exporter.slo.slos import Slo
 
@@ -101,7 +109,9 @@ def with_missed_areas(findings: Findings, rows: Sequence[TargetRow], floors: Map
             f"perf-exporter has no diagnosis for the {row.area} area: start from its dashboard (uid perf-{row.area}) "
             f"and the runbook of its alerts (rules/runbooks.md)",
             (Evidence(row.area, f"{row.metric}: {current_text(row)}", row.current.source),), kind=UNEXPLAINED,
-            cause="not diagnosed: no rules for this area"))
+            cause="not diagnosed (no rules for this area)", share=1.0,
+            symptoms=(Symptom(f"{row.metric} missed", f"{row.metric} {current_text(row)} (target {row.target})", 1.0,
+                              "all of its excess, undiagnosed", excess, f"excess {excess:.2f}"),)))
     if not extra:
         return findings
     ranked = sorted([*findings.recommendations, *extra],

@@ -21,6 +21,7 @@ import msgspec
 from exporter.config.targets import Targets
 from exporter.load.run import BenchRun, RunFileError, looks_like_run, read_run
 from exporter.reports import run_facts
+from exporter.reports.areas import AreaFigures
 from exporter.reports.attribution import route_of
 from exporter.reports.facts import Cache, Database, Endpoint, Facts, QueryP95, Queue, Tracing
 from exporter.reports.infrastructure import NOT_RECORDED
@@ -234,9 +235,32 @@ def observe_runs(runs: Sequence[BenchRun], targets: Targets, where: str,
     facts = Facts(window.seconds, targets, tuple(endpoints), databases, caches, tracing, sources, routes,
                   measured_facts.cache_ttls if measured_facts else (), "an earlier run (bench --baseline)"
                   if baseline_facts is not None else "")
+    shares: dict[str, float | None] = {}
+    for name, figures in _slo_areas(runs).items():  # the areas reported from their SLOs alone
+        areas[name] = figures.summary
+        rows.update(figures.rows)
+        shares.update(figures.shares)
+        notes += figures.notes
     plots = [_stage_plot(stages, targets)]
-    return Observed(facts, window, "run", where, areas, rows, {}, plots, stages, notes,
+    return Observed(facts, window, "run", where, areas, rows, shares, plots, stages, notes,
                     {"scenarios": [r.scenario for r in runs], "infrastructure": NOT_RECORDED})
+
+
+def _slo_areas(runs: Sequence[BenchRun]) -> dict[str, AreaFigures]:
+    """The figures of the areas a run kept from their SLOs alone; of several runs, each area's from the run that
+    counted the most of its events (said in a note)."""
+    found: dict[str, list[AreaFigures]] = {}
+    for run in runs:
+        for name, figures in (run.platform.areas if run.platform else {}).items():
+            found.setdefault(name, []).append(figures)
+    out = {}
+    for name, records in found.items():
+        best = max(records, key=lambda f: f.summary.total.value or 0.0)
+        if len(records) > 1:
+            best = replace(best, notes=[*best.notes, f"{name}: the figures of the run that counted the most "
+                                                     f"{best.summary.total_of} ({len(records)} runs)"])
+        out[name] = best
+    return out
 
 
 def _stage_plot(stages: Sequence[Mapping[str, Any]], targets: Targets) -> Plot:

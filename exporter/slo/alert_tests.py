@@ -208,7 +208,7 @@ def endpoint_for(slo: Slo, config: Config) -> str:
 def sli_labels(slo: Slo, config: Config) -> dict[str, str]:
     ind = slo.indicator
     if isinstance(ind, LatencyIndicator):
-        labels = dict(TEST_LABELS[ind.family.name])
+        labels = dict(TEST_LABELS.get(ind.family.name) or {n: f"test-{n}" for n in ind.family.labels})
     elif isinstance(ind, HitMissIndicator):
         labels = dict(TEST_LABELS[metrics.REDIS_HITS.name])
     else:

@@ -30,6 +30,7 @@ from exporter.slo.slos import BAD_OUTCOME, LatencyIndicator, Slo, all_slos
 
 if TYPE_CHECKING:
     from exporter.config.schema import Config
+    from exporter.jobs import SloArea
 
 TAG = "perf-exporter"
 DS = dm.DataSourceRef(type_val="prometheus", uid="${datasource}")
@@ -419,6 +420,29 @@ def tracing(config: Config) -> db.Dashboard:
     return slo_row(d, "tracing")
 
 
+def slo_dashboard(area: SloArea) -> Callable[[Config], db.Dashboard]:
+    """The dashboard of an area that names none: each of its SLOs' figure against its target, then its error
+    budget and burn rate."""
+
+    def build(config: Config) -> db.Dashboard:
+        d = new_dashboard(f"perf-{area.name}", f"perf-exporter / {area.title}",
+                          f"{area.title}: its SLOs' figures against their targets, error budget and burn rate.", None)
+        d = d.with_row(db.Row("Targets"))
+        for slo in (s for s in all_slos(config) if s.area == area.name and s.endpoint is None):
+            ind = slo.indicator
+            if isinstance(ind, LatencyIndicator) and slo.quantile is not None:
+                expr = _quantile(ind.family, f"{T}{''.join(', ' + m.promql for m in ind.matchers)}", "target",
+                                 slo.quantile)
+                d = d.with_panel(graph(slo.title, query(expr, "{{target}}"), unit="s", line=slo.threshold, width=12))
+            else:
+                expr = f"{ind.bad(RI)}\n/\n({ind.total(RI)} > 0)"
+                d = d.with_panel(graph(slo.title, query(expr, "{{target}}"), unit="percentunit",
+                                       line=slo.threshold, width=12))
+        return slo_row(d, area.name)
+
+    return build
+
+
 def health(config: Config) -> db.Dashboard:
     d = new_dashboard("perf-health", "perf-exporter / Exporter health", "The exporter's own jobs: targets up, "
                       "runs by result, run time, last success and config reloads.", None)
@@ -452,6 +476,7 @@ def as_json(builder: db.Dashboard) -> dict[str, Any]:
 def dashboards(config: Config) -> dict[str, dict[str, Any]]:
     """Name -> dashboard JSON model, ready for Grafana's file provisioning."""
     builders: dict[str, Callable[[Config], db.Dashboard]] = {
-        "overview": overview, **{area.name: area.dashboard for area in config.areas()}, "health": health}
+        "overview": overview, **{area.name: area.dashboard or slo_dashboard(area) for area in config.areas()},
+        "health": health}
     return {name: as_json(build(config)) for name, build in builders.items()}
 

@@ -190,6 +190,13 @@ def cache_records(slos: list[Slo], w: str) -> list[dict[str, Any]]:
     return [{"record": HIT_RATIO, "expr": guarded_ratio(ind.good(w), ind.total(w))}]
 
 
+def percentile_records(slos: list[Slo], w: str) -> list[dict[str, Any]]:
+    """The percentiles by target of each latency SLO's histogram: an area's records when it names none."""
+    families = {s.indicator.family.name: s.indicator.family for s in slos if isinstance(s.indicator, LatencyIndicator)}
+    return [{"record": quantile_record(family, ("target",), q), "expr": quantile_expr(family, ("target",), q, w)}
+            for family in families.values() for q in QUANTILES]
+
+
 def latency_records(slos: list[Slo], w: str) -> list[dict[str, Any]]:
     """The percentiles of an area whose one SLO is a latency target (and its estimate and bounds if it has any)."""
     slo = slos[0]
@@ -415,7 +422,7 @@ def rule_groups(config: Config, options: RuleOptions | None = None) -> dict[str,
         rules: list[dict[str, Any]] = []
         for slo in mine:
             rules += slo_records(slo, config, options)
-        rules += area.records(mine, window(THRESHOLD_WINDOW, options))
+        rules += (area.records or percentile_records)(mine, window(THRESHOLD_WINDOW, options))
         for slo in mine:
             rules += burn_alerts(slo, area, config, options)
         rules += threshold_alerts(area, mine, config, options)

@@ -11,6 +11,7 @@ from exporter.slo.slos import all_slos, percent_text, seconds_text
 
 if TYPE_CHECKING:
     from exporter.config.schema import Config
+    from exporter.jobs import SloArea
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,15 @@ class Issue:
     diagnosis: tuple[str, ...]
     solutions: tuple[str, ...]
     dashboard: str
+
+
+def area_issue(area: SloArea) -> Issue:
+    """The issue of an area the guide has no entry for: where to look, from its own SLOs and dashboard."""
+    return Issue(f"{area.title} target missed", (f"{area.title} SLO burning its error budget or above its target",),
+                 (f"Check the {area.title} dashboard (perf-{area.name}) for which target and when",
+                  f"Compare the {area.events} with the load and the other areas at the same time"),
+                 (f"Fix what the {area.title} dashboard points at; perf-exporter has no diagnosis rules for this "
+                  "area",), f"perf-{area.name}")
 
 
 def issues(config: Config) -> dict[str, Issue]:
@@ -127,7 +137,9 @@ def _list(items: tuple[str, ...], numbered: bool = False) -> str:
 def runbooks_markdown(config: Config, files: dict[str, dict[str, Any]]) -> str:
     slos = all_slos(config)
     found = issues(config)
-    issue_of_area = {area.name: area.issue for area in config.areas()}
+    for area in config.areas():
+        found.setdefault(area.issue or area.name, area_issue(area))
+    issue_of_area = {area.name: area.issue or area.name for area in config.areas()}
     sections: list[str] = []
     seen: set[str] = set()
     for content in files.values():

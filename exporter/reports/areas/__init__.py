@@ -49,14 +49,24 @@ class AreaContext:
 
 
 @dataclass
-class AreaPart:
-    """One area's part of a report."""
+class AreaFigures:
+    """One area's figures in a report: its guide summary, the figures its target rows judge and notes (what a
+    bench run's file keeps of an area reported from its SLOs alone)."""
 
     summary: AreaSummary
     rows: dict[str, Figure] = field(default_factory=dict)  # target key -> the figure its row judges
     shares: dict[str, float | None] = field(default_factory=dict)  # target key -> share of events within it
     notes: list[str] = field(default_factory=list)
-    facts: dict[str, Any] = field(default_factory=dict)  # the Facts fields it fills (endpoints, databases, ...)
+
+
+@dataclass
+class AreaPart(AreaFigures):
+    """One area's part of a report: its figures and the Facts fields it fills (endpoints, databases, ...)."""
+
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def figures(self) -> AreaFigures:
+        return AreaFigures(self.summary, self.rows, self.shares, self.notes)
 
 
 def module(area: SloArea) -> ModuleType:
@@ -73,6 +83,13 @@ def observe_all(ctx: AreaContext) -> dict[str, AreaPart]:
     from exporter.registry import areas
 
     return {area.name: observe(area, area.slos(ctx.targets), ctx) for area in areas()}
+
+
+def generic_figures(watched: list[SloArea], ctx: AreaContext) -> dict[str, AreaFigures]:
+    """The figures of the areas reported from their SLOs alone (no report module), for a bench run's file: the
+    API, database, cache and tracing areas are built from the run's own figures and facts instead."""
+    return {area.name: observe(area, area.slos(ctx.targets), ctx).figures() for area in watched
+            if area.report is None}
 
 
 def facts_of(ctx: AreaContext, parts: Mapping[str, AreaPart], baseline: str) -> Facts:
