@@ -154,7 +154,7 @@ def bench_parse(path: str, decoder: str, bodies: Path, memory: bool) -> dict[str
     """``path`` is ``whole`` (v1 searches return every trace whole, read by ``decoder``) or ``summaries``
     (api_v3: every trace's summary, then the sample fetched whole as OTLP JSON). With ``memory``, tracemalloc
     measures the peak (and slows everything down: the time of that pass is not reported)."""
-    from exporter.collectors.jaeger.api import bulk_objects
+    from exporter.collectors.jaeger.client import bulk_objects
     from exporter.collectors.jaeger.collector import Poll
     from exporter.collectors.jaeger.otlp import traces_from_otlp
     from exporter.collectors.jaeger.summaries import facts_from_summaries
@@ -287,7 +287,7 @@ def bench_http(url: str, api: str) -> dict[str, float]:
 def bench_poll(url: str, path: str, decoder: str) -> dict[str, float]:
     """:func:`bench_http` with ``decoder`` reading the v1 bodies, and the CPU time of the whole poll."""
     import exporter.collectors.jaeger.collector  # imported before the CPU clock starts
-    from exporter.collectors.jaeger.api import JaegerApi
+    from exporter.collectors.jaeger.client import JaegerApi
 
     if decoder != "msgspec":  # the former path: read_v1 instead of the collector's decoder
         from bench.jaeger_json_peer import read_v1

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from exporter.exit_codes import ExitCode
-from exporter.history.database import History, HistoryError
 from exporter.history.migrations import LATEST
 from exporter.history.runs import Run
+from exporter.history.sql import History, HistoryError
 from exporter.load.history_entry import history_runs
 from exporter.load.run import BenchRun, write_run
 from exporter.load.timeline import TimelinePoint

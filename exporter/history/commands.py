@@ -18,9 +18,9 @@ from typing import TextIO
 from exporter.exit_codes import ExitCode
 from exporter.history.compare import Comparison, Tolerance, compare_figures, exit_code
 from exporter.history.compare_output import ScenarioComparison, as_json, headline, junit, markdown, table
-from exporter.history.database import DEFAULT_HISTORY, History, HistoryError
 from exporter.history.inputs import resolve
 from exporter.history.runs import OVERALL, Run
+from exporter.history.sql import DEFAULT_HISTORY, History, HistoryError
 
 FORMATS = ("table", "md", "junit", "json")
 FILES = {"md": "compare.md", "junit": "compare.junit.xml", "json": "compare.json"}

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from exporter.history.database import History, HistoryError
 from exporter.history.runs import Run
+from exporter.history.sql import History, HistoryError
 
 
 def _read(path: Path) -> Any:

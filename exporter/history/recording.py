@@ -14,8 +14,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from exporter.history.database import History, HistoryError
 from exporter.history.runs import Run
+from exporter.history.sql import History, HistoryError
 
 HISTORY_FILE = "history.sqlite"
 

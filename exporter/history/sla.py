@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TextIO
 
 from exporter.exit_codes import ExitCode
-from exporter.history.database import DEFAULT_HISTORY, History, HistoryError
 from exporter.history.runs import Run
+from exporter.history.sql import DEFAULT_HISTORY, History, HistoryError
 
 
 def _spread(values: Sequence[float], unit: str) -> str:

@@ -35,14 +35,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from exporter import metrics
-from exporter.collectors.jaeger.api import (
+from exporter.collectors.jaeger.breakdown import Component, statement_fingerprint
+from exporter.collectors.jaeger.client import (
     JaegerApi,
     JaegerError,
     JaegerUnreachable,
     ResponseTooLarge,
     bulk_objects,
 )
-from exporter.collectors.jaeger.breakdown import Component, statement_fingerprint
 from exporter.collectors.jaeger.decoding import TraceDataError
 from exporter.collectors.jaeger.target import JaegerTarget
 from exporter.collectors.jaeger.traces import (

@@ -9,9 +9,9 @@ from exporter import metrics
 from exporter.reports.areas import AreaContext, AreaPart
 from exporter.reports.attribution import route_of
 from exporter.reports.facts import Endpoint
+from exporter.reports.histogram_figures import histogram_figures, ms
 from exporter.reports.model import BUCKETED, EXACT, AreaSummary, Figure, missing
 from exporter.reports.query import Histogram, Labels, key_of, label, merged
-from exporter.reports.summaries import histogram_figures, ms
 from exporter.slo.slos import BAD_OUTCOME, OutcomeIndicator
 
 if TYPE_CHECKING:

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 from exporter import metrics
 from exporter.reports import collected
 from exporter.reports.areas import AreaContext, AreaPart
+from exporter.reports.histogram_figures import histogram_figures
 from exporter.reports.model import AreaSummary, Figure, missing
 from exporter.reports.query import merged
-from exporter.reports.summaries import histogram_figures
 
 if TYPE_CHECKING:
     from exporter.jobs import SloArea

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 from exporter import metrics
 from exporter.reports import collected
 from exporter.reports.areas import AreaContext, AreaPart
+from exporter.reports.histogram_figures import ms
 from exporter.reports.model import APPROXIMATE, ESTIMATE, EXACT, AreaSummary, Figure, missing
 from exporter.reports.query import merged
 from exporter.reports.recommendations import top_statements
-from exporter.reports.summaries import ms
 
 if TYPE_CHECKING:
     from exporter.jobs import SloArea

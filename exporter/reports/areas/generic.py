@@ -8,9 +8,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from exporter.reports.areas import AreaContext, AreaPart
+from exporter.reports.histogram_figures import histogram_figures, ms
 from exporter.reports.model import BUCKETED, EXACT, AreaSummary, Figure, missing
 from exporter.reports.query import Query, merged
-from exporter.reports.summaries import histogram_figures, ms
 from exporter.slo.slos import HitMissIndicator, LatencyIndicator, OutcomeIndicator, selector
 
 if TYPE_CHECKING:
