@@ -20,7 +20,7 @@ from exporter.history.compare import Comparison, Tolerance, compare_figures, exi
 from exporter.history.compare_output import ScenarioComparison, as_json, headline, junit, markdown, table
 from exporter.history.inputs import resolve
 from exporter.history.runs import OVERALL, Run
-from exporter.history.sql import DEFAULT_HISTORY, History, HistoryError
+from exporter.history.sql import DEFAULT_HISTORY, History, HistoryError, exit_code_of
 
 FORMATS = ("table", "md", "junit", "json")
 FILES = {"md": "compare.md", "junit": "compare.junit.xml", "json": "compare.json"}
@@ -135,7 +135,7 @@ def run_compare(options: CompareOptions) -> int:
         results = pair_runs(baseline, current, tolerance, options.metric, options.endpoint)
     except (HistoryError, ValueError) as exc:
         options.errors.write(f"compare: {exc}\n")
-        return ExitCode.NOT_RUN
+        return exit_code_of(exc) if isinstance(exc, HistoryError) else ExitCode.NOT_RUN
     finally:
         if history is not None:
             history.close()
@@ -172,7 +172,7 @@ def run_baseline_set(spec: str, name: str, location: str | None, stream: TextIO)
             history.set_baseline(name, [int(r.id) for r in runs if r.id is not None])
     except HistoryError as exc:
         stream.write(f"baseline: {exc}\n")
-        return ExitCode.NOT_RUN
+        return exit_code_of(exc)
     described = ", ".join(f"{r.label}, {len(r.repeats)} repeat{'s' if len(r.repeats) != 1 else ''}" for r in runs)
     stream.write(f"baseline: {name} is now {described}\n")
     return ExitCode.OK
@@ -214,7 +214,7 @@ def run_history(options: HistoryOptions) -> int:
                 raise HistoryError(f"history {history.where}: no run of scenario {scenario!r}")
     except HistoryError as exc:
         options.errors.write(f"history: {exc}\n")
-        return ExitCode.NOT_RUN
+        return exit_code_of(exc)
     series = median_series(runs, options.endpoint, options.metric)
     if options.last:
         series = series[-options.last:]

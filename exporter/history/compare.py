@@ -11,6 +11,11 @@ too few for the test to reach ``alpha`` at all (1 against 3: the smallest p is 1
 overlap; when they do, the difference cannot be told from noise: inconclusive. A single run against a single
 run has no spread to test: the tolerances alone decide.
 
+A percentile needs samples beyond it: a P99 of 32 requests is their maximum, and two maxima differ by chance. A
+percentile with fewer than ``MIN_TAIL`` samples above it (on either side's smallest repeat) is inconclusive,
+never a regression or an improvement; as a figure no run that short can decide, it leaves the exit code to the
+figures that can.
+
 ``bench --baseline`` compares one run with one earlier run of the same scenario cut by cut (k6 has no comparison
 with a baseline: k6#1843): how the measured phase, each stage, each endpoint and each part moved, as information
 beside the run's verdict; the targets decide its exit code.
@@ -28,6 +33,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from exporter.exit_codes import ExitCode
+from exporter.history.runs import SAMPLES
 
 if TYPE_CHECKING:
     from exporter.load.run import BenchRun
@@ -35,6 +41,8 @@ if TYPE_CHECKING:
 
 REGRESSION, IMPROVEMENT, UNCHANGED, INCONCLUSIVE = "regression", "improvement", "unchanged", "inconclusive"
 
+PERCENTILES = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}
+MIN_TAIL = 3  # samples above a percentile needed to tell it from the maximum
 HIGHER_IS_BETTER = ("requests_per_second", "cache_hit_rate", "cache_hits.rate", "trace_found.rate")
 RATES = ("error_rate", "cache_hit_rate", "cache_hits.rate", "trace_found.rate")
 
@@ -64,6 +72,7 @@ class Comparison:
     verdict: str
     reason: str
     p_value: float | None = None
+    decides: bool = True  # False for a figure too few samples can decide: shown, but not in the exit code
 
     @property
     def baseline_value(self) -> float | None:
@@ -83,7 +92,7 @@ class Comparison:
                 "baseline": self.baseline_value, "current": self.current_value,
                 "change": round(self.change, 4) if self.change is not None else None,
                 "baselineRepeats": list(self.baseline), "currentRepeats": list(self.current),
-                "pValue": self.p_value}
+                "pValue": self.p_value, "decides": self.decides}
 
 
 def relative_change(current: float | None, baseline: float | None) -> float | None:
@@ -175,16 +184,37 @@ def compare_figure(endpoint: str, metric: str, baseline: Sequence[float], curren
                       f"a test at {tolerance.alpha:g}; use --repeat 3 on both)")
 
 
+def too_few_samples(metric: str, counts: Sequence[float]) -> str | None:
+    """Why a percentile of these request counts cannot be compared, or None when it can (or nothing says how
+    many samples it had)."""
+    q = PERCENTILES.get(metric)
+    if q is None or not counts:
+        return None
+    n = min(counts)
+    beyond = n * (1 - q)
+    if beyond >= MIN_TAIL:
+        return None
+    return (f"a {metric.removesuffix('_ms').upper()} of {n:.0f} requests has {beyond:.1f} above it: too few to "
+            f"tell it from their maximum (needs {MIN_TAIL / (1 - q):.0f} requests)")
+
+
 def compare_figures(baseline: Mapping[tuple[str, str], Sequence[float]],
                     current: Mapping[tuple[str, str], Sequence[float]], tolerance: Tolerance) -> list[Comparison]:
-    """Every (endpoint, metric) of either side, in a stable order (endpoint, then metric)."""
-    keys = sorted(set(baseline) | set(current))
-    return [compare_figure(e, m, baseline.get((e, m), ()), current.get((e, m), ()), tolerance) for e, m in keys]
+    """Every (endpoint, metric) of either side, in a stable order (endpoint, then metric); a percentile of too few
+    samples (``SAMPLES`` figures) is inconclusive."""
+    keys = sorted(k for k in set(baseline) | set(current) if k[1] != SAMPLES)
+    out = []
+    for e, m in keys:
+        b, c = baseline.get((e, m), ()), current.get((e, m), ())
+        few = too_few_samples(m, [*baseline.get((e, SAMPLES), ()), *current.get((e, SAMPLES), ())])
+        out.append(Comparison(e, m, tuple(b), tuple(c), INCONCLUSIVE, few, decides=False) if few and b and c
+                   else compare_figure(e, m, b, c, tolerance))
+    return out
 
 
 def exit_code(comparisons: Sequence[Comparison], missed: Sequence[str] = ()) -> ExitCode:
     """1 on a regression or a missed target, else 2 if anything is inconclusive, else 0."""
-    verdicts = {c.verdict for c in comparisons}
+    verdicts = {c.verdict for c in comparisons if c.decides}
     if REGRESSION in verdicts or missed:
         return ExitCode.MISSED
     return ExitCode.INCONCLUSIVE if INCONCLUSIVE in verdicts else ExitCode.OK

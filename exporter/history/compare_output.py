@@ -37,7 +37,7 @@ def headline(results: Sequence[ScenarioComparison], code: int) -> str:
         parts = [f"{c.endpoint} {c.metric} {_change(c)} in {s}" for s, c in regressions]
         parts += [f"missed target {m} in {s}" for s, m in missed]
         return f"regression: {'; '.join(parts)}"
-    inconclusive = [(r.scenario, c) for r in results for c in r.comparisons if c.verdict == INCONCLUSIVE]
+    inconclusive = [(r.scenario, c) for r in results for c in r.comparisons if c.verdict == INCONCLUSIVE and c.decides]
     if inconclusive:
         return "inconclusive: " + "; ".join(f"{c.endpoint} {c.metric} in {s} ({c.reason})" for s, c in inconclusive)
     return f"no regression: {sum(len(r.comparisons) for r in results)} figures compared, exit {code}"

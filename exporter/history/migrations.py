@@ -99,6 +99,10 @@ MIGRATIONS: list[tuple[int, list[Step]]] = [
         "ALTER TABLE repeats ADD COLUMN verdict TEXT",
         _fill_verdicts,
     ]),
+    (3, [
+        # "running" while a bench stores repeats as they finish; "interrupted" when it was stopped
+        "ALTER TABLE runs ADD COLUMN state TEXT NOT NULL DEFAULT 'complete'",
+    ]),
 ]
 
 LATEST = MIGRATIONS[-1][0]

@@ -12,6 +12,7 @@ Figures = dict[tuple[str, str], float]
 
 OVERALL = "measured"  # the endpoint name of a run's figures over all its requests
 BENCH_METRICS = ("avg_ms", "p50_ms", "p95_ms", "p99_ms", "error_rate", "requests_per_second")
+SAMPLES = "requests"  # an endpoint's request count in a repeat: how many samples its percentiles are of
 
 
 class TargetResult(msgspec.Struct, frozen=True):
@@ -70,13 +71,15 @@ class Run:
     machine: str | None = None
     exit_code: int | None = None
     source: str | None = None
+    state: str = "complete"  # "running" while its repeats are stored as they finish; "interrupted"
     repeats: list[Repeat] = field(default_factory=list)
 
     @property
     def label(self) -> str:
         where = f"run {self.id}" if self.id is not None else (self.source or "file")
         commit = f" @{self.git_commit[:10]}" if self.git_commit else ""
-        return f"{where} ({self.scenario}{commit})"
+        state = "" if self.state == "complete" else f", {self.state}"
+        return f"{where} ({self.scenario}{commit}{state})"
 
     def values(self, endpoint: str, metric: str) -> list[float]:
         """Each repeat's figure, in repeat order (repeats without it left out)."""

@@ -11,7 +11,7 @@ from typing import TextIO
 
 from exporter.exit_codes import ExitCode
 from exporter.history.runs import Run
-from exporter.history.sql import DEFAULT_HISTORY, History, HistoryError
+from exporter.history.sql import DEFAULT_HISTORY, History, HistoryError, exit_code_of
 
 
 def _spread(values: Sequence[float], unit: str) -> str:
@@ -75,7 +75,7 @@ def run_sla(name: str, location: str | None, out: Path, stream: TextIO) -> int:
             runs = history.baseline(name)
     except HistoryError as exc:
         stream.write(f"sla: {exc}\n")
-        return ExitCode.NOT_RUN
+        return exit_code_of(exc)
     text = sla_markdown(name, runs)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(out.suffix + ".tmp")

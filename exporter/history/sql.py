@@ -4,25 +4,34 @@ a clear error and left as it was."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from exporter.exit_codes import ExitCode
 from exporter.history.migrations import LATEST, MIGRATIONS
 from exporter.history.runs import Figures, Repeat, RepeatVerdict, Run
 
 DEFAULT_HISTORY = Path("reports") / "history.sqlite"
 _RUN_COLUMNS = ("id", "invocation", "kind", "scenario", "created", "git_commit", "git_branch", "k6_version",
-                "config_hash", "machine", "exit_code", "source")
+                "config_hash", "machine", "exit_code", "source", "state")
+BUSY_TIMEOUT_SECONDS = 30.0  # how long a writer waits for another (two benches sharing one history)
+MIGRATION_LOCK = 0x70657266  # PostgreSQL advisory lock key of the migrations ("perf")
 
 
 class HistoryError(Exception):
     """A history that cannot be used (missing, corrupted, newer), or a run or baseline that is not in it."""
+
+
+class HistoryUnusable(HistoryError):
+    """The history itself cannot be used: not reachable, not created, corrupted, from a newer perf-exporter, or it
+    refused a write. Its own exit code (:attr:`ExitCode.NO_HISTORY`), apart from a run that is not in it."""
 
 
 def is_url(location: str) -> bool:
@@ -50,16 +59,26 @@ class History:
             try:
                 self._conn = psycopg.connect(self.location, connect_timeout=10)
             except psycopg.Error as exc:
-                raise HistoryError(f"history {self.where}: cannot connect: {str(exc).strip()}") from None
+                raise HistoryUnusable(f"history {self.where}: cannot connect: {str(exc).strip()}") from None
         else:
             path = Path(self.location)
             if not path.exists():
                 if not create:
                     raise HistoryError(f"history {path}: no such file (bench and report runs create it; "
                                        "give --history FILE)")
-                path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = sqlite3.connect(path)
-            self._conn.execute("PRAGMA foreign_keys = ON")
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise HistoryUnusable(f"history {path}: cannot create its folder: {exc.strerror or exc}") from None
+            try:
+                # Transactions are explicit (BEGIN IMMEDIATE): the sqlite3 module's own would commit each DDL
+                # statement of a migration by itself. Writers wait for each other up to the timeout.
+                self._conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+                self._conn.execute("PRAGMA foreign_keys = ON")
+                with contextlib.suppress(sqlite3.Error):  # a file system without shared memory keeps its journal
+                    self._conn.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.Error as exc:
+                raise HistoryUnusable(f"history {path}: cannot open: {exc}") from None
         try:
             self._migrate()
         except Exception:
@@ -74,6 +93,20 @@ class History:
         cur = self._conn.cursor()
         cur.execute(self._sql(sql), tuple(params))
         return cur
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction: every statement in it or none. On PostgreSQL psycopg opens it with the first
+        statement; on SQLite it takes the write lock at once, waiting for another writer."""
+        if not self.postgres:
+            self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if self.postgres or self._conn.in_transaction:
+                self._conn.rollback()
+            raise
+        self._conn.commit()
 
     def _errors(self) -> tuple[type[Exception], ...]:
         if self.postgres:
@@ -91,43 +124,42 @@ class History:
         return {r[0] for r in rows}
 
     def _migrate(self) -> None:
+        """Applies the pending migrations in one transaction: all of them or none, whoever else opens the
+        history at the same time (SQLite: the write lock; PostgreSQL: an advisory lock)."""
         try:
-            tables = self._tables()
+            with self._transaction():
+                if self.postgres:
+                    self._execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
+                self._apply_migrations()
+        except HistoryError:
+            raise
         except self._errors() as exc:
-            raise HistoryError(f"history {self.where}: not a perf-exporter history ({str(exc).strip()}); "
-                               "nothing was changed") from None
+            raise HistoryUnusable(f"history {self.where}: not a perf-exporter history ({str(exc).strip()}); "
+                                  "nothing was changed") from None
+
+    def _apply_migrations(self) -> None:
+        tables = self._tables()
         if "schema_version" not in tables:
             if tables - {"sqlite_sequence"}:
-                raise HistoryError(f"history {self.where}: holds tables but no schema_version "
-                                   f"({', '.join(sorted(tables)[:5])}): not a perf-exporter history; "
-                                   "nothing was changed")
+                raise HistoryUnusable(f"history {self.where}: holds tables but no schema_version "
+                                      f"({', '.join(sorted(tables)[:5])}): not a perf-exporter history; "
+                                      "nothing was changed")
             self._execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)")
-        try:
-            row = self._execute("SELECT max(version) FROM schema_version").fetchone()
-        except self._errors() as exc:
-            self._conn.rollback()
-            raise HistoryError(f"history {self.where}: unreadable schema_version ({exc}); nothing was changed"
-                               ) from None
+        row = self._execute("SELECT max(version) FROM schema_version").fetchone()
         current = int(row[0] or 0)
         if current > LATEST:
-            self._conn.rollback()
-            raise HistoryError(f"history {self.where}: schema version {current} is newer than this perf-exporter "
-                               f"knows ({LATEST}); upgrade perf-exporter")
+            raise HistoryUnusable(f"history {self.where}: schema version {current} is newer than this perf-exporter "
+                                  f"knows ({LATEST}); upgrade perf-exporter")
         serial = "BIGSERIAL PRIMARY KEY" if self.postgres else "INTEGER PRIMARY KEY AUTOINCREMENT"
-        try:
-            for version, statements in MIGRATIONS:
-                if version <= current:
-                    continue
-                for step in statements:
-                    if isinstance(step, str):
-                        self._execute(step.replace("{serial}", serial))
-                    else:
-                        step(self._execute)
-                self._execute("INSERT INTO schema_version (version, applied) VALUES (?, ?)", (version, _now()))
-            self._conn.commit()
-        except self._errors() as exc:
-            self._conn.rollback()
-            raise HistoryError(f"history {self.where}: migration failed ({exc}); nothing was changed") from None
+        for version, statements in MIGRATIONS:
+            if version <= current:
+                continue
+            for step in statements:
+                if isinstance(step, str):
+                    self._execute(step.replace("{serial}", serial))
+                else:
+                    step(self._execute)
+            self._execute("INSERT INTO schema_version (version, applied) VALUES (?, ?)", (version, _now()))
 
     def schema_version(self) -> int:
         return int(self._execute("SELECT max(version) FROM schema_version").fetchone()[0])
@@ -142,36 +174,52 @@ class History:
         self.close()
 
     # -- writing ----------------------------------------------------------------------------------------------
+    def _insert_repeat(self, run_id: int, repeat: Repeat) -> None:
+        repeat_id = self._execute(
+            "INSERT INTO repeats (run_id, idx, summary, body, verdict) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (run_id, repeat.idx, json.dumps(repeat.summary, default=str), json.dumps(repeat.body, default=str),
+             msgspec.json.encode(repeat.verdict).decode())).fetchone()[0]
+        cur = self._conn.cursor()
+        cur.executemany(self._sql("INSERT INTO figures (repeat_id, endpoint, metric, value) VALUES (?, ?, ?, ?)"),
+                        [(repeat_id, e, m, v) for (e, m), v in sorted(repeat.figures.items())])
+
+    def _write(self, what: str) -> contextlib.AbstractContextManager[None]:
+        return _refused(self, what)
+
     def add_run(self, run: Run) -> int:
-        """Stores the run and its repeats in one transaction; returns its id (also set on ``run``)."""
-        try:
+        """Stores the run and the repeats it has so far in one transaction; returns its id (also set on
+        ``run``)."""
+        with self._write("store the run"):
             run_id = self._execute(
                 "INSERT INTO runs (invocation, kind, scenario, created, git_commit, git_branch, k6_version, "
-                "config_hash, machine, exit_code, source) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                "config_hash, machine, exit_code, source, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "RETURNING id",
                 (run.invocation, run.kind, run.scenario, run.created, run.git_commit, run.git_branch,
-                 run.k6_version, run.config_hash, run.machine, run.exit_code, run.source)).fetchone()[0]
+                 run.k6_version, run.config_hash, run.machine, run.exit_code, run.source, run.state)).fetchone()[0]
             for repeat in run.repeats:
-                repeat_id = self._execute(
-                    "INSERT INTO repeats (run_id, idx, summary, body, verdict) VALUES (?, ?, ?, ?, ?) RETURNING id",
-                    (run_id, repeat.idx, json.dumps(repeat.summary, default=str),
-                     json.dumps(repeat.body, default=str),
-                     msgspec.json.encode(repeat.verdict).decode())).fetchone()[0]
-                cur = self._conn.cursor()
-                cur.executemany(self._sql("INSERT INTO figures (repeat_id, endpoint, metric, value) "
-                                          "VALUES (?, ?, ?, ?)"),
-                                [(repeat_id, e, m, v) for (e, m), v in sorted(repeat.figures.items())])
-            self._conn.commit()
-        except self._errors() as exc:
-            self._conn.rollback()
-            raise HistoryError(f"history {self.where}: cannot store the run: {exc}") from None
+                self._insert_repeat(run_id, repeat)
         run.id = int(run_id)
         return run.id
 
+    def add_repeat(self, run: Run, repeat: Repeat) -> None:
+        """One more repeat of a stored run, kept the moment it finished."""
+        assert run.id is not None
+        with self._write("store the repeat"):
+            self._insert_repeat(run.id, repeat)
+        run.repeats.append(repeat)
+
+    def finish(self, run: Run, exit_code: int, state: str) -> None:
+        """The run's exit code and whether it completed or was interrupted."""
+        assert run.id is not None
+        with self._write("finish the run"):
+            self._execute("UPDATE runs SET exit_code = ?, state = ? WHERE id = ?", (exit_code, state, run.id))
+        run.exit_code, run.state = exit_code, state
+
     def set_baseline(self, name: str, run_ids: Sequence[int]) -> None:
-        self._execute("INSERT INTO baselines (name, run_ids, set_at) VALUES (?, ?, ?) "
-                      "ON CONFLICT (name) DO UPDATE SET run_ids = excluded.run_ids, set_at = excluded.set_at",
-                      (name, json.dumps(list(run_ids)), _now()))
-        self._conn.commit()
+        with self._write("set the baseline"):
+            self._execute("INSERT INTO baselines (name, run_ids, set_at) VALUES (?, ?, ?) "
+                          "ON CONFLICT (name) DO UPDATE SET run_ids = excluded.run_ids, set_at = excluded.set_at",
+                          (name, json.dumps(list(run_ids)), _now()))
 
     # -- reading ----------------------------------------------------------------------------------------------
     def _runs(self, where: str = "", params: Sequence[Any] = (), repeats: bool = True, bodies: bool = True,
@@ -254,6 +302,23 @@ class History:
 
     def baseline_names(self) -> list[str]:
         return [r[0] for r in self._execute("SELECT name FROM baselines ORDER BY name").fetchall()]
+
+
+@contextlib.contextmanager
+def _refused(history: History, what: str) -> Iterator[None]:
+    """A write in one transaction; a write the database refuses (full disk, read-only file, lost connection) is a
+    :class:`HistoryUnusable` naming what could not be done."""
+    try:
+        with history._transaction():
+            yield
+    except history._errors() as exc:
+        raise HistoryUnusable(f"history {history.where}: cannot {what}: {str(exc).strip()}") from None
+
+
+def exit_code_of(error: HistoryError) -> ExitCode:
+    """:attr:`ExitCode.NO_HISTORY` for a history that cannot be used; :attr:`ExitCode.NOT_RUN` for a run or
+    baseline that is not in it."""
+    return ExitCode.NO_HISTORY if isinstance(error, HistoryUnusable) else ExitCode.NOT_RUN
 
 
 def _verdict(text: str | None, where: str) -> RepeatVerdict:

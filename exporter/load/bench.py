@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import socket
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -24,11 +25,12 @@ from exporter.config.loading import ConfigError, default_config, load_config
 from exporter.config.schema import Config
 from exporter.exit_codes import ExitCode, worst
 from exporter.history.compare import RunComparison, compare_runs
-from exporter.history.recording import history_location, store
+from exporter.history.recording import history_location
+from exporter.history.sql import HistoryError, exit_code_of
 from exporter.json_file import write_json
 from exporter.load import stats as load_stats
 from exporter.load.catalog import BENCHMARKS, SCENARIOS
-from exporter.load.history_entry import history_runs
+from exporter.load.history_entry import Recorder
 from exporter.load.k6_binary import K6, K6NotFound, find_k6, k6_version
 from exporter.load.plan import PHASE_METRICS, Overrides, PlanError, RunPlan, build_plan
 from exporter.load.platform import PlatformWatch
@@ -38,6 +40,7 @@ from exporter.load.run import (
     Capacity,
     Generator,
     Platform,
+    RepeatFigures,
     RunFileError,
     Shape,
     ShapeStage,
@@ -254,14 +257,15 @@ def window_results(run: BenchRun, thresholds: list[WindowThreshold], repeat: int
 
 
 async def run_scenario(name: str, options: BenchOptions, config: Config, k6: K6, version: str,
-                       base_url: str, repeat: int = 1) -> tuple[ExitCode, BenchRun, Path]:
+                       base_url: str, repeat: int = 1, earlier: Sequence[RepeatFigures] = ()
+                       ) -> tuple[ExitCode, BenchRun, Path]:
+    """One repeat of one scenario; its file holds the ``earlier`` repeats' figures beside its own."""
     scenario = SCENARIOS[name]
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
-    summary_path = out / f"{name}.k6-summary.json"
-    log_path = out / f"{name}.k6.log"
-    summary_path.unlink(missing_ok=True)
-    log_path.unlink(missing_ok=True)
+    own = f"{name}.{timestamp().replace(':', '').replace('-', '').replace('.', '')}-{os.getpid()}"
+    summary_path = out / f"{own}.k6-summary.json"  # names of its own: two benches may share --out
+    log_path = out / f"{own}.k6.log"
     extra_env = prometheus_env(options.prometheus_rw) if options.prometheus_rw else {}
     jaeger = config.section("jaeger")
     if jaeger and not os.environ.get("JAEGER_HOST"):  # the tracing script looks its traces up there
@@ -293,6 +297,7 @@ async def run_scenario(name: str, options: BenchOptions, config: Config, k6: K6,
     stats, result, found = judge(plan, outcome)
     run = bench_run(plan, outcome, stats, result, found, version, k6, base_url, measured_platform)
     code = result.exit_code
+    run = msgspec.structs.replace(run, repeats=[*earlier, run.figures()])
     comparison = _compare(options.baseline, run)
     if comparison is not None:
         run = msgspec.structs.replace(run, comparison=comparison)
@@ -367,22 +372,46 @@ def _run_all(options: BenchOptions, names: list[str], k6: K6, version: str, stac
             stream.write(f"bench: {not_run(unreachable).headline}\n")
             return ExitCode.NOT_RUN
         stream.write(f"bench: {version} ({k6.source}: {k6.path}); target {base_url}\n")
+        recorder = None
+        if options.keep_history:
+            try:
+                recorder = Recorder(history_location(options.history, options.out), config, version, stream,
+                                    os.environ)
+            except HistoryError as exc:
+                stream.write(f"bench: {exc}; nothing was run\n")
+                return exit_code_of(exc)
         codes: list[int] = []
-        repeats: list[tuple[BenchRun, Path]] = []
-        for name in names:
-            for i in range(max(1, options.repeat)):
-                code, run, path = asyncio.run(run_scenario(name, options, config, k6, version, base_url, i + 1))
-                codes.append(code)
-                repeats.append((run, path))
-        exit_code = record(options, repeats, worst(codes), config, version) if options.keep_history else worst(codes)
-        last = list({run.scenario: (run, path) for run, path in repeats}.values())  # each scenario's file
+        last: dict[str, tuple[BenchRun, Path]] = {}  # each scenario's file: its last repeat, holding them all
+        interrupted = False
+        with terminated_as_interrupt():
+            try:
+                for name in names:
+                    earlier: list[RepeatFigures] = []
+                    for i in range(max(1, options.repeat)):
+                        code, run, path = asyncio.run(run_scenario(name, options, config, k6, version, base_url,
+                                                                   i + 1, earlier))
+                        codes.append(code)
+                        earlier = run.repeats
+                        last[name] = (run, path)
+                        if recorder is not None:
+                            recorder.add(run, path)
+            except KeyboardInterrupt:
+                interrupted = True
+        exit_code = ExitCode.INTERRUPTED if interrupted else worst(codes)
+        if recorder is not None and not recorder.finish(exit_code, interrupted):
+            exit_code = worst([exit_code, ExitCode.NO_HISTORY])
+        if interrupted:
+            stream.write(f"bench: interrupted: {len(codes)} repeat{'s' if len(codes) != 1 else ''} finished and "
+                         f"kept, k6 stopped (exit {exit_code})\n")
+            return exit_code
+        runs = list(last.values())
         if options.scenario == "all":
             summary = write_json(options.out / "performance-summary.json",
-                                 msgspec.to_builtins(bench_all_summary(last, exit_code, version)))
+                                 msgspec.to_builtins(bench_all_summary(runs, exit_code, version)))
             stream.write(f"bench: all benchmarks done, exit {exit_code} (summary: {summary})\n")
         from exporter.reports.command import write_run_report
 
-        write_run_report([run for run, _ in last], options.out, config, stream,
+        write_run_report([run for run, _ in runs], options.out, config, stream,
                          _baseline_runs(options.baseline, names))
         return exit_code
     except (ConfigError, PlanError, RuntimeError) as exc:
@@ -390,11 +419,14 @@ def _run_all(options: BenchOptions, names: list[str], k6: K6, version: str, stac
         return ExitCode.NOT_RUN
 
 
+@contextlib.contextmanager
+def terminated_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops a bench as Ctrl-C does: the running k6 is stopped, what finished is kept."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
 
-def record(options: BenchOptions, runs: list[tuple[BenchRun, Path]], exit_code: ExitCode, config: Config | None,
-           version: str) -> ExitCode:
-    """Every repeat into the history; the exit code, made :attr:`ExitCode.NOT_RUN` when the history could not be
-    written (said on the stream)."""
-    location = history_location(options.history, options.out)
-    stored = store(location, history_runs(runs, exit_code, config, version, os.environ), options.stream, "bench")
-    return exit_code if stored else worst([exit_code, ExitCode.NOT_RUN])
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -76,8 +76,20 @@ class Capacity(msgspec.Struct, frozen=True, rename="camel"):
     stopped_at: str | None
 
 
+class RepeatFigures(msgspec.Struct, frozen=True):
+    """One repeat of a ``--repeat N`` run, as the file of the last keeps it: enough to compare the repeats as the
+    history does."""
+
+    timestamp: str
+    verdict: Verdict
+    measured: CutStats
+    endpoints: list[CutStats] = msgspec.field(default_factory=list)
+    metrics: dict[str, dict[str, float | None]] = msgspec.field(default_factory=dict)
+
+
 class BenchRun(msgspec.Struct, frozen=True, rename="camel"):
-    """One scenario's run, as ``<scenario>.json`` holds it."""
+    """One scenario's run, as ``<scenario>.json`` holds it (with ``--repeat N``: the last repeat, and in
+    ``repeats`` the figures of every repeat of the invocation, itself included)."""
 
     timestamp: str
     scenario: str
@@ -103,6 +115,10 @@ class BenchRun(msgspec.Struct, frozen=True, rename="camel"):
     timeline: list[TimelinePoint] = msgspec.field(default_factory=list)
     comparison: RunComparison | msgspec.UnsetType = msgspec.UNSET
     window_thresholds: list[WindowResult] | msgspec.UnsetType = msgspec.UNSET
+    repeats: list[RepeatFigures] = msgspec.field(default_factory=list)
+
+    def figures(self) -> RepeatFigures:
+        return RepeatFigures(self.timestamp, self.verdict, self.measured, self.endpoints, self.metrics)
 
     @property
     def inconclusive(self) -> bool:

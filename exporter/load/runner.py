@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -29,6 +30,7 @@ from exporter.load.plan import RunPlan
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
+PR_SET_PDEATHSIG = 1
 STOP_BODY = {"data": {"type": "status", "id": "default", "attributes": {"stopped": True}}}
 
 
@@ -109,10 +111,48 @@ async def run_k6(k6: K6, plan: RunPlan, summary_path: Path, log_path: Path,
                  timeout: float | None = None) -> RunOutcome:
     address = plan.argv[plan.argv.index("--address") + 1]
     env = {**os.environ, **plan.env}
-    cores = os.cpu_count() or 1
     with open(log_path, "ab") as log_file:
         proc = await asyncio.create_subprocess_exec(str(k6.path), *plan.argv, env=env, stdout=log_file,
-                                                    stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL)
+                                                    stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
+                                                    preexec_fn=die_with_parent)
+    try:
+        return await _follow(proc, plan, address, summary_path, log_path, on_sample, watcher, timeout)
+    finally:
+        if proc.returncode is None:  # bench was interrupted: k6 must not keep loading the target
+            await _end(proc)
+
+
+async def _end(proc: asyncio.subprocess.Process, grace: float = 5.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), grace)
+    except (TimeoutError, asyncio.CancelledError):
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+
+
+def _prctl() -> Callable[..., int] | None:
+    try:
+        found: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+        return found
+    except (OSError, AttributeError):  # not Linux
+        return None
+
+
+_PRCTL = _prctl()  # looked up here: the child between fork and exec only calls it
+
+
+def die_with_parent() -> None:
+    """In the child before exec: SIGTERM when bench's process dies, however it dies (Linux's PR_SET_PDEATHSIG)."""
+    if _PRCTL is not None:
+        _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+async def _follow(proc: asyncio.subprocess.Process, plan: RunPlan, address: str, summary_path: Path,
+                  log_path: Path, on_sample: Callable[[LiveSample], None] | None, watcher: Watcher | None,
+                  timeout: float | None) -> RunOutcome:
+    cores = os.cpu_count() or 1
     samples: list[LiveSample] = []
     stopped: str | None = None
     started: float | None = None

@@ -106,10 +106,10 @@ def file_run(summary_json: Mapping[str, Any], path: Path, api_json: Mapping[str,
 def record_report(options: Any, report: Any, exit_code: int, config: Any) -> int:
     """Called once by ``report`` after its files are written; returns its exit code (3 if the history could not
     be written)."""
-    from exporter.exit_codes import ExitCode
+    from exporter.exit_codes import ExitCode, worst
 
     if not options.keep_history:
         return exit_code
     run = report_run(report, exit_code, config, os.environ)
     stored = store(history_location(options.history, options.out), [run], options.stream, "report")
-    return exit_code if stored else ExitCode.NOT_RUN
+    return exit_code if stored else worst([exit_code, ExitCode.NO_HISTORY])
