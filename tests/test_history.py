@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from exporter.exit_codes import ExitCode
 from exporter.history.migrations import LATEST
 from exporter.history.runs import Run
 from exporter.history.sql import History, HistoryError
