@@ -206,8 +206,9 @@ REDIS_BLOCKED = gauge("perf_redis_blocked_clients", "Clients blocked on a blocki
 REDIS_COMMANDS = counter("perf_redis_commands_total", "Commands processed, by command.", ("target", "cmd"))
 REDIS_COMMAND_DURATION = counter("perf_redis_command_duration_seconds_total", "CPU time spent per command.",
                                  ("target", "cmd"))
+# ``percentile`` (p50, p99, p99.9, as Redis names them), not ``quantile``: Prometheus keeps that label for summaries.
 REDIS_COMMAND_LATENCY = gauge("perf_redis_command_latency_seconds",
-                              "Command latency percentiles from INFO latencystats.", ("target", "cmd", "quantile"))
+                              "Command latency percentiles from INFO latencystats.", ("target", "cmd", "percentile"))
 REDIS_SLOWLOG_LENGTH = gauge("perf_redis_slowlog_length", "Entries in the slow log.", R)
 REDIS_ROLE = gauge("perf_redis_role", "1 for the server's current role.", ("target", "role"))
 REDIS_PING = histogram("perf_redis_ping_duration_seconds", "PING round trip.", R, LATENCY_BUCKETS)

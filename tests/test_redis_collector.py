@@ -108,7 +108,7 @@ def test_80_hits_and_20_misses_from_a_client_are_counted_exactly_while_sampling_
     assert harness.value(metrics.REDIS_HITS) == 80
     assert harness.value(metrics.REDIS_MISSES) == 20
     assert harness.value(metrics.REDIS_COMMANDS, ("cache", "get")) == 100
-    get_p99 = harness.value(metrics.REDIS_COMMAND_LATENCY, ("cache", "get", "0.99"))
+    get_p99 = harness.value(metrics.REDIS_COMMAND_LATENCY, ("cache", "get", "p99"))
     assert get_p99 is not None and 0 < get_p99 < 1
     assert harness.value(metrics.REDIS_ROLE, ("cache", "master")) == 1
     assert harness.value(metrics.REDIS_QUEUE_LENGTH, ("cache", "trip:location:updates")) == 2
@@ -482,9 +482,9 @@ def test_info_fields_become_keyspace_command_and_latency_data() -> None:
     stats = command_stats(info)
     assert stats["get"].calls == 5 and stats["get"].seconds == pytest.approx(0.0025)
     assert stats["client|list"].calls == 1
-    assert latency_percentiles(info) == {("get", "0.5"): pytest.approx(1.003e-6),
-                                         ("get", "0.99"): pytest.approx(20e-6),
-                                         ("get", "0.999"): pytest.approx(30e-6)}
+    assert latency_percentiles(info) == {("get", "p50"): pytest.approx(1.003e-6),
+                                         ("get", "p99"): pytest.approx(20e-6),
+                                         ("get", "p99.9"): pytest.approx(30e-6)}
 
 
 @pytest.mark.parametrize(("pattern", "key", "matches"), [

@@ -100,22 +100,22 @@ def command_stats(info: Info) -> dict[str, CommandStat]:
     return out
 
 
-def quantile_label(name: str) -> str | None:
-    """``p99.9`` -> ``0.999``; None for anything else."""
+def percentile_label(name: str) -> str | None:
+    """``p99.9`` as Redis names it, normalised (``p99.900`` -> ``p99.9``); None for anything else."""
     match = _QUANTILE_RE.match(name)
     if not match:
         return None
-    return f"{float(match.group(1)) / 100:.6g}"
+    return f"p{float(match.group(1)):g}"
 
 
 def latency_percentiles(info: Info) -> dict[tuple[str, str], float]:
-    """(command, quantile) -> seconds, from ``INFO latencystats`` (Redis >= 7; empty before)."""
+    """(command, percentile) -> seconds, from ``INFO latencystats`` (Redis >= 7; empty before)."""
     out: dict[tuple[str, str], float] = {}
     prefix = "latency_percentiles_usec_"
     for key, value in info.items():
         if key.startswith(prefix) and isinstance(value, Mapping):
             for name, usec in value.items():
-                quantile = quantile_label(str(name))
-                if quantile is not None and isinstance(usec, int | float):
-                    out[(key[len(prefix):], quantile)] = float(usec) / 1e6
+                percentile = percentile_label(str(name))
+                if percentile is not None and isinstance(usec, int | float):
+                    out[(key[len(prefix):], percentile)] = float(usec) / 1e6
     return out
