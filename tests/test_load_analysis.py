@@ -114,6 +114,19 @@ def test_a_missed_target_is_named_and_exits_1() -> None:
     assert "api_latency_p99: 1200.0 ms >= target 1000 ms" in result.headline
 
 
+def test_a_figure_at_its_target_misses_it_as_the_guide_writes_targets_as_less_than() -> None:
+    # "P95 < 500ms", "error rate < 1%": the limit itself is a miss; a hair below it is met
+    at = {"http_req_duration{phase:measure}": {"p(95)": 500.0, "count": 200},
+          "http_req_failed{phase:measure}": {"passes": 2, "fails": 198}}
+    below = {"http_req_duration{phase:measure}": {"p(95)": 499.9, "count": 200},
+             "http_req_failed{phase:measure}": {"passes": 1, "fails": 199}}
+    thresholds = [Threshold("api_latency_p95", "http_req_duration{phase:measure}", "p(95)", 500),
+                  Threshold("error_rate", "http_req_failed{phase:measure}", "rate", 0.01)]
+    assert [f.met for f in evaluate(thresholds, at)] == [False, False]
+    assert [f.met for f in evaluate(thresholds, below)] == [True, True]
+    assert verdict(evaluate(thresholds, at), [], 200).exit_code == 1
+
+
 def test_a_saturated_generator_makes_the_run_inconclusive_whatever_the_targets_say() -> None:
     problems = generator_problems(GeneratorLoad(dropped_iterations=12, k6_cpu=0.95, machine_cpu=0.97, cores=2))
     assert len(problems) == 3
@@ -140,6 +153,7 @@ def test_breakpoint_capacity_is_the_last_stage_rate_before_the_first_broken_one(
     stages = [stage(100), stage(300), stage(700), stage(200)]
     assert capacity(stages, [10, 20, 30, 40], limits) == 20
     assert capacity([stage(100, errors=0.05)], [10], limits) is None
+    assert capacity([stage(100), stage(500)], [10, 20], limits) == 10  # a stage at the P95 target broke it
 
 
 def _reading(**series: float) -> dict[load_platform.SeriesKey, float]:
