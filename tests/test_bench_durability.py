@@ -145,8 +145,8 @@ def test_a_migration_that_fails_half_way_leaves_nothing_and_the_next_open_migrat
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "h.sqlite"
     broken = [*migrations.MIGRATIONS, (migrations.LATEST + 1, ["CREATE TABLE later (x INTEGER)", "NOT SQL AT ALL"])]
-    monkeypatch.setattr("exporter.history.sql.MIGRATIONS", broken)
-    monkeypatch.setattr("exporter.history.sql.LATEST", migrations.LATEST + 1)
+    monkeypatch.setattr("exporter.history.connection.MIGRATIONS", broken)
+    monkeypatch.setattr("exporter.history.connection.LATEST", migrations.LATEST + 1)
     with pytest.raises(HistoryUnusable, match="nothing was changed"):
         History(path)
     with sqlite3.connect(path) as conn:

@@ -1,171 +1,39 @@
-"""The run history's database: a SQLite file by default, or a PostgreSQL URL. Opening it applies the pending
-migrations (``schema_version``); a file that is not a history, or is from a newer perf-exporter, is refused with
-a clear error and left as it was."""
+"""The run history: runs (one scenario of one invocation, each with its repeats, their figures and verdicts) and
+named baselines, in the database of :mod:`exporter.history.connection`."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
 from exporter.exit_codes import ExitCode
-from exporter.history.migrations import LATEST, MIGRATIONS
+from exporter.history.connection import Connection, HistoryError, HistoryUnusable, is_url, now
 from exporter.history.runs import Figures, Repeat, RepeatVerdict, Run
+
+__all__ = ["DEFAULT_HISTORY", "History", "HistoryError", "HistoryUnusable", "exit_code_of", "is_url"]
 
 DEFAULT_HISTORY = Path("reports") / "history.sqlite"
 _RUN_COLUMNS = ("id", "invocation", "kind", "scenario", "created", "git_commit", "git_branch", "k6_version",
                 "config_hash", "machine", "exit_code", "source", "state")
-BUSY_TIMEOUT_SECONDS = 30.0  # how long a writer waits for another (two benches sharing one history)
-MIGRATION_LOCK = 0x70657266  # PostgreSQL advisory lock key of the migrations ("perf")
-
-
-class HistoryError(Exception):
-    """A history that cannot be used (missing, corrupted, newer), or a run or baseline that is not in it."""
-
-
-class HistoryUnusable(HistoryError):
-    """The history itself cannot be used: not reachable, not created, corrupted, from a newer perf-exporter, or it
-    refused a write. Its own exit code (:attr:`ExitCode.NO_HISTORY`), apart from a run that is not in it."""
-
-
-def is_url(location: str) -> bool:
-    return location.startswith(("postgres://", "postgresql://"))
-
-
-def _masked(location: str) -> str:
-    if not is_url(location) or "@" not in location:
-        return location
-    scheme, rest = location.split("://", 1)
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
 
 
 class History:
-    """One open history. ``create=False`` (the reading commands) refuses a SQLite file that does not exist."""
+    """The runs and baselines of one history (:class:`Connection`)."""
 
     def __init__(self, location: str | Path, create: bool = True) -> None:
-        self.location = str(location)
-        self.where = _masked(self.location)
-        self.postgres = is_url(self.location)
-        self._conn: Any
-        if self.postgres:
-            import psycopg
-
-            try:
-                self._conn = psycopg.connect(self.location, connect_timeout=10)
-            except psycopg.Error as exc:
-                raise HistoryUnusable(f"history {self.where}: cannot connect: {str(exc).strip()}") from None
-        else:
-            path = Path(self.location)
-            if not path.exists():
-                if not create:
-                    raise HistoryError(f"history {path}: no such file (bench and report runs create it; "
-                                       "give --history FILE)")
-                try:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:
-                    raise HistoryUnusable(f"history {path}: cannot create its folder: {exc.strerror or exc}") from None
-            try:
-                # Transactions are explicit (BEGIN IMMEDIATE): the sqlite3 module's own would commit each DDL
-                # statement of a migration by itself. Writers wait for each other up to the timeout.
-                self._conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-                self._conn.execute("PRAGMA foreign_keys = ON")
-                with contextlib.suppress(sqlite3.Error):  # a file system without shared memory keeps its journal
-                    self._conn.execute("PRAGMA journal_mode = WAL")
-            except sqlite3.Error as exc:
-                raise HistoryUnusable(f"history {path}: cannot open: {exc}") from None
-        try:
-            self._migrate()
-        except Exception:
-            self.close()
-            raise
-
-    # -- plumbing ---------------------------------------------------------------------------------------------
-    def _sql(self, sql: str) -> str:
-        return sql.replace("?", "%s") if self.postgres else sql
-
-    def _execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        cur = self._conn.cursor()
-        cur.execute(self._sql(sql), tuple(params))
-        return cur
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        """One transaction: every statement in it or none. On PostgreSQL psycopg opens it with the first
-        statement; on SQLite it takes the write lock at once, waiting for another writer."""
-        if not self.postgres:
-            self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            if self.postgres or self._conn.in_transaction:
-                self._conn.rollback()
-            raise
-        self._conn.commit()
-
-    def _errors(self) -> tuple[type[Exception], ...]:
-        if self.postgres:
-            import psycopg
-
-            return (psycopg.Error,)
-        return (sqlite3.Error,)
-
-    def _tables(self) -> set[str]:
-        if self.postgres:
-            rows = self._execute("SELECT table_name FROM information_schema.tables WHERE table_schema = "
-                                 "current_schema()").fetchall()
-        else:
-            rows = self._execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-        return {r[0] for r in rows}
-
-    def _migrate(self) -> None:
-        """Applies the pending migrations in one transaction: all of them or none, whoever else opens the
-        history at the same time (SQLite: the write lock; PostgreSQL: an advisory lock)."""
-        try:
-            with self._transaction():
-                if self.postgres:
-                    self._execute("SELECT pg_advisory_xact_lock(?)", (MIGRATION_LOCK,))
-                self._apply_migrations()
-        except HistoryError:
-            raise
-        except self._errors() as exc:
-            raise HistoryUnusable(f"history {self.where}: not a perf-exporter history ({str(exc).strip()}); "
-                                  "nothing was changed") from None
-
-    def _apply_migrations(self) -> None:
-        tables = self._tables()
-        if "schema_version" not in tables:
-            if tables - {"sqlite_sequence"}:
-                raise HistoryUnusable(f"history {self.where}: holds tables but no schema_version "
-                                      f"({', '.join(sorted(tables)[:5])}): not a perf-exporter history; "
-                                      "nothing was changed")
-            self._execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)")
-        row = self._execute("SELECT max(version) FROM schema_version").fetchone()
-        current = int(row[0] or 0)
-        if current > LATEST:
-            raise HistoryUnusable(f"history {self.where}: schema version {current} is newer than this perf-exporter "
-                                  f"knows ({LATEST}); upgrade perf-exporter")
-        serial = "BIGSERIAL PRIMARY KEY" if self.postgres else "INTEGER PRIMARY KEY AUTOINCREMENT"
-        for version, statements in MIGRATIONS:
-            if version <= current:
-                continue
-            for step in statements:
-                if isinstance(step, str):
-                    self._execute(step.replace("{serial}", serial))
-                else:
-                    step(self._execute)
-            self._execute("INSERT INTO schema_version (version, applied) VALUES (?, ?)", (version, _now()))
+        self.db = Connection(location, create)
+        self.where = self.db.where
+        self.postgres = self.db.postgres
 
     def schema_version(self) -> int:
-        return int(self._execute("SELECT max(version) FROM schema_version").fetchone()[0])
+        return self.db.schema_version()
 
     def close(self) -> None:
-        self._conn.close()
+        self.db.close()
 
     def __enter__(self) -> History:
         return self
@@ -175,22 +43,18 @@ class History:
 
     # -- writing ----------------------------------------------------------------------------------------------
     def _insert_repeat(self, run_id: int, repeat: Repeat) -> None:
-        repeat_id = self._execute(
+        repeat_id = self.db.execute(
             "INSERT INTO repeats (run_id, idx, summary, body, verdict) VALUES (?, ?, ?, ?, ?) RETURNING id",
             (run_id, repeat.idx, json.dumps(repeat.summary, default=str), json.dumps(repeat.body, default=str),
              msgspec.json.encode(repeat.verdict).decode())).fetchone()[0]
-        cur = self._conn.cursor()
-        cur.executemany(self._sql("INSERT INTO figures (repeat_id, endpoint, metric, value) VALUES (?, ?, ?, ?)"),
-                        [(repeat_id, e, m, v) for (e, m), v in sorted(repeat.figures.items())])
-
-    def _write(self, what: str) -> contextlib.AbstractContextManager[None]:
-        return _refused(self, what)
+        self.db.executemany("INSERT INTO figures (repeat_id, endpoint, metric, value) VALUES (?, ?, ?, ?)",
+                            [(repeat_id, e, m, v) for (e, m), v in sorted(repeat.figures.items())])
 
     def add_run(self, run: Run) -> int:
         """Stores the run and the repeats it has so far in one transaction; returns its id (also set on
         ``run``)."""
-        with self._write("store the run"):
-            run_id = self._execute(
+        with self.db.write("store the run"):
+            run_id = self.db.execute(
                 "INSERT INTO runs (invocation, kind, scenario, created, git_commit, git_branch, k6_version, "
                 "config_hash, machine, exit_code, source, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "RETURNING id",
@@ -204,27 +68,27 @@ class History:
     def add_repeat(self, run: Run, repeat: Repeat) -> None:
         """One more repeat of a stored run, kept the moment it finished."""
         assert run.id is not None
-        with self._write("store the repeat"):
+        with self.db.write("store the repeat"):
             self._insert_repeat(run.id, repeat)
         run.repeats.append(repeat)
 
     def finish(self, run: Run, exit_code: int, state: str) -> None:
         """The run's exit code and whether it completed or was interrupted."""
         assert run.id is not None
-        with self._write("finish the run"):
-            self._execute("UPDATE runs SET exit_code = ?, state = ? WHERE id = ?", (exit_code, state, run.id))
+        with self.db.write("finish the run"):
+            self.db.execute("UPDATE runs SET exit_code = ?, state = ? WHERE id = ?", (exit_code, state, run.id))
         run.exit_code, run.state = exit_code, state
 
     def set_baseline(self, name: str, run_ids: Sequence[int]) -> None:
-        with self._write("set the baseline"):
-            self._execute("INSERT INTO baselines (name, run_ids, set_at) VALUES (?, ?, ?) "
+        with self.db.write("set the baseline"):
+            self.db.execute("INSERT INTO baselines (name, run_ids, set_at) VALUES (?, ?, ?) "
                           "ON CONFLICT (name) DO UPDATE SET run_ids = excluded.run_ids, set_at = excluded.set_at",
-                          (name, json.dumps(list(run_ids)), _now()))
+                          (name, json.dumps(list(run_ids)), now()))
 
     # -- reading ----------------------------------------------------------------------------------------------
     def _runs(self, where: str = "", params: Sequence[Any] = (), repeats: bool = True, bodies: bool = True,
               ) -> list[Run]:
-        rows = self._execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs {where} ORDER BY id", params).fetchall()
+        rows = self.db.execute(f"SELECT {', '.join(_RUN_COLUMNS)} FROM runs {where} ORDER BY id", params).fetchall()
         runs = [Run(**dict(zip(_RUN_COLUMNS, row, strict=True))) for row in rows]
         if repeats and runs:
             self._fill(runs, bodies)
@@ -235,7 +99,7 @@ class History:
         ids = list(by_id)
         marks = ", ".join("?" for _ in ids)
         body_column = "body" if bodies else "'{}'"  # a trend needs the figures, not every report (and its timeline)
-        repeat_rows = self._execute(f"SELECT id, run_id, idx, summary, {body_column}, verdict FROM repeats "
+        repeat_rows = self.db.execute(f"SELECT id, run_id, idx, summary, {body_column}, verdict FROM repeats "
                                     f"WHERE run_id IN ({marks}) ORDER BY run_id, idx", ids).fetchall()
         repeats: dict[int, Repeat] = {}
         for rid, run_id, idx, summary, body, verdict in repeat_rows:
@@ -245,7 +109,7 @@ class History:
         if not repeats:
             return
         marks = ", ".join("?" for _ in repeats)
-        for rid, endpoint, metric, value in self._execute(
+        for rid, endpoint, metric, value in self.db.execute(
                 f"SELECT repeat_id, endpoint, metric, value FROM figures WHERE repeat_id IN ({marks})",
                 list(repeats)).fetchall():
             figures: Figures = repeats[rid].figures
@@ -257,7 +121,7 @@ class History:
         return self._runs("WHERE scenario = ?", (scenario,), repeats, bodies)
 
     def newest_scenario(self) -> str | None:
-        row = self._execute("SELECT scenario FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+        row = self.db.execute("SELECT scenario FROM runs ORDER BY id DESC LIMIT 1").fetchone()
         return str(row[0]) if row else None
 
     def run(self, run_id: int) -> Run:
@@ -272,7 +136,7 @@ class History:
     def latest(self, kinds: Sequence[str] = ("bench", "report", "file")) -> list[Run]:
         """The runs of the newest invocation (``bench all`` stores one run per scenario under one invocation)."""
         marks = ", ".join("?" for _ in kinds)
-        row = self._execute(f"SELECT invocation FROM runs WHERE kind IN ({marks}) ORDER BY id DESC LIMIT 1",
+        row = self.db.execute(f"SELECT invocation FROM runs WHERE kind IN ({marks}) ORDER BY id DESC LIMIT 1",
                             kinds).fetchone()
         if row is None:
             raise HistoryError(f"history {self.where}: holds no run yet")
@@ -282,7 +146,7 @@ class History:
         """The runs of the newest invocation that ran one of ``scenarios`` (other than the runs ``exclude``): what
         a baseline is compared with by default, so a report run stored after a bench does not stand in for it."""
         marks = ", ".join("?" for _ in scenarios)
-        rows = self._execute(f"SELECT id, invocation FROM runs WHERE scenario IN ({marks}) ORDER BY id DESC",
+        rows = self.db.execute(f"SELECT id, invocation FROM runs WHERE scenario IN ({marks}) ORDER BY id DESC",
                              list(scenarios)).fetchall()
         for run_id, invocation in rows:
             if int(run_id) not in exclude:
@@ -291,9 +155,9 @@ class History:
                            "again, or name the run to compare")
 
     def baseline(self, name: str) -> list[Run]:
-        row = self._execute("SELECT run_ids FROM baselines WHERE name = ?", (name,)).fetchone()
+        row = self.db.execute("SELECT run_ids FROM baselines WHERE name = ?", (name,)).fetchone()
         if row is None:
-            names = [r[0] for r in self._execute("SELECT name FROM baselines ORDER BY name").fetchall()]
+            names = [r[0] for r in self.db.execute("SELECT name FROM baselines ORDER BY name").fetchall()]
             known = f" (baselines: {', '.join(names)})" if names else " (none set yet: perf-exporter baseline set)"
             raise HistoryError(f"history {self.where}: no baseline {name!r}{known}")
         ids = [int(i) for i in json.loads(row[0])]
@@ -301,18 +165,7 @@ class History:
         return self._runs(f"WHERE id IN ({marks})", ids)
 
     def baseline_names(self) -> list[str]:
-        return [r[0] for r in self._execute("SELECT name FROM baselines ORDER BY name").fetchall()]
-
-
-@contextlib.contextmanager
-def _refused(history: History, what: str) -> Iterator[None]:
-    """A write in one transaction; a write the database refuses (full disk, read-only file, lost connection) is a
-    :class:`HistoryUnusable` naming what could not be done."""
-    try:
-        with history._transaction():
-            yield
-    except history._errors() as exc:
-        raise HistoryUnusable(f"history {history.where}: cannot {what}: {str(exc).strip()}") from None
+        return [r[0] for r in self.db.execute("SELECT name FROM baselines ORDER BY name").fetchall()]
 
 
 def exit_code_of(error: HistoryError) -> ExitCode:
@@ -326,7 +179,3 @@ def _verdict(text: str | None, where: str) -> RepeatVerdict:
         return msgspec.json.decode(text or "{}", type=RepeatVerdict)
     except msgspec.DecodeError as exc:  # ValidationError included
         raise HistoryError(f"history {where}: a repeat's verdict is not readable ({exc})") from None
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
