@@ -11,7 +11,7 @@ causes as a report from Prometheus does; the baseline they weigh changes against
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from exporter.config.targets import Targets
 from exporter.load.run import BenchRun, RunFileError, looks_like_run, read_run
 from exporter.reports import run_facts
 from exporter.reports.areas import AreaFigures
-from exporter.reports.attribution import route_of
+from exporter.reports.attribution import Route, route_of
 from exporter.reports.facts import Cache, Database, Endpoint, Facts, QueryP95, Queue, Tracing
 from exporter.reports.infrastructure import NOT_RECORDED
 from exporter.reports.model import (
@@ -83,6 +83,147 @@ def _endpoint_baselines(runs: Sequence[BenchRun]) -> dict[str, tuple[float | Non
             for run in runs for e in run.endpoints}
 
 
+def _routes(measured: RunFacts | None, baseline: RunFacts | None) -> tuple[Route, ...]:
+    """The routes the run's traces took, each with the baseline run's figures when it has them."""
+    routes = measured.routes if measured else ()
+    if baseline is None:
+        return routes
+    then = {(r.service, r.operation): r for r in baseline.routes}
+    return tuple(replace(r, baseline=then[(r.service, r.operation)].window,
+                         baseline_p95_s=then[(r.service, r.operation)].p95_s)
+                 if (r.service, r.operation) in then else r for r in routes)
+
+
+def _endpoints(runs: Sequence[BenchRun], requests: Mapping[str, tuple[str, str]],
+               before: Mapping[str, tuple[float | None, dict[str, float]]],
+               operations: Sequence[tuple[str, str]]) -> list[Endpoint]:
+    out = []
+    for e in (e for run in runs for e in run.endpoints):
+        count = float(e.requests)
+        method_path = requests.get(e.name)
+        base_p95, base_phases = before.get(e.name, (None, None))
+        out.append(Endpoint("k6", e.name, count, failed=count * (e.error_rate or 0.0), mean_s=_s(e.avg_ms),
+                            p95_s=_s(e.p95_ms), p99_s=_s(e.p99_ms),
+                            phases_s={k: v / 1000 for k, v in (e.phases_ms or {}).items()},
+                            route=route_of(*method_path, operations) if method_path else None,
+                            response_bytes=e.received_bytes / count if e.received_bytes is not None and count else None,
+                            baseline_p95_s=base_p95, baseline_phases_s=base_phases))
+    return out
+
+
+def _api(runs: Sequence[BenchRun]) -> tuple[AreaSummary, dict[str, Figure]]:
+    """The API area from k6's figures of the measured phase: the mean over every request, the highest P95 and
+    P99 of the runs, the error rate over every request."""
+    requests = sum(float(r.measured.requests) for r in runs)
+    mean = sum(r.measured.requests * (r.measured.avg_ms or 0.0) for r in runs)
+    failed = sum(r.measured.requests * (r.measured.error_rate or 0.0) for r in runs)
+    worst = " (the highest of the runs)" if len(runs) > 1 else ""
+
+    def highest(values: list[float]) -> Figure:
+        return Figure(max(values), "ms", K6 + worst, EXACT) if values else missing(
+            "ms", K6, "no measured requests in the run")
+
+    p95 = highest([r.measured.p95_ms for r in runs if r.measured.p95_ms is not None])
+    p99 = highest([r.measured.p99_ms for r in runs if r.measured.p99_ms is not None])
+    err = (Figure(failed / requests, "ratio", K6 + " (http_req_failed)") if requests
+           else missing("ratio", K6, "no measured requests in the run"))
+    summary = AreaSummary("api", Figure(requests, "count", K6), Figure(mean / requests if requests else None, "ms",
+                                                                        K6, EXACT),
+                          p95, p99, err, "measured k6 requests", "k6 http_req_failed")
+    return summary, {"api_latency_p95": p95, "api_latency_p99": p99, "error_rate": err}
+
+
+@dataclass
+class _Platform:
+    """The database, cache and trace figures the runs' collectors kept, summed or at their highest."""
+
+    db_calls: float = 0.0
+    db_seconds: float = 0.0
+    db_p95: list[float] = field(default_factory=list)
+    hits: float = 0.0
+    misses: float = 0.0
+    have_cache: bool = False
+    traces: float = 0.0
+    trace_mean_total: float = 0.0
+    trace_p95: list[float] = field(default_factory=list)
+    queues: list[Queue] = field(default_factory=list)
+
+    def add(self, run: BenchRun) -> None:
+        platform = run.platform
+        if platform is None:
+            return
+        if platform.database is not None:
+            self.db_calls += platform.database.statement_calls
+            self.db_seconds += platform.database.statement_seconds
+            if platform.database.query_p95_ms is not None:
+                self.db_p95.append(platform.database.query_p95_ms)
+        if platform.cache is not None:
+            self.have_cache = True
+            self.hits += platform.cache.hits
+            self.misses += platform.cache.misses
+        if platform.traces is not None:
+            self.traces += platform.traces.traces
+            self.trace_mean_total += platform.traces.traces * (platform.traces.mean_ms or 0.0)
+            if platform.traces.p95_ms is not None:
+                self.trace_p95.append(platform.traces.p95_ms)
+        seconds = max(run.measured_seconds, 1.0)
+        self.queues += [Queue(name, q.first, q.last, q.max, (q.last - q.first) / seconds)
+                        for name, q in platform.queues.items()]
+
+    def areas(self) -> tuple[dict[str, AreaSummary], dict[str, Figure]]:
+        db_p95 = (Figure(max(self.db_p95), "ms", PLATFORM + ": perf_pg_query_duration_seconds buckets", APPROXIMATE,
+                         "approximate: each statement's calls placed at its interval mean")
+                  if self.db_p95 else missing("ms", PLATFORM, "no database collector ran, or no statement was seen"))
+        lookups = self.hits + self.misses
+        hit = (Figure(self.hits / lookups, "ratio", PLATFORM + ": keyspace hits / (hits + misses)") if lookups
+               else missing("ratio", PLATFORM, "no Redis collector ran" if not self.have_cache else
+                            "no key lookups in the run's window"))
+        tr_p95 = (Figure(max(self.trace_p95), "ms", PLATFORM + ": perf_trace_duration_seconds buckets", BUCKETED)
+                  if self.trace_p95 else missing("ms", PLATFORM, "no Jaeger collector ran, or no trace was seen"))
+        calls = self.db_calls
+        areas = {
+            "database": AreaSummary("database", Figure(calls, "count", PLATFORM),
+                                    Figure(self.db_seconds / calls * 1000 if calls else None, "ms", PLATFORM),
+                                    db_p95, missing("ms", PLATFORM, "a run keeps no P99 of statements"),
+                                    missing("ratio", PLATFORM, "a run keeps no transaction counts"),
+                                    "statement calls (pg_stat_statements)", "not measured"),
+            "cache": AreaSummary("cache", Figure(lookups, "count", PLATFORM),
+                                 missing("ms", PLATFORM, "a run keeps no cache latency"),
+                                 missing("ms", PLATFORM, "a run keeps no cache latency"),
+                                 missing("ms", PLATFORM, "a run keeps no cache latency"),
+                                 missing("ratio", PLATFORM, "Redis counts no failed lookups"), "key lookups",
+                                 "not measured"),
+            "tracing": AreaSummary("tracing", Figure(self.traces, "count", PLATFORM),
+                                   Figure(self.trace_mean_total / self.traces if self.traces else None, "ms",
+                                          PLATFORM), tr_p95, missing("ms", PLATFORM, "a run keeps no trace P99"),
+                                   missing("ratio", PLATFORM, "a run keeps no error spans"), "traces",
+                                   "not measured"),
+        }
+        return areas, {"db_query_p95": db_p95, "cache_hit_rate": hit, "trace_p95": tr_p95}
+
+    def facts(self) -> tuple[tuple[Database, ...], tuple[Cache, ...], tuple[Tracing, ...]]:
+        """What a run file from before runs kept their collectors' facts still says."""
+        return (((Database("run", p95=QueryP95(max(self.db_p95) / 1000, "statements-approximate", source=PLATFORM)),)
+                 if self.db_p95 else ()),
+                (Cache("run", self.hits, self.misses, queues=tuple(self.queues)),)
+                if self.have_cache or self.queues else (),
+                (Tracing("run", self.traces, max(self.trace_p95) / 1000),) if self.trace_p95 else ())
+
+
+def _inconclusive(runs: Sequence[BenchRun], rows: dict[str, Figure],
+                  endpoints: list[Endpoint]) -> list[Endpoint]:
+    """An inconclusive run (the generator was the bottleneck) says nothing about the API's targets, nor about
+    their causes: its API rows get no value, and its endpoints no excess to share out."""
+    reasons = [f"{r.scenario}: {'; '.join(r.verdict.reasons) or 'see its report'}" for r in runs if r.inconclusive]
+    if not reasons:
+        return endpoints
+    why = "the run was inconclusive (" + " | ".join(reasons) + "): its API figures cannot judge the target"
+    for key in ("api_latency_p95", "api_latency_p99", "error_rate"):
+        figure = rows[key]
+        rows[key] = Figure(None, figure.unit, figure.source, figure.precision, f"{why}; measured {figure.value}")
+    return [replace(e, p95_s=None, p99_s=None, failed=0.0, server_errors=0.0) for e in endpoints]
+
+
 def observe_runs(runs: Sequence[BenchRun], targets: Targets, where: str,
                  endpoint_requests: Mapping[str, tuple[str, str]] | None = None,
                  baseline: Sequence[BenchRun] = ()) -> Observed:
@@ -93,140 +234,29 @@ def observe_runs(runs: Sequence[BenchRun], targets: Targets, where: str,
         raise ReportError("no run to report on")
     measured_facts = _facts(runs)
     baseline_facts = _facts(baseline) if baseline else None
+    routes = _routes(measured_facts, baseline_facts)
     before = _endpoint_baselines(baseline) if baseline_facts is not None else {}
-    routes = measured_facts.routes if measured_facts else ()
-    if baseline_facts is not None:
-        then = {(r.service, r.operation): r for r in baseline_facts.routes}
-        routes = tuple(replace(r, baseline=then[(r.service, r.operation)].window,
-                               baseline_p95_s=then[(r.service, r.operation)].p95_s)
-                       if (r.service, r.operation) in then else r for r in routes)
-    operations = [(r.service, r.operation) for r in routes]
-    starts, ends = [], []
-    endpoints: list[Endpoint] = []
-    stages: list[dict[str, Any]] = []
-    requests = 0.0
-    weighted_mean = 0.0
-    failed = 0.0
-    p95s: list[float] = []
-    p99s: list[float] = []
-    db_calls = db_seconds = 0.0
-    db_p95: list[float] = []
-    hits = misses = 0.0
-    have_cache = False
-    traces = 0.0
-    trace_p95: list[float] = []
-    trace_mean_total = 0.0
-    queues: list[Queue] = []
+    endpoints = _endpoints(runs, endpoint_requests or {}, before, [(r.service, r.operation) for r in routes])
+    stages = [{"scenario": run.scenario, **msgspec.to_builtins(stage)} for run in runs for stage in run.stages]
+    ends = [_unix(run.timestamp) for run in runs]
+    window = Window(min(end - run.measured_seconds for end, run in zip(ends, runs, strict=True)), max(ends))
+    api, rows = _api(runs)
+    platform = _Platform()
     for run in runs:
-        end = _unix(run.timestamp)
-        seconds = run.measured_seconds
-        starts.append(end - seconds)
-        ends.append(end)
-        m = run.measured
-        n = float(m.requests)
-        requests += n
-        weighted_mean += n * (m.avg_ms or 0.0)
-        failed += n * (m.error_rate or 0.0)
-        if m.p95_ms is not None:
-            p95s.append(m.p95_ms)
-        if m.p99_ms is not None:
-            p99s.append(m.p99_ms)
-        for e in run.endpoints:
-            count = float(e.requests)
-            method_path = (endpoint_requests or {}).get(e.name)
-            base_p95, base_phases = before.get(e.name, (None, None))
-            endpoints.append(Endpoint("k6", e.name, count, failed=count * (e.error_rate or 0.0),
-                                      mean_s=_s(e.avg_ms), p95_s=_s(e.p95_ms), p99_s=_s(e.p99_ms),
-                                      phases_s={k: v / 1000 for k, v in (e.phases_ms or {}).items()},
-                                      route=route_of(*method_path, operations) if method_path else None,
-                                      response_bytes=(e.received_bytes / count
-                                                      if e.received_bytes is not None and count else None),
-                                      baseline_p95_s=base_p95, baseline_phases_s=base_phases))
-        stages += [{"scenario": run.scenario, **msgspec.to_builtins(stage)} for stage in run.stages]
-        platform = run.platform
-        if platform is None:
-            continue
-        if platform.database is not None:
-            db_calls += platform.database.statement_calls
-            db_seconds += platform.database.statement_seconds
-            if platform.database.query_p95_ms is not None:
-                db_p95.append(platform.database.query_p95_ms)
-        if platform.cache is not None:
-            have_cache = True
-            hits += platform.cache.hits
-            misses += platform.cache.misses
-        if platform.traces is not None:
-            traces += platform.traces.traces
-            trace_mean_total += platform.traces.traces * (platform.traces.mean_ms or 0.0)
-            if platform.traces.p95_ms is not None:
-                trace_p95.append(platform.traces.p95_ms)
-        for name, q in platform.queues.items():
-            queues.append(Queue(name, q.first, q.last, q.max, (q.last - q.first) / max(seconds, 1.0)))
-    window = Window(min(starts), max(ends))
-    several = len(runs) > 1
-    worst = " (the highest of the runs)" if several else ""
-    api_mean = Figure(weighted_mean / requests if requests else None, "ms", K6, EXACT)
-    api_p95 = (Figure(max(p95s), "ms", K6 + worst, EXACT) if p95s
-               else missing("ms", K6, "no measured requests in the run"))
-    api_p99 = (Figure(max(p99s), "ms", K6 + worst, EXACT) if p99s
-               else missing("ms", K6, "no measured requests in the run"))
-    err = (Figure(failed / requests, "ratio", K6 + " (http_req_failed)") if requests
-           else missing("ratio", K6, "no measured requests in the run"))
-    db_p95_fig = (Figure(max(db_p95), "ms", PLATFORM + f": {'perf_pg_query_duration_seconds'} buckets",
-                         APPROXIMATE, "approximate: each statement's calls placed at its interval mean")
-                  if db_p95 else missing("ms", PLATFORM, "no database collector ran, or no statement was seen"))
-    lookups = hits + misses
-    hit = (Figure(hits / lookups, "ratio", PLATFORM + ": keyspace hits / (hits + misses)") if lookups
-           else missing("ratio", PLATFORM, "no Redis collector ran" if not have_cache else
-                        "no key lookups in the run's window"))
-    tr_p95 = (Figure(max(trace_p95), "ms", PLATFORM + ": perf_trace_duration_seconds buckets", BUCKETED)
-              if trace_p95 else missing("ms", PLATFORM, "no Jaeger collector ran, or no trace was seen"))
-    areas = {
-        "api": AreaSummary("api", Figure(requests, "count", K6), api_mean, api_p95, api_p99, err,
-                           "measured k6 requests", "k6 http_req_failed"),
-        "database": AreaSummary("database", Figure(db_calls, "count", PLATFORM),
-                                Figure(db_seconds / db_calls * 1000 if db_calls else None, "ms", PLATFORM),
-                                db_p95_fig, missing("ms", PLATFORM, "a run keeps no P99 of statements"),
-                                missing("ratio", PLATFORM, "a run keeps no transaction counts"),
-                                "statement calls (pg_stat_statements)", "not measured"),
-        "cache": AreaSummary("cache", Figure(lookups, "count", PLATFORM),
-                             missing("ms", PLATFORM, "a run keeps no cache latency"),
-                             missing("ms", PLATFORM, "a run keeps no cache latency"),
-                             missing("ms", PLATFORM, "a run keeps no cache latency"),
-                             missing("ratio", PLATFORM, "Redis counts no failed lookups"), "key lookups",
-                             "not measured"),
-        "tracing": AreaSummary("tracing", Figure(traces, "count", PLATFORM),
-                               Figure(trace_mean_total / traces if traces else None, "ms", PLATFORM), tr_p95,
-                               missing("ms", PLATFORM, "a run keeps no trace P99"),
-                               missing("ratio", PLATFORM, "a run keeps no error spans"), "traces", "not measured"),
-    }
-    rows = {"api_latency_p95": api_p95, "api_latency_p99": api_p99, "error_rate": err, "db_query_p95": db_p95_fig,
-            "cache_hit_rate": hit, "trace_p95": tr_p95}
-    # An inconclusive run (the generator was the bottleneck) says nothing about the API's targets.
-    inconclusive = [f"{r.scenario}: {'; '.join(r.verdict.reasons) or 'see its report'}" for r in runs
-                    if r.inconclusive]
-    if inconclusive:
-        why = "the run was inconclusive (" + " | ".join(inconclusive) + "): its API figures cannot judge the target"
-        for key in ("api_latency_p95", "api_latency_p99", "error_rate"):
-            figure = rows[key]
-            rows[key] = Figure(None, figure.unit, figure.source, figure.precision,
-                               f"{why}; measured {figure.value}")
-        # nor about their causes: an excess the generator may have made is not shared out
-        endpoints = [replace(e, p95_s=None, p99_s=None, failed=0.0, server_errors=0.0) for e in endpoints]
+        platform.add(run)
+    areas, platform_rows = platform.areas()
+    areas = {"api": api, **areas}
+    rows.update(platform_rows)
+    endpoints = _inconclusive(runs, rows, endpoints)
     sources = {"api_latency": K6, "api_errors": K6, "cache_hits": PLATFORM, "trace_p95": PLATFORM,
                "db_p95": PLATFORM, "cache_checks": PLATFORM, "phases": K6 + " (http_req_* Trends by endpoint)",
                "response_size": K6 + " (data_received by endpoint / requests)"}
     if measured_facts is not None:
         sources.update(measured_facts.sources)
-        databases = measured_facts.databases
-        caches = measured_facts.caches
-        tracing = measured_facts.tracing
+        databases, caches, tracing = measured_facts.databases, measured_facts.caches, measured_facts.tracing
         notes = ["source: a bench run's own measurements: k6 for the API, the config's collectors for the rest"]
     else:  # a run file from before runs kept their collectors' facts
-        databases = ((Database("run", p95=QueryP95(max(db_p95) / 1000, "statements-approximate",
-                                                    source=PLATFORM)),) if db_p95 else ())
-        caches = (Cache("run", hits, misses, queues=tuple(queues)),) if have_cache or queues else ()
-        tracing = ((Tracing("run", traces, max(trace_p95) / 1000),) if trace_p95 else ())
+        databases, caches, tracing = platform.facts()
         notes = ["source: a bench run's own measurements; this run file keeps no statements, tables or routes, so "
                  "recommendations cannot name the cause behind a slow endpoint"]
     if baseline_facts is None:
@@ -241,8 +271,7 @@ def observe_runs(runs: Sequence[BenchRun], targets: Targets, where: str,
         rows.update(figures.rows)
         shares.update(figures.shares)
         notes += figures.notes
-    plots = [_stage_plot(stages, targets)]
-    return Observed(facts, window, "run", where, areas, rows, shares, plots, stages, notes,
+    return Observed(facts, window, "run", where, areas, rows, shares, [_stage_plot(stages, targets)], stages, notes,
                     {"scenarios": [r.scenario for r in runs], "infrastructure": NOT_RECORDED})
 
 
