@@ -52,7 +52,7 @@ CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 MIN_KEY_BYTES = 16
-DEFAULT_TOKEN_TTL = 24 * 3600.0
+DEFAULT_TOKEN_TTL = 30 * 86400.0  # DEMO_TOKEN_TTL: how long the tokens run --demo and /admin/tokens mint last
 # what the ASGI scope carries to the app
 CALLER = "demo.caller"
 SESSION = "demo.session"  # the session token when the caller came with the cookie
@@ -183,7 +183,7 @@ def security_from_env(environ: Mapping[str, str]) -> DemoSecurity | None:
     if not body.isdigit() or int(body) < 1024:
         raise ValueError(f"DEMO_MAX_BODY_BYTES: expected a whole number of bytes, at least 1024, got {body!r}")
     try:
-        ttl = parse_duration(environ.get("DEMO_TOKEN_TTL") or "24h")
+        ttl = parse_duration(environ.get("DEMO_TOKEN_TTL") or "30d")
     except ValueError as exc:
         raise ValueError(f"DEMO_TOKEN_TTL: {exc}") from None
     return DemoSecurity(key=key_text.encode() if key_text else secrets.token_bytes(32),
