@@ -34,11 +34,11 @@ JAEGER_FIXTURES = REPO / "tests" / "fixtures" / "jaeger"
 
 
 class DemoProcess:
-    def __init__(self, log_path: Path, *extra: str) -> None:
+    def __init__(self, log_path: Path, *extra: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = Process([sys.executable, "-m", "exporter", "demo", "--listen", f"127.0.0.1:{self.port}",
-                                *extra], log_path).start()
+                                *extra], log_path, env=env).start()
         wait_for(lambda: not self.process.alive() or self.request("GET", "/health")[0] == 200, timeout=30,
                  what="demo /health")
         if not self.process.alive():
@@ -46,7 +46,7 @@ class DemoProcess:
 
     def request(self, method: str, path: str, body: Any = None,
                 headers: dict[str, str] | None = None) -> tuple[int, Any, dict[str, str]]:
-        data = json.dumps(body).encode() if body is not None else None
+        data = body if isinstance(body, bytes) else json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(f"{self.url}{path}", data=data, method=method, headers=headers or {})
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
