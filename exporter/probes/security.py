@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import http.cookiejar
 import logging
 import re
 import secrets
@@ -75,6 +76,13 @@ CREDENTIAL_HEADERS = re.compile(r"^(authorization|cookie|x-api-key|api-key|x-aut
 MAX_BODY_BYTES = 1_000_000  # what a check reads of an answer
 
 
+class _KeepNoCookies(http.cookiejar.DefaultCookiePolicy):
+    """A check sends exactly the credentials it means to: no cookie an answer set rides along on the next one."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: Any) -> bool:
+        return False
+
+
 def _plain(headers: dict[str, SecretStr]) -> dict[str, str]:
     return {name: value.get_secret_value() for name, value in headers.items()}
 
@@ -93,6 +101,7 @@ class SecurityChecks:
         size = max(bursts, default=4)
         self.client = httpx.AsyncClient(base_url=cfg.base_url, verify=verify, timeout=httpx.Timeout(cfg.timeout),
                                         follow_redirects=False,
+                                        cookies=http.cookiejar.CookieJar(policy=_KeepNoCookies()),
                                         limits=httpx.Limits(max_connections=size, max_keepalive_connections=4))
         self.failing: dict[tuple[str, str], str] = {}  # (endpoint, check) -> the cause of a check that fails
 
@@ -226,8 +235,8 @@ class SecurityChecks:
         if problem is not None or not variables:
             return verdict_object_authorization(created.status, problem, [], None)
         try:
-            attempts = [ObjectAttempt(f"{a.method} {fill(a.path, variables)}",
-                                      (await self._request(a, other, variables)).status) for a in cfg.attempts]
+            attempts = [ObjectAttempt(f"{a.method} {a.path}", (await self._request(a, other, variables)).status)
+                        for a in cfg.attempts]
             owner_read = (await self._request(cfg.attempts[0], owner, variables)).status
             if cfg.cleanup is not None:
                 await self._request(cfg.cleanup, owner, variables)
