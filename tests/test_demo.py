@@ -519,9 +519,18 @@ def test_run_demo_shows_probe_results_on_metrics_and_stops_cleanly(tmp_path: Pat
         for collector, target, up in (("postgres", "main", 0), ("redis", "cache", 0), ("jaeger", "tracing", 1)):
             assert daemon.wait_value("perf_target_up", lambda v, up=up: v == up, timeout=30,
                                      collector=collector, target=target) == up
+        # the demo's security is on, and the example's checks hold with the tokens run --demo minted for them
+        checks = [(e.name, check) for e in load_config(example_config_path(), env={}).api[0].endpoints
+                  if e.security is not None for check in type(e.security).model_fields
+                  if getattr(e.security, check) is not None]
+        for endpoint, check in checks:
+            assert daemon.wait_value("perf_security_check_success", lambda v: v == 1, timeout=30,
+                                     target="gateway", endpoint=endpoint, check=check) == 1, (endpoint, check)
+        page, exposition = daemon.get("/")[1], daemon.get("/metrics")[1]
     finally:
         code = daemon.stop()
     assert code == 0, daemon.log()
+    assert "eyJ" not in daemon.log() + page + exposition, "a token (a JWT starts with eyJ) was shown"
     wait_for(lambda: not port_open(demo_port), timeout=10, what="the demo stopped with the daemon")
     assert "demo_started" in daemon.log()
 
