@@ -49,7 +49,7 @@ ALL = set().union(*DETECTS.values())
 
 def detection_table() -> str:
     """The table docs/security.md shows: a row per hole, a column per check of the example config."""
-    checks = [c for c in metrics.SECURITY_CHECKS if any(c == check for _, check in ALL)]
+    checks = metrics.SECURITY_CHECKS  # the example config has each of them
     lines = ["| hole | " + " | ".join(f"`{c}`" for c in checks) + " |", "|---" * (len(checks) + 1) + "|"]
     for hole in HOLES:
         found = {check for _, check in DETECTS[hole]}
