@@ -46,7 +46,6 @@ LONG_FIRST = (
     "test_soak.py",  # 124: two minutes of faults
     "test_load_bench.py",  # 124: k6 runs of every scenario
     "test_alerting_e2e.py",  # 65: alerts firing and resolving through Prometheus and Alertmanager
-    "test_security_probes.py",  # 65: each hole of the demo opened and closed, the checks run twice each
     "test_demo_embedded.py",  # 65: README command 1 in a fresh virtualenv
     "test_promtool_cases.py",  # 50: promtool on the workbook cases and their mutants
     "test_daemon.py",  # 45: grace periods and hanging targets
