@@ -102,10 +102,12 @@ JOURNEY_RUNS = counter("perf_journey_runs_total", "Journey runs by outcome (a st
                        ("target", "journey", "outcome"))
 PROBE_SUCCESS = gauge("perf_probe_success", "1 if the probe's (endpoint's or journey's) last run succeeded.",
                       ("target", "probe"))
-SECURITY_CHECKS = ("unauthenticated", "lower_role", "rate_limit", "injection")
+# the `check` label: one per key of an endpoint's security: block (exporter.probes.security_target)
+SECURITY_CHECKS = ("unauthenticated", "lower_role", "token_tampering", "object_authorization", "rate_limit",
+                   "anonymous_rate_limit", "injection", "xss", "csrf")
 SECURITY_CHECK_SUCCESS = gauge("perf_security_check_success",
-                               "1 if the endpoint met its security expectation at the last run (check: "
-                               "unauthenticated, lower_role, rate_limit, injection).", ("target", "endpoint", "check"))
+                               "1 if the endpoint held its security check at the last run (check: "
+                               + ", ".join(SECURITY_CHECKS) + ").", ("target", "endpoint", "check"))
 
 # ---------------------------------------------------------------------------------------------------------------
 # PostgreSQL

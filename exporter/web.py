@@ -70,8 +70,11 @@ def build_app(daemon: Served) -> Starlette:
 def cause_of(runner: JobRunner) -> str:
     """Why the last run did not succeed: its exception or timeout, else what the job logged for its target."""
     last = runner.last
-    if last.result == "success" or last.finished_at is None:
+    if last.finished_at is None:
         return ""
+    if last.result == "success":  # reached, yet failing some checks of its own (the api job's security checks)
+        findings = getattr(runner.job, "findings", None)
+        return "; ".join(findings()) if callable(findings) else ""
     if last.error:
         return last.error
     logged = causes.CAUSES.latest(type(runner.job).__module__, runner.entry.name, last.finished_at)

@@ -116,6 +116,44 @@ redis:
     assert "interval: 15s" in result.stdout
 
 
+def test_the_credentials_of_security_checks_are_secrets_masked_and_read_from_files(tmp_path: Path) -> None:
+    (tmp_path / "expired").write_text("expired-token-from-file\n")
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("""
+api:
+  - name: gateway
+    base_url: http://localhost:8020
+    endpoints:
+      - name: get_order
+        path: /api/v1/orders/1
+        security:
+          token_tampering: {token: valid-token-111, expired_token_file: expired}
+          object_authorization:
+            owner: {Authorization: Bearer owner-token-222}
+            other: {Authorization: Bearer other-token-333}
+            create: {method: POST, path: /api/v1/orders, capture: {order_id: id}}
+            attempts: [{path: "/api/v1/orders/{order_id}"}]
+          csrf:
+            login: {method: POST, path: /web/session, headers: {Authorization: Bearer login-token-444}}
+            request: {method: POST, path: /web/orders, form: {pickup: here}}
+""")
+    tampering = load_config(cfg, env={}).api[0].endpoints[0].security
+    assert tampering is not None and tampering.token_tampering is not None
+    assert tampering.token_tampering.expired_token.get_secret_value() == "expired-token-from-file"
+    result = run_cli("check-config", str(cfg))
+    assert result.returncode == 0, result.stderr
+    for secret in ("valid-token-111", "expired-token-from-file", "owner-token-222", "other-token-333",
+                   "login-token-444"):
+        assert secret not in result.stdout + result.stderr
+    assert "pickup: here" in result.stdout
+    cfg.write_text("api:\n  - {name: g, base_url: 'http://x:1', endpoints: [{name: h, path: /, security: "
+                   "{token_tampering: {token: [secret-in-a-list-555], expired_token: x}}}]}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(cfg, env={})
+    assert "api[0].endpoints[0].security.token_tampering.token: expected a valid string" in str(caught.value)
+    assert "secret-in-a-list-555" not in str(caught.value)
+
+
 def test_check_config_exits_1_with_the_error(tmp_path: Path) -> None:
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text("api:\n  - {name: g, base_url: 'http://x:1', interval: often, endpoints: [{name: h, path: /}]}\n")
@@ -136,5 +174,5 @@ def test_check_config_output_is_itself_a_config_that_means_the_same(tmp_path: Pa
     assert first.returncode == 0, first.stderr
     (tmp_path / "effective.yaml").write_text(first.stdout)
     assert "cache_hit_rate: 80%" in first.stdout and "lock_timeout: 1s" in first.stdout
-    assert "Bearer demo-rider-token" not in first.stdout  # secrets are masked, so only the rest can round-trip
+    assert "no-token-set" not in first.stdout  # secrets are masked, so only the rest can round-trip
     assert masked(load_config(tmp_path / "effective.yaml")) == masked(load_config(example))

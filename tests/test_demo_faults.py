@@ -47,6 +47,7 @@ def seconds(b: Breakdown, kind: str, service: str | None = None) -> float:
     ({"db_pool_size": 1.5}, "db_pool_size: expected a whole number of connections between 1 and 64"),
     ({"payload_kb": -1}, "payload_kb: expected a whole number of kilobytes"),
     ({"lock_contention": "yes"}, "lock_contention: expected true or false"),
+    ({"vulnerable": ["idor", "rce"]}, "vulnerable: unknown hole 'rce' (expected some of: sqli, idor"),
 ])
 def test_a_bad_knob_service_or_value_is_a_422_naming_it(demo: DemoProcess, body: dict[str, Any],
                                                         names: str) -> None:
@@ -63,7 +64,7 @@ def test_knobs_combine_and_delete_clears_them_all(demo: DemoProcess, set_faults:
     assert demo.request("DELETE", "/admin/faults")[1] == {
         "latency_ms": 0.0, "error_rate": 0.0, "service_latency": {}, "service_errors": {}, "slow_query": False,
         "lock_contention": False, "n_plus_one": False, "cache": "on", "cache_ttl_seconds": None,
-        "serial_calls": False, "db_pool_size": None, "payload_kb": 0}
+        "serial_calls": False, "db_pool_size": None, "payload_kb": 0, "vulnerable": []}
 
 
 def test_latency_lands_in_the_own_work_of_the_service_it_is_set_on(demo: DemoProcess,

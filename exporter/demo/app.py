@@ -13,6 +13,11 @@ per item with ``n_plus_one``). Pickup and dropoff are address strings or coordin
 Location updates go onto the Redis list the Redis collector watches (``trip:location:updates``), which the demo's
 queue workers drain.
 
+With its security on (:mod:`exporter.demo.security`), a rider reads, cancels and books only its own orders (404
+for another's, unless the ``idor`` hole is open); ``GET /api/v1/orders?status=`` lists the caller's newest orders
+with a statement that binds the status (``sqli``: pasted into the text); the HTML pages under ``/web/`` escape
+what they show (``xss``: not).
+
 The faults (:mod:`exporter.demo.faults`) act where their true cause lies: a service's extra time and errors in
 its own span, the gateway's in the gateway's span, the pool and lock faults in the database layer, and large
 payloads on the way back to the client, after the gateway's span has ended (``LINK_BYTES_PER_SECOND``).
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import json
 import logging
 import random
@@ -30,13 +36,15 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from exporter.config.units import parse_duration
 from exporter.demo.cache import (
     LOCATION_QUEUE,
     NOTIFICATION_QUEUE,
@@ -58,8 +66,19 @@ from exporter.demo.faults import (
     updated_faults,
 )
 from exporter.demo.jaeger_routes import JaegerRoutes
+from exporter.demo.security import (
+    CALLER,
+    CSRF_FIELD,
+    ROLES,
+    SESSION,
+    SESSION_COOKIE,
+    Caller,
+    DemoSecurity,
+    csrf_token,
+    mint_token,
+)
 from exporter.demo.spans import SpanKind, TraceBuffer, TraceRecorder, format_traceparent, parse_traceparent
-from exporter.demo.storage import POOL_SIZE, SPAN_NAMES, SQL, TRIP_STATUSES, Store, StoreUnavailable
+from exporter.demo.storage import POOL_SIZE, SPAN_NAMES, SQL, TRIP_STATUSES, PostgresStore, Store, StoreUnavailable
 from exporter.logs import event
 
 log = logging.getLogger(__name__)
@@ -93,6 +112,7 @@ class DemoState:
     rng: random.Random = field(default_factory=random.Random)
     down: set[str] = field(default_factory=set)  # backends last seen failing, to log each outage once
     lock_holder: tuple[asyncio.Task[None], asyncio.Event] | None = None  # lock_contention's transaction
+    security: DemoSecurity | None = None  # DEMO_SECURITY=on
 
     def backend_failed(self, backend: str, cause: str) -> None:
         if backend not in self.down:
@@ -217,6 +237,33 @@ def _text_field(body: dict[str, Any], name: str, default: str | None = None) -> 
     return value
 
 
+def _caller(request: Request) -> Caller | None:
+    """Who the security middleware let in; None when the demo's security is off."""
+    caller: Caller | None = request.scope.get(CALLER)
+    return caller
+
+
+def _form(body: bytes) -> dict[str, str]:
+    return {name: values[0] for name, values in parse_qs(body.decode("utf-8", "replace")).items()}
+
+
+def orders_page(orders: list[dict[str, Any]], status: str, csrf: str | None, escape: bool) -> str:
+    """The HTML order list: what the caller asked for and the orders' fields escaped (unless ``escape`` is off:
+    the xss hole), with a booking form carrying the session's CSRF token."""
+    def text(value: Any) -> str:
+        return html.escape(str(value)) if escape else str(value)
+
+    rows = "".join(f"<tr><td>{o['id']}</td><td>{text(o['pickup'])}</td><td>{text(o['dropoff'])}</td>"
+                   f"<td>{text(o['status'])}</td></tr>" for o in orders)
+    hidden = f'<input type="hidden" name="{CSRF_FIELD}" value="{csrf}">' if csrf else ""
+    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>Orders</title></head><body>"
+            f"<h1>Orders with status {text(status)}</h1>"
+            f"<table><tr><th>Order</th><th>Pickup</th><th>Dropoff</th><th>Status</th></tr>{rows}</table>"
+            f"{'' if orders else f'<p>No orders with status {text(status)}.</p>'}"
+            f'<form method="post" action="/web/orders">{hidden}<input name="pickup"><input name="dropoff">'
+            f"<button>Book a ride</button></form></body></html>")
+
+
 class DemoApi:
     """The endpoints; each runs inside the gateway span that :meth:`traced` opens."""
 
@@ -334,11 +381,34 @@ class DemoApi:
 
     # -- orders ------------------------------------------------------------------------------------------------
 
+    def _own(self, request: Request, rider_id: int) -> bool:
+        """Whether the caller may see and change an order of ``rider_id``: a dispatcher any, a rider its own (any,
+        with the idor hole open), anybody while the demo's security is off."""
+        caller = _caller(request)
+        return (caller is None or caller.rider_id is None or caller.rider_id == rider_id
+                or self.state.faults.hole("idor"))
+
+    @staticmethod
+    def _booking_rider(request: Request, body: dict[str, Any]) -> int:
+        """The rider an order is booked for: the body's ``rider_id`` (a rider's own when it gives none)."""
+        caller = _caller(request)
+        if caller is not None and caller.rider_id is not None:
+            body = {"rider_id": caller.rider_id, **body}
+        rider_id = _int_field(body, "rider_id")
+        if caller is not None and caller.rider_id is not None and rider_id != caller.rider_id:
+            raise ApiError(403, "a rider books orders for itself only")
+        return rider_id
+
     async def create_order(self, request: Request, rec: TraceRecorder) -> Response:
         body = await _json_body(request)
-        rider_id = _int_field(body, "rider_id")
+        rider_id = self._booking_rider(request, body)
         pickup = _place_field(body, "pickup", "Alexanderplatz 1")
         dropoff = _place_field(body, "dropoff", "Flughafen BER")
+        order = await self.book(rec, rider_id, pickup, dropoff)
+        return JSONResponse(_shown(order), status_code=201)
+
+    async def book(self, rec: TraceRecorder, rider_id: int, pickup: str, dropoff: str) -> dict[str, Any]:
+        """Order creation: the rider check, the fare quote and the driver match, the insert and the cache."""
         store = self.state.store
         with rec.span(ORDERS, "create_order", "server"):
             await self.service(ORDERS, "create_order")
@@ -359,7 +429,7 @@ class DemoApi:
         order["rider_open_orders"] = active + 1
         order["driver_id"] = driver_id
         order["matching_ms"] = round(matching_seconds * 1000, 3)
-        return JSONResponse(_shown(order), status_code=201)
+        return order
 
     async def quote_fare(self, rec: TraceRecorder) -> int:
         """The pricing service's fare for a ride, in cents: its own span and latency."""
@@ -392,6 +462,8 @@ class DemoApi:
                     order = await self.db(rec, ORDERS, "get_order", store.get_order(order_id))
                     if order is None:
                         raise ApiError(404, f"order {order_id} not found")
+                if not self._own(request, order["rider_id"]):
+                    raise ApiError(404, f"order {order_id} not found")  # another rider's: not even its existence
                 items = await self.order_items(rec, order_id)
             if cached is None:
                 await self.cache_order(rec, order)
@@ -415,6 +487,11 @@ class DemoApi:
         with rec.span(ORDERS, "cancel_order", "server"):
             await self.service(ORDERS, "cancel_order")
             async with self.db_session(rec, ORDERS):
+                caller = _caller(request)
+                if caller is not None and caller.rider_id is not None:  # a rider: its own orders only
+                    mine = await self.db(rec, ORDERS, "get_order", self.state.store.get_order(order_id))
+                    if mine is None or not self._own(request, mine["rider_id"]):
+                        raise ApiError(404, f"order {order_id} not found")
                 order, changed = await self.db(rec, ORDERS, "cancel_order",
                                                self.state.store.cancel_order(order_id))
             if order is None:
@@ -427,6 +504,82 @@ class DemoApi:
             await self.notify(rec, {"user_id": order["rider_id"], "channel": "push",
                                     "message": f"Order {order_id} was cancelled"})
         return JSONResponse(order)
+
+    async def list_orders(self, request: Request, rec: TraceRecorder) -> Response:
+        """The caller's newest orders with ``status`` (a rider's own; all for a dispatcher)."""
+        status = request.query_params.get("status", "created")
+        if len(status) > 500:
+            raise ApiError(422, "status: expected at most 500 characters")
+        return JSONResponse({"status": status, "orders": await self._orders(request, rec, status,
+                                                                            self.state.faults.hole("sqli"))})
+
+    async def _orders(self, request: Request, rec: TraceRecorder, status: str, unsafe: bool) -> list[dict[str, Any]]:
+        caller = _caller(request)
+        rider_id = caller.rider_id if caller is not None else None
+        store = self.state.store
+        with rec.span(ORDERS, "list_orders", "server"):
+            await self.service(ORDERS, "get_order")
+            async with self.db_session(rec, ORDERS):
+                if unsafe and isinstance(store, PostgresStore):
+                    found = await self.db(rec, ORDERS, "list_orders_unsafe",
+                                          store.list_orders_unsafe(rider_id, status))
+                else:
+                    found = await self.db(rec, ORDERS, "list_orders" if rider_id is None else "rider_orders",
+                                          store.list_orders(rider_id, status))
+        return [_shown(order) for order in found]
+
+    # -- the HTML pages: a cookie session, its CSRF token, escaping ----------------------------------------------
+
+    async def web_orders(self, request: Request, rec: TraceRecorder) -> Response:
+        status = request.query_params.get("status", "created")
+        if len(status) > 500:
+            raise ApiError(422, "status: expected at most 500 characters")
+        orders = await self._orders(request, rec, status, unsafe=False)
+        session = request.scope.get(SESSION)
+        security = self.state.security
+        csrf = csrf_token(security.key, session) if security is not None and session else None
+        return HTMLResponse(orders_page(orders, status, csrf, escape=not self.state.faults.hole("xss")))
+
+    async def web_book(self, request: Request, rec: TraceRecorder) -> Response:
+        """The booking form's post (its CSRF token checked by the middleware for a cookie session)."""
+        form = _form(await request.body())
+        body: dict[str, Any] = {k: v for k, v in form.items() if k in ("pickup", "dropoff")}
+        if "rider_id" in form:
+            body["rider_id"] = int(form["rider_id"]) if form["rider_id"].isdigit() else form["rider_id"]
+        rider_id = self._booking_rider(request, body)
+        order = await self.book(rec, rider_id, _text_field(body, "pickup", "Alexanderplatz 1"),
+                                _text_field(body, "dropoff", "Flughafen BER"))
+        return RedirectResponse(f"/web/orders?status={order['status']}", status_code=303)
+
+    async def web_session(self, request: Request) -> Response:
+        """Exchanges the bearer token the middleware let in for the session cookie."""
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if self.state.security is None or _caller(request) is None or scheme.lower() != "bearer":
+            return JSONResponse({"error": "sessions need the demo's security on (DEMO_SECURITY=on) and a bearer "
+                                          "token"}, status_code=404)
+        response = RedirectResponse("/web/orders", status_code=303)
+        response.set_cookie(SESSION_COOKIE, token.strip(), path="/web/", httponly=True, samesite="lax")
+        return response
+
+    async def mint(self, request: Request) -> Response:
+        """``POST /admin/tokens {"user": "7", "role": "rider", "ttl": "1h"}``: a signed token (admin only)."""
+        security = self.state.security
+        if security is None:
+            return JSONResponse({"error": "the demo's security is off: it takes no tokens (DEMO_SECURITY=on)"},
+                                status_code=404)
+        try:
+            data = json.loads(await request.body() or b"{}")
+            if not isinstance(data, dict):
+                raise ValueError("expected a JSON object like {\"user\": \"7\", \"role\": \"rider\"}")
+            role = data.get("role", "rider")
+            if role not in ROLES:
+                raise ValueError(f"role: expected one of {', '.join(ROLES)}, got {role!r}")
+            ttl = parse_duration(data["ttl"]) if "ttl" in data else security.token_ttl
+            expires = time.time() + ttl
+            token = mint_token(security.key, str(data.get("user", "")), role, expires)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=422)
+        return JSONResponse({"token": token, "expires_at": int(expires)})
 
     # -- trips -------------------------------------------------------------------------------------------------
 
@@ -501,6 +654,9 @@ class DemoApi:
         try:
             data = json.loads(await request.body() or b"{}")
             faults = updated_faults(self.state.faults, data)
+            if faults.hole("sqli") and not isinstance(self.state.store, PostgresStore):
+                raise ValueError("vulnerable: 'sqli' needs the demo on PostgreSQL (--postgres): in memory there "
+                                 "is no SQL to inject")
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=422)
         await self._apply_faults(faults)
@@ -533,7 +689,9 @@ def build_app(state: DemoState) -> Starlette:
         Route("/admin/faults", api.get_faults, methods=["GET"]),
         Route("/admin/faults", api.set_faults, methods=["POST"]),
         Route("/admin/faults", api.clear_faults, methods=["DELETE"]),
+        Route("/admin/tokens", api.mint, methods=["POST"]),
         Route("/api/v1/orders", api.traced("/api/v1/orders", api.create_order), methods=["POST"]),
+        Route("/api/v1/orders", api.traced("/api/v1/orders", api.list_orders), methods=["GET"]),
         Route("/api/v1/orders/{id:int}", api.traced("/api/v1/orders/{id}", api.get_order), methods=["GET"]),
         Route("/api/v1/orders/{id:int}/cancel", api.traced("/api/v1/orders/{id}/cancel", api.cancel_order),
               methods=["POST"]),
@@ -542,6 +700,9 @@ def build_app(state: DemoState) -> Starlette:
               api.traced("/api/v1/trips/{id}/location", api.update_location), methods=["POST"]),
         Route("/api/v1/notifications", api.traced("/api/v1/notifications", api.send_notification),
               methods=["POST"]),
+        Route("/web/session", api.web_session, methods=["POST"]),
+        Route("/web/orders", api.traced("/web/orders", api.web_orders), methods=["GET"]),
+        Route("/web/orders", api.traced("/web/orders", api.web_book), methods=["POST"]),
         *JaegerRoutes(state.buffer).routes(),
     ]
     return Starlette(routes=routes)

@@ -2,6 +2,8 @@
 
 Each knob has one true cause and one true fix, in the guide's words (docs/demo.md lists them); any of them can be
 combined with the others. ``POST`` changes the knobs it names and keeps the others; ``DELETE`` clears them all.
+``vulnerable`` opens security holes (:data:`HOLES`) in a demo whose security is on (:mod:`exporter.demo.security`),
+for the API probe's security checks to find.
 """
 
 from __future__ import annotations
@@ -27,6 +29,16 @@ MAX_TTL_SECONDS = 86_400
 MAX_POOL_SIZE = 64
 MAX_PAYLOAD_KB = 10_240
 
+# The security holes ``vulnerable`` can open, each found by one of the API probe's security checks (docs/security.md):
+HOLES = (
+    "sqli",           # the order list builds its SQL from the status it is given
+    "idor",           # no owner check on reading and cancelling orders
+    "auth_bypass",    # a token's signature and expiry are not checked
+    "no_rate_limit",  # neither rate limit (with or without credentials) applies
+    "xss",            # the HTML order page writes the status it was asked for, and the orders' fields, unescaped
+    "csrf",           # a cookie-authenticated form post needs no CSRF token
+)
+
 
 @dataclass(frozen=True)
 class Faults:
@@ -46,12 +58,18 @@ class Faults:
     serial_calls: bool = False
     db_pool_size: int | None = None
     payload_kb: int = 0
+    vulnerable: frozenset[str] = frozenset()
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
         out["service_latency"] = dict(self.service_latency)
         out["service_errors"] = dict(self.service_errors)
+        out["vulnerable"] = sorted(self.vulnerable)
         return out
+
+    def hole(self, name: str) -> bool:
+        """Whether the security hole ``name`` (one of :data:`HOLES`) is open."""
+        return name in self.vulnerable
 
     def latency_of(self, service: str) -> float:
         """Seconds of extra own work the faults give ``service``."""
@@ -100,6 +118,15 @@ def _per_service(name: str, value: Any, high: float, what: str) -> dict[str, flo
     return out
 
 
+def _holes(value: Any) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError(f"vulnerable: expected a list of holes such as [\"sqli\", \"idor\"], got {value!r}")
+    unknown = [item for item in value if item not in HOLES]
+    if unknown:
+        raise ValueError(f"vulnerable: unknown hole {unknown[0]!r} (expected some of: {', '.join(HOLES)})")
+    return frozenset(value)
+
+
 def updated_faults(current: Faults, data: Any) -> Faults:
     """``current`` with the knobs given in ``data`` changed; ValueError naming the first bad knob, service or
     value."""
@@ -129,6 +156,8 @@ def updated_faults(current: Faults, data: Any) -> Faults:
             changes[name] = None if value is None else _whole(name, value, 1, MAX_POOL_SIZE, "connections")
         elif name == "payload_kb":
             changes[name] = _whole(name, value, 0, MAX_PAYLOAD_KB, "kilobytes")
+        elif name == "vulnerable":
+            changes[name] = _holes(value)
         else:
             changes[name] = _flag(name, value)
     return replace(current, **changes)

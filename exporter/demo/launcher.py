@@ -13,6 +13,10 @@ in the process list), else a PostgreSQL 18 and a Valkey started here from the ``
 (``--config``, or the shipped ``tripo04os.yaml``) is expanded with ``TEST_BASE_URL`` and ``JAEGER_HOST`` set to
 the demo, and ``DATABASE_URL`` / ``REDIS_URL`` defaulting to the demo's backends, so its collectors profile what
 the demo uses.
+
+The demo runs with its security on (``DEMO_SECURITY=on``): the launcher gives it a signing key
+(``DEMO_SIGNING_KEY``, else a new random one) and mints, with that key, the tokens the config's security checks
+use (:func:`demo_tokens`), handing them to the config's expansion only, never to a log.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -35,6 +40,7 @@ from pathlib import Path
 from exporter.config.loading import ConfigError, load_config
 from exporter.daemon import Daemon
 from exporter.demo.embedded import EmbeddedBackends, EmbeddedServer, dies_with_parent, start_backends
+from exporter.demo.security import mint_token, security_from_env
 from exporter.demo.server import DEFAULT_LISTEN, parse_listen
 from exporter.logs import event
 
@@ -67,6 +73,25 @@ def config_environment(environ: Mapping[str, str], url: str) -> dict[str, str]:
         if not env.get(wanted) and env.get(demo):
             env[wanted] = env[demo]
     return env
+
+
+def demo_tokens(environ: Mapping[str, str], now: float) -> tuple[dict[str, str], dict[str, str]]:
+    """The demo's signing key (``DEMO_SIGNING_KEY``, else a new random one) for its environment, and the tokens
+    the example config's checks read, minted with it: the dispatcher's (``API_TOKEN``), two riders' (7 in
+    ``RIDER_TOKEN``, 8 in ``OTHER_RIDER_TOKEN``), the rate-limit burst's own dispatcher (``BURST_TOKEN``), and
+    rider 7's expired an hour ago (``EXPIRED_TOKEN``). Raises ValueError naming a bad ``DEMO_*`` variable."""
+    key = environ.get("DEMO_SIGNING_KEY") or secrets.token_urlsafe(32)
+    settings = security_from_env({**environ, "DEMO_SECURITY": "on", "DEMO_SIGNING_KEY": key})
+    assert settings is not None
+    until = now + settings.token_ttl
+    tokens = {
+        "API_TOKEN": mint_token(settings.key, "dispatcher", "dispatcher", until),
+        "RIDER_TOKEN": mint_token(settings.key, "7", "rider", until),
+        "OTHER_RIDER_TOKEN": mint_token(settings.key, "8", "rider", until),
+        "BURST_TOKEN": mint_token(settings.key, "burst", "dispatcher", until),
+        "EXPIRED_TOKEN": mint_token(settings.key, "7", "rider", now - 3600),
+    }
+    return {"DEMO_SIGNING_KEY": key}, tokens
 
 
 def _answering(url: str) -> bool:
@@ -152,24 +177,29 @@ def run_with_demo(args: argparse.Namespace) -> int:
         print(f"cannot start the demo: {listen} is in use (set DEMO_LISTEN to another HOST:PORT)", file=sys.stderr)
         return 1
     config_path: Path = args.config or example_config_path()
-    env = config_environment(os.environ, url)
     try:
-        load_config(config_path, env=env)  # a bad config is reported before anything starts
+        signing, tokens = demo_tokens(os.environ, time.time())
+    except ValueError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    try:
+        load_config(config_path, env={**config_environment(os.environ, url), **tokens})  # before anything starts
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
     backends = start_backends(postgres=not os.environ.get("DEMO_DATABASE_URL"),
                               valkey=not os.environ.get("DEMO_REDIS_URL"))
     try:
-        return _run_demo_and_daemon(args, listen, url, config_path, backends)
+        return _run_demo_and_daemon(args, listen, url, config_path, backends, signing, tokens)
     finally:
         backends.stop()
 
 
 def _run_demo_and_daemon(args: argparse.Namespace, listen: str, url: str, config_path: Path,
-                         backends: EmbeddedBackends) -> int:
-    demo_env = {"DEMO_SECURITY": "on", **os.environ, **backends.environment()}  # the example config checks it
-    env = config_environment(demo_env, url)
+                         backends: EmbeddedBackends, signing: dict[str, str], tokens: dict[str, str]) -> int:
+    # the example config's security checks need the demo's security on, and its tokens
+    demo_env = {"DEMO_SECURITY": "on", **os.environ, **backends.environment(), **signing}
+    env = {**config_environment(demo_env, url), **tokens}
     event(log, logging.INFO, "demo_starting", listen=listen, config=str(config_path),
           storage=_backend_name(demo_env, "DEMO_DATABASE_URL", backends.postgres),
           cache=_backend_name(demo_env, "DEMO_REDIS_URL", backends.redis))

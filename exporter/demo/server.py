@@ -23,7 +23,7 @@ from exporter import __version__
 from exporter.config import units
 from exporter.demo.app import DemoState, build_app
 from exporter.demo.cache import QUEUES, Cache, CacheUnavailable, MemoryCache, RedisCache
-from exporter.demo.security import SecuredApi, security_from_env
+from exporter.demo.security import DemoGuard, DemoSecurity, security_from_env
 from exporter.demo.storage import MemoryStore, PostgresStore, Store
 from exporter.logs import event
 from exporter.secrets import safe_url
@@ -56,7 +56,8 @@ async def _run_server(server: uvicorn.Server, sock: socket.socket | None = None)
         await server.serve(sockets=[sock] if sock is not None else None)
 
 
-async def _serve(listen: str, postgres: str | None, redis: str | None, sock: socket.socket | None = None) -> int:
+async def _serve(listen: str, postgres: str | None, redis: str | None, security: DemoSecurity | None,
+                 sock: socket.socket | None = None) -> int:
     host, port = parse_listen(listen)
     rng = random.Random()
     store: Store
@@ -70,15 +71,18 @@ async def _serve(listen: str, postgres: str | None, redis: str | None, sock: soc
     else:
         store = MemoryStore(rng)
     cache: Cache = RedisCache(redis) if redis else MemoryCache(rng)
-    state = DemoState(store=store, cache=cache, rng=rng)
+    state = DemoState(store=store, cache=cache, rng=rng, security=security)
     if not await cache.healthy():  # cache-aside: the demo still serves, reads go to the database
         state.backend_failed("redis", f"no answer from {safe_url(redis or '')}")
-    app: Any = build_app(state)
-    security = security_from_env(os.environ)  # off unless DEMO_SECURITY=on
+    admin_token = os.environ.get("DEMO_ADMIN_TOKEN") or None
+    app: Any = DemoGuard(build_app(state), lambda: state.faults, security, admin_token)
     if security is not None:
-        app = SecuredApi(app, security)
-        event(log, logging.INFO, "demo_security_on", roles=",".join(sorted(set(security.tokens.values()))),
-              rate_limit=f"{security.limit}/{security.window:g}s")
+        event(log, logging.INFO, "demo_security_on",
+              rate_limit=f"{security.limit.requests}/{security.limit.window:g}s",
+              anonymous_rate_limit=f"{security.anonymous_limit.requests}/{security.anonymous_limit.window:g}s",
+              max_body_bytes=security.max_body_bytes,
+              signing_key="generated" if security.key_generated else "DEMO_SIGNING_KEY",
+              admin="DEMO_ADMIN_TOKEN" if admin_token else "loopback only")
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_config=None,
                                            access_log=False, lifespan="off", timeout_graceful_shutdown=2))
     consumer = asyncio.create_task(consume_queues(cache, state))
@@ -104,7 +108,8 @@ async def _serve(listen: str, postgres: str | None, redis: str | None, sock: soc
     return 0
 
 
-def _serve_workers(listen: str, postgres: str | None, redis: str | None, workers: int) -> int:
+def _serve_workers(listen: str, postgres: str | None, redis: str | None, security: DemoSecurity | None,
+                   workers: int) -> int:
     host, port = parse_listen(listen)
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -122,7 +127,7 @@ def _serve_workers(listen: str, postgres: str | None, redis: str | None, workers
             for signum in (signal.SIGTERM, signal.SIGINT):  # uvicorn re-raises the signal it stopped on:
                 signal.signal(signum, lambda *_: None)       # let the worker then exit with its own code
             try:
-                code = asyncio.run(_serve(listen, postgres, redis, sock))
+                code = asyncio.run(_serve(listen, postgres, redis, security, sock))
             finally:
                 os._exit(code)
         children.append(pid)
@@ -142,9 +147,10 @@ def _serve_workers(listen: str, postgres: str | None, redis: str | None, workers
 def serve_demo(listen: str, postgres: str | None, redis: str | None, workers: int = 1) -> int:
     """Blocking: serve until SIGTERM or SIGINT; 0 after a clean stop, 1 if it could not start."""
     try:
+        security = security_from_env(os.environ)  # off unless DEMO_SECURITY=on; one key for every worker
         if workers > 1:
-            return _serve_workers(listen, postgres, redis, workers)
-        return asyncio.run(_serve(listen, postgres, redis))
+            return _serve_workers(listen, postgres, redis, security, workers)
+        return asyncio.run(_serve(listen, postgres, redis, security))
     except ValueError as exc:
         event(log, logging.ERROR, "demo_bad_argument", cause=str(exc))
         return 1

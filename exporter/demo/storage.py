@@ -38,6 +38,7 @@ LOCK_HOLD_SECONDS = 1.0  # each holding transaction keeps its locks this long, i
 LOCK_GAP_SECONDS = 0.05  # then commits and starts again after this pause
 SEED_ROWS = 20_000
 MEMORY_SEED_ROWS = 2_000
+LIST_LIMIT = 20  # orders in one answer of the order list, newest first
 TRIP_STATUSES = ("requested", "accepted", "en_route", "arrived", "in_progress", "completed", "cancelled")
 
 ORDER_COLUMNS = "id, rider_id, pickup, dropoff, status, fare_cents, created_at, updated_at"
@@ -60,6 +61,12 @@ SQL = {
     "order_item_ids": f"SELECT position FROM {SCHEMA}.order_items WHERE order_id = %s ORDER BY position",
     "order_item": f"SELECT kind, amount_cents FROM {SCHEMA}.order_items WHERE order_id = %s AND position = %s",
     "lock_trips": f"SELECT id FROM {SCHEMA}.trips WHERE id <= %s ORDER BY id FOR UPDATE",
+    "list_orders": f"SELECT {ORDER_COLUMNS} FROM {SCHEMA}.orders WHERE status = %s ORDER BY id DESC LIMIT %s",
+    "rider_orders": f"SELECT {ORDER_COLUMNS} FROM {SCHEMA}.orders WHERE rider_id = %s AND status = %s "
+                    f"ORDER BY id DESC LIMIT %s",
+    # The sqli hole: the same lookup with the status pasted into the text (never run unless the hole is open).
+    "list_orders_unsafe": f"SELECT {ORDER_COLUMNS} FROM {SCHEMA}.orders WHERE status = '{{status}}' "
+                          f"[AND rider_id = {{rider_id}}] ORDER BY id DESC LIMIT {{limit}}",
 }
 
 # Span names as OpenTelemetry's database conventions write them: operation and table.
@@ -73,6 +80,9 @@ SPAN_NAMES = {
     "order_items": "SELECT order_items",
     "order_item_ids": "SELECT order_items",
     "order_item": "SELECT order_items",
+    "list_orders": "SELECT orders",
+    "rider_orders": "SELECT orders",
+    "list_orders_unsafe": "SELECT orders",
 }
 ITEM_KINDS = ("base", "distance", "time", "surge", "fee")
 
@@ -145,6 +155,8 @@ class Store(Protocol):
     async def cancel_order(self, order_id: int) -> tuple[dict[str, Any] | None, bool]: ...
 
     async def update_trip(self, trip_id: int, status: str) -> dict[str, Any] | None: ...
+
+    async def list_orders(self, rider_id: int | None, status: str) -> list[dict[str, Any]]: ...
 
     async def hold_trip_locks(self, stop: asyncio.Event) -> None: ...
 
@@ -342,6 +354,27 @@ class PostgresStore(_Pooled):
         row = await self._one("update_trip", status, trip_id)
         return json_row(row) if row else None
 
+    async def list_orders(self, rider_id: int | None, status: str) -> list[dict[str, Any]]:
+        """The newest orders with ``status`` (of ``rider_id`` only, when given): the statement binds both."""
+        if rider_id is None:
+            rows = await self._rows("list_orders", status, LIST_LIMIT)
+        else:
+            rows = await self._rows("rider_orders", rider_id, status, LIST_LIMIT)
+        return [json_row(row) for row in rows]
+
+    async def list_orders_unsafe(self, rider_id: int | None, status: str) -> list[dict[str, Any]]:
+        """The sqli hole: the same lookup with ``status`` pasted into the statement's text, so a quote in it ends
+        the string and the rest is SQL."""
+        sql = f"SELECT {ORDER_COLUMNS} FROM {SCHEMA}.orders WHERE status = '{status}'"  # nosec B608: the hole
+        if rider_id is not None:
+            sql += f" AND rider_id = {int(rider_id)}"
+        sql += f" ORDER BY id DESC LIMIT {LIST_LIMIT}"
+        await _round_trip(self.rng)
+        async with self._connection() as conn:
+            cur = await conn.execute(sql)
+            rows: list[dict[str, Any]] = await cur.fetchall()
+        return [json_row(row) for row in rows]
+
     async def hold_trip_locks(self, stop: asyncio.Event) -> None:
         """Until ``stop``: a transaction takes the row locks of trips 1..LOCKED_TRIPS, stays idle in transaction
         for LOCK_HOLD_SECONDS, commits, and starts again; trip updates of those rows wait for it."""
@@ -480,6 +513,12 @@ class MemoryStore(_Pooled):
             return None
         trip.update(status=status, updated_at=datetime.now(UTC).isoformat())
         return dict(trip)
+
+    async def list_orders(self, rider_id: int | None, status: str) -> list[dict[str, Any]]:
+        await self._wait()
+        found = [dict(o) for o in reversed(self.orders.values())
+                 if o["status"] == status and (rider_id is None or o["rider_id"] == rider_id)]
+        return found[:LIST_LIMIT]
 
     async def hold_trip_locks(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

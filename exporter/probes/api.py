@@ -90,6 +90,10 @@ class ApiProbe:
         results = await asyncio.gather(*(after(i * step, probe) for i, probe in enumerate(probes)))
         return any(results)
 
+    def findings(self) -> list[str]:
+        """The security checks failing now, each with its cause (the index page shows them)."""
+        return self.security.findings()
+
     async def close(self) -> None:
         for client in [*self.clients.values(), *self.journey_clients.values()]:
             await client.aclose()

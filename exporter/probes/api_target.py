@@ -8,6 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from exporter.config.base import HttpTarget, Model, check_unique
 from exporter.config.units import Duration, HttpUrlText, Name, PositiveInt
+from exporter.probes.security_target import SecurityExpectations
 
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 JsonValue = Any
@@ -36,32 +37,6 @@ class RequestSpec(Model):
         if not value.startswith("/"):
             raise ValueError(f"expected a path starting with '/', got {value!r}")
         return value
-
-
-class LowerRole(Model):
-    """The request as a role that may not do it: these headers replace the target's credentials."""
-
-    headers: dict[str, str] = Field(min_length=1)
-    expect: Annotated[int, Field(ge=100, le=599)] = 403
-
-
-class RateLimit(Model):
-    """A burst of ``requests`` sent together, within ``within``: at least one must get ``expect``. ``headers``
-    (a credential of its own, say) replace the target's, so the burst does not limit the other probes."""
-
-    requests: Annotated[int, Field(ge=2, le=1000)] = 50
-    within: Duration = 1.0
-    expect: Annotated[int, Field(ge=100, le=599)] = 429
-    headers: dict[str, str] = Field(default_factory=dict)
-
-
-class SecurityExpectations(Model):
-    """The guide's security checklist for one endpoint, each checked every run (exporter.probes.security)."""
-
-    unauthenticated: Annotated[int, Field(ge=100, le=599)] | None = None  # without credentials: e.g. 401
-    lower_role: LowerRole | None = None
-    rate_limit: RateLimit | None = None
-    injection: bool = False  # SQL-injection and XSS canaries: a 4xx, never a 5xx, never reflected
 
 
 class Endpoint(RequestSpec):
