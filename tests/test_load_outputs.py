@@ -97,7 +97,7 @@ def test_a_run_reaches_prometheus_as_native_histograms_not_percentile_gauges(pro
         done = bench("api", "--base-url", url, "--config", str(config), "--vus", "2", "--duration", "5s",
                      "--warmup", "1s", "--out", str(tmp_path / "reports"), "--prometheus-rw", prometheus.url,
                      env={"THINK_TIME": "0.05", "K6_PROMETHEUS_RW_PUSH_INTERVAL": "1s"})
-        assert done.returncode in (0, 1, 2), done.stderr
+        assert done.returncode in (0, 1, 2), done.stderr  # the verdict is test_load_bench's; here, its outputs
     finally:
         demo.stop()
     wait_for(lambda: bool(_query(prometheus, 'histogram_count(k6_http_req_duration_seconds{testid="api"})')),
@@ -105,7 +105,10 @@ def test_a_run_reaches_prometheus_as_native_histograms_not_percentile_gauges(pro
     # Aggregatable: one quantile across every endpoint and stage, and the exact share under the 500 ms target.
     share = _query(prometheus, 'sum(histogram_fraction(0, 0.5, k6_http_req_duration_seconds{testid="api"}))'
                                ' / count(k6_http_req_duration_seconds{testid="api"})')
-    assert share and 0 <= float(share[0]["value"][1]) <= 1
+    within = float(share[0]["value"][1])
+    k6_p95 = json.loads((tmp_path / "reports" / "api.json").read_text())["measured"]["p95_ms"]
+    if abs(k6_p95 - 500) > 50:  # P95 under the target exactly when 95 % of the requests are (bucket error aside)
+        assert (within >= 0.95) == (k6_p95 < 500), (within, k6_p95)
     names = {r["metric"]["__name__"] for r in _query(prometheus, '{__name__=~"k6_http_req_duration.*"}')}
     assert names == {"k6_http_req_duration_seconds"}, names  # no k6_http_req_duration_p95 style gauges
 

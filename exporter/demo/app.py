@@ -39,10 +39,11 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from exporter.config.units import parse_duration
 from exporter.demo.cache import (
@@ -113,6 +114,7 @@ class DemoState:
     down: set[str] = field(default_factory=set)  # backends last seen failing, to log each outage once
     lock_holder: tuple[asyncio.Task[None], asyncio.Event] | None = None  # lock_contention's transaction
     security: DemoSecurity | None = None  # DEMO_SECURITY=on
+    received: int = 0  # requests received, /admin/* left out: what a load test sent, to check its count against
 
     def backend_failed(self, backend: str, cause: str) -> None:
         if backend not in self.down:
@@ -650,6 +652,10 @@ class DemoApi:
     async def get_faults(self, request: Request) -> Response:
         return JSONResponse(self.state.faults.as_json())
 
+    async def get_received(self, request: Request) -> Response:
+        """How many requests this process received (each ``--workers`` process counts its own)."""
+        return JSONResponse({"received": self.state.received})
+
     async def set_faults(self, request: Request) -> Response:
         try:
             data = json.loads(await request.body() or b"{}")
@@ -690,6 +696,7 @@ def build_app(state: DemoState) -> Starlette:
         Route("/admin/faults", api.set_faults, methods=["POST"]),
         Route("/admin/faults", api.clear_faults, methods=["DELETE"]),
         Route("/admin/tokens", api.mint, methods=["POST"]),
+        Route("/admin/received", api.get_received, methods=["GET"]),
         Route("/api/v1/orders", api.traced("/api/v1/orders", api.create_order), methods=["POST"]),
         Route("/api/v1/orders", api.traced("/api/v1/orders", api.list_orders), methods=["GET"]),
         Route("/api/v1/orders/{id:int}", api.traced("/api/v1/orders/{id}", api.get_order), methods=["GET"]),
@@ -705,4 +712,17 @@ def build_app(state: DemoState) -> Starlette:
         Route("/web/orders", api.traced("/web/orders", api.web_book), methods=["POST"]),
         *JaegerRoutes(state.buffer).routes(),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, middleware=[Middleware(CountReceived, state=state)])
+
+
+class CountReceived:
+    """Counts every request but the admin routes', before anything can refuse it."""
+
+    def __init__(self, app: ASGIApp, state: DemoState) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not scope["path"].startswith("/admin/"):
+            self.state.received += 1
+        await self.app(scope, receive, send)
