@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="compare with an earlier run's report (its <scenario>.json, or its --out directory)")
     bench.add_argument("--k6-operator", type=int, metavar="PARALLELISM",
                        help="write a k6-operator TestRun manifest into --out instead of running")
+    bench.add_argument("--force", action="store_true",
+                       help="run even while another bench loads the same --base-url (refused by default)")
     bench.add_argument("--repeat", type=int, default=1, metavar="N",
                        help="run each scenario N times (the guide: 3 to 5); every repeat goes into the history")
     bench.add_argument("--window-threshold", action="append", default=[], metavar="EXPR",

@@ -48,6 +48,7 @@ from exporter.load.run import (
     write_run,
 )
 from exporter.load.runner import LiveSample, RunOutcome, run_k6
+from exporter.load.sut_lock import target_lock
 from exporter.load.timeline import timeline
 from exporter.load.verdict import (
     GeneratorLoad,
@@ -79,6 +80,7 @@ class BenchOptions:
     history: str | None = None  # the history (a SQLite file or a PostgreSQL URL); default <out>/history.sqlite
     keep_history: bool = True
     window_thresholds: list[WindowThreshold] = field(default_factory=list)
+    force: bool = False  # run even when another bench is loading the same target (load/sut_lock.py)
     stream: TextIO = field(default_factory=lambda: sys.stderr)
 
 
@@ -366,6 +368,7 @@ def _run_all(options: BenchOptions, names: list[str], k6: K6, version: str, stac
         if unreachable:
             stream.write(f"bench: {not_run(unreachable).headline}\n")
             return ExitCode.NOT_RUN
+        stack.enter_context(target_lock(base_url, options.scenario, options.force))
         stream.write(f"bench: {version} ({k6.source}: {k6.path}); target {base_url}\n")
         codes: list[int] = []
         repeats: list[tuple[BenchRun, Path]] = []
