@@ -26,4 +26,5 @@ def bench_options(args: argparse.Namespace) -> BenchOptions:
     return BenchOptions(scenario=args.scenario, base_url=args.base_url, overrides=overrides, config=args.config,
                         out=args.out, demo=args.demo, prometheus_rw=args.prometheus_rw,
                         k6_operator=args.k6_operator, baseline=args.baseline,
-                        force=args.force)
+                        force=args.force, segments=args.segments, kubeconfig=args.kubeconfig, keep=args.keep,
+                        prometheus_query=args.prometheus_query)
