@@ -24,6 +24,8 @@ from tests.servers import Prometheus, wait_for
 from tests.test_load_bench import TARGETS, Demo
 
 FAST_PUSH = {"K6_PROMETHEUS_RW_PUSH_INTERVAL": "1s", "THINK_TIME": "0.05"}
+# targets the demo keeps on a busy machine (its order creation alone takes ~200 ms), where a run must be met
+LENIENT_TARGETS = "targets: {api_latency_p95: 2s, api_latency_p99: 3s, error_rate: 1%}\n"
 
 
 class ReceivingPrometheus(Prometheus):
@@ -90,7 +92,9 @@ def prometheus_sum(url: str, expr: str) -> dict[str, Any]:
 
 
 def test_three_segments_are_judged_as_one_run_from_the_summed_histograms(
-        demo: Demo, prometheus: ReceivingPrometheus, targets_file: Path, tmp_path: Path) -> None:
+        demo: Demo, prometheus: ReceivingPrometheus, tmp_path: Path) -> None:
+    targets_file = tmp_path / "lenient.yaml"
+    targets_file.write_text(LENIENT_TARGETS)
     out = tmp_path / "reports"
     done = bench(tmp_path, "mixed", "--segments", "3", "--prometheus-rw", prometheus.url, "--base-url", demo.url,
                  "--config", str(targets_file), "--vus", "6", "--duration", "4s", "--warmup", "1s", "--out", str(out))

@@ -64,6 +64,7 @@ class InstancesRan:
     machine_cpu: float | None = None
     stopped: str | None = None
     log_path: Path = Path()
+    problems: tuple[str, ...] = ()  # what went wrong with the run as a whole (a TestRun that ended in error)
 
 
 class InstanceRunner(Protocol):
@@ -171,7 +172,7 @@ class DistributedLauncher:
         series = await asyncio.to_thread(self._series, plan, run_id, launched - READ_MARGIN_SECONDS, time.time() + 1)
         prometheus = safe_url(self.receiver.query_url)
         instances = instances_of(ran, series)
-        problems = [*series_problems(series, run_id, prometheus), *instance_problems(instances)]
+        problems = [*ran.problems, *series_problems(series, run_id, prometheus), *instance_problems(instances)]
         distributed = Distributed(self.runner.mode, run_id, prometheus, self.receiver.version, instances)
         outcome = combined_outcome(plan, ran, series, distributed, problems)
         outcome.distributed = msgspec.structs.replace(distributed,
