@@ -31,6 +31,7 @@ from exporter.load.remote_summary import instance_dropped, instance_requests, re
 from exporter.load.run_series import RunSeries, read_run_series
 from exporter.load.runner import LiveSample, RunOutcome, Watcher
 from exporter.load.segments import check_instances, remote_write_env, run_segments
+from exporter.reports.model import ReportError
 from exporter.reports.prometheus import PrometheusClient
 from exporter.secrets import mask_url, safe_url
 
@@ -169,10 +170,16 @@ class DistributedLauncher:
         launched = time.time()
         ran = await self.runner.run(k6, plan, self.instances, run_id, env, self.out, on_sample, timeout)
         reading = time.monotonic()
-        series = await asyncio.to_thread(self._series, plan, run_id, launched - READ_MARGIN_SECONDS, time.time() + 1)
         prometheus = safe_url(self.receiver.query_url)
+        unread: list[str] = []
+        try:
+            series = await asyncio.to_thread(self._series, plan, run_id, launched - READ_MARGIN_SECONDS,
+                                             time.time() + 1)
+        except ReportError as exc:
+            series, unread = RunSeries(), [f"could not read run {run_id} back: {mask_url(str(exc))}"]
         instances = instances_of(ran, series)
-        problems = [*ran.problems, *series_problems(series, run_id, prometheus), *instance_problems(instances)]
+        problems = [*ran.problems, *unread] if unread else [
+            *ran.problems, *series_problems(series, run_id, prometheus), *instance_problems(instances)]
         distributed = Distributed(self.runner.mode, run_id, prometheus, self.receiver.version, instances)
         outcome = combined_outcome(plan, ran, series, distributed, problems)
         outcome.distributed = msgspec.structs.replace(distributed,

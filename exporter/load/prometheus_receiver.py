@@ -27,7 +27,7 @@ from typing import Any
 from exporter.config.units import parse_duration
 from exporter.reports.model import ReportError
 from exporter.reports.prometheus import PrometheusClient
-from exporter.secrets import safe_url
+from exporter.secrets import mask_url, safe_url
 
 MIN_VERSION = (2, 40, 0)  # native histograms, and their remote write
 STABLE_HISTOGRAMS = (3, 8, 0)  # native histograms stored without --enable-feature
@@ -100,7 +100,7 @@ def check_receiver(write_url: str, query_url: str) -> Receiver:
         try:
             client.check()
         except ReportError as exc:
-            raise ReceiverError(f"--prometheus-rw: {exc}") from None
+            raise ReceiverError(f"--prometheus-rw: {mask_url(str(exc))}") from None
         build = _status(client, "buildinfo") or {}
         version = str(build.get("version", "unknown"))
         application = str(build.get("application", "prometheus")).lower()
