@@ -2,9 +2,10 @@
 runner pods by the operator (each runs its execution segment), the scripts in a ConfigMap, the thresholds from
 ``targets:`` and the Prometheus remote-write settings in the runners' environment.
 
-Not run here (no Kubernetes): the manifest follows the operator's ``k6.io/v1alpha1`` ``TestRun`` resource, and
-its structure is what the tests check. Each runner evaluates the thresholds on its own share; the statistics that
-count are the aggregated native histograms in Prometheus.
+Written for ``kubectl apply`` (``--k6-operator N``), each runner then evaluates the thresholds on its own share;
+or created, followed and judged as one run by ``bench`` itself (``--kubeconfig``: :mod:`exporter.load.kubernetes`,
+whose TestRun carries the run id and no thresholds). The manifest follows the operator's ``k6.io/v1alpha1``
+``TestRun`` resource.
 """
 
 from __future__ import annotations
