@@ -8,8 +8,8 @@ import contextlib
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, TextIO
 
-from exporter.load.cli_options import options_problem
 from exporter.load.distributed import DistributedLauncher, InstanceRunner, LocalSegments, describe
+from exporter.load.distribution_options import distribution_problem
 from exporter.load.plan import PlanError
 from exporter.load.prometheus_receiver import Receiver, check_receiver, local_prometheus, query_url_of, write_url_of
 
@@ -27,7 +27,8 @@ def _runner(options: BenchOptions, receiver: Receiver, stream: TextIO) -> Instan
 
 @contextlib.contextmanager
 def distributed_launcher(options: BenchOptions, stream: TextIO) -> Iterator[DistributedLauncher]:
-    problem = options_problem(options)
+    problem = distribution_problem(options.segments, options.k6_operator, options.kubeconfig, options.keep,
+                                   options.prometheus_rw, options.prometheus_query)
     if problem:  # the command line checks them first (cli_options.py)
         raise PlanError(problem)
     instances = options.segments if options.segments is not None else options.k6_operator or 1
