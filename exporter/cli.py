@@ -66,7 +66,19 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--baseline", type=Path, metavar="REPORT",
                        help="compare with an earlier run's report (its <scenario>.json, or its --out directory)")
     bench.add_argument("--k6-operator", type=int, metavar="PARALLELISM",
-                       help="write a k6-operator TestRun manifest into --out instead of running")
+                       help="write a k6-operator TestRun manifest into --out instead of running (with --kubeconfig: "
+                       "run it on that cluster and judge the whole run)")
+    bench.add_argument("--kubeconfig", type=Path, metavar="FILE",
+                       help="with --k6-operator: create the TestRun there, follow it to the end, judge it")
+    bench.add_argument("--keep", action="store_true",
+                       help="with --kubeconfig: leave the TestRun and its ConfigMap on the cluster")
+    bench.add_argument("--segments", type=int, metavar="N",
+                       help="run as N local k6 processes, one execution segment each, judged as one run from "
+                       "Prometheus (--prometheus-rw, else one started for the run)")
+    bench.add_argument("--prometheus-query", metavar="URL",
+                       help="where to read a distributed run back (default: the --prometheus-rw URL)")
+    bench.add_argument("--force", action="store_true",
+                       help="run even while another bench loads the same --base-url (refused by default)")
     bench.add_argument("--repeat", type=int, default=1, metavar="N",
                        help="run each scenario N times (the guide: 3 to 5); every repeat goes into the history")
     bench.add_argument("--window-threshold", action="append", default=[], metavar="EXPR",

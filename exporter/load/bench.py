@@ -14,7 +14,7 @@ import socket
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -51,6 +51,7 @@ from exporter.load.run import (
     write_run,
 )
 from exporter.load.runner import LiveSample, RunOutcome, run_k6
+from exporter.load.sut_lock import target_lock
 from exporter.load.timeline import timeline
 from exporter.load.verdict import (
     GeneratorLoad,
@@ -65,6 +66,7 @@ from exporter.load.verdict import (
 from exporter.load.window_thresholds import WindowResult, WindowThreshold, judged
 
 DEFAULT_BASE_URL = "http://localhost:8020"
+Launcher = Callable[..., Awaitable[RunOutcome]]  # run_k6's signature: the plan's k6 run (or runs) to one outcome
 
 
 @dataclass
@@ -82,6 +84,12 @@ class BenchOptions:
     history: str | None = None  # the history (a SQLite file or a PostgreSQL URL); default <out>/history.sqlite
     keep_history: bool = True
     window_thresholds: list[WindowThreshold] = field(default_factory=list)
+    force: bool = False  # run even when another bench is loading the same target (load/sut_lock.py)
+    segments: int | None = None  # run as this many local k6 processes, one execution segment each
+    kubeconfig: Path | None = None  # with k6_operator: run the TestRun on that cluster, then judge it
+    keep: bool = False  # leave the TestRun and its ConfigMap on the cluster
+    prometheus_query: str | None = None  # where to read a distributed run back (default: from prometheus_rw)
+    launcher: Launcher | None = None  # what runs k6 (default run_k6; a distributed run: load/distributed.py)
     stream: TextIO = field(default_factory=lambda: sys.stderr)
 
 
@@ -171,7 +179,7 @@ def judge(plan: RunPlan, outcome: RunOutcome) -> tuple[load_stats.RunStatistics,
                                       plan.scenario.endpoints, PHASE_METRICS)
     findings = evaluate(plan.thresholds, outcome.metrics)
     problems = generator_problems(GeneratorLoad(outcome.dropped_iterations, outcome.k6_cpu, outcome.machine_cpu,
-                                                os.cpu_count() or 1))
+                                                os.cpu_count() or 1)) + outcome.problems
     found: Capacity | None = None
     if shape.model == "breakpoint":
         held = capacity(stats.stages, [s.target for s in shape.stages], _limits(plan))
@@ -183,7 +191,8 @@ def judge(plan: RunPlan, outcome: RunOutcome) -> tuple[load_stats.RunStatistics,
     elif outcome.stopped:
         problems = [*problems, f"stopped early: {outcome.stopped}"]
     if not outcome.metrics:  # k6 could not start the test (a script error, a bad option): nothing was measured
-        return stats, not_run(f"k6 exited with {outcome.k6_exit_code} without a summary: "
+        return stats, not_run("; ".join(outcome.problems) if outcome.problems else
+                              f"k6 exited with {outcome.k6_exit_code} without a summary: "
                               f"{_log_tail(outcome.log_path)} (see {outcome.log_path})"), found
     return stats, verdict(findings, problems, stats.overall.requests), found
 
@@ -243,7 +252,8 @@ def bench_run(plan: RunPlan, outcome: RunOutcome, stats: load_stats.RunStatistic
         platform=platform, metrics={k: dict(v) for k, v in custom.items() if v is not None},
         recommendations=guide_recommendations(result),
         capacity=found if found is not None else msgspec.UNSET,
-        timeline=timeline(outcome.samples, plan.shape.warmup))
+        timeline=timeline(outcome.samples, plan.shape.warmup),
+        distributed=outcome.distributed if outcome.distributed is not None else msgspec.UNSET)
 
 
 def window_results(run: BenchRun, thresholds: list[WindowThreshold], repeat: int,
@@ -266,11 +276,12 @@ async def run_scenario(name: str, options: BenchOptions, config: Config, k6: K6,
     own = f"{name}.{timestamp().replace(':', '').replace('-', '').replace('.', '')}-{os.getpid()}"
     summary_path = out / f"{own}.k6-summary.json"  # names of its own: two benches may share --out
     log_path = out / f"{own}.k6.log"
-    extra_env = prometheus_env(options.prometheus_rw) if options.prometheus_rw else {}
+    single_rw = options.prometheus_rw if options.launcher is None else None  # a distributed run sends its own
+    extra_env = prometheus_env(single_rw) if single_rw else {}
     jaeger = config.section("jaeger")
     if jaeger and not os.environ.get("JAEGER_HOST"):  # the tracing script looks its traces up there
         extra_env["JAEGER_HOST"] = str(getattr(jaeger[0], "url", ""))
-    outputs = ["--out", "experimental-prometheus-rw", "--tag", f"testid={name}"] if options.prometheus_rw else []
+    outputs = ["--out", "experimental-prometheus-rw", "--tag", f"testid={name}"] if single_rw else []
     plan = build_plan(scenario, options.overrides, config.targets, base_url, summary_path, _free_address(),
                       extra_env, outputs)
     platform = PlatformWatch(config)
@@ -291,7 +302,8 @@ async def run_scenario(name: str, options: BenchOptions, config: Config, k6: K6,
             platform.mark_start()
             marked = True
         watcher = breakpoint_watcher(plan) if plan.shape.model == "breakpoint" else None
-        outcome = await run_k6(k6, plan, summary_path, log_path, on_sample, watcher, k6_timeout(os.environ))
+        outcome = await (options.launcher or run_k6)(k6, plan, summary_path, log_path, on_sample, watcher,
+                                                     k6_timeout(os.environ))
     finally:
         measured_platform = await platform.finish()
     stats, result, found = judge(plan, outcome)
@@ -340,7 +352,7 @@ def run_bench(options: BenchOptions) -> int:
     if any(n not in SCENARIOS for n in names):
         stream.write(f"bench: unknown scenario {options.scenario!r} (known: {', '.join(SCENARIOS)}, all)\n")
         return ExitCode.NOT_RUN
-    if options.k6_operator is not None:
+    if options.k6_operator is not None and options.kubeconfig is None:
         return write_testruns(options, names)
     try:
         k6 = find_k6()
@@ -371,6 +383,11 @@ def _run_all(options: BenchOptions, names: list[str], k6: K6, version: str, stac
         if unreachable:
             stream.write(f"bench: {not_run(unreachable).headline}\n")
             return ExitCode.NOT_RUN
+        stack.enter_context(target_lock(base_url, options.scenario, options.force))
+        if options.segments is not None or options.k6_operator is not None:
+            from exporter.load.distributed_setup import distributed_launcher
+
+            options.launcher = stack.enter_context(distributed_launcher(options, stream))
         stream.write(f"bench: {version} ({k6.source}: {k6.path}); target {base_url}\n")
         recorder = None
         if options.keep_history:

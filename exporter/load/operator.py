@@ -2,13 +2,15 @@
 runner pods by the operator (each runs its execution segment), the scripts in a ConfigMap, the thresholds from
 ``targets:`` and the Prometheus remote-write settings in the runners' environment.
 
-Not run here (no Kubernetes): the manifest follows the operator's ``k6.io/v1alpha1`` ``TestRun`` resource, and
-its structure is what the tests check. Each runner evaluates the thresholds on its own share; the statistics that
-count are the aggregated native histograms in Prometheus.
+Written for ``kubectl apply`` (``--k6-operator N``), each runner then evaluates the thresholds on its own share;
+or created, followed and judged as one run by ``bench`` itself (``--kubeconfig``: :mod:`exporter.load.kubernetes`,
+whose TestRun carries the run id and no thresholds). The manifest follows the operator's ``k6.io/v1alpha1``
+``TestRun`` resource.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import yaml
@@ -42,11 +44,12 @@ def _arguments(plan: RunPlan) -> str:
 
 
 def testrun_manifest(plan: RunPlan, parallelism: int, prometheus_rw: str | None = None,
-                     namespace: str | None = None) -> list[dict[str, Any]]:
-    """The ConfigMap and the TestRun, as Kubernetes objects."""
+                     namespace: str | None = None, name: str | None = None, run_id: str | None = None,
+                     extra_arguments: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The ConfigMap and the TestRun, as Kubernetes objects; ``run_id`` tags the samples (default: the scenario)."""
     if parallelism < 1:
         raise ValueError("--k6-operator: expected a parallelism of at least 1")
-    name = f"perf-{plan.scenario.name}"
+    name = name or f"perf-{plan.scenario.name}"
     script = plan.scenario.script
     meta: dict[str, Any] = {"name": f"{name}-scripts", "labels": {"app.kubernetes.io/part-of": "perf-exporter"}}
     if namespace:
@@ -58,7 +61,8 @@ def testrun_manifest(plan: RunPlan, parallelism: int, prometheus_rw: str | None 
     }
     env = dict(plan.env)
     arguments = _arguments(plan)
-    arguments += f" --tag testid={plan.scenario.name}"
+    arguments += f" --tag testid={run_id or plan.scenario.name}"
+    arguments += "".join(f" {arg}" for arg in extra_arguments)
     if prometheus_rw:
         url = prometheus_rw.rstrip("/")
         env.update({"K6_PROMETHEUS_RW_SERVER_URL": url if url.endswith("/api/v1/write") else f"{url}/api/v1/write",

@@ -17,6 +17,7 @@ import msgspec
 
 from exporter.history.compare import RunComparison
 from exporter.json_file import write_json
+from exporter.load.distributed_run import Distributed
 from exporter.load.platform_figures import PlatformFigures
 from exporter.load.stats import CutStats, GuideSummary, StageStats
 from exporter.load.timeline import TimelinePoint
@@ -115,6 +116,7 @@ class BenchRun(msgspec.Struct, frozen=True, rename="camel"):
     timeline: list[TimelinePoint] = msgspec.field(default_factory=list)
     comparison: RunComparison | msgspec.UnsetType = msgspec.UNSET
     window_thresholds: list[WindowResult] | msgspec.UnsetType = msgspec.UNSET
+    distributed: Distributed | msgspec.UnsetType = msgspec.UNSET  # its instances, when spread over several
     repeats: list[RepeatFigures] = msgspec.field(default_factory=list)
 
     def figures(self) -> RepeatFigures:

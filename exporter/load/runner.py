@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from exporter.load import cpu
+from exporter.load.distributed_run import Distributed
 from exporter.load.k6_binary import K6
 from exporter.load.plan import RunPlan
 
@@ -63,6 +64,8 @@ class RunOutcome:
     machine_cpu: float | None
     stopped: str | None  # why perf-exporter stopped the run early, if it did
     log_path: Path
+    problems: list[str] = field(default_factory=list)  # why else not to trust it (a distributed run's instances)
+    distributed: Distributed | None = None  # a run spread over several k6 instances (load/distributed.py)
 
 
 Watcher = Callable[[LiveSample], str | None]  # returns a reason to stop the run, or None

@@ -80,6 +80,16 @@ class PrometheusClient:
     def check(self) -> None:
         self._get("/api/v1/query", {"query": "1"})
 
+    def range_result(self, query: str, start: float, end: float, step: float) -> list[dict[str, Any]]:
+        """A range query's series as the API gives them: ``metric`` and ``values`` or ``histograms``."""
+        data = self._get("/api/v1/query_range", {"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}",
+                                                 "step": f"{step:.3f}"})
+        return list(data.get("result", []))
+
+    def status(self, what: str) -> Any:
+        """``/api/v1/status/<what>``: ``buildinfo``, ``flags``..."""
+        return self._get(f"/api/v1/status/{what}", {})
+
 
 class Window_:
     """:class:`exporter.reports.query.Query` over Prometheus: ``[W]`` ranges evaluated at the window's end. With
