@@ -15,6 +15,7 @@ import msgspec
 
 from exporter.history.migrations import LATEST, MIGRATIONS
 from exporter.history.runs import Figures, Repeat, RepeatVerdict, Run
+from exporter.secrets import mask_url
 
 DEFAULT_HISTORY = Path("reports") / "history.sqlite"
 _RUN_COLUMNS = ("id", "invocation", "kind", "scenario", "created", "git_commit", "git_branch", "k6_version",
@@ -29,19 +30,12 @@ def is_url(location: str) -> bool:
     return location.startswith(("postgres://", "postgresql://"))
 
 
-def _masked(location: str) -> str:
-    if not is_url(location) or "@" not in location:
-        return location
-    scheme, rest = location.split("://", 1)
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
-
-
 class History:
     """One open history. ``create=False`` (the reading commands) refuses a SQLite file that does not exist."""
 
     def __init__(self, location: str | Path, create: bool = True) -> None:
         self.location = str(location)
-        self.where = _masked(self.location)
+        self.where = mask_url(self.location)
         self.postgres = is_url(self.location)
         self._conn: Any
         if self.postgres:
@@ -50,7 +44,7 @@ class History:
             try:
                 self._conn = psycopg.connect(self.location, connect_timeout=10)
             except psycopg.Error as exc:
-                raise HistoryError(f"history {self.where}: cannot connect: {str(exc).strip()}") from None
+                raise HistoryError(f"history {self.where}: cannot connect: {mask_url(str(exc).strip())}") from None
         else:
             path = Path(self.location)
             if not path.exists():
