@@ -63,6 +63,12 @@ def mask_url(text: str) -> str:
     return _QUOTED_ENTRY.sub(_hide_quoted_entry, text)
 
 
+def holds_secret(name: str, value: str) -> bool:
+    """Whether a variable or field ``name`` set to ``value`` carries a credential: its name is a credential's, or
+    the rule masks something in its value."""
+    return is_secret_name(name) or mask_url(value) != value
+
+
 def mask_header(name: str, value: str) -> str:
     """A header's value as it may be shown: a credential header's (:func:`is_secret_name`) masked whole, its scheme
     kept (``Bearer <secret>``); any other's through :func:`mask_url`."""
