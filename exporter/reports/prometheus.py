@@ -31,6 +31,7 @@ from exporter.reports.model import (
     Window,
 )
 from exporter.reports.query import Histogram, Labels, Vector, histograms_of, key_of
+from exporter.secrets import mask_url
 from exporter.slo.slos import Matcher, OutcomeIndicator, selector
 
 
@@ -48,11 +49,11 @@ class PrometheusClient:
         try:
             response = self.client.get(f"{self.url}{path}", params=params)
         except httpx.HTTPError as exc:
-            raise ReportError(f"Prometheus at {self.url} is not reachable: {exc}") from None
+            raise ReportError(mask_url(f"Prometheus at {self.url} is not reachable: {exc}")) from None
         try:
             body = response.json()
         except ValueError:
-            raise ReportError(f"Prometheus at {self.url} answered {response.status_code} without JSON "
+            raise ReportError(f"Prometheus at {mask_url(self.url)} answered {response.status_code} without JSON "
                               f"(is it a Prometheus?)") from None
         if body.get("status") != "success":
             raise ReportError(f"Prometheus rejected {params.get('query')!r}: {body.get('error', body)}")
@@ -170,7 +171,7 @@ def collect(client: PrometheusClient, window: Window, targets: Targets,
     finally:
         pool.shutdown()
     infrastructure = infrastructure_section(lambda expr: client.vector(expr, window.end), window)
-    return Observed(facts, window, "prometheus", client.url, {name: p.summary for name, p in parts.items()},
+    return Observed(facts, window, "prometheus", mask_url(client.url), {name: p.summary for name, p in parts.items()},
                     {k: v for p in parts.values() for k, v in p.rows.items()},
                     {k: v for p in parts.values() for k, v in p.shares.items()}, plots, [],
                     [n for p in parts.values() for n in p.notes], {"infrastructure": infrastructure})
