@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from exporter.load import cpu
+from exporter.load.environment import k6_environment
 from exporter.load.k6_binary import K6
 from exporter.load.plan import RunPlan
 
@@ -108,7 +109,7 @@ async def run_k6(k6: K6, plan: RunPlan, summary_path: Path, log_path: Path,
                  on_sample: Callable[[LiveSample], None] | None = None, watcher: Watcher | None = None,
                  timeout: float | None = None) -> RunOutcome:
     address = plan.argv[plan.argv.index("--address") + 1]
-    env = {**os.environ, **plan.env}
+    env = k6_environment(os.environ, plan.env)
     cores = os.cpu_count() or 1
     with open(log_path, "ab") as log_file:
         proc = await asyncio.create_subprocess_exec(str(k6.path), *plan.argv, env=env, stdout=log_file,
