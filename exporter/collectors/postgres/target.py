@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
+import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from exporter.config.base import JobTarget, Model, check_unique
 from exporter.config.units import Duration, Name, PositiveInt, format_duration
@@ -41,6 +42,21 @@ class PostgresTarget(JobTarget):
     statement_timeout: Duration | None = None  # default: timeout
     lock_timeout: Duration = 1.0
 
+    @field_validator("dsn")
+    @classmethod
+    def _libpq_reads_it(cls, value: SecretStr | None) -> SecretStr | None:
+        """What libpq cannot read is a config error, not a crash when the collector starts (libpq's own message is
+        left out: it quotes pieces of the string)."""
+        if value is None:
+            return None
+        dsn = libpq_url(value.get_secret_value())
+        try:
+            conninfo_to_dict(dsn)
+        except psycopg.ProgrammingError:
+            raise ValueError("libpq cannot read this connection string: give a postgresql:// URL (with @ : / ? # "
+                             "in its password percent-encoded) or libpq's keywords (host=db dbname=tripo)") from None
+        return SecretStr(dsn)
+
     @model_validator(mode="after")
     def _consistent(self) -> PostgresTarget:
         if self.statement_timeout is not None and self.statement_timeout > self.timeout:
@@ -50,6 +66,18 @@ class PostgresTarget(JobTarget):
         if self.dsn is None and self.host is None:
             raise ValueError("set 'dsn' (for example ${DATABASE_URL}) or 'host' (with port, user, dbname)")
         return self
+
+
+def libpq_url(dsn: str) -> str:
+    """A URL as the masking rule reads it (exporter.secrets): the scheme in any case, the password up to the last
+    ``@`` before the host. libpq reads only a lower-case scheme and ends the password at the first ``@``, so the
+    scheme is lowered and an ``@`` in the user or password percent-encoded. Anything else is returned as it is."""
+    scheme, sep, rest = dsn.partition("://")
+    if not sep or scheme.lower() not in ("postgres", "postgresql"):
+        return dsn
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    userinfo, at, host = rest[:end].rpartition("@")
+    return f"{scheme.lower()}://{userinfo.replace('@', '%40')}{at}{host}{rest[end:]}"
 
 
 def base_conninfo(cfg: PostgresTarget) -> str:
