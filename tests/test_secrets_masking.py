@@ -3,10 +3,13 @@ tests/test_fuzz_masking.py draws the secrets; this file pins what the output loo
 
 from __future__ import annotations
 
+import logging
+import sys
 import time
 
 import pytest
 
+from exporter.cli import _masked_traceback
 from exporter.secrets import mask_header, mask_url, safe_url
 
 
@@ -69,3 +72,26 @@ def test_masking_takes_linear_time_on_long_texts() -> None:
     for text in ("a." * 100_000, "a-" * 100_000, "x=" * 100_000, "http://a:" * 20_000, "'k': " * 40_000):
         mask_url(text)
     assert time.perf_counter() - started < 5  # quadratic backtracking takes minutes on these
+
+
+def test_an_exception_nothing_caught_shows_its_traceback_masked(capsys: pytest.CaptureFixture[str]) -> None:
+    try:
+        raise ValueError('missing "=" after "POSTGRESQL://perf:pw-Zq7@db/tripo" in connection info string')
+    except ValueError:
+        kind, exc, tb = sys.exc_info()
+        assert kind is not None and exc is not None
+        _masked_traceback(kind, exc, tb)
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "POSTGRESQL://perf:<secret>@db/tripo" in err and "Zq7" not in err
+
+
+@pytest.mark.parametrize("style", ["logfmt", "json"])
+def test_a_log_line_masks_every_field_whatever_its_type(style: str) -> None:
+    from exporter.logs import _Formatter
+
+    record = logging.LogRecord("exporter.x", logging.WARNING, __file__, 1, "GET http://h/?token=t-Zq7", None, None)
+    record.fields = {"url": "REDIS://:p@ss-Zq7@cache", "urls": ["https://u:a-Zq7@h"], "error": ValueError("password=pw-Zq7"),
+                     "headers": {"Authorization": "Bearer b-Zq7"}, "count": 3}
+    line = _Formatter(style).format(record)
+    assert "Zq7" not in line
+    assert "REDIS://:<secret>@cache" in line and "count" in line
