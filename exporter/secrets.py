@@ -48,6 +48,13 @@ _SCHEME_PREFIX = re.compile(_SCHEME, re.IGNORECASE)
 _BEARER = re.compile(r"\b(bearer[ \t]+)([A-Za-z0-9._~+/-]+=*)", re.IGNORECASE)
 
 
+class MaskedError(Exception):
+    """An error whose message went through :func:`mask_url`: whoever prints it prints no secret."""
+
+    def __init__(self, *args: object) -> None:
+        super().__init__(*(mask_url(arg) if isinstance(arg, str) else arg for arg in args))
+
+
 def is_secret_name(name: str) -> bool:
     """Whether a parameter, key or header of this name holds a credential (:data:`SECRET_NAME_PARTS`)."""
     return _SECRET_NAME.search(name) is not None

@@ -90,8 +90,8 @@ def test_a_log_line_masks_every_field_whatever_its_type(style: str) -> None:
     from exporter.logs import _Formatter
 
     record = logging.LogRecord("exporter.x", logging.WARNING, __file__, 1, "GET http://h/?token=t-Zq7", None, None)
-    record.fields = {"url": "REDIS://:p@ss-Zq7@cache", "urls": ["https://u:a-Zq7@h"], "error": ValueError("password=pw-Zq7"),
-                     "headers": {"Authorization": "Bearer b-Zq7"}, "count": 3}
+    record.fields = {"url": "REDIS://:p@ss-Zq7@cache", "urls": ["https://u:a-Zq7@h"], "count": 3,
+                     "error": ValueError("password=pw-Zq7"), "headers": {"Authorization": "Bearer b-Zq7"}}
     line = _Formatter(style).format(record)
     assert "Zq7" not in line
     assert "REDIS://:<secret>@cache" in line and "count" in line

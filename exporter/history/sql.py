@@ -13,21 +13,22 @@ from typing import Any
 
 import msgspec
 
+from exporter.config.units import as_libpq_url
 from exporter.history.migrations import LATEST, MIGRATIONS
 from exporter.history.runs import Figures, Repeat, RepeatVerdict, Run
-from exporter.secrets import mask_url
+from exporter.secrets import MaskedError, mask_url
 
 DEFAULT_HISTORY = Path("reports") / "history.sqlite"
 _RUN_COLUMNS = ("id", "invocation", "kind", "scenario", "created", "git_commit", "git_branch", "k6_version",
                 "config_hash", "machine", "exit_code", "source")
 
 
-class HistoryError(Exception):
+class HistoryError(MaskedError):
     """A history that cannot be used (missing, corrupted, newer), or a run or baseline that is not in it."""
 
 
 def is_url(location: str) -> bool:
-    return location.startswith(("postgres://", "postgresql://"))
+    return location.lower().startswith(("postgres://", "postgresql://"))
 
 
 class History:
@@ -42,9 +43,9 @@ class History:
             import psycopg
 
             try:
-                self._conn = psycopg.connect(self.location, connect_timeout=10)
+                self._conn = psycopg.connect(as_libpq_url(self.location), connect_timeout=10)
             except psycopg.Error as exc:
-                raise HistoryError(f"history {self.where}: cannot connect: {mask_url(str(exc).strip())}") from None
+                raise HistoryError(f"history {self.where}: cannot connect: {str(exc).strip()}") from None
         else:
             path = Path(self.location)
             if not path.exists():

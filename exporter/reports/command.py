@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 from exporter.config.targets import Targets
 from exporter.exit_codes import ExitCode
 from exporter.reports.model import MET, MISSED, Observed, Report, ReportError, Window
-from exporter.secrets import mask_url
 
 if TYPE_CHECKING:
     from exporter.load.run import BenchRun
@@ -215,7 +214,7 @@ def run_report(options: ReportOptions) -> int:
                        endpoint_requests(config))
         paths = write(report, options.out, options.formats)
     except (ConfigError, ReportError) as exc:
-        stream.write(f"report: {mask_url(str(exc))}\n")
+        stream.write(f"report: {exc}\n")
         return ExitCode.NOT_RUN
     for row in report.rows:
         extra = f" ({row.reason})" if row.status != MET and row.reason else ""

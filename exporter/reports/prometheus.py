@@ -49,11 +49,11 @@ class PrometheusClient:
         try:
             response = self.client.get(f"{self.url}{path}", params=params)
         except httpx.HTTPError as exc:
-            raise ReportError(mask_url(f"Prometheus at {self.url} is not reachable: {exc}")) from None
+            raise ReportError(f"Prometheus at {self.url} is not reachable: {exc}") from None
         try:
             body = response.json()
         except ValueError:
-            raise ReportError(f"Prometheus at {mask_url(self.url)} answered {response.status_code} without JSON "
+            raise ReportError(f"Prometheus at {self.url} answered {response.status_code} without JSON "
                               f"(is it a Prometheus?)") from None
         if body.get("status") != "success":
             raise ReportError(f"Prometheus rejected {params.get('query')!r}: {body.get('error', body)}")

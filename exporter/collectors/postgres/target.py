@@ -10,7 +10,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from exporter.config.base import JobTarget, Model, check_unique
-from exporter.config.units import Duration, Name, PositiveInt, format_duration
+from exporter.config.units import Duration, Name, PositiveInt, as_libpq_url, format_duration
 
 APPLICATION_NAME = "perf-exporter"
 
@@ -49,7 +49,7 @@ class PostgresTarget(JobTarget):
         left out: it quotes pieces of the string)."""
         if value is None:
             return None
-        dsn = libpq_url(value.get_secret_value())
+        dsn = as_libpq_url(value.get_secret_value())
         try:
             conninfo_to_dict(dsn)
         except psycopg.ProgrammingError:
@@ -66,18 +66,6 @@ class PostgresTarget(JobTarget):
         if self.dsn is None and self.host is None:
             raise ValueError("set 'dsn' (for example ${DATABASE_URL}) or 'host' (with port, user, dbname)")
         return self
-
-
-def libpq_url(dsn: str) -> str:
-    """A URL as the masking rule reads it (exporter.secrets): the scheme in any case, the password up to the last
-    ``@`` before the host. libpq reads only a lower-case scheme and ends the password at the first ``@``, so the
-    scheme is lowered and an ``@`` in the user or password percent-encoded. Anything else is returned as it is."""
-    scheme, sep, rest = dsn.partition("://")
-    if not sep or scheme.lower() not in ("postgres", "postgresql"):
-        return dsn
-    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    userinfo, at, host = rest[:end].rpartition("@")
-    return f"{scheme.lower()}://{userinfo.replace('@', '%40')}{at}{host}{rest[end:]}"
 
 
 def base_conninfo(cfg: PostgresTarget) -> str:
