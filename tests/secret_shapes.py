@@ -54,8 +54,11 @@ users = st.text(string.ascii_lowercase + string.digits + "_-.", max_size=8)
 
 @st.composite
 def url_with_password(draw: st.DrawFn, alphabet: str = PASSWORD_CHARS) -> Shaped:
-    """``scheme://user:password@host[:port][/path][?query]``, the scheme in any case."""
+    """``scheme://user:password@host[:port][/path][?query]``, the scheme in any case, the password with an ``@``
+    before the marker half of the time (a reading that stops at the first ``@`` would show the marker)."""
     secret = draw(secrets(alphabet))
+    if draw(st.booleans()):
+        secret = f"{draw(st.text(alphabet, max_size=4))}@{secret}"
     scheme = draw(st.sampled_from(SCHEMES).flatmap(any_case))
     user, host = draw(users), draw(hosts)
     port = draw(st.sampled_from(["", ":5432", ":6379", ":8020"]))

@@ -9,7 +9,7 @@ from hypothesis import given
 
 from exporter.secrets import MASK, mask_url
 from tests.fuzzing import FUZZ, report_inputs, tried  # noqa: F401 - report_inputs: fixture
-from tests.secret_shapes import Shaped, separators, shapes, surroundings
+from tests.secret_shapes import MARKER, Shaped, separators, shapes, surroundings
 
 
 @FUZZ
@@ -20,6 +20,7 @@ def test_no_drawn_secret_survives_masking_whatever_the_text_around_it(shaped: Sh
     masked = mask_url(f"{before}{sep}{shaped.text}{sep_after}{after}")
     for secret in shaped.hidden:
         assert secret not in masked
+    assert MARKER not in masked  # nor any piece of one (every secret holds the marker; nothing else drawn does)
     assert mask_url(masked) == masked
 
 
