@@ -91,34 +91,34 @@ def safe_url(url: str) -> str:
     return re.split(r"[?#]", without_user, maxsplit=1)[0]
 
 
-def _masked_value(value: str) -> str | None:
-    """The mask, or None when ``value`` is a placeholder or empty (nothing to hide)."""
-    return None if not value or _PLACEHOLDER.fullmatch(value) else MASK
+def _hides_something(value: str) -> bool:
+    """Whether masking ``value`` hides anything: not when it is empty or a placeholder."""
+    return bool(value) and _PLACEHOLDER.fullmatch(value) is None
 
 
 def _hide_header(match: re.Match[str]) -> str:
     name, sep, scheme, value = match.groups()
-    return f"{name}{sep}{scheme}{MASK}" if _masked_value(value.strip()) else match.group(0)
+    return f"{name}{sep}{scheme}{MASK}" if _hides_something(value.strip()) else match.group(0)
 
 
 def _hide_password(match: re.Match[str]) -> str:
     scheme, userinfo = match.group(1), match.group(2)
-    user, colon, _ = userinfo.partition(":")
-    return f"{scheme}{user}:{MASK}@" if colon else match.group(0)
+    user, _, password = userinfo.partition(":")
+    return f"{scheme}{user}:{MASK}@" if password not in ("", MASK) else match.group(0)
 
 
 def _hide_pair(match: re.Match[str]) -> str:
     sep, name, value = match.groups()
-    return f"{sep}{name}={MASK}" if is_secret_name(name) and _masked_value(value) else match.group(0)
+    return f"{sep}{name}={MASK}" if is_secret_name(name) and _hides_something(value) else match.group(0)
 
 
 def _hide_key_value(match: re.Match[str]) -> str:
     name, sep, scheme, value = match.groups()
-    return f"{name}{sep}{scheme}{MASK}" if is_secret_name(name) and _masked_value(value) else match.group(0)
+    return f"{name}{sep}{scheme}{MASK}" if is_secret_name(name) and _hides_something(value) else match.group(0)
 
 
 def _hide_quoted_entry(match: re.Match[str]) -> str:
     quote, name, sep, value_quote, scheme, value = match.groups()
-    if not is_secret_name(name) or not _masked_value(value):
+    if not is_secret_name(name) or not _hides_something(value):
         return match.group(0)
     return f"{quote}{name}{quote}{sep}{value_quote}{scheme}{MASK}{value_quote}"
