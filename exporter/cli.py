@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import threading
+import traceback
 from pathlib import Path
+from types import TracebackType
 
 from exporter import __version__
 from exporter.config.loading import ConfigError, default_config, load_config
@@ -13,6 +16,7 @@ from exporter.config.masking import dump_masked
 from exporter.config.units import DEFAULT_LISTEN
 from exporter.exit_codes import ExitCode
 from exporter.logs import setup_logging
+from exporter.secrets import mask_url
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -247,7 +251,15 @@ def cmd_render(args: argparse.Namespace) -> int:
     return render(args.what, config, args.out)
 
 
+def _masked_traceback(kind: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    """The last resort for an exception nothing caught: its traceback, through the masking rule."""
+    sys.stderr.write(mask_url("".join(traceback.format_exception(kind, exc, tb))))
+
+
 def main(argv: list[str] | None = None) -> int:
+    sys.excepthook = _masked_traceback
+    threading.excepthook = lambda hook: _masked_traceback(hook.exc_type, hook.exc_value or hook.exc_type(),
+                                                          hook.exc_traceback)
     args = _parser().parse_args(argv)
     commands = {"run": cmd_run, "check-config": cmd_check_config, "demo": cmd_demo, "render": cmd_render,
                 "bench": cmd_bench, "report": cmd_report, "baseline": cmd_baseline, "compare": cmd_compare,

@@ -27,6 +27,18 @@ def _logfmt_value(value: Any) -> str:
     return text
 
 
+def _masked(value: Any) -> Any:
+    """A field's value through the masking rule: strings, the strings inside lists and mappings, and anything else
+    that would be written as its ``str()`` (an exception, a path)."""
+    if isinstance(value, bool | int | float) or value is None:
+        return value
+    if isinstance(value, list | tuple):
+        return [_masked(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    return mask_url(str(value))
+
+
 class _Formatter(logging.Formatter):
     def __init__(self, style: str) -> None:
         super().__init__()
@@ -41,7 +53,7 @@ class _Formatter(logging.Formatter):
         }
         for key, value in (getattr(record, "fields", None) or {}).items():
             key = f"field_{key}" if key in _RESERVED else key
-            fields[key] = mask_url(value) if isinstance(value, str) else value
+            fields[key] = _masked(value)
         if record.exc_info and record.exc_info[1] is not None:
             fields["error"] = mask_url(f"{type(record.exc_info[1]).__name__}: {record.exc_info[1]}")
         if self.json:

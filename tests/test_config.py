@@ -49,6 +49,14 @@ def test_env_vars_expand_with_defaults_and_dollar_escapes() -> None:
     assert config.api[0].base_url == "http://staging.tripo04os.com"
 
 
+def test_a_dsn_is_read_as_the_masking_rule_reads_it() -> None:
+    """Any case of the scheme, the password up to the last @: what libpq cannot take as written is made so."""
+    config = parse_config({"postgres": [{"name": "main", "dsn": "POSTGRESQL://perf:p@ss@db:5432/tripo"}]}, "x.yaml",
+                          env={})
+    assert config.postgres[0].dsn is not None
+    assert config.postgres[0].dsn.get_secret_value() == "postgresql://perf:p%40ss@db:5432/tripo"
+
+
 def test_secret_files_are_read_relative_to_the_config(tmp_path: Path) -> None:
     (tmp_path / "token").write_text("t0ken-from-file\n")
     (tmp_path / "cfg.yaml").write_text(

@@ -67,6 +67,22 @@ def test_k6_operator_testrun_carries_the_scripts_thresholds_parallelism_and_remo
     assert json.loads(inspected.stdout)["thresholds"] == thresholds
 
 
+def test_a_credential_in_the_base_url_goes_to_a_secret_not_into_the_manifest(tmp_path: Path) -> None:
+    done = bench("api", "--k6-operator", "2", "--base-url", "HTTPS://user:pa@ss-Zq7@gateway:8443",
+                 "--prometheus-rw", "http://prometheus:9090/?token=tok-Zq7", "--out", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    manifest = (tmp_path / "api.testrun.yaml").read_text()
+    assert "Zq7" not in manifest + done.stdout + done.stderr
+    _, test_run = list(yaml.safe_load_all(manifest))
+    env = {e["name"]: e for e in test_run["spec"]["runner"]["env"]}
+    for name in ("TEST_BASE_URL", "K6_PROMETHEUS_RW_SERVER_URL"):
+        assert env[name] == {"name": name, "valueFrom": {"secretKeyRef": {"name": "perf-exporter-k6-env",
+                                                                          "key": name}}}
+        assert f'--from-literal={name}="${name}"' in done.stderr  # the command to create it, values from the shell
+    assert env["K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM"] == {"name": "K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM",
+                                                                 "value": "true"}
+
+
 class RemoteWritePrometheus(Prometheus):
     def args(self) -> list[str]:
         return [*super().args(), "--web.enable-remote-write-receiver", "--enable-feature=native-histograms"]

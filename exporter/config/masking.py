@@ -1,8 +1,9 @@
-"""Showing a config without its secrets: what ``check-config`` prints."""
+"""Showing a config without its secrets: what ``check-config`` prints. Every string goes through the one masking
+rule (:func:`exporter.secrets.mask_url`), so a URL in any field (an api ``base_url``, a Jaeger ``url``) loses its
+password and its query tokens; a secret field (``password``, ``bearer_token``) is masked whole."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any, get_args
 
@@ -12,9 +13,7 @@ from pydantic.fields import FieldInfo
 
 from exporter.config.schema import Config
 from exporter.config.units import format_duration, parse_duration, parse_ratio
-from exporter.secrets import MASK, mask_url
-
-_SENSITIVE_HEADER = re.compile(r"auth|token|secret|key|cookie|password|session", re.IGNORECASE)
+from exporter.secrets import MASK, mask_header, mask_url
 
 
 def masked(config: Config) -> dict[str, Any]:
@@ -36,14 +35,15 @@ def masked(config: Config) -> dict[str, Any]:
             return out
         if isinstance(node, dict):
             if key == "headers":
-                return {k: MASK if _SENSITIVE_HEADER.search(k)
-                        else v.get_secret_value() if isinstance(v, SecretStr) else v
+                return {k: mask_header(k, v.get_secret_value() if isinstance(v, SecretStr) else str(v))
                         for k, v in node.items()}
             return {k: walk(v, k) for k, v in node.items()}
         if isinstance(node, list):
             return [walk(item, key) for item in node]
         if isinstance(node, Path):
             return str(node)
+        if isinstance(node, str):
+            return mask_url(node)
         return node
 
     result: dict[str, Any] = walk(config)

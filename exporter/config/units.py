@@ -81,3 +81,15 @@ def as_redis_url(url: str) -> str:
     parts = urlsplit(url)
     scheme = {"http": "redis", "https": "rediss"}.get(parts.scheme)
     return urlunsplit((scheme, *parts[1:])) if scheme else url
+
+
+def as_libpq_url(dsn: str) -> str:
+    """A URL as the masking rule reads it (exporter.secrets): the scheme in any case, the password up to the last
+    ``@`` before the host. libpq reads only a lower-case scheme and ends the password at the first ``@``, so the
+    scheme is lowered and an ``@`` in the user or password percent-encoded. Anything else is returned as it is."""
+    scheme, sep, rest = dsn.partition("://")
+    if not sep or scheme.lower() not in ("postgres", "postgresql"):
+        return dsn
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    userinfo, at, host = rest[:end].rpartition("@")
+    return f"{scheme.lower()}://{userinfo.replace('@', '%40')}{at}{host}{rest[end:]}"

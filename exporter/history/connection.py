@@ -11,13 +11,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from exporter.config.units import as_libpq_url
 from exporter.history.migrations import LATEST, MIGRATIONS
+from exporter.secrets import MaskedError, mask_url
 
 BUSY_TIMEOUT_SECONDS = 30.0  # how long a writer waits for another (two benches sharing one history)
 MIGRATION_LOCK = 0x70657266  # PostgreSQL advisory lock key of the migrations ("perf")
 
 
-class HistoryError(Exception):
+class HistoryError(MaskedError):
     """A history that cannot be used (missing, corrupted, newer), or a run or baseline that is not in it."""
 
 
@@ -27,14 +29,7 @@ class HistoryUnusable(HistoryError):
 
 
 def is_url(location: str) -> bool:
-    return location.startswith(("postgres://", "postgresql://"))
-
-
-def _masked(location: str) -> str:
-    if not is_url(location) or "@" not in location:
-        return location
-    scheme, rest = location.split("://", 1)
-    return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    return location.lower().startswith(("postgres://", "postgresql://"))
 
 
 class Connection:
@@ -43,14 +38,14 @@ class Connection:
 
     def __init__(self, location: str | Path, create: bool = True) -> None:
         self.location = str(location)
-        self.where = _masked(self.location)
+        self.where = mask_url(self.location)
         self.postgres = is_url(self.location)
         self._conn: Any
         if self.postgres:
             import psycopg
 
             try:
-                self._conn = psycopg.connect(self.location, connect_timeout=10)
+                self._conn = psycopg.connect(as_libpq_url(self.location), connect_timeout=10)
             except psycopg.Error as exc:
                 raise HistoryUnusable(f"history {self.where}: cannot connect: {str(exc).strip()}") from None
         else:

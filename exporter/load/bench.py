@@ -64,6 +64,7 @@ from exporter.load.verdict import (
     verdict,
 )
 from exporter.load.window_thresholds import WindowResult, WindowThreshold, judged
+from exporter.secrets import mask_url, safe_url
 
 DEFAULT_BASE_URL = "http://localhost:8020"
 Launcher = Callable[..., Awaitable[RunOutcome]]  # run_k6's signature: the plan's k6 run (or runs) to one outcome
@@ -102,13 +103,13 @@ def _free_address() -> str:
 def reachable(base_url: str) -> str | None:
     """None if the target answers HTTP at all (any status), else why not."""
     try:
-        with urllib.request.urlopen(base_url.rstrip("/") + "/", timeout=5):
+        with urllib.request.urlopen(safe_url(base_url).rstrip("/") + "/", timeout=5):  # any answer will do
             return None
     except urllib.error.HTTPError:
         return None
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        return f"{base_url} is not reachable: {reason}"
+        return mask_url(f"{base_url} is not reachable: {reason}")
 
 
 def _base_url(options: BenchOptions, config: Config) -> str:
@@ -202,7 +203,7 @@ def _log_tail(path: Path) -> str:
         lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
     except OSError:
         return "no log"
-    return lines[-1][:300] if lines else "no output"
+    return mask_url(lines[-1][:300]) if lines else "no output"
 
 
 def _baseline_path(baseline: Path, name: str) -> Path:
@@ -239,7 +240,7 @@ def bench_run(plan: RunPlan, outcome: RunOutcome, stats: load_stats.RunStatistic
     limits = _limits(plan)
     return BenchRun(
         timestamp=timestamp(), scenario=scenario.name, description=scenario.summary,
-        k6=version, k6_binary=str(k6.path), k6_source=k6.source, base_url=base_url,
+        k6=version, k6_binary=str(k6.path), k6_source=k6.source, base_url=mask_url(base_url),
         summary=load_stats.guide_summary(stats.overall), verdict=result,
         shape=Shape(plan.shape.model, plan.shape.warmup, [ShapeStage(s.duration, s.target) for s in plan.shape.stages],
                     round(outcome.ran_seconds, 3)),
@@ -327,7 +328,7 @@ async def run_scenario(name: str, options: BenchOptions, config: Config, k6: K6,
 
 def write_testruns(options: BenchOptions, names: list[str]) -> int:
     """``--k6-operator N``: one TestRun manifest per scenario into ``--out``; nothing runs here."""
-    from exporter.load.operator import dump, testrun_manifest
+    from exporter.load.operator import dump, secret_note, testrun_manifest
 
     try:
         config = load_config(options.config) if options.config else default_config()
@@ -339,9 +340,11 @@ def write_testruns(options: BenchOptions, names: list[str]) -> int:
             path = options.out / f"{name}.testrun.yaml"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(dump(objects))
+            if note := secret_note(objects):
+                options.stream.write(f"bench: {note}\n")
             options.stream.write(f"bench: wrote {path} (kubectl apply -f {path})\n")
     except (ConfigError, PlanError, ValueError) as exc:
-        options.stream.write(f"bench: {exc}\n")
+        options.stream.write(f"bench: {mask_url(str(exc))}\n")
         return ExitCode.NOT_RUN
     return ExitCode.OK
 
@@ -388,7 +391,7 @@ def _run_all(options: BenchOptions, names: list[str], k6: K6, version: str, stac
             from exporter.load.distributed_setup import distributed_launcher
 
             options.launcher = stack.enter_context(distributed_launcher(options, stream))
-        stream.write(f"bench: {version} ({k6.source}: {k6.path}); target {base_url}\n")
+        stream.write(f"bench: {version} ({k6.source}: {k6.path}); target {mask_url(base_url)}\n")
         recorder = None
         if options.keep_history:
             try:
@@ -432,7 +435,7 @@ def _run_all(options: BenchOptions, names: list[str], k6: K6, version: str, stac
                          _baseline_runs(options.baseline, names))
         return exit_code
     except (ConfigError, PlanError, RuntimeError) as exc:
-        stream.write(f"bench: {exc}\n")
+        stream.write(f"bench: {mask_url(str(exc))}\n")
         return ExitCode.NOT_RUN
 
 

