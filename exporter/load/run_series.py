@@ -12,6 +12,7 @@ and carried forward past their end.
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -89,6 +90,7 @@ def read_run_series(client: PrometheusClient, run_id: str, start: float, end: fl
     :data:`TRENDS` and the script's ``custom`` metrics (as k6 names them: ``k6_<name>_seconds``, ``k6_<name>``,
     ``k6_<name>_total``) of the measured phase."""
     step = step_for(end - start, lookback)
+    start = end - step * math.ceil((end - start) / step)  # the last step at the end: the run's last samples in it
     run = run_id.replace("\\", "\\\\").replace('"', '\\"')
     measured = [*TRENDS, *(f"k6_{n}{suffix}" for n in custom for suffix in ("_seconds", "", "_total"))]
     queries = [f'{{__name__=~"{_matcher(COUNTERS)}", testid="{run}"}}',
@@ -99,9 +101,5 @@ def read_run_series(client: PrometheusClient, run_id: str, start: float, end: fl
             name, series = _series(item)
             if series.times:
                 families.setdefault(name, []).append(series)
-    times: list[float] = []
-    t = start
-    while t <= end:
-        times.append(t)
-        t += step
-    return RunSeries(families, tuple(times))
+    steps = round((end - start) / step)
+    return RunSeries(families, tuple(start + i * step for i in range(steps + 1)))
