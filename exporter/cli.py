@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from pathlib import Path
 
 from exporter import __version__
-from exporter.config.loading import ConfigError, default_config, load_config
-from exporter.config.masking import dump_masked
-from exporter.config.units import DEFAULT_LISTEN
 from exporter.logs import setup_logging
+
+# The config layer, probes and collectors are imported by the commands that use them: `--version` and a parse
+# error cost no more than argparse (tests/test_startup.py).
+DEFAULT_LISTEN = "0.0.0.0:9469"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -187,6 +187,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.demo:
         from exporter.demo.launcher import run_with_demo
         return run_with_demo(args)
+    import asyncio
+
+    from exporter.config.loading import ConfigError
     from exporter.daemon import Daemon
     try:
         from exporter.web_config import load_web_config
@@ -200,6 +203,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from exporter.config.loading import ConfigError, default_config, load_config
+    from exporter.config.masking import dump_masked
     setup_logging("warning", "logfmt")  # config warnings (e.g. REDIS_URL=http://) go to stderr
     try:
         config = load_config(args.file) if args.file else default_config()
@@ -217,6 +222,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    from exporter.config.loading import ConfigError, default_config, load_config
     from exporter.slo.render import render
     try:
         config = load_config(args.config) if args.config else default_config()
