@@ -105,6 +105,21 @@ class MetricStore:
     versions: dict[Family, int] = field(default_factory=dict)
     serial: int = 0  # unique per store over the process's life, for the render cache
     prefixes: dict[Family, dict[Labels, tuple[str, ...]]] = field(default_factory=dict)
+    shown: dict[Family, tuple[int, ...]] = field(default_factory=dict)  # bucket indices exported, when not all
+
+    def show_buckets(self, family: Family, bounds: Iterable[float]) -> None:
+        """Export only these bounds of the family's buckets (each one of them) in this store's histograms. The
+        counts stay whole: each exported bucket counts every observation at or below its bound."""
+        wanted = set(bounds)
+        indices = tuple(i for i, b in enumerate(family.buckets) if b in wanted)
+        if len(indices) != len(wanted):
+            raise ValueError(f"{family.name}: {sorted(wanted)} are not all bounds of {family.buckets}")
+        self.shown[family] = indices
+        self.prefixes.pop(family, None)
+        self._touch(family)
+
+    def bucket_indices(self, family: Family) -> tuple[int, ...] | None:
+        return self.shown.get(family)
 
     def _touch(self, family: Family) -> None:
         self.versions[family] = self.versions.get(family, 0) + 1
@@ -256,15 +271,17 @@ def _label_text(names: tuple[str, ...], values: Labels) -> str:
     return ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True))
 
 
-def _prefixes(family: Family, labels: Labels) -> tuple[str, ...]:
-    """The text before each value of one series: one per line it renders to."""
+def _prefixes(family: Family, labels: Labels, shown: tuple[int, ...] | None = None) -> tuple[str, ...]:
+    """The text before each value of one series: one per line it renders to (``shown``: the bucket indices
+    exported, when not all)."""
     base = _label_text(family.labels, labels)
     name = family.name
     if family.kind is not Kind.HISTOGRAM:
         return (f"{name}{{{base}}} " if base else f"{name} ",)
     sep = "," if base else ""
     suffix = f"{{{base}}}" if base else ""
-    buckets = [f'{name}_bucket{{{base}{sep}le="{_value(b)}"}} ' for b in family.buckets]
+    bounds = family.buckets if shown is None else [family.buckets[i] for i in shown]
+    buckets = [f'{name}_bucket{{{base}{sep}le="{_value(b)}"}} ' for b in bounds]
     return (*buckets, f'{name}_bucket{{{base}{sep}le="+Inf"}} ', f"{name}_count{suffix} ", f"{name}_sum{suffix} ")
 
 
@@ -273,9 +290,13 @@ def _render_family(family: Family, stores: list[MetricStore]) -> str:
     for store in stores:
         cache = store.prefixes.setdefault(family, {})
         if family.kind is Kind.HISTOGRAM:
+            shown = store.shown.get(family)
             for labels, state in store.histograms.get(family, {}).items():
-                prefixes = cache.get(labels) or cache.setdefault(labels, _prefixes(family, labels))
-                values = [*state.cumulative(), state.count, state.count, state.total]
+                prefixes = cache.get(labels) or cache.setdefault(labels, _prefixes(family, labels, shown))
+                cumulative = state.cumulative()
+                if shown is not None:
+                    cumulative = [cumulative[i] for i in shown]
+                values = [*cumulative, state.count, state.count, state.total]
                 lines.extend(p + _value(v) for p, v in zip(prefixes, values, strict=True))
         else:
             for labels, value in store.values.get(family, {}).items():
@@ -321,11 +342,14 @@ class StoreCollector(Collector):
             metric: Metric
             if family.kind is Kind.HISTOGRAM:
                 hist = HistogramMetricFamily(family.name, family.help, labels=family.labels)
-                bounds = [_value(b) for b in family.buckets] + ["+Inf"]
                 found = False
                 for store in stores:
+                    shown = store.shown.get(family)
+                    indices = shown if shown is not None else range(len(family.buckets))
+                    bounds = [_value(family.buckets[i]) for i in indices] + ["+Inf"]
                     for labels, state in store.histograms.get(family, {}).items():
-                        counts = [*state.cumulative(), state.count]
+                        cumulative = state.cumulative()
+                        counts = [*(cumulative[i] for i in indices), state.count]
                         hist.add_metric(list(labels), list(zip(bounds, counts, strict=True)), state.total)
                         found = True
                 if found:
