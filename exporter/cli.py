@@ -30,6 +30,12 @@ def _parser() -> argparse.ArgumentParser:
                      default=True, help="allow POST /-/reload (default on; SIGHUP reloads either way)")
     run.add_argument("--demo", action="store_true",
                      help="also start the bundled demo target and probe it with examples/tripo04os.yaml")
+    run.add_argument("--shard", metavar="N", help="run only the jobs of shard N (0 to --total-shards - 1), as "
+                     "kube-state-metrics does; a StatefulSet's pod ordinal")
+    run.add_argument("--total-shards", metavar="M", help="the number of replicas sharing the config's jobs")
+    run.add_argument("--probe-workers", default="auto", metavar="N|auto",
+                     help="processes that run the jobs while this one serves /metrics: 0 runs them here; auto "
+                     "(default) is one per usable CPU from 10 probe requests per second on, else 0")
 
     check = sub.add_parser("check-config", help="validate a config and print it with secrets masked")
     check.add_argument("file", type=Path, nargs="?", help="YAML config file (default: the built-in config)")
@@ -183,6 +189,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from exporter.sharding import Shard
+    try:  # refused before anything starts
+        shard = Shard.from_flags(args.shard, args.total_shards)
+        workers = probe_workers(args.probe_workers)
+    except ValueError as exc:
+        print(f"perf-exporter run: {exc}", file=sys.stderr)
+        return 1
     setup_logging(args.log_level, args.log_format)
     if args.demo:
         from exporter.demo.launcher import run_with_demo
@@ -194,12 +207,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         from exporter.web_config import load_web_config
         web = load_web_config(args.web_config_file) if args.web_config_file else None
-        daemon = Daemon(args.config, args.listen, web_config=web, reload_enabled=args.web_enable_reload)
+        daemon = Daemon(args.config, args.listen, web_config=web, reload_enabled=args.web_enable_reload,
+                        shard=shard, probe_workers=workers, log_level=args.log_level, log_format=args.log_format)
         asyncio.run(daemon.serve())
     except (ConfigError, ValueError) as exc:
         print(exc, file=sys.stderr)
         return 1
     return 0
+
+
+def probe_workers(text: str) -> int | None:
+    if text == "auto":
+        return None
+    if not text.isdigit():
+        raise ValueError(f"--probe-workers: expected a number of processes (0 or more) or 'auto', got {text!r}")
+    return int(text)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:

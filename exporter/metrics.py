@@ -29,9 +29,11 @@ class Family:
         if self.kind is Kind.HISTOGRAM and list(self.buckets) != sorted(set(self.buckets)):
             raise ValueError(f"histogram {self.name} needs sorted unique buckets")
         FAMILIES.append(self)
+        BY_NAME[self.name] = self
 
 
 FAMILIES: list[Family] = []
+BY_NAME: dict[str, Family] = {}
 
 
 def counter(name: str, help: str, labels: tuple[str, ...] = ()) -> Family:

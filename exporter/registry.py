@@ -14,8 +14,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from exporter.collectors.jaeger_target import JaegerTarget
-from exporter.collectors.postgres import PostgresTarget
-from exporter.collectors.redis import RedisTarget
+from exporter.collectors.postgres_target import PostgresTarget
+from exporter.collectors.redis_target import RedisTarget
 from exporter.jobs import JobKind, SloArea
 from exporter.metrics import HTTP_REQUESTS, PG_QUERY_DURATION, REDIS_HITS, TRACE_DURATION
 from exporter.probes.api_target import ApiTarget

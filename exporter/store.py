@@ -18,7 +18,7 @@ from typing import TypeVar
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from exporter.metrics import FAMILIES, Family, Kind
+from exporter.metrics import BY_NAME, FAMILIES, Family, Kind
 
 Labels = tuple[str, ...]
 K = TypeVar("K", bound=Labels)
@@ -285,36 +285,53 @@ def _prefixes(family: Family, labels: Labels, shown: tuple[int, ...] | None = No
     return (*buckets, f'{name}_bucket{{{base}{sep}le="+Inf"}} ', f"{name}_count{suffix} ", f"{name}_sum{suffix} ")
 
 
-def _render_family(family: Family, stores: list[MetricStore]) -> str:
+def _render_family(family: Family, stores: list[MetricStore], remote: Iterable[str] = ()) -> str:
+    """The family's text: its HELP and TYPE, then the sample lines of ``stores`` and the lines rendered
+    elsewhere (``remote``: a probe worker's, :func:`sample_lines`)."""
     lines: list[str] = []
     for store in stores:
-        cache = store.prefixes.setdefault(family, {})
-        if family.kind is Kind.HISTOGRAM:
-            shown = store.shown.get(family)
-            for labels, state in store.histograms.get(family, {}).items():
-                prefixes = cache.get(labels) or cache.setdefault(labels, _prefixes(family, labels, shown))
-                cumulative = state.cumulative()
-                if shown is not None:
-                    cumulative = [cumulative[i] for i in shown]
-                values = [*cumulative, state.count, state.count, state.total]
-                lines.extend(p + _value(v) for p, v in zip(prefixes, values, strict=True))
-        else:
-            for labels, value in store.values.get(family, {}).items():
-                prefix = (cache.get(labels) or cache.setdefault(labels, _prefixes(family, labels)))[0]
-                lines.append(prefix + _value(value))
+        lines.extend(_sample_lines(family, store))
+    lines.extend(text for text in remote if text)
     if not lines:
         return ""
     help_text = family.help.replace("\\", "\\\\").replace("\n", "\\n")
     return f"# HELP {family.name} {help_text}\n# TYPE {family.name} {family.kind.value}\n" + "\n".join(lines) + "\n"
 
 
+def sample_lines(family: Family, store: MetricStore) -> str:
+    """The sample lines of one family in one store, without HELP and TYPE ("" when it has none)."""
+    return "\n".join(_sample_lines(family, store))
+
+
+def _sample_lines(family: Family, store: MetricStore) -> list[str]:
+    lines: list[str] = []
+    cache = store.prefixes.setdefault(family, {})
+    if family.kind is Kind.HISTOGRAM:
+        shown = store.shown.get(family)
+        for labels, state in store.histograms.get(family, {}).items():
+            prefixes = cache.get(labels) or cache.setdefault(labels, _prefixes(family, labels, shown))
+            cumulative = state.cumulative()
+            if shown is not None:
+                cumulative = [cumulative[i] for i in shown]
+            values = [*cumulative, state.count, state.count, state.total]
+            lines.extend(p + _value(v) for p, v in zip(prefixes, values, strict=True))
+    else:
+        for labels, value in store.values.get(family, {}).items():
+            prefix = (cache.get(labels) or cache.setdefault(labels, _prefixes(family, labels)))[0]
+            lines.append(prefix + _value(value))
+    return lines
+
+
 class StoreCollector(Collector):
-    """The live stores. :meth:`render` is the scrape's fast path; :meth:`collect` serves registry-based
-    readers (tests use ``registry.get_sample_value``)."""
+    """The live stores, and the sample lines of stores that live in probe workers (:meth:`put_lines`, by job
+    key). :meth:`render` is the scrape's fast path; :meth:`collect` serves registry-based readers of the local
+    stores (tests use ``registry.get_sample_value``)."""
 
     def __init__(self) -> None:
         self.stores: dict[str, MetricStore] = {}
-        self._cache: dict[Family, tuple[tuple[tuple[int, int], ...], str]] = {}
+        self.remote: dict[str, dict[Family, str]] = {}
+        self._remote_writes: dict[Family, int] = {}
+        self._cache: dict[Family, tuple[tuple[int, tuple[tuple[int, int], ...]], str]] = {}
         self._serials = itertools.count(1)
 
     def add(self, key: str) -> MetricStore:
@@ -323,16 +340,27 @@ class StoreCollector(Collector):
 
     def drop(self, key: str) -> None:
         self.stores.pop(key, None)
+        for family in self.remote.pop(key, {}):
+            self._remote_writes[family] = self._remote_writes.get(family, 0) + 1
+
+    def put_lines(self, key: str, lines: Mapping[str, str]) -> None:
+        """Replace the sample lines a store elsewhere holds for these families (by name; "" for none)."""
+        held = self.remote.setdefault(key, {})
+        for name, text in lines.items():
+            family = BY_NAME[name]
+            held[family] = text
+            self._remote_writes[family] = self._remote_writes.get(family, 0) + 1
 
     def render(self) -> str:
         stores = list(self.stores.values())
         parts: list[str] = []
         for family in FAMILIES:
             holders = [s for s in stores if family in s.versions]
-            key = tuple((s.serial, s.versions[family]) for s in holders)
+            key = (self._remote_writes.get(family, 0), tuple((s.serial, s.versions[family]) for s in holders))
             cached = self._cache.get(family)
             if cached is None or cached[0] != key:
-                cached = self._cache[family] = (key, _render_family(family, holders))
+                remote = [held[family] for held in self.remote.values() if family in held]
+                cached = self._cache[family] = (key, _render_family(family, holders, remote))
             parts.append(cached[1])
         return "".join(parts)
 

@@ -13,8 +13,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+from exporter import metrics
+from exporter.store import MetricStore
 
 # A timing is kept when the process can have added at most this much to it, or at most this share of it: 1 ms
 # is below the smallest latency bucket (5 ms) and the 1 ms the benchmark compares with blackbox_exporter; 5 %
@@ -68,8 +73,6 @@ _clocks: dict[int, BusyClock] = {}
 
 def busy_clock() -> BusyClock:
     """The calling thread's clock (each thread has its own schedstat)."""
-    import threading
-
     ident = threading.get_ident()
     clock = _clocks.get(ident)
     if clock is None:
@@ -77,11 +80,54 @@ def busy_clock() -> BusyClock:
     return clock
 
 
-async def watch_loop_delay(observe: Callable[[float], None], every: float = 0.1) -> None:
-    """Sleep ``every`` seconds again and again, and observe how late each wake-up came: the delay any callback of
-    the loop waits for, at that moment. Runs until cancelled."""
-    loop = asyncio.get_running_loop()
-    while True:
-        due = loop.time() + every
-        await asyncio.sleep(every)
-        observe(max(0.0, loop.time() - due))
+class ProcessWatch:
+    """One process's own timing series in ``store``, labelled ``process``: how late its loop wakes up
+    (:meth:`watch`, sampled every ``every`` seconds), how late its runs and probes start (:meth:`late`), and how
+    long its loop thread waited for a CPU."""
+
+    def __init__(self, store: MetricStore, process: str, every: float = 0.1) -> None:
+        self.store = store
+        self.process = process
+        self.every = every
+        store.ensure_histogram(metrics.EVENT_LOOP_DELAY, process=process)
+        store.ensure_histogram(metrics.SCHEDULE_LAG, process=process)
+        store.ensure_counter(metrics.CPU_WAIT, process=process)
+
+    def late(self, seconds: float) -> None:
+        self.store.observe(metrics.SCHEDULE_LAG, seconds, process=self.process)
+
+    async def watch(self) -> None:
+        """Runs until cancelled."""
+        loop = asyncio.get_running_loop()
+        clock = busy_clock()
+        waited = clock.waited_ns()
+        while True:
+            due = loop.time() + self.every
+            await asyncio.sleep(self.every)
+            self.store.observe(metrics.EVENT_LOOP_DELAY, max(0.0, loop.time() - due), process=self.process)
+            now_waited = clock.waited_ns()
+            if now_waited > waited:
+                self.store.inc(metrics.CPU_WAIT, (now_waited - waited) / 1e9, process=self.process)
+                waited = now_waited
+
+
+def process_age_seconds(pid: int | None = None) -> float:
+    """Seconds since the process started (from /proc; 0 where it cannot be read)."""
+    try:
+        fields = Path(f"/proc/{pid or 'self'}/stat").read_text().rsplit(")", 1)[1].split()
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return max(0.0, uptime - started)
+
+
+def rss_bytes(pid: int | None = None) -> int:
+    """Resident memory of a process (from /proc; 0 where it cannot be read)."""
+    try:
+        for line in Path(f"/proc/{pid or 'self'}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0

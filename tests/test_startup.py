@@ -26,7 +26,8 @@ def modules_loaded_by(*argv: str) -> set[str]:
 
 
 HEAVY = ("grafana_foundation_sdk", "exporter.slo", "exporter.probes.api", "exporter.collectors.jaeger",
-         "exporter.daemon", "httpx", "uvicorn", "starlette")
+         "exporter.daemon", "exporter.collectors.postgres", "exporter.collectors.redis", "psycopg", "redis", "httpx",
+         "uvicorn", "starlette")
 
 
 def heavy(loaded: set[str], *extra: str) -> set[str]:

@@ -19,13 +19,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
-from pydantic import Field, SecretStr, model_validator
 
 from exporter import metrics
 from exporter.analysis.plans import seq_scans
@@ -46,51 +45,12 @@ from exporter.analysis.statements import (
     sum_rows,
 )
 from exporter.collectors import postgres_queries as q
-from exporter.config.base import JobTarget, Model, check_unique
-from exporter.config.units import Duration, Name, PositiveInt, format_duration
+from exporter.collectors.postgres_target import PostgresQuery, PostgresTarget
 from exporter.jobs import JobContext
 from exporter.logs import event
 from exporter.secrets import mask_url
 
 log = logging.getLogger(__name__)
-
-
-class PostgresQuery(Model):
-    name: Name
-    sql: str
-    explain: bool = True
-
-
-class PostgresTarget(JobTarget):
-    dsn: SecretStr | None = None
-    host: str | None = None
-    port: Annotated[int, Field(ge=1, le=65535)] = 5432
-    user: str | None = None
-    password: SecretStr | None = None
-    dbname: str | None = None
-    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
-    databases: Literal["auto"] | list[str] = "auto"
-    interval: Duration = 30.0
-    timeout: Duration = 10.0
-    top_statements: PositiveInt = 50
-    sticky_for: Duration = 600.0
-    slow_query: Duration = 0.1
-    queries: list[PostgresQuery] = Field(default_factory=list)
-    explain_interval: Duration = 300.0
-    seq_scan_min_rows: Annotated[int, Field(ge=0)] = 1000
-    top_tables: PositiveInt = 20
-    statement_timeout: Duration | None = None  # default: timeout
-    lock_timeout: Duration = 1.0
-
-    @model_validator(mode="after")
-    def _consistent(self) -> PostgresTarget:
-        if self.statement_timeout is not None and self.statement_timeout > self.timeout:
-            raise ValueError(f"statement_timeout ({format_duration(self.statement_timeout)}) cannot exceed "
-                             f"timeout ({format_duration(self.timeout)})")
-        check_unique([q.name for q in self.queries], "query")
-        if self.dsn is None and self.host is None:
-            raise ValueError("set 'dsn' (for example ${DATABASE_URL}) or 'host' (with port, user, dbname)")
-        return self
 
 
 APPLICATION_NAME = "perf-exporter"

@@ -136,6 +136,10 @@ class ApiTarget(HttpTarget):
     phases: bool = True
     buckets: list[Duration] | None = None
 
+    @property
+    def weight(self) -> float:
+        return float(sum(e.requests for e in self.endpoints) + sum(len(j.steps) for j in self.journeys))
+
     @field_validator("buckets")
     @classmethod
     def _known_bounds(cls, value: list[float] | None) -> list[float] | None:
