@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from exporter import metrics
-from exporter.http_client import base_headers, ssl_context
+from exporter.http_client import base_headers, shared_ssl_context
 from exporter.jobs import JobContext, SentTrace
 from exporter.logs import event
 from exporter.probes.api_target import ApiTarget, Endpoint, Journey
@@ -42,12 +42,13 @@ class ApiProbe:
         self.store = context.store
         self.endpoints = {e.name: e for e in cfg.endpoints}
         self.journeys = {j.name: steps_of(j, self.endpoints) for j in cfg.journeys}
-        verify = ssl_context(cfg.tls)  # one per target: a context per client costs ~1 MB of CA certificates
+        verify = functools.partial(shared_ssl_context, cfg.tls)
         self.headers = base_headers(cfg)
         self.base = Target.parse(cfg.base_url)
         self.pools = Pools(verify)
         self.semaphores = {e.name: asyncio.Semaphore(e.concurrency) for e in cfg.endpoints}
-        self.security = SecurityChecks(cfg, self.headers, verify, self.store)
+        self.security = SecurityChecks(cfg, self.headers, verify(), self.store) \
+            if any(e.security is not None for e in cfg.endpoints) else None
         self._declare_series(cfg.endpoints, cfg.journeys)
 
     def _declare_series(self, endpoints: list[Endpoint], journeys: list[Journey]) -> None:
@@ -94,7 +95,8 @@ class ApiProbe:
 
     async def close(self) -> None:
         self.pools.close()
-        await self.security.close()
+        if self.security is not None:
+            await self.security.close()
 
     def _request(self, method: str, path: str, headers: dict[str, str], query: dict[str, Any],
                  body: Any) -> Request:
@@ -157,7 +159,7 @@ class ApiProbe:
             failures = sum(1 for m in measurements if m.outcome != "success")
             event(log, logging.INFO, "probe_failed", target=t, probe=name, outcome=failed.outcome,
                   failed=failures, requests=len(measurements), cause=failed.error or failed.outcome)
-        if endpoint.security is not None and resolve_error is None:
+        if self.security is not None and endpoint.security is not None and resolve_error is None:
             await self.security.run(endpoint)
         return any(m.reached for m in measurements)
 

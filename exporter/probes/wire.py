@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -280,16 +280,17 @@ class Pool:
 
 
 class Pools:
-    """One :class:`Pool` per origin a job talks to (its base URL, and where redirects lead)."""
+    """One :class:`Pool` per origin a job talks to (its base URL, and where redirects lead). ``ssl_context`` is
+    called for the first https origin only."""
 
-    def __init__(self, ssl_context: ssl.SSLContext) -> None:
+    def __init__(self, ssl_context: Callable[[], ssl.SSLContext]) -> None:
         self.ssl_context = ssl_context
         self.pools: dict[Origin, Pool] = {}
 
     def pool(self, origin: Origin) -> Pool:
         found = self.pools.get(origin)
         if found is None:
-            tls = self.ssl_context if origin.scheme == "https" else None
+            tls = self.ssl_context() if origin.scheme == "https" else None
             found = self.pools[origin] = Pool(origin, tls)
         return found
 
