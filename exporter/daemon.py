@@ -138,7 +138,7 @@ class Daemon:
     def exposition(self) -> bytes:
         with contextlib.suppress(RuntimeError):  # no running loop: nothing to count
             self.own.set(metrics.ASYNCIO_TASKS, float(len(asyncio.all_tasks())))
-        return self.stores.render().encode() + generate_latest(self.registry)
+        return self.stores.render_bytes() + generate_latest(self.registry)
 
     def stop(self) -> None:
         self._stop.set()

@@ -285,22 +285,14 @@ def _prefixes(family: Family, labels: Labels, shown: tuple[int, ...] | None = No
     return (*buckets, f'{name}_bucket{{{base}{sep}le="+Inf"}} ', f"{name}_count{suffix} ", f"{name}_sum{suffix} ")
 
 
-def _render_family(family: Family, stores: list[MetricStore], remote: Iterable[str] = ()) -> str:
-    """The family's text: its HELP and TYPE, then the sample lines of ``stores`` and the lines rendered
-    elsewhere (``remote``: a probe worker's, :func:`sample_lines`)."""
-    lines: list[str] = []
-    for store in stores:
-        lines.extend(_sample_lines(family, store))
-    lines.extend(text for text in remote if text)
-    if not lines:
-        return ""
+def _header(family: Family) -> str:
     help_text = family.help.replace("\\", "\\\\").replace("\n", "\\n")
-    return f"# HELP {family.name} {help_text}\n# TYPE {family.name} {family.kind.value}\n" + "\n".join(lines) + "\n"
+    return f"# HELP {family.name} {help_text}\n# TYPE {family.name} {family.kind.value}\n"
 
 
-def sample_lines(family: Family, store: MetricStore) -> str:
-    """The sample lines of one family in one store, without HELP and TYPE ("" when it has none)."""
-    return "\n".join(_sample_lines(family, store))
+def sample_lines(family: Family, store: MetricStore) -> bytes:
+    """The sample lines of one family in one store, without HELP and TYPE (b"" when it has none)."""
+    return "\n".join(_sample_lines(family, store)).encode()
 
 
 def _sample_lines(family: Family, store: MetricStore) -> list[str]:
@@ -324,14 +316,15 @@ def _sample_lines(family: Family, store: MetricStore) -> list[str]:
 
 class StoreCollector(Collector):
     """The live stores, and the sample lines of stores that live in probe workers (:meth:`put_lines`, by job
-    key). :meth:`render` is the scrape's fast path; :meth:`collect` serves registry-based readers of the local
-    stores (tests use ``registry.get_sample_value``)."""
+    key). :meth:`render` is the scrape's fast path: the local stores' lines of a family are rendered again only
+    when one of them wrote to it, and a worker's lines are joined as they came. :meth:`collect` serves
+    registry-based readers of the local stores (tests use ``registry.get_sample_value``)."""
 
     def __init__(self) -> None:
         self.stores: dict[str, MetricStore] = {}
-        self.remote: dict[str, dict[Family, str]] = {}
-        self._remote_writes: dict[Family, int] = {}
-        self._cache: dict[Family, tuple[tuple[int, tuple[tuple[int, int], ...]], str]] = {}
+        self.remote: dict[str, dict[Family, bytes]] = {}
+        self._cache: dict[Family, tuple[tuple[tuple[int, int], ...], bytes]] = {}
+        self._headers = {family: _header(family).encode() for family in FAMILIES}
         self._serials = itertools.count(1)
 
     def add(self, key: str) -> MetricStore:
@@ -340,29 +333,35 @@ class StoreCollector(Collector):
 
     def drop(self, key: str) -> None:
         self.stores.pop(key, None)
-        for family in self.remote.pop(key, {}):
-            self._remote_writes[family] = self._remote_writes.get(family, 0) + 1
+        self.remote.pop(key, None)
 
-    def put_lines(self, key: str, lines: Mapping[str, str]) -> None:
-        """Replace the sample lines a store elsewhere holds for these families (by name; "" for none)."""
+    def put_lines(self, key: str, lines: Mapping[str, bytes]) -> None:
+        """Replace the sample lines a store elsewhere holds for these families (by name; b"" for none)."""
         held = self.remote.setdefault(key, {})
         for name, text in lines.items():
-            family = BY_NAME[name]
-            held[family] = text
-            self._remote_writes[family] = self._remote_writes.get(family, 0) + 1
+            held[BY_NAME[name]] = text
 
     def render(self) -> str:
+        return self.render_bytes().decode()
+
+    def render_bytes(self) -> bytes:
         stores = list(self.stores.values())
-        parts: list[str] = []
+        remote = list(self.remote.values())
+        parts: list[bytes] = []
         for family in FAMILIES:
             holders = [s for s in stores if family in s.versions]
-            key = (self._remote_writes.get(family, 0), tuple((s.serial, s.versions[family]) for s in holders))
+            key = tuple((s.serial, s.versions[family]) for s in holders)
             cached = self._cache.get(family)
             if cached is None or cached[0] != key:
-                remote = [held[family] for held in self.remote.values() if family in held]
-                cached = self._cache[family] = (key, _render_family(family, holders, remote))
-            parts.append(cached[1])
-        return "".join(parts)
+                lines = [line for store in holders for line in _sample_lines(family, store)]
+                cached = self._cache[family] = (key, "\n".join(lines).encode())
+            pieces = [piece for piece in (cached[1], *(held.get(family, b"") for held in remote)) if piece]
+            if pieces:
+                header = self._headers.get(family) or self._headers.setdefault(family, _header(family).encode())
+                parts.append(header)
+                for piece in pieces:
+                    parts += (piece, b"\n")
+        return b"".join(parts)
 
     def collect(self) -> Iterator[Metric]:
         stores = list(self.stores.values())

@@ -61,7 +61,7 @@ class Worker:
     def _forward(self, trace: SentTrace, to: tuple[str, ...]) -> None:
         self._send(Traces(((trace, to),)))
 
-    def _changed_lines(self, key: str, store: MetricStore) -> dict[str, str]:
+    def _changed_lines(self, key: str, store: MetricStore) -> dict[str, bytes]:
         sent = self.sent.setdefault(key, {})
         lines = {}
         for family, version in list(store.versions.items()):

@@ -37,7 +37,7 @@ class Update:
     since the last update; and, for a job, its last run and the cause of its failure."""
 
     key: str
-    lines: dict[str, str]
+    lines: dict[str, bytes]
     last: LastRun | None = None
     cause: str = ""
 
