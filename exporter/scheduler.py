@@ -54,9 +54,15 @@ def stable_fraction(key: str) -> float:
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") / 2**64
 
 
+# Jobs added together have their first runs spread over their interval, or over this many seconds when the
+# interval is longer: the data of a job that runs every 5 minutes is not held back for minutes after a start.
+FIRST_RUNS_WITHIN = 15.0
+
+
 def phase(key: str, interval: float) -> float:
-    """Seconds after a job is added that its first run is due: a fixed point of its interval."""
-    return stable_fraction(f"phase:{key}") * interval
+    """Seconds after a job is added that its first run is due: a fixed point of its interval (of the first
+    :data:`FIRST_RUNS_WITHIN` seconds), the same for the same key, so that runs are spread and stay so."""
+    return stable_fraction(f"phase:{key}") * min(interval, FIRST_RUNS_WITHIN)
 
 
 class JobRunner:
