@@ -23,7 +23,7 @@ from exporter.logs import setup_logging
 from exporter.scheduler import JobRunner, Scheduler, job_key
 from exporter.store import MetricStore, StoreCollector, sample_lines
 from exporter.timing import ProcessWatch
-from exporter.worker_messages import Assign, Dropped, Stop, Stopped, Traces, Update, frame, read_frame
+from exporter.worker_messages import Assign, Assigned, Dropped, Stop, Stopped, Traces, Update, frame, read_frame
 
 OWN_EVERY = 1.0  # seconds between updates of the worker's own series
 
@@ -86,6 +86,7 @@ class Worker:
         for key, runner in self.scheduler.runners.items():
             if key not in self.sent:  # new or restarted: its series at 0 before its first run
                 self._ran(runner)
+        self._send(Assigned())
 
     async def publish_own(self) -> None:
         while True:

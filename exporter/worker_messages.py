@@ -43,6 +43,11 @@ class Update:
 
 
 @dataclass(frozen=True)
+class Assigned:
+    """The jobs of an :class:`Assign` run, and their series (at 0 before a first run) have been sent."""
+
+
+@dataclass(frozen=True)
 class Dropped:
     """A job was removed: its series go."""
 

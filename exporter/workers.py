@@ -23,11 +23,12 @@ from exporter.jobs import JobKind
 from exporter.logs import event
 from exporter.scheduler import LastRun, job_key
 from exporter.store import StoreCollector
-from exporter.worker_messages import Assign, Dropped, Stop, Stopped, Traces, Update, frame, read_frame
+from exporter.worker_messages import Assign, Assigned, Dropped, Stop, Stopped, Traces, Update, frame, read_frame
 
 log = logging.getLogger(__name__)
 
 RESTART_DELAY = 1.0
+ASSIGN_TIMEOUT = 30.0
 
 
 def usable_cpus() -> int:
@@ -66,6 +67,7 @@ class _Process:
     proc: asyncio.subprocess.Process
     reader: asyncio.Task[None] | None = None
     stopped: asyncio.Future[int] | None = None
+    assigned: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class ProbeWorkers:
@@ -115,11 +117,20 @@ class ProbeWorkers:
                 loads[worker] += load(entry)
                 self.runners[key] = RemoteRunner(kind, entry, worker)
         for index, process in self.processes.items():
+            process.assigned.clear()
             self._send(process, Assign(self.assigned(index)))
         with contextlib.suppress(ConnectionError):
             for process in self.processes.values():
                 if process.proc.stdin is not None:
                     await process.proc.stdin.drain()
+        # the jobs' series (at 0) are here before the daemon says it is ready or reloaded
+        waits = [asyncio.create_task(p.assigned.wait()) for p in self.processes.values()]
+        _, late = await asyncio.wait(waits, timeout=ASSIGN_TIMEOUT)
+        for task in late:
+            task.cancel()
+        if late:
+            event(log, logging.WARNING, "workers_slow_to_start_jobs", workers=len(late),
+                  cause=f"no word from {len(late)} probe workers within {ASSIGN_TIMEOUT:g}s; their jobs start late")
 
     async def _read(self, worker: _Process) -> None:
         assert worker.proc.stdout is not None
@@ -156,6 +167,8 @@ class ProbeWorkers:
             self.stores.put_lines(message.key, message.lines)
             if runner is not None and message.last is not None:
                 runner.last, runner.failure = message.last, message.cause
+        elif isinstance(message, Assigned):
+            worker.assigned.set()
         elif isinstance(message, Dropped):
             runner = self.runners.get(message.key)
             if runner is None or runner.worker == worker.index:
