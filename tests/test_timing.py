@@ -1,0 +1,148 @@
+"""True timings or none: a duration the probe's own process may have inflated is counted, never observed; the
+process's loop delay is exported; and the sample detail a target asks for is what /metrics holds."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter import metrics
+from exporter.config.loading import ConfigError, parse_config
+from exporter.store import StoreCollector
+from exporter.timing import ProcessWatch, trusted
+from tests.http_target import HttpTargetProcess
+from tests.probe_harness import ProbeHarness
+
+
+@pytest.fixture(scope="module")
+def timed_target() -> Iterator[HttpTargetProcess]:
+    with HttpTargetProcess() as server:  # a process of its own: the probe's busy loop does not hold it up
+        yield server
+
+
+def busy(seconds: float) -> None:
+    """Hold the event loop's thread on the CPU, as a long scrape or a collector's parsing would."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def run_with(h: ProbeHarness, block_after: float | None, block_for: float = 0.1) -> None:
+    async def go() -> None:
+        if block_after is not None:
+            asyncio.get_running_loop().call_later(block_after, busy, block_for)
+        try:
+            await h.probe.run()
+        finally:
+            await h.probe.close()
+
+    asyncio.run(go())
+
+
+def test_an_answer_that_arrives_while_the_process_is_busy_is_counted_not_timed(
+        timed_target: HttpTargetProcess) -> None:
+    h = ProbeHarness({"base_url": timed_target.url, "endpoints": [{"name": "e", "path": "/delay/20"}]})
+    run_with(h, block_after=0.005)  # the server answers at about 20 ms, while the loop is busy until 105 ms
+    assert h.requests("e", "success") == 1, "the server did answer: the outcome stands"
+    assert h.value("perf_http_request_duration_seconds_count", endpoint="e", method="GET") == 0
+    assert h.value("perf_http_timings_discarded_total") == 1
+    assert h.value("perf_http_phase_duration_seconds", endpoint="e", phase="wait") is None, \
+        "no phases from a request that could not be timed"
+
+
+def test_an_answer_that_arrives_while_the_process_is_idle_is_timed(timed_target: HttpTargetProcess) -> None:
+    h = ProbeHarness({"base_url": timed_target.url, "endpoints": [{"name": "e", "path": "/delay/200"}]})
+    run_with(h, block_after=None)
+    assert h.value("perf_http_request_duration_seconds_count", endpoint="e", method="GET") == 1
+    assert h.value("perf_http_timings_discarded_total") == 0
+    assert h.value("perf_http_phase_duration_seconds", endpoint="e", phase="wait") >= 0.2
+
+
+def test_a_timing_is_kept_when_the_process_can_have_added_at_most_1ms_or_5_percent() -> None:
+    assert trusted(0.0002, 0.0009)
+    assert not trusted(0.010, 0.0011)
+    assert trusted(0.300, 0.014)  # 4.7 % of a slow answer
+    assert not trusted(0.300, 0.016)
+
+
+def test_a_blocked_loop_shows_in_the_loop_delay_histogram() -> None:
+    stores = StoreCollector()
+    watch = ProcessWatch(stores.add("main"), "main", every=0.05)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(stores)
+
+    async def go() -> None:
+        task = asyncio.create_task(watch.watch())
+        await asyncio.sleep(0.2)
+        busy(0.3)
+        await asyncio.sleep(0.2)
+        task.cancel()
+
+    asyncio.run(go())
+
+    def count(le: str) -> float:
+        value = registry.get_sample_value("perf_exporter_event_loop_delay_seconds_bucket",
+                                          {"process": "main", "le": le})
+        assert value is not None
+        return value
+
+    assert count("+Inf") >= 5
+    assert count("0.1") < count("+Inf") <= count("0.5"), "one wake-up came about 0.25 s late"
+
+
+def samples_per_endpoint(target: dict[str, object], timed_target: HttpTargetProcess) -> dict[str, int]:
+    """The samples /metrics holds for each of two endpoints of one target, after a run (of answers slow enough
+    that a busy test machine leaves their timings trusted, and so their phases exported)."""
+    h = ProbeHarness({"base_url": timed_target.url, **target,
+                      "endpoints": [{"name": "a", "path": "/delay/200"}, {"name": "b", "path": "/delay/200"}]})
+    h.run()
+    text = h.stores.render()
+    counts = {"a": 0, "b": 0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            for endpoint in counts:
+                if sample.labels.get("endpoint") == endpoint or sample.labels.get("probe") == endpoint:
+                    counts[endpoint] += 1
+    return counts
+
+
+@pytest.mark.parametrize(("detail", "expected"), [
+    ({}, 39),
+    ({"phases": False}, 33),
+    ({"buckets": ["100ms", "500ms", "1s"]}, 22),
+    ({"phases": False, "buckets": ["100ms", "500ms", "1s"]}, 16),
+])
+def test_the_samples_per_endpoint_are_those_docs_metrics_states(detail: dict[str, object], expected: int,
+                                                                 timed_target: HttpTargetProcess) -> None:
+    assert samples_per_endpoint(detail, timed_target) == {"a": expected, "b": expected}
+    table = (Path(__file__).resolve().parent.parent / "docs" / "metrics.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| **per endpoint** |"))
+    assert f"| **{expected}** |" in row
+
+
+def test_fewer_buckets_keep_every_exported_bound_exact(timed_target: HttpTargetProcess) -> None:
+    whole = ProbeHarness({"base_url": timed_target.url, "endpoints": [{"name": "e", "path": "/delay/120"}]})
+    part = ProbeHarness({"base_url": timed_target.url, "buckets": ["100ms", "250ms", "500ms", "1s"],
+                         "endpoints": [{"name": "e", "path": "/delay/120"}]})
+    whole.run()
+    part.run()
+    for le in ("0.1", "0.25", "0.5", "1.0", "+Inf"):
+        assert part.value("perf_http_request_duration_seconds_bucket", endpoint="e", method="GET", le=le) == \
+            whole.value("perf_http_request_duration_seconds_bucket", endpoint="e", method="GET", le=le)
+    assert part.value("perf_http_request_duration_seconds_bucket", endpoint="e", method="GET", le="0.15") is None
+
+
+def test_buckets_must_keep_the_slo_thresholds() -> None:
+    config = {"targets": {"api_latency_p95": "250ms"},
+              "api": [{"name": "gw", "base_url": "http://x:1", "buckets": ["100ms", "1s"],
+                       "endpoints": [{"name": "h", "path": "/"}]}]}
+    with pytest.raises(ConfigError) as error:
+        parse_config(config, "t.yaml")
+    assert "api[0].buckets: 250ms (targets.api_latency_p95) must be one of the bounds" in str(error.value)
+    assert metrics.HTTP_REQUEST_DURATION.buckets  # the bounds it names are the family's
