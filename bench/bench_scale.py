@@ -228,7 +228,7 @@ def run_case(label: str, endpoints: int, shards: int, args: argparse.Namespace, 
         started.append(prometheus)
         ready = [d.started() for d in daemons]
         time.sleep(args.warmup)
-        with httpx.Client(timeout=30) as client:
+        with httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0)) as client:
             before = Reading()
             for d in daemons:
                 before.add(d.scrape(client, timed=False))

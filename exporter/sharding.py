@@ -2,14 +2,18 @@
 
 Every replica reads the same config. A job (one target of one kind) belongs to shard ``hash(key) mod total``,
 with a hash that is the same in every process and release, so each job runs in exactly one replica and stays
-there as long as the number of replicas does. A StatefulSet's pod ordinal is a natural ``--shard``
-(docs/configuration.md, "Sharding").
+there as long as the number of replicas does. A StatefulSet's pod ordinal is a natural ``--shard``: the flag
+takes the pod's name too (``perf-exporter-2`` is shard 2), which the downward API gives on every Kubernetes
+version (docs/configuration.md, "Probe workers and sharding").
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
+
+_ORDINAL = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?-(\d+)$")
 
 
 def shard_of(key: str, total: int) -> int:
@@ -41,11 +45,12 @@ class Shard:
                 from None
         if count < 1:
             raise ValueError(f"--total-shards: expected a whole number of replicas (1 or more), got {total!r}")
+        ordinal = _ORDINAL.match(shard)
         try:
-            index = int(shard)
+            index = int(ordinal.group(2)) if ordinal else int(shard)
         except ValueError:
-            raise ValueError(f"--shard: expected a whole number from 0 to {count - 1} (--total-shards {count}), "
-                             f"got {shard!r}") from None
+            raise ValueError(f"--shard: expected a whole number from 0 to {count - 1} (--total-shards {count}) or a "
+                             f"StatefulSet pod's name ending in it, got {shard!r}") from None
         if not 0 <= index < count:
             raise ValueError(f"--shard: expected a whole number from 0 to {count - 1} (--total-shards {count}), "
                              f"got {index}")

@@ -143,3 +143,16 @@ jaeger:
         if daemon is not None:
             daemon.stop()
         demo.stop()
+
+
+def test_auto_counts_no_more_cpus_than_the_containers_cpu_limit(tmp_path: Path) -> None:
+    from exporter.workers import usable_cpus
+
+    cpu_max = tmp_path / "cpu.max"
+    everything = len(os.sched_getaffinity(0))
+    cpu_max.write_text("max 100000\n")
+    assert usable_cpus(cpu_max) == everything
+    cpu_max.write_text("50000 100000\n")  # half a CPU: one process
+    assert usable_cpus(cpu_max) == 1
+    cpu_max.write_text("150000 100000\n")  # a limit of 1.5 CPUs: two, where there are two
+    assert usable_cpus(cpu_max) == min(2, everything)

@@ -31,8 +31,10 @@ REPO = Path(__file__).resolve().parent.parent
                                               "got 3"),
     (["--shard", "-1", "--total-shards", "2"], "--shard: expected a whole number from 0 to 1 (--total-shards 2), "
                                                "got -1"),
-    (["--shard", "one", "--total-shards", "2"], "--shard: expected a whole number from 0 to 1 (--total-shards 2), "
-                                                "got 'one'"),
+    (["--shard", "one", "--total-shards", "2"], "--shard: expected a whole number from 0 to 1 (--total-shards 2) "
+                                                "or a StatefulSet pod's name ending in it, got 'one'"),
+    (["--shard", "perf-exporter-2", "--total-shards", "2"], "--shard: expected a whole number from 0 to 1 "
+                                                            "(--total-shards 2), got 2"),
     (["--shard", "1"], "--shard needs --total-shards too"),
     (["--total-shards", "3"], "--total-shards needs --shard too"),
     (["--shard", "0", "--total-shards", "0"], "--total-shards: expected a whole number of replicas (1 or more), "
@@ -42,6 +44,11 @@ def test_bad_shard_flags_are_refused_at_start_naming_the_flag(argv: list[str], m
                                                                capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["run", "--listen", "127.0.0.1:1", *argv]) == 1  # refused before it would listen
     assert message in capsys.readouterr().err
+
+
+def test_a_statefulset_pods_name_gives_its_ordinal_as_the_shard() -> None:
+    assert Shard.from_flags("release-perf-exporter-2", "3") == Shard(2, 3)
+    assert Shard.from_flags("1", "3") == Shard(1, 3)
 
 
 def test_every_job_belongs_to_exactly_one_shard_the_same_in_every_process() -> None:
