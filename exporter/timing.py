@@ -80,6 +80,41 @@ def busy_clock() -> BusyClock:
     return clock
 
 
+class _InFlight:
+    """Timed requests of this process written and not yet answered (exporter.probes.wire counts them). Work
+    that holds the loop for milliseconds (a probe worker rendering a job's series) waits for a moment with none,
+    so that no answer arrives meanwhile and has its timing discarded."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._idle: asyncio.Event | None = None
+
+    def _event(self) -> asyncio.Event:
+        if self._idle is None:
+            self._idle = asyncio.Event()
+            if self.count == 0:
+                self._idle.set()
+        return self._idle
+
+    def started(self) -> None:
+        self.count += 1
+        if self._idle is not None:
+            self._idle.clear()
+
+    def ended(self) -> None:
+        self.count -= 1
+        if self.count == 0 and self._idle is not None:
+            self._idle.set()
+
+    async def none(self) -> None:
+        """Return when no request of this process is in flight."""
+        while self.count:
+            await self._event().wait()
+
+
+IN_FLIGHT = _InFlight()
+
+
 class ProcessWatch:
     """One process's own timing series in ``store``, labelled ``process``: how late its loop wakes up
     (:meth:`watch`, sampled every ``every`` seconds), how late its runs and probes start (:meth:`late`), and how

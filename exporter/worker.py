@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import sys
@@ -22,7 +23,7 @@ from exporter.jobs import SentTrace, TraceLink
 from exporter.logs import setup_logging
 from exporter.scheduler import JobRunner, Scheduler, job_key
 from exporter.store import MetricStore, StoreCollector, sample_lines
-from exporter.timing import ProcessWatch
+from exporter.timing import IN_FLIGHT, ProcessWatch
 from exporter.worker_messages import Assign, Assigned, Dropped, Stop, Stopped, Traces, Update, frame, read_frame
 
 OWN_EVERY = 1.0  # seconds between updates of the worker's own series
@@ -53,6 +54,7 @@ class Worker:
         self.traces = RelayedTraceLink(self._forward)
         self.scheduler = Scheduler(self.stores, self.traces, self.watch.late, on_run=self._ran)
         self.sent: dict[str, dict[str, int]] = {}  # key -> family name -> store version last sent
+        self.publishing: set[asyncio.Task[None]] = set()
 
     def _send(self, message: object) -> None:
         if not self.out.is_closing():
@@ -61,22 +63,34 @@ class Worker:
     def _forward(self, trace: SentTrace, to: tuple[str, ...]) -> None:
         self._send(Traces(((trace, to),)))
 
-    def _changed_lines(self, key: str, store: MetricStore) -> dict[str, bytes]:
+    async def _changed_lines(self, key: str, store: MetricStore) -> dict[str, bytes]:
+        """The lines of the families written since the last update, each rendered at a moment when no probe
+        request of this worker is in flight (a job's family takes milliseconds: an answer arriving meanwhile
+        would wait for it)."""
         sent = self.sent.setdefault(key, {})
         lines = {}
-        for family, version in list(store.versions.items()):
-            if sent.get(family.name) != version:
+        for family in list(store.versions):
+            if sent.get(family.name) != store.versions.get(family):
+                await IN_FLIGHT.none()
                 lines[family.name] = sample_lines(family, store)
-                sent[family.name] = version
+                sent[family.name] = store.versions[family]
         return lines
 
-    def _ran(self, runner: JobRunner) -> None:
-        key = job_key(runner.kind, runner.entry)
+    async def _publish(self, key: str, runner: JobRunner) -> None:
         store = self.stores.stores.get(key)
-        if store is not None:
-            self._send(Update(key, self._changed_lines(key, store), runner.last, runner.cause()))
+        if store is None:
+            return
+        lines = await self._changed_lines(key, store)
+        if self.scheduler.runners.get(key) is runner:  # not removed meanwhile
+            self._send(Update(key, lines, runner.last, runner.cause()))
+
+    def _ran(self, runner: JobRunner) -> None:
+        task = asyncio.create_task(self._publish(job_key(runner.kind, runner.entry), runner))
+        self.publishing.add(task)
+        task.add_done_callback(self.publishing.discard)
 
     async def assign(self, message: Assign) -> None:
+        gc.unfreeze()  # what removed jobs held can be collected again
         before = dict(self.scheduler.runners)
         await self.scheduler.apply([(registry.kind(section), entry) for section, entry in message.jobs])
         for key, runner in before.items():
@@ -85,12 +99,16 @@ class Worker:
                 self._send(Dropped(key))
         for key, runner in self.scheduler.runners.items():
             if key not in self.sent:  # new or restarted: its series at 0 before its first run
-                self._ran(runner)
+                await self._publish(key, runner)
         self._send(Assigned())
+        # What the jobs hold lives as long as they do: out of the collector's sight, a full collection no longer
+        # walks it (with thousands of endpoints, a pause of tens of milliseconds that answers would wait for).
+        gc.collect()
+        gc.freeze()
 
     async def publish_own(self) -> None:
         while True:
-            lines = self._changed_lines(self.name, self.own)
+            lines = await self._changed_lines(self.name, self.own)
             if lines:
                 self._send(Update(self.name, lines))
             await asyncio.sleep(OWN_EVERY)

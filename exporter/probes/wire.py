@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import h11
 
-from exporter.timing import BusyClock, busy_clock
+from exporter.timing import IN_FLIGHT, BusyClock, busy_clock
 
 
 class WireError(Exception):
@@ -203,7 +203,11 @@ class Connection(asyncio.Protocol):
             self.transport.write(data)
             ex.sent = time.perf_counter()
             ex.busy_at_sent = self.clock.read_ns()
-            await ex.waiter
+            IN_FLIGHT.started()
+            try:
+                await ex.waiter
+            finally:
+                IN_FLIGHT.ended()
             body_bytes = b"".join(ex.chunks)
             answer = Answer(ex.status, ex.headers, body_bytes, ex.size, ex.sent, ex.first_byte, ex.end,
                             max(0, ex.busy_at_end - ex.busy_at_sent) / 1e9, send=ex.sent - started)
