@@ -157,7 +157,7 @@ class Chart:
                 args.append(self._pipeline(tokens[i + 1:j - 1], dot, variables))
                 i = j
                 continue
-            if i > 0 or head not in FUNCTIONS and head != "include":
+            if i > 0 or (head not in FUNCTIONS and head != "include"):
                 args.append(self._value(token, dot, variables))
             i += 1
         if piped is not None or head in FUNCTIONS or head == "include":
