@@ -4,6 +4,9 @@ process's loop delay is exported; and the sample detail a target asks for is wha
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,11 +60,12 @@ def test_an_answer_that_arrives_while_the_process_is_busy_is_counted_not_timed(
 
 
 def test_an_answer_that_arrives_while_the_process_is_idle_is_timed(timed_target: HttpTargetProcess) -> None:
-    h = ProbeHarness({"base_url": timed_target.url, "endpoints": [{"name": "e", "path": "/delay/200"}]})
+    # a second: slow enough that even a busy test machine's waits for a CPU stay under its 5 % (50 ms)
+    h = ProbeHarness({"base_url": timed_target.url, "endpoints": [{"name": "e", "path": "/delay/1000"}]})
     run_with(h, block_after=None)
     assert h.value("perf_http_request_duration_seconds_count", endpoint="e", method="GET") == 1
     assert h.value("perf_http_timings_discarded_total") == 0
-    assert h.value("perf_http_phase_duration_seconds", endpoint="e", phase="wait") >= 0.2
+    assert h.value("perf_http_phase_duration_seconds", endpoint="e", phase="wait") >= 1.0
 
 
 def test_a_timing_is_kept_when_the_process_can_have_added_at_most_1ms_or_5_percent() -> None:
@@ -146,3 +150,34 @@ def test_buckets_must_keep_the_slo_thresholds() -> None:
         parse_config(config, "t.yaml")
     assert "api[0].buckets: 250ms (targets.api_latency_p95) must be one of the bounds" in str(error.value)
     assert metrics.HTTP_REQUEST_DURATION.buckets  # the bounds it names are the family's
+
+
+def test_time_spent_waiting_for_a_cpu_is_counted() -> None:
+    """The watch and a busy process of the test's own on one CPU: the watch's thread waits for it."""
+    stores = StoreCollector()
+    watch = ProcessWatch(stores.add("main"), "main", every=0.01)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(stores)
+    mine = os.sched_getaffinity(0)
+    cpu = min(mine)
+    spin = (f"import os, time\nos.sched_setaffinity(0, {{{cpu}}})\n"
+            "end = time.monotonic() + 30\nwhile time.monotonic() < end: pass\n")
+    hog = subprocess.Popen([sys.executable, "-c", spin])
+
+    async def go() -> None:
+        task = asyncio.create_task(watch.watch())
+        for _ in range(20):  # CPU work of its own too, as a probe worker has: both want the one CPU
+            busy(0.02)
+            await asyncio.sleep(0.02)
+        task.cancel()
+
+    try:
+        time.sleep(0.3)  # the hog is pinned and spinning
+        os.sched_setaffinity(0, {cpu})
+        asyncio.run(go())
+    finally:
+        os.sched_setaffinity(0, mine)
+        hog.kill()
+        hog.wait()
+    waited = registry.get_sample_value("perf_exporter_cpu_wait_seconds_total", {"process": "main"})
+    assert waited is not None and waited > 0.05, f"{waited} s waited on a CPU shared with a busy process"
