@@ -1,4 +1,4 @@
-"""Benchmark: the change point detector (E-divisive means + Welch t-test, exporter/analysis/change_points.py)
+"""Benchmark: the change point detector (E-divisive means + Welch t-test, exporter/history/change_points.py)
 beside a plain "10 % over the baseline" rule (the mean of the first 5 runs), on the same synthetic histories:
 60 runs at 5 % coefficient of variation, half with a 20 % step after run 30. Recall counts a step found within
 +-2 runs (the rule: its first flag); the false-positive rate counts noise histories with anything flagged.
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from exporter.analysis.change_points import change_points
+from exporter.history.change_points import change_points
 from tests.test_change_points import noise_history, score
 
 

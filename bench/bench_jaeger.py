@@ -17,7 +17,7 @@ Decoders compared on the v1 path (the peer is the collector's former path, ``ben
 - ``json``: ``json.loads`` of the whole body into dicts, then ``dict.get`` walks into spans (the former path);
 - ``orjson``: the same walk after ``orjson.loads`` (measured when orjson is installed; the exporter does not use
   it);
-- ``msgspec``: what the collector does now (``exporter/collectors/jaeger_decode.py``): typed Structs that
+- ``msgspec``: what the collector does now (``exporter/collectors/jaeger/decode.py``): typed Structs that
   declare only the fields read, decoded straight from the bytes; every trace is counted from a few passes over
   its spans (tags left undecoded: a search of the body for the error keys' text sends the traces that could
   have an error span down the full path), and a random sample of ``sample`` (100) traces is analysed whole, as
@@ -113,8 +113,8 @@ def service_body(service_index: int, now_us: int) -> bytes:
 
 
 def collector(url: str = "http://127.0.0.1:1", api: str = "v1") -> Any:
-    from exporter.collectors.jaeger import JaegerCollector
-    from exporter.collectors.jaeger_target import JaegerTarget
+    from exporter.collectors.jaeger.collector import JaegerCollector
+    from exporter.collectors.jaeger.target import JaegerTarget
     from exporter.jobs import JobContext, TraceLink
     from exporter.store import MetricStore
 
@@ -137,7 +137,7 @@ def read_bodies(folder: Path) -> Iterator[bytes]:
 def v1_reader(decoder: str) -> Callable[[bytes, Callable[[str], bool]], list[Any]]:
     """Traces of one v1 body, not skipped, the way ``decoder`` reads them."""
     if decoder == "msgspec":  # the collector's path: every trace counted from its spans, a sample read whole
-        from exporter.collectors.jaeger_decode import found_in_v1, v1_response
+        from exporter.collectors.jaeger.decode import found_in_v1, v1_response
 
         return lambda body, skip: list(found_in_v1(body, v1_response(body), skip))
     from bench.jaeger_json_peer import read_v1
@@ -154,9 +154,9 @@ def bench_parse(path: str, decoder: str, bodies: Path, memory: bool) -> dict[str
     """``path`` is ``whole`` (v1 searches return every trace whole, read by ``decoder``) or ``summaries``
     (api_v3: every trace's summary, then the sample fetched whole as OTLP JSON). With ``memory``, tracemalloc
     measures the peak (and slows everything down: the time of that pass is not reported)."""
-    from exporter.collectors.jaeger import Poll
-    from exporter.collectors.jaeger_api import bulk_objects
-    from exporter.collectors.jaeger_decode import V1Found, facts_from_summaries, traces_from_otlp
+    from exporter.collectors.jaeger.api import bulk_objects
+    from exporter.collectors.jaeger.collector import Poll
+    from exporter.collectors.jaeger.decode import V1Found, facts_from_summaries, traces_from_otlp
     from tests.jaeger_replay import summary_of, to_otlp
 
     job = collector()
@@ -284,8 +284,8 @@ def bench_http(url: str, api: str) -> dict[str, float]:
 
 def bench_poll(url: str, path: str, decoder: str) -> dict[str, float]:
     """:func:`bench_http` with ``decoder`` reading the v1 bodies, and the CPU time of the whole poll."""
-    import exporter.collectors.jaeger  # imported before the CPU clock starts
-    from exporter.collectors.jaeger_api import JaegerApi
+    import exporter.collectors.jaeger.collector  # imported before the CPU clock starts
+    from exporter.collectors.jaeger.api import JaegerApi
 
     if decoder != "msgspec":  # the former path: read_v1 instead of the collector's decoder
         from bench.jaeger_json_peer import read_v1
@@ -311,7 +311,7 @@ def bench_poll(url: str, path: str, decoder: str) -> dict[str, float]:
     # getrusage's maxrss of a process started by exec begins at its parent's peak (the run's, which generated the
     # bodies): the peak of this process alone is VmHWM
     result["peak_rss_mb"], result["rss_before_mb"] = peak_rss_mb(os.getpid()), rss_before
-    assert exporter.collectors.jaeger
+    assert exporter.collectors.jaeger.collector
     return result
 
 

@@ -36,10 +36,10 @@ from psycopg import sql
 
 from bench.measures import rss_mb
 from exporter import metrics
-from exporter.analysis.query_latency import SpreadRow
-from exporter.analysis.statements import Counters, Snapshot, StatementKey, sum_rows
-from exporter.collectors import postgres_queries as q
-from exporter.collectors.postgres import PostgresCollector, PostgresTarget
+from exporter.collectors.postgres import queries as q
+from exporter.collectors.postgres.collector import PostgresCollector, PostgresTarget
+from exporter.collectors.postgres.query_latency import SpreadRow
+from exporter.collectors.postgres.statements import Counters, Snapshot, StatementKey, sum_rows
 from exporter.jobs import JobContext, TraceLink
 from exporter.store import MetricStore, StoreCollector
 from tests.servers import Postgres, free_port, http_ok, pg_bindir, port_open, wait_for

@@ -32,7 +32,7 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.measures import percentile
-from exporter.collectors.redis import RedisCollector, RedisTarget
+from exporter.collectors.redis.collector import RedisCollector, RedisTarget
 from exporter.jobs import JobContext, TraceLink
 from exporter.store import MetricStore
 from tests.servers import Redis, free_port, http_ok, wait_for

@@ -27,6 +27,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -310,6 +311,7 @@ def main() -> int:
                         "spread over the first interval)")
     parser.add_argument("--no-sharded", action="store_true", help="skip the three-replica case")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop what it started on the way out
     blackbox = shutil.which("prometheus-blackbox-exporter")
     if blackbox is None or shutil.which("prometheus") is None:
         print("prometheus-blackbox-exporter and prometheus are needed (scripts/test.sh installs them)")

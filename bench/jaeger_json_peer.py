@@ -1,9 +1,9 @@
 """The peer of bench_jaeger.py: Jaeger v1 bodies read the way the collector read them before msgspec.
 
 ``json.loads`` (or ``orjson.loads``) builds the whole body as dicts and lists, then each trace is walked with
-``dict.get`` into :class:`~exporter.analysis.traces.Span` objects: the decoding the collector used until the
-typed decoder (:mod:`exporter.collectors.jaeger_decode`) replaced it, kept here only as the figure to compare
-with. Its output is the same :class:`~exporter.analysis.traces.Trace` as the decoder's.
+``dict.get`` into :class:`~exporter.collectors.jaeger.traces.Span` objects: the decoding the collector used until the
+typed decoder (:mod:`exporter.collectors.jaeger.decode`) replaced it, kept here only as the figure to compare
+with. Its output is the same :class:`~exporter.collectors.jaeger.traces.Trace` as the decoder's.
 """
 
 from __future__ import annotations
@@ -12,7 +12,15 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from exporter.analysis.traces import INVALID_SPAN, V1_NO_SERVICE, Span, Trace, TraceBuilder, trace_key, warning_kind
+from exporter.collectors.jaeger.traces import (
+    INVALID_SPAN,
+    V1_NO_SERVICE,
+    Span,
+    Trace,
+    TraceBuilder,
+    trace_key,
+    warning_kind,
+)
 
 _TRUE = (True, 1, "true", "True", "TRUE", "1")
 Loads = Callable[[bytes], Any]

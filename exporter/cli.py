@@ -84,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--window", help="the window up to now (or --to), e.g. 1h (default 1h)")
     report.add_argument("--from", dest="start", metavar="T", help="window start: ISO 8601 or unix seconds")
     report.add_argument("--to", dest="end", metavar="T", help="window end (default now)")
+    report.add_argument("--baseline", metavar="DURATION", default="1h",
+                        help="the period before the window that recommendations compare with, to tell what "
+                             "changed (default 1h; 0 for none)")
+    report.add_argument("--baseline-from", dest="baseline_start", metavar="T",
+                        help="or an explicit baseline period, e.g. the last known-good hour: its start")
+    report.add_argument("--baseline-to", dest="baseline_end", metavar="T", help="the explicit baseline's end")
     report.add_argument("--config", type=Path, help="YAML config: the targets (default: the built-in config)")
     report.add_argument("--format", default="json,md,html", help="comma-separated: json, md, html (default all)")
     report.add_argument("--out", type=Path, default=Path("reports"), help="output directory (default ./reports/)")
@@ -168,6 +174,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     options = ReportOptions(args.prometheus, args.run, args.window, args.start, args.end, args.config,
                             [f.strip() for f in args.format.split(",") if f.strip()], args.out)
     options.history, options.keep_history = args.history, not args.no_history
+    options.baseline = args.baseline
+    options.baseline_start, options.baseline_end = args.baseline_start, args.baseline_end
     return run_report(options)
 
 
@@ -177,7 +185,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from exporter.load.cli_options import bench_options
     try:
         options = bench_options(args)
-        from exporter.analysis.window_thresholds import parse_window_threshold
+        from exporter.load.window_thresholds import parse_window_threshold
         options.window_thresholds = [parse_window_threshold(t) for t in args.window_threshold]
         if args.repeat < 1:
             raise ValueError(f"--repeat: expected 1 or more, got {args.repeat}")

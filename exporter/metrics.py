@@ -159,7 +159,7 @@ PG_QUERY_DURATION = histogram(
     "(hides spread within a statement; the P95 to trust is perf_pg_query_p95_*).",
     ("target", "datname"), LATENCY_BUCKETS)
 # The database's P95 over the last collection interval, all statements together, from pg_stat_statements' sums
-# (estimated; exporter.analysis.query_latency). The synthetic queries' exact, client-timed figures are
+# (estimated; exporter.collectors.postgres.query_latency). The synthetic queries' exact, client-timed figures are
 # PG_PROBE_DURATION.
 PG_QUERY_P95 = gauge("perf_pg_query_p95_seconds",
                      "Estimated P95 of statement durations over the last interval (pg_stat_statements: lognormal "
@@ -193,6 +193,10 @@ PG_OLDEST_XACT_AGE = gauge("perf_pg_oldest_transaction_age_seconds", "Age of the
 PG_IDLE_IN_XACT = gauge("perf_pg_idle_in_transaction", "Sessions idle in transaction.", ("target", "datname"))
 PG_LOCK_WAITING = gauge("perf_pg_lock_waiting_sessions", "Sessions waiting on a lock.", ("target", "datname"))
 PG_BLOCKED_LOCKS = gauge("perf_pg_blocked_locks", "Lock requests not granted, by mode.", ("target", "mode"))
+PG_LOCK_WAITING_STATEMENTS = gauge("perf_pg_lock_waiting_statements",
+                                   "Sessions waiting on a lock at the last collection, by the statement they run "
+                                   "(pg_stat_activity.query_id, PostgreSQL 14 and later).",
+                                   ("target", "datname", "queryid"))
 PG_DB = ("target", "datname")
 PG_DB_BLOCKS_HIT = counter("perf_pg_database_blocks_hit_total", "Buffer cache hits.", PG_DB)
 PG_DB_BLOCKS_READ = counter("perf_pg_database_blocks_read_total", "Blocks read outside the buffer cache.", PG_DB)
@@ -286,6 +290,32 @@ TRACE_ANALYSED = counter("perf_trace_analysed_total",
 TRACE_ANOMALIES = counter("perf_trace_anomalies_total",
                           "Oddities in traces: duplicate_span, missing_parent, child_outside_parent (clock skew), "
                           "truncated, warning, invalid_span.", ("target", "kind"))
+# Where the time of each root operation's analysed traces went (exporter.collectors.jaeger.breakdown): the root span's
+# service and operation, then the component on the critical path.
+TRACE_ROOT = ("target", "root_service", "root_operation")
+TRACE_PATH_LABELS = (*TRACE_ROOT, "service", "kind", "operation", "statement")
+TRACE_ROOT_ANALYSED = counter("perf_trace_root_analysed_total",
+                              "Whole traces analysed, by their root span's service and operation.", TRACE_ROOT)
+TRACE_PATH_SECONDS = counter(
+    "perf_trace_path_seconds_total",
+    "Time on the critical path of the root's analysed traces, by component: a service's own work (kind=self), a "
+    "database statement (db; statement is its fingerprint), a cache call (cache), waiting for a database "
+    "connection (pool), or remote calls made one after another (serial, by the calling span).", TRACE_PATH_LABELS)
+TRACE_PATH_CALLS = counter("perf_trace_path_calls_total",
+                           "Spans of each component in the root's analysed traces, on the critical path or not.",
+                           TRACE_PATH_LABELS)
+TRACE_CACHE_READS = counter("perf_trace_cache_reads_total",
+                            "Cache reads in the root's analysed traces, by result: hit, miss_filled (the trace then "
+                            "wrote the key), miss_unfilled.", (*TRACE_ROOT, "service", "operation", "result"))
+TRACE_CACHE_WRITE_TTL = histogram("perf_trace_cache_write_ttl_seconds",
+                                  "TTL that the analysed traces' cache writes set (EX/PX in db.statement).",
+                                  ("target", "service", "operation"), TTL_BUCKETS)
+TRACE_ERROR_ORIGINS = counter("perf_trace_error_origins_total",
+                              "Error spans with no error span below them (where errors started) in the root's "
+                              "analysed traces, by the span's service.", (*TRACE_ROOT, "service"))
+TRACE_STATEMENT_INFO = gauge("perf_trace_statement_info",
+                             "Normalised text of a statement the traces' database spans run; statement is the "
+                             "fingerprint perf_trace_path_* use.", ("target", "statement", "query"))
 TRACE_SEARCH_TRUNCATED = counter("perf_trace_searches_truncated_total",
                                  "Searches that returned `limit` traces even in the narrowest window: traces "
                                  "were missed.", ("target", "service"))

@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from exporter.collectors.jaeger_target import JaegerTarget
-from exporter.collectors.postgres_target import PostgresTarget
-from exporter.collectors.redis_target import RedisTarget
+from exporter.collectors.jaeger.target import JaegerTarget
+from exporter.collectors.postgres.target import PostgresTarget
+from exporter.collectors.redis.target import RedisTarget
 from exporter.jobs import JobKind, SloArea
 from exporter.metrics import HTTP_REQUESTS, PG_QUERY_DURATION, REDIS_HITS, TRACE_DURATION
 from exporter.probes.api_target import ApiTarget
@@ -40,12 +40,12 @@ def _area(name: str, title: str, events: str, sli: str, slos: str, records: str,
 _KINDS: list[JobKind[Any]] = [
     JobKind("api", ApiTarget, lazy("exporter.probes.api:ApiProbe"), _area(
         "api", "API", "probe requests", HTTP_REQUESTS.name, "api_slos", "api_records", "slow_api")),
-    JobKind("postgres", PostgresTarget, lazy("exporter.collectors.postgres:PostgresCollector"), _area(
+    JobKind("postgres", PostgresTarget, lazy("exporter.collectors.postgres.collector:PostgresCollector"), _area(
         "database", "Database", "statement executions", f"{PG_QUERY_DURATION.name}_count", "database_slos",
         "latency_records", "database")),
-    JobKind("redis", RedisTarget, lazy("exporter.collectors.redis:RedisCollector"), _area(
+    JobKind("redis", RedisTarget, lazy("exporter.collectors.redis.collector:RedisCollector"), _area(
         "cache", "Cache", "key lookups", REDIS_HITS.name, "cache_slos", "cache_records", "cache")),
-    JobKind("jaeger", JaegerTarget, lazy("exporter.collectors.jaeger:JaegerCollector"), _area(
+    JobKind("jaeger", JaegerTarget, lazy("exporter.collectors.jaeger.collector:JaegerCollector"), _area(
         "tracing", "Tracing", "traces", f"{TRACE_DURATION.name}_count", "tracing_slos", "latency_records", "trace")),
 ]
 

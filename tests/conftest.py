@@ -42,9 +42,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 # pytest-xdist (scripts/test.sh: -n 4 --dist loadfile) whole modules go to the workers in that order, so the
 # 2-minute soak and the other long ones start at once instead of ending the run alone. The rest keep their order.
 LONG_FIRST = (
+    "test_report_e2e.py",  # 195: a healthy baseline, then a window of each fault case under a k6 load
     "test_soak.py",  # 124: two minutes of faults
     "test_load_bench.py",  # 124: k6 runs of every scenario
-    "test_report_e2e.py",  # 100: a window before and after each demo fault
     "test_alerting_e2e.py",  # 65: alerts firing and resolving through Prometheus and Alertmanager
     "test_demo_embedded.py",  # 65: README command 1 in a fresh virtualenv
     "test_promtool_cases.py",  # 50: promtool on the workbook cases and their mutants

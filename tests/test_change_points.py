@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from exporter.analysis.change_points import change_points, welch_t_test
+from exporter.history.change_points import change_points, welch_t_test
 
 RUNS, STEP_AT, STEP, CV = 60, 30, 0.20, 0.05
 

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from exporter.analysis.compare import (
+from exporter.history.compare import (
     IMPROVEMENT,
     INCONCLUSIVE,
     REGRESSION,
@@ -19,7 +19,7 @@ from exporter.analysis.compare import (
     exit_code,
     mann_whitney_greater,
 )
-from exporter.history.render import ScenarioComparison, as_json, junit, markdown, table
+from exporter.history.compare_output import ScenarioComparison, as_json, junit, markdown, table
 
 TOL = Tolerance()  # 10 %, 5 ms, half a point, alpha 0.05
 

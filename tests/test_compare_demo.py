@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.history.store import History
+from exporter.history.database import History
 from tests.servers import Process, free_port, http_ok, wait_for
 
 TARGETS = "targets:\n  api_latency_p95: 500ms\n  api_latency_p99: 1s\n  error_rate: 1%\n"

@@ -106,7 +106,7 @@ def test_redis_stopped_at_any_point_then_back(server: Redis, harness: Harness, m
     app.close()
 
     caplog.clear()
-    with caplog.at_level(logging.DEBUG, logger="exporter.collectors.redis"):
+    with caplog.at_level(logging.DEBUG, logger="exporter.collectors.redis.collector"):
         stop = STOPS[mode]
         if when == "between collections":
             stop(server)
@@ -131,7 +131,7 @@ def test_redis_stopped_at_any_point_then_back(server: Redis, harness: Harness, m
     wait_for(lambda: app.ping(), timeout=15, what="Redis loaded its data")
     for i in range(3):
         app.get(f"order:{i}")
-    with caplog.at_level(logging.INFO, logger="exporter.collectors.redis"):
+    with caplog.at_level(logging.INFO, logger="exporter.collectors.redis.collector"):
         assert harness.run()
     assert harness.value(metrics.REDIS_UP) == 1
     assert [r for r in caplog.records if r.getMessage() == "redis_recovered"]

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import metrics
-from exporter.analysis.scrub import scrub_statement
-from exporter.collectors.postgres import short_query
+from exporter.collectors.postgres.collector import short_query
+from exporter.collectors.postgres.scrub import scrub_statement
 from exporter.store import StoreCollector
 from tests.fuzzing import FUZZ, report_inputs, tried  # noqa: F401 - report_inputs: fixture
 

@@ -1,4 +1,4 @@
-"""Fuzzing the Jaeger decoders (exporter.collectors.jaeger_decode) and the analysis that follows them: any body,
+"""Fuzzing the Jaeger decoders (exporter.collectors.jaeger.decode) and the analysis that follows them: any body,
 v1 or api_v3 (OTLP JSON), gives traces or a TraceDataError, never another exception, and every trace decoded
 can be analysed."""
 
@@ -11,8 +11,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.analysis.traces import analyse
-from exporter.collectors.jaeger_decode import (
+from exporter.collectors.jaeger.decode import (
     TraceDataError,
     _marked,
     found_in_v1,
@@ -22,6 +21,7 @@ from exporter.collectors.jaeger_decode import (
     v1_facts,
     v1_response,
 )
+from exporter.collectors.jaeger.traces import analyse
 from tests.fuzzing import FUZZ, json_bytes, json_values, report_inputs, tried  # noqa: F401 - report_inputs: fixture
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "jaeger"

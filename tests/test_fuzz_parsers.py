@@ -1,5 +1,5 @@
-"""Fuzzing the parsers of what servers send: Redis INFO (exporter.analysis.redis_info) and PostgreSQL's EXPLAIN
-JSON (exporter.analysis.plans). Whatever the reply, they return data or nothing, never raise, and INFO's
+"""Fuzzing the parsers of what servers send: Redis INFO (exporter.collectors.redis.info) and PostgreSQL's EXPLAIN
+JSON (exporter.collectors.postgres.plans). Whatever the reply, they return data or nothing, never raise, and INFO's
 counters mirrored never go down."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exporter.analysis.plans import seq_scans
-from exporter.analysis.redis_info import (
+from exporter.collectors.postgres.plans import seq_scans
+from exporter.collectors.redis.info import (
     CounterMirror,
     command_stats,
     keyspace,

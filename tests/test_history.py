@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from exporter.analysis.window_thresholds import breaches, parse_window_threshold
+from exporter.history.database import History, HistoryError
 from exporter.history.migrations import LATEST
-from exporter.history.record import bench_runs
-from exporter.history.records import Run
-from exporter.history.store import History, HistoryError
+from exporter.history.recording import bench_runs
+from exporter.history.runs import Run
+from exporter.load.window_thresholds import breaches, parse_window_threshold
 from tests.servers import Postgres
 
 ENV = {"GITHUB_SHA": "0123456789abcdef0123456789abcdef01234567", "GITHUB_REF_NAME": "main"}
@@ -285,7 +285,7 @@ def test_a_bench_whose_history_is_corrupted_says_so_exits_3_and_leaves_the_file(
     import io
     from types import SimpleNamespace
 
-    from exporter.history.record import record_bench
+    from exporter.history.recording import record_bench
 
     path = tmp_path / "history.sqlite"
     path.write_bytes(b"\x00garbage" * 64)

@@ -18,8 +18,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from exporter import registry
-from exporter.collectors.jaeger import PROBE_ATTEMPTS, JaegerCollector
-from exporter.collectors.jaeger_target import JaegerTarget
+from exporter.collectors.jaeger.collector import PROBE_ATTEMPTS, JaegerCollector
+from exporter.collectors.jaeger.target import JaegerTarget
 from exporter.jobs import JobContext, SentTrace, TraceLink
 from exporter.scheduler import JobRunner
 from exporter.store import StoreCollector
@@ -177,6 +177,64 @@ def test_fixture_traces_give_hand_computed_durations_critical_path_and_serial_si
                    operation="POST /api/graphql") == pytest.approx(44.0)
     assert h.value("perf_trace_analysed_total") == 4
     assert h.value("perf_trace_anomalies_total", kind="child_outside_parent") == 2 + 1  # spanLonger, genai
+
+
+@pytest.mark.parametrize(("api", "summaries"), [("v1", False), ("v3", True), ("v3", False)],
+                         ids=["v1", "api_v3-with-summaries", "api_v3-without-summaries"])
+def test_each_root_operations_traces_are_broken_down_by_component(make: Any, api: str, summaries: bool) -> None:
+    from exporter.collectors.jaeger.breakdown import normalize_statement, statement_fingerprint
+    from tests.test_trace_breakdown import ORDER, db, redis, span, trace
+
+    replay, h = make(api=api, summaries=summaries)
+    # two reads of an order (root 100 ms): a cache miss nothing fills, a wait of 2 ms for a connection, a 30 ms
+    # statement; the second read's pricing call fails. And a write that caches an order for 60 s.
+    for n, failing in ((1, False), (2, True)):
+        read = trace(
+            span("r", "gw", "GET /api/v1/orders/{id}", 0, 100_000, error=failing),
+            span("s", "orders", "get_order", 5_000, 90_000, "r", error=failing),
+            redis("g", "s", 6_000, 1_000, "GET", f"order:{n}", cache_hit=False),
+            span("p", "orders", "acquire connection", 8_000, 2_000, "s", db_system="postgresql",
+                 db_client_connection_pool_name="demo"),
+            db("q", "s", 10_000, 30_000, ORDER),
+            span("f", "pricing", "quote_fare", 50_000, 10_000, "s", error=failing))
+        replay.add(_renamed(read, f"a{n}"), now_us() - 60_000_000 + n * 1_000_000)
+    write = trace(span("w", "orders", "create_order", 0, 10_000),
+                  redis("c", "w", 1_000, 1_000, "SET", "order:9", "SET order:9 ? EX 60"))
+    replay.add(_renamed(write, "b1"), now_us() - 50_000_000)
+    assert h.run() == "success", h.error
+
+    root = {"root_service": "api-gateway", "root_operation": "GET /api/v1/orders/{id}"}
+    assert h.value("perf_trace_root_analysed_total", **root) == 2
+    text = normalize_statement(ORDER)
+    statement = {**root, "service": "order-service", "kind": "db", "operation": "SELECT orders",
+                 "statement": statement_fingerprint(text)}
+    assert h.value("perf_trace_path_seconds_total", **statement) == pytest.approx(2 * 0.030)
+    assert h.value("perf_trace_path_calls_total", **statement) == 2
+    pool = {**root, "service": "order-service", "kind": "pool", "operation": "acquire connection", "statement": ""}
+    assert h.value("perf_trace_path_seconds_total", **pool) == pytest.approx(2 * 0.002)
+    # the path adds up to the roots' duration: 2 x 100 ms
+    assert sum(v for (name, labels), v in _samples(h).items() if name == "perf_trace_path_seconds_total"
+               and dict(labels)["root_operation"] == root["root_operation"]) == pytest.approx(0.2)
+    assert h.value("perf_trace_cache_reads_total", **root, service="order-service", operation="GET order:{id}",
+                   result="miss_unfilled") == 2
+    assert h.value("perf_trace_error_origins_total", **root, service="pricing-service") == 1
+    assert h.value("perf_trace_statement_info", statement=statement_fingerprint(text), query=text) == 1
+    ttl = {"service": "order-service", "operation": "SET order:{id}"}
+    assert h.value("perf_trace_cache_write_ttl_seconds_sum", **ttl) == 60
+    assert h.value("perf_trace_cache_write_ttl_seconds_bucket", **ttl, le="60.0") == 1
+
+
+def _renamed(trace: dict[str, Any], trace_id: str) -> dict[str, Any]:
+    trace["traceID"] = trace_id
+    for s in trace["spans"]:
+        s["traceID"] = trace_id
+        for ref in s["references"]:
+            ref["traceID"] = trace_id
+    return trace
+
+
+def _samples(h: Harness) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in h.registry.collect() for s in f.samples}
 
 
 def test_api_v3_golden_bodies_are_read(make: Any) -> None:

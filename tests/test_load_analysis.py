@@ -10,8 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from exporter.analysis import load_platform, load_stats
-from exporter.analysis.load_verdict import (
+from exporter.config.targets import Targets
+from exporter.load import platform_figures as load_platform
+from exporter.load import stats as load_stats
+from exporter.load.catalog import SCENARIOS, Stage
+from exporter.load.k6_binary import K6NotFound, find_k6
+from exporter.load.plan import Overrides, PlanError, build_plan, parse_stage, shape_for, thresholds_for
+from exporter.load.progress import Progress
+from exporter.load.runner import LiveSample
+from exporter.load.verdict import (
     GeneratorLoad,
     Threshold,
     capacity,
@@ -20,12 +27,6 @@ from exporter.analysis.load_verdict import (
     generator_problems,
     verdict,
 )
-from exporter.config.targets import Targets
-from exporter.load.catalog import SCENARIOS, Stage
-from exporter.load.k6_binary import K6NotFound, find_k6
-from exporter.load.plan import Overrides, PlanError, build_plan, parse_stage, shape_for, thresholds_for
-from exporter.load.progress import Progress
-from exporter.load.runner import LiveSample
 
 
 def test_targets_become_thresholds_over_the_measured_phase_with_endpoint_overrides() -> None:
@@ -210,7 +211,7 @@ def test_every_scenario_script_is_shipped(name: str) -> None:
 
 
 def test_a_run_is_compared_with_its_baseline_cut_by_cut() -> None:
-    from exporter.analysis.load_compare import compare_runs
+    from exporter.history.changes import compare_runs
 
     def run(p95: float, rps: float) -> dict[str, object]:
         cut = {"name": "1", "p50_ms": 10.0, "p95_ms": p95, "p99_ms": None, "requests_per_second": rps,

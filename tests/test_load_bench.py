@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -130,7 +131,8 @@ def test_a_latency_fault_makes_the_run_exit_1_naming_the_api_p95_target(faulty_d
     body = report(out, "api")
     missed = {f["key"] for f in body["verdict"]["findings"] if not f["met"]}
     assert {"api_latency_p95", "endpoints.create_order.api_latency_p95"} <= missed
-    assert "api_latency_p95: 6" in done.stderr  # named with its P95 (600 ms and more)
+    named = re.search(r"api_latency_p95: (\d+)", done.stderr)  # named with its P95: 600 ms and more
+    assert named and int(named.group(1)) >= 600, done.stderr
     if body["generator"]["machineCpu"] > 0.9:  # other work saturated this machine: said, not counted
         assert (done.returncode, body["verdict"]["status"]) == (2, "inconclusive"), done.stderr
     else:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,3 +72,51 @@ def test_bench_demo_loads_the_demo_on_its_embedded_postgresql_and_valkey_and_pro
     assert body["summary"]["totalRequests"] > 0 and body["measured"]["error_rate"] == 0
     assert body["platform"]["database"]["statementCalls"] > 0
     assert body["platform"]["cache"]["hits"] + body["platform"]["cache"]["misses"] > 0
+
+
+def test_a_runs_report_names_the_cause_it_added_against_a_baseline_run(
+        backed_demo: str, postgres: Postgres, fresh_redis: Redis, tmp_path: Path) -> None:
+    """A run keeps what its collectors saw (statements, each route's breakdown): its report diagnoses as a report
+    from Prometheus does. The second run, with the gateway 600 ms slower, is weighed against the first."""
+    import urllib.request
+
+    import yaml
+
+    from tests.test_alerting_e2e import EXAMPLE
+
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["api"][0].update(base_url=backed_demo)
+    data["api"][0].pop("headers")
+    data["postgres"][0].update(dsn=postgres.dsn(), interval="3s", timeout="2s")
+    data["redis"][0].update(url=fresh_redis.url, interval="3s", timeout="1s")
+    data["jaeger"][0].update(url=backed_demo, interval="2s", timeout="1500ms", settle="1s", lookback="30s")
+    config = tmp_path / "config.yaml"
+    config.write_text(yaml.safe_dump(data))
+
+    def bench(out: Path, *extra: str) -> tuple[int, dict[str, Any]]:
+        done = subprocess.run([sys.executable, "-m", "exporter", "bench", "api", "--base-url", backed_demo,
+                               "--config", str(config), "--vus", "2", "--duration", "6s", "--warmup", "2s", "--out",
+                               str(out), *extra], capture_output=True, text=True, timeout=180, check=False,
+                              env={**os.environ, "THINK_TIME": "0.3"})
+        assert done.returncode in (0, 1, 2), done.stderr  # 2: other work saturated the machine
+        return done.returncode, json.loads((out / "report" / "performance-summary.json").read_text())
+
+    _, healthy = bench(tmp_path / "healthy")
+    run = json.loads((tmp_path / "healthy" / "api.json").read_text())
+    routes = {(r["service"], r["operation"]) for r in run["platform"]["facts"]["routes"]}
+    assert ("api-gateway", "GET /api/v1/orders/{id}") in routes
+    assert healthy["bottlenecks"] == []
+    request = urllib.request.Request(f"{backed_demo}/admin/faults", data=json.dumps({"latency_ms": 600}).encode(),
+                                     method="POST", headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).close()
+    try:
+        code, slow = bench(tmp_path / "slow", "--baseline", str(tmp_path / "healthy"))
+    finally:
+        urllib.request.urlopen(urllib.request.Request(f"{backed_demo}/admin/faults", method="DELETE"),
+                               timeout=10).close()
+    if code == 2:  # the generator was saturated: its latencies judge nothing, and no cause is made of them
+        assert not any(r["area"] == "api" for r in slow["recommendations"]), slow["bottlenecks"]
+        return
+    top = slow["bottlenecks"][0]
+    assert top["causeKind"] == "service-time" and top["where"] == "api-gateway", top
+    assert top["share"] > 0.9 and all("since the baseline" in s["sharesOf"] for s in top["symptoms"])

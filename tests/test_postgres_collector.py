@@ -15,8 +15,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 from psycopg.conninfo import conninfo_to_dict
 
-from exporter.collectors.postgres import PostgresCollector, PostgresTarget, base_conninfo
-from exporter.collectors.postgres_queries import statement_queries
+from exporter.collectors.postgres.collector import PostgresCollector, PostgresTarget, base_conninfo
+from exporter.collectors.postgres.queries import statement_queries
 from exporter.config.loading import parse_config
 from exporter.jobs import JobContext, TraceLink
 from exporter.store import MetricStore, StoreCollector
@@ -266,6 +266,35 @@ def test_two_sessions_blocking_each_other_show_a_lock_wait_while_it_lasts(pg: Po
             assert h.value("perf_pg_lock_waiting_sessions", datname=DB) == 0
             assert h.value("perf_pg_blocked_locks", mode="AccessShareLock") == 0
             assert h.value("perf_pg_idle_in_transaction", datname=DB) == 0
+        finally:
+            await holder.close()
+            await waiter.close()
+
+    scenario(dsn, body, databases=[DB])
+
+
+def test_a_statement_waiting_on_a_row_lock_is_named_by_its_query_id_while_it_waits(pg: Postgres) -> None:
+    dsn = pg.dsn(DB)
+    pg.psql("DROP TABLE IF EXISTS row_target; CREATE TABLE row_target (id int PRIMARY KEY, n int); "
+            "INSERT INTO row_target VALUES (1, 0)", dbname=DB)
+
+    async def body(h: Harness) -> None:
+        holder = await psycopg.AsyncConnection.connect(dsn)
+        waiter = await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+        try:
+            await holder.execute("SELECT id FROM row_target WHERE id = 1 FOR UPDATE")
+            blocked = asyncio.create_task(waiter.execute("UPDATE row_target SET n = n + 1 WHERE id = 1"))
+            await asyncio.to_thread(wait_for, lambda: pg.psql(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'").strip() == "1",
+                10, "a session waiting on the row lock")
+            queryid = pg.psql("SELECT query_id FROM pg_stat_activity WHERE wait_event_type = 'Lock'").strip()
+            assert queryid  # computed once the statement runs: a row lock is waited for while executing
+            assert await h.run()
+            assert h.value("perf_pg_lock_waiting_statements", datname=DB, queryid=queryid) == 1
+            await holder.commit()
+            await blocked
+            assert await h.run()
+            assert h.value("perf_pg_lock_waiting_statements", datname=DB, queryid=queryid) is None
         finally:
             await holder.close()
             await waiter.close()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from exporter.collectors.postgres_queries import VIEW_COLUMNS, statement_queries
+from exporter.collectors.postgres.queries import VIEW_COLUMNS, statement_queries
 from tests.servers import Postgres
 from tests.test_postgres_collector import Harness, execute, scenario
 

@@ -11,7 +11,7 @@ import random
 import pytest
 
 from exporter import metrics
-from exporter.analysis.query_latency import (
+from exporter.collectors.postgres.query_latency import (
     IntervalLatency,
     QueryP95,
     Spread,
@@ -21,7 +21,7 @@ from exporter.analysis.query_latency import (
     mean_placed_p95,
     query_p95,
 )
-from exporter.analysis.statements import Counters, Entry, Snapshot, duration_observations, interval_deltas
+from exporter.collectors.postgres.statements import Counters, Entry, Snapshot, duration_observations, interval_deltas
 
 TARGET = 0.1
 

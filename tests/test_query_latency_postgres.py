@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from exporter import metrics
-from exporter.collectors.postgres_queries import statement_queries
+from exporter.collectors.postgres.queries import statement_queries
 from tests.servers import Postgres
 from tests.test_postgres_collector import Harness, execute, scenario
 

@@ -14,9 +14,9 @@ import pytest
 import redis
 
 from exporter import metrics
-from exporter.analysis.key_patterns import KeyClassifier, ScanCursor, ScanPass, glob_regex, pttl_seconds
-from exporter.analysis.redis_info import CounterMirror, command_stats, keyspace, latency_percentiles, numbers
-from exporter.collectors.redis import RedisCollector, RedisTarget
+from exporter.collectors.redis.collector import RedisCollector, RedisTarget
+from exporter.collectors.redis.info import CounterMirror, command_stats, keyspace, latency_percentiles, numbers
+from exporter.collectors.redis.key_patterns import KeyClassifier, ScanCursor, ScanPass, glob_regex, pttl_seconds
 from exporter.config.loading import ConfigError, parse_config
 from exporter.jobs import JobContext, TraceLink
 from exporter.store import MetricStore
@@ -131,7 +131,7 @@ def test_the_readme_acl_is_enough_and_without_scripting_hits_stay_exact_through_
     harness = Harness(fresh_redis.url, username="perf", password="perf-pw", key_patterns=["session:*"],
                       scan_budget=300, queues=["q"])
     harnesses.append(harness)
-    with caplog.at_level(logging.INFO, logger="exporter.collectors.redis"):
+    with caplog.at_level(logging.INFO, logger="exporter.collectors.redis.collector"):
         assert harness.run()
         for i in range(30):
             app.get(f"session:{i}")
@@ -348,7 +348,7 @@ def test_wrong_password_gives_up_0_and_one_auth_log_line_without_the_password(
     try:
         harness = Harness(f"redis://127.0.0.1:{server.port}/0", password="wrong-secret-pw")
         harnesses.append(harness)
-        with caplog.at_level(logging.DEBUG, logger="exporter.collectors.redis"):
+        with caplog.at_level(logging.DEBUG, logger="exporter.collectors.redis.collector"):
             assert harness.run() is False
             assert harness.run() is False
         assert harness.value(metrics.REDIS_UP) == 0
@@ -378,7 +378,7 @@ def test_a_stalled_server_gives_up_0_within_the_timeout_and_the_next_run_works(
     try:
         stall.sendall(b"DEBUG SLEEP 5\r\n")
         wait_for(lambda: not _answers(fresh_redis.port), timeout=5, what="the server stalls")
-        with caplog.at_level(logging.DEBUG, logger="exporter.collectors.redis"):
+        with caplog.at_level(logging.DEBUG, logger="exporter.collectors.redis.collector"):
             assert harness.run() is False
         assert harness.value(metrics.REDIS_UP) == 0
         assert harness.value(metrics.REDIS_MEMORY_USED) is None  # a stalled server's gauges are not shown
@@ -410,7 +410,7 @@ def test_tls_to_a_plain_port_gives_up_0_and_a_tls_log_line(
     harness = Harness(f"rediss://127.0.0.1:{fresh_redis.port}/0", timeout="500ms", interval="5s",
                       tls={"insecure_skip_verify": True})
     harnesses.append(harness)
-    with caplog.at_level(logging.DEBUG, logger="exporter.collectors.redis"):
+    with caplog.at_level(logging.DEBUG, logger="exporter.collectors.redis.collector"):
         assert harness.run() is False
     assert harness.value(metrics.REDIS_UP) == 0
     lines = _down_line(caplog)
@@ -423,7 +423,7 @@ def test_a_down_server_gives_up_0_and_a_connect_log_line_then_recovers(
     port = free_port()
     harness = Harness(f"redis://127.0.0.1:{port}/0")
     harnesses.append(harness)
-    with caplog.at_level(logging.DEBUG, logger="exporter.collectors.redis"):
+    with caplog.at_level(logging.DEBUG, logger="exporter.collectors.redis.collector"):
         assert harness.run() is False
         lines = _down_line(caplog)
         assert len(lines) == 1 and lines[0].__dict__["fields"]["reason"] == "connect"

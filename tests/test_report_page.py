@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from exporter.analysis.recommendations_facts import Database, Facts, Statement, Targets, Tracing
 from exporter.reports import plots
+from exporter.reports.attribution import PathTime, Route, RoutePeriod
+from exporter.reports.facts import Database, Endpoint, Facts, Statement, Targets, Tracing
+from exporter.reports.judge import build_report
 from exporter.reports.model import AreaSummary, Figure, Observed, Plot, Series, Window
 from exporter.reports.render_html import html_page
-from exporter.reports.targets import build_report
 
 CHROMIUM = shutil.which("chromium")
 pytestmark = pytest.mark.skipif(CHROMIUM is None or not plots.available(),
@@ -41,7 +42,14 @@ def _report_page() -> str:
     db = Database("main", (Statement("main", "app", "1", "SELECT * FROM orders WHERE rider_id = $1", 40, 9.0),
                            Statement("main", "app", "2", "UPDATE trips SET status = $1", 400, 1.0)))
     tracing = Tracing("jaeger", 100, 0.4, 0.0, {"order-service": 30.0, "api-gateway": 5.0})
-    facts = Facts(600, Targets(), databases=(db,), tracing=(tracing,))
+    # one endpoint 300 ms over its target, all of it added by the gateway's own work since the baseline
+    route = Route("jaeger", "api-gateway", "GET /api/v1/orders/{id}",
+                  RoutePeriod(50, (PathTime("api-gateway", "self", "GET /api/v1/orders/{id}", 0.75),)),
+                  RoutePeriod(50, (PathTime("api-gateway", "self", "GET /api/v1/orders/{id}", 0.01),)))
+    slow = Endpoint("gateway", "get_order", 100, p95_s=0.8, phases_s={"wait": 0.76},
+                    route=("api-gateway", "GET /api/v1/orders/{id}"), baseline_p95_s=0.02,
+                    baseline_phases_s={"wait": 0.011})
+    facts = Facts(600, Targets(), endpoints=(slow,), databases=(db,), tracing=(tracing,), routes=(route,))
     src = "test"
     area = AreaSummary("api", Figure(10, "count", src), Figure(1.0, "ms", src), Figure(2.0, "ms", src),
                        Figure(3.0, "ms", src), Figure(0.0, "ratio", src), "requests", "failed")
@@ -97,3 +105,18 @@ def test_a_screenshot_shows_the_plots_drawn(tmp_path: Path) -> None:
     # lines and bars in the first series' blue, target lines in red: drawn, not an empty frame
     assert pixels(LINE_BLUE) > 3000, pixels(LINE_BLUE)
     assert pixels(TARGET_RED) > 500, pixels(TARGET_RED)
+
+
+def test_the_top_three_come_first_with_their_evidence_one_click_away(tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    page.write_text(_report_page())
+    dom = subprocess.run([str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
+                          "--host-resolver-rules=MAP * ~NOTFOUND", f"--user-data-dir={tmp_path / 'profile'}",
+                          "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    headings = re.findall(r"<h2>([^<]+)</h2>", dom)
+    assert headings[:2] == ["Top 3 bottlenecks", "Performance targets"]
+    top = dom[dom.index("Top 3 bottlenecks"):dom.index("Performance targets")]
+    assert "api-gateway's own work" in top and "100.0 %" in top  # the cause and its share
+    assert "<details>" in top and "<summary>Evidence" in top  # folded, one click away
+    assert top.count("optimize the algorithms of api-gateway") == 1  # the fix, once
+    assert headings[-1] == "Causes of missed targets" and "Housekeeping" not in headings  # no advice to give

@@ -1,12 +1,12 @@
 """Statement texts lose their string literals before they become the ``query`` label
-(exporter.analysis.scrub): the secrets that utility statements carry in clear."""
+(exporter.collectors.postgres.scrub): the secrets that utility statements carry in clear."""
 
 from __future__ import annotations
 
 import pytest
 
-from exporter.analysis.scrub import LITERAL, scrub_statement
-from exporter.collectors.postgres import short_query
+from exporter.collectors.postgres.collector import short_query
+from exporter.collectors.postgres.scrub import LITERAL, scrub_statement
 from exporter.config.loading import ConfigError, parse_config
 
 SECRET = "hunter2-Zq7x"

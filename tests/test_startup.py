@@ -25,9 +25,11 @@ def modules_loaded_by(*argv: str) -> set[str]:
     return set(loaded)
 
 
-HEAVY = ("grafana_foundation_sdk", "exporter.slo", "exporter.probes.api", "exporter.collectors.jaeger",
-         "exporter.daemon", "exporter.collectors.postgres", "exporter.collectors.redis", "psycopg", "redis", "httpx",
-         "uvicorn", "starlette")
+# the job code of every kind (each collector package's target model is light: the config needs it), the daemon,
+# the drivers and the Grafana SDK
+HEAVY = ("grafana_foundation_sdk", "exporter.slo", "exporter.probes.api", "exporter.collectors.jaeger.collector",
+         "exporter.collectors.postgres.collector", "exporter.collectors.redis.collector", "exporter.daemon",
+         "psycopg", "redis", "httpx", "uvicorn", "starlette")
 
 
 def heavy(loaded: set[str], *extra: str) -> set[str]:

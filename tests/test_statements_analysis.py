@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 import json
 
-from exporter.analysis.plans import seq_scans
-from exporter.analysis.statements import (
+from exporter.collectors.postgres.plans import seq_scans
+from exporter.collectors.postgres.statements import (
     HIDDEN_QUERYID,
     Counters,
     Entry,

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from exporter.analysis.traces import (
+from exporter.collectors.jaeger.decode import facts_from_summaries, trace_from_v1, traces_from_otlp, traces_from_v1
+from exporter.collectors.jaeger.traces import (
     BucketSums,
     Span,
     SpanTimes,
@@ -19,7 +20,6 @@ from exporter.analysis.traces import (
     serial_waves,
     top_keys,
 )
-from exporter.collectors.jaeger_decode import facts_from_summaries, trace_from_v1, traces_from_otlp, traces_from_v1
 from tests.jaeger_replay import fixture, fixture_trace, to_otlp
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -6,21 +6,28 @@ by side run one after another on purpose (the rider check and the fare quote whe
 invalidation and the notification when cancelling; the two Redis writes of a location update), so a trace
 analyser has serial siblings to find. The response carries ``traceresponse`` with the trace id.
 
-Order creation ends with the matching service choosing a driver (its own span, ``matching-service
-match_driver``; the order's answer carries ``driver_id`` and ``matching_ms``). Pickup and dropoff are address
-strings or coordinates ``{"lat": .., "lon": ..}``. Location updates go onto the Redis list the Redis collector
-watches (``trip:location:updates``), which the demo's queue workers drain.
+Order creation asks the pricing service for a fare and the matching service for a driver side by side (one after
+the other with the ``serial_calls`` fault), then stores the order (its answer carries ``driver_id`` and
+``matching_ms``). An order read returns the order (cache-aside) and its fare items, read in one query (one query
+per item with ``n_plus_one``). Pickup and dropoff are address strings or coordinates ``{"lat": .., "lon": ..}``.
+Location updates go onto the Redis list the Redis collector watches (``trip:location:updates``), which the demo's
+queue workers drain.
+
+The faults (:mod:`exporter.demo.faults`) act where their true cause lies: a service's extra time and errors in
+its own span, the gateway's in the gateway's span, the pool and lock faults in the database layer, and large
+payloads on the way back to the client, after the gateway's span has ended (``LINK_BYTES_PER_SECOND``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,22 +35,37 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
-from exporter.demo.cache import LOCATION_QUEUE, NOTIFICATION_QUEUE, Cache, CacheUnavailable, location_key, order_key
-from exporter.demo.faults import STEP_LATENCY, Faults, updated_faults
+from exporter.demo.cache import (
+    LOCATION_QUEUE,
+    NOTIFICATION_QUEUE,
+    ORDER_TTL_SECONDS,
+    Cache,
+    CacheUnavailable,
+    location_key,
+    order_key,
+)
+from exporter.demo.faults import (
+    GATEWAY,
+    MATCHING,
+    NOTIFICATIONS,
+    ORDERS,
+    PRICING,
+    STEP_LATENCY,
+    TRIPS,
+    Faults,
+    updated_faults,
+)
 from exporter.demo.jaeger_routes import JaegerRoutes
 from exporter.demo.spans import SpanKind, TraceBuffer, TraceRecorder, format_traceparent, parse_traceparent
-from exporter.demo.storage import SPAN_NAMES, SQL, TRIP_STATUSES, Store, StoreUnavailable
+from exporter.demo.storage import POOL_SIZE, SPAN_NAMES, SQL, TRIP_STATUSES, Store, StoreUnavailable
 from exporter.logs import event
 
 log = logging.getLogger(__name__)
 
-GATEWAY = "api-gateway"
-ORDERS = "order-service"
-PRICING = "pricing-service"
-TRIPS = "trip-service"
-NOTIFICATIONS = "notification-service"
-MATCHING = "matching-service"
+POOL_NAME = "tripo04os-demo"
+LINK_BYTES_PER_SECOND = 1_000_000  # large payloads reach the client as over a 8 Mbit/s link
 DRIVERS = 800  # drivers 1..800, as the seeded trips have them
 NOTIFICATION_CHANNELS = ("push", "sms", "email")
 
@@ -70,6 +92,7 @@ class DemoState:
     faults: Faults = field(default_factory=Faults)
     rng: random.Random = field(default_factory=random.Random)
     down: set[str] = field(default_factory=set)  # backends last seen failing, to log each outage once
+    lock_holder: tuple[asyncio.Task[None], asyncio.Event] | None = None  # lock_contention's transaction
 
     def backend_failed(self, backend: str, cause: str) -> None:
         if backend not in self.down:
@@ -80,6 +103,46 @@ class DemoState:
         if backend in self.down:
             self.down.discard(backend)
             event(log, logging.INFO, "demo_backend_recovered", backend=backend)
+
+    async def hold_trip_locks(self, on: bool) -> None:
+        """Start or stop the transaction that keeps the trips' row locks (the lock_contention fault)."""
+        if on and self.lock_holder is None:
+            stop = asyncio.Event()
+            self.lock_holder = (asyncio.create_task(self.store.hold_trip_locks(stop)), stop)
+        elif not on and self.lock_holder is not None:
+            task, stop = self.lock_holder
+            self.lock_holder = None
+            stop.set()
+            await task
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Large payloads
+
+
+def padded(response: Response, kilobytes: int) -> bytes:
+    """The JSON object ``response`` carries, with a ``receipt`` field that makes it ``kilobytes`` larger."""
+    body = bytes(response.body)
+    filler = b', "receipt": "' + b"x" * max(0, kilobytes * 1024 - 16) + b'"}'
+    return body[:-1] + filler if body.endswith(b"}") else body
+
+
+class PacedResponse(Response):
+    """A JSON body sent at LINK_BYTES_PER_SECOND, as a client on a slow link receives it: the time shows in the
+    client's receive phase, after the gateway's span has ended."""
+
+    media_type = "application/json"
+    CHUNK = 16 * 1024
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        body = bytes(self.body)
+        for start in range(0, len(body), self.CHUNK):
+            chunk = body[start:start + self.CHUNK]
+            await send({"type": "http.response.body", "body": chunk, "more_body": start + self.CHUNK < len(body)})
+            await asyncio.sleep(len(chunk) / LINK_BYTES_PER_SECOND)
+        if not body:
+            await send({"type": "http.response.body", "body": b""})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -174,6 +237,7 @@ class DemoApi:
                 try:
                     with rec.span(GATEWAY, "authenticate"):
                         await self.work("authenticate")
+                    await self.own_work(GATEWAY)
                     response = await handler(request, rec)
                 except ApiError as exc:
                     response = JSONResponse({"error": str(exc)}, status_code=exc.status)
@@ -192,19 +256,41 @@ class DemoApi:
                     root.error = True
                     root.status_message = f"HTTP {response.status_code}"
             state.buffer.add(rec.spans)
+            if state.faults.payload_kb and response.status_code < 400:
+                response = PacedResponse(padded(response, state.faults.payload_kb), response.status_code)
             response.headers["traceresponse"] = format_traceparent(rec.trace_id, root.span_id)
             return response
 
         return endpoint
 
-    async def service(self, service: str, operation: str) -> None:
-        """Enter a service: its injected latency and injected errors happen here (call inside its span)."""
+    async def own_work(self, service: str) -> None:
+        """The faults' extra time and errors of ``service``, in its own span (call inside it)."""
         faults = self.state.faults
-        if faults.latency_ms > 0:
-            await asyncio.sleep(faults.latency_ms / 1000)
-        if faults.error_rate > 0 and self.state.rng.random() < faults.error_rate:
+        extra = faults.latency_of(service)
+        if extra > 0:
+            await asyncio.sleep(extra)
+        ratio = faults.error_ratio_of(service)
+        if ratio > 0 and self.state.rng.random() < ratio:
             raise ApiError(500, f"{service} failed (injected fault)")
+
+    async def service(self, service: str, operation: str) -> None:
+        """Enter a service: its injected latency and errors, then its own work (call inside its span)."""
+        await self.own_work(service)
         await self.work(operation)
+
+    @contextlib.asynccontextmanager
+    async def db_session(self, rec: TraceRecorder, service: str) -> AsyncIterator[None]:
+        """The request's database connection, from the pool, held until the block ends (as an ORM session holds
+        it); the wait for it is its own span."""
+        store = self.state.store
+        with rec.span(service, "acquire connection", "client", **{
+                "db.system": "postgresql" if store.kind == "postgresql" else "memory",
+                "db.client.connection.pool.name": POOL_NAME}):
+            session = await store.begin()
+        try:
+            yield
+        finally:
+            await store.end(session)
 
     async def db(self, rec: TraceRecorder, service: str, statement: str, call: Awaitable[Any]) -> Any:
         operation = SPAN_NAMES[statement]
@@ -219,10 +305,13 @@ class DemoApi:
         return result
 
     async def redis(self, rec: TraceRecorder, service: str, command: str, key: str, call: Awaitable[Any],
-                    kind: SpanKind = "client") -> Any:
+                    kind: SpanKind = "client", ttl_seconds: int | None = None) -> Any:
         pattern = re.sub(r":\d+$", ":{id}", key)
+        statement = f"{command} {key}" + (" ?" if command == "SET" else "") + (
+            f" EX {ttl_seconds}" if ttl_seconds is not None else "")
         with rec.span(service, f"{command} {pattern}", kind,
-                      **{"db.system": "redis", "db.operation": command, "db.redis.key": key}) as span:
+                      **{"db.system": "redis", "db.operation": command, "db.redis.key": key,
+                         "db.statement": statement}) as span:
             try:
                 result = await call
             except CacheUnavailable:
@@ -233,10 +322,13 @@ class DemoApi:
 
     async def cache_order(self, rec: TraceRecorder, order: dict[str, Any]) -> None:
         """Put ``order`` in the cache unless the cache fault is set; a broken cache is logged, not an error."""
-        if self.state.faults.cache != "on":
+        faults = self.state.faults
+        if faults.cache != "on":
             return
+        ttl = faults.cache_ttl_seconds or ORDER_TTL_SECONDS
         try:
-            await self.redis(rec, ORDERS, "SET", order_key(order["id"]), self.state.cache.set_order(order))
+            await self.redis(rec, ORDERS, "SET", order_key(order["id"]), self.state.cache.set_order(order, ttl),
+                             ttl_seconds=ttl)
         except CacheUnavailable as exc:
             self.state.backend_failed("redis", str(exc))
 
@@ -250,27 +342,36 @@ class DemoApi:
         store = self.state.store
         with rec.span(ORDERS, "create_order", "server"):
             await self.service(ORDERS, "create_order")
-            # The rider check and the fare quote do not depend on each other, yet run one after another.
-            active = await self.db(rec, ORDERS, "rider_active_orders", store.rider_active_orders(rider_id))
-            if self.state.faults.slow_query:
-                await self.db(rec, ORDERS, "rider_order_history", store.rider_order_history(rider_id))
-            with rec.span(PRICING, "quote_fare", "server"):
-                await self.work("quote_fare")
-                fare_cents = 800 + self.state.rng.randrange(0, 2500, 5)
-            order = await self.db(rec, ORDERS, "insert_order",
-                                  store.create_order(rider_id, pickup, dropoff, fare_cents))
+            async with self.db_session(rec, ORDERS):
+                # The rider check and the fare quote do not depend on each other, yet run one after another.
+                active = await self.db(rec, ORDERS, "rider_active_orders", store.rider_active_orders(rider_id))
+                if self.state.faults.slow_query:
+                    await self.db(rec, ORDERS, "rider_order_history", store.rider_order_history(rider_id))
+                if self.state.faults.serial_calls:
+                    fare_cents = await self.quote_fare(rec)
+                    driver_id, matching_seconds = await self.match_driver(rec, pickup)
+                else:
+                    fare_cents, (driver_id, matching_seconds) = await asyncio.gather(
+                        self.quote_fare(rec), self.match_driver(rec, pickup))
+                order = await self.db(rec, ORDERS, "insert_order",
+                                      store.create_order(rider_id, pickup, dropoff, fare_cents))
             await self.cache_order(rec, order)  # written through: the first read of a new order is a hit
-            driver_id, matching_seconds = await self.match_driver(rec, order["id"])
         order["rider_open_orders"] = active + 1
         order["driver_id"] = driver_id
         order["matching_ms"] = round(matching_seconds * 1000, 3)
         return JSONResponse(_shown(order), status_code=201)
 
-    async def match_driver(self, rec: TraceRecorder, order_id: int) -> tuple[int, float]:
+    async def quote_fare(self, rec: TraceRecorder) -> int:
+        """The pricing service's fare for a ride, in cents: its own span and latency."""
+        with rec.span(PRICING, "quote_fare", "server"):
+            await self.service(PRICING, "quote_fare")
+            return 800 + self.state.rng.randrange(0, 2500, 5)
+
+    async def match_driver(self, rec: TraceRecorder, pickup: str) -> tuple[int, float]:
         """The matching service picks a driver near the pickup: its own span and latency (seconds)."""
         started = time.perf_counter()
-        with rec.span(MATCHING, "match_driver", "server", **{"order.id": order_id}):
-            await self.work("match_driver")
+        with rec.span(MATCHING, "match_driver", "server", **{"pickup": pickup}):
+            await self.service(MATCHING, "match_driver")
             driver_id = 1 + self.state.rng.randrange(DRIVERS)
         return driver_id, time.perf_counter() - started
 
@@ -285,19 +386,37 @@ class DemoApi:
                 self.state.backend_failed("redis", str(exc))
                 cached = None
             rec.spans[-1].attributes["cache.hit"] = cached is not None
-            if cached is not None:
-                return JSONResponse(_shown(cached), headers={"x-cache": "hit"})
-            order = await self.db(rec, ORDERS, "get_order", store.get_order(order_id))
-            if order is None:
-                raise ApiError(404, f"order {order_id} not found")
-            await self.cache_order(rec, order)
-        return JSONResponse(_shown(order), headers={"x-cache": "miss"})
+            async with self.db_session(rec, ORDERS):
+                order = cached
+                if order is None:
+                    order = await self.db(rec, ORDERS, "get_order", store.get_order(order_id))
+                    if order is None:
+                        raise ApiError(404, f"order {order_id} not found")
+                items = await self.order_items(rec, order_id)
+            if cached is None:
+                await self.cache_order(rec, order)
+        return JSONResponse({**_shown(order), "items": items}, headers={"x-cache": "hit" if cached else "miss"})
+
+    async def order_items(self, rec: TraceRecorder, order_id: int) -> list[dict[str, Any]]:
+        """The order's fare items: one query, or one per item with the n_plus_one fault."""
+        store = self.state.store
+        if not self.state.faults.n_plus_one:
+            items: list[dict[str, Any]] = await self.db(rec, ORDERS, "order_items", store.order_items(order_id))
+            return items
+        out = []
+        for position in await self.db(rec, ORDERS, "order_item_ids", store.order_item_ids(order_id)):
+            item = await self.db(rec, ORDERS, "order_item", store.order_item(order_id, position))
+            if item is not None:
+                out.append(item)
+        return out
 
     async def cancel_order(self, request: Request, rec: TraceRecorder) -> Response:
         order_id = _path_id(request, "order")
         with rec.span(ORDERS, "cancel_order", "server"):
             await self.service(ORDERS, "cancel_order")
-            order, changed = await self.db(rec, ORDERS, "cancel_order", self.state.store.cancel_order(order_id))
+            async with self.db_session(rec, ORDERS):
+                order, changed = await self.db(rec, ORDERS, "cancel_order",
+                                               self.state.store.cancel_order(order_id))
             if order is None:
                 raise ApiError(404, f"order {order_id} not found")
             if not changed:
@@ -319,7 +438,8 @@ class DemoApi:
             raise ApiError(422, f"status: expected one of {', '.join(TRIP_STATUSES)}, got {status!r}")
         with rec.span(TRIPS, "update_trip_status", "server"):
             await self.service(TRIPS, "update_trip_status")
-            trip = await self.db(rec, TRIPS, "update_trip", self.state.store.update_trip(trip_id, status))
+            async with self.db_session(rec, TRIPS):
+                trip = await self.db(rec, TRIPS, "update_trip", self.state.store.update_trip(trip_id, status))
             if trip is None:
                 raise ApiError(404, f"trip {trip_id} not found")
             await self.notify(rec, {"user_id": trip["driver_id"], "channel": "push",
@@ -393,12 +513,16 @@ class DemoApi:
     async def _apply_faults(self, faults: Faults) -> None:
         before = self.state.faults
         self.state.faults = faults
+        await self.state.store.pool.resize(faults.db_pool_size or POOL_SIZE)
+        await self.state.hold_trip_locks(faults.lock_contention)
         dropped = 0
-        if faults.cache == "off" and before.cache == "on":
-            try:
+        try:
+            if faults.cache == "off" and before.cache == "on":
                 dropped = await self.state.cache.drop_all_orders()  # the cache is cold from now on
-            except CacheUnavailable as exc:
-                self.state.backend_failed("redis", str(exc))
+            if faults.cache_ttl_seconds is not None and faults.cache_ttl_seconds != before.cache_ttl_seconds:
+                await self.state.cache.expire_orders(faults.cache_ttl_seconds)  # the cached ones too
+        except CacheUnavailable as exc:
+            self.state.backend_failed("redis", str(exc))
         event(log, logging.INFO, "demo_faults_set", **faults.as_json(), cached_orders_dropped=dropped)
 
 

@@ -46,11 +46,13 @@ class Cache(Protocol):
 
     async def get_order(self, order_id: int) -> dict[str, Any] | None: ...
 
-    async def set_order(self, order: dict[str, Any]) -> None: ...
+    async def set_order(self, order: dict[str, Any], ttl_seconds: int = ORDER_TTL_SECONDS) -> None: ...
 
     async def drop_order(self, order_id: int) -> None: ...
 
     async def drop_all_orders(self) -> int: ...
+
+    async def expire_orders(self, ttl_seconds: int) -> int: ...
 
     async def set_location(self, driver_id: int, location: dict[str, Any]) -> None: ...
 
@@ -80,8 +82,8 @@ class RedisCache:
         raw = await self._call(self.client.get(order_key(order_id)))
         return json.loads(raw) if raw else None
 
-    async def set_order(self, order: dict[str, Any]) -> None:
-        await self._call(self.client.set(order_key(order["id"]), json.dumps(order), ex=ORDER_TTL_SECONDS))
+    async def set_order(self, order: dict[str, Any], ttl_seconds: int = ORDER_TTL_SECONDS) -> None:
+        await self._call(self.client.set(order_key(order["id"]), json.dumps(order), ex=ttl_seconds))
 
     async def drop_order(self, order_id: int) -> None:
         await self._call(self.client.delete(order_key(order_id)))
@@ -100,6 +102,19 @@ class RedisCache:
                 dropped += await self.client.unlink(*batch)
         await self._call(scan())
         return dropped
+
+    async def expire_orders(self, ttl_seconds: int) -> int:
+        """Cached orders expire within ``ttl_seconds`` from now (those due sooner keep their TTL)."""
+        changed = 0
+
+        async def scan() -> None:
+            nonlocal changed
+            async with self.client.pipeline(transaction=False) as pipe:
+                async for key in self.client.scan_iter(match="order:*", count=500):
+                    pipe.expire(key, ttl_seconds, lt=True)
+                changed = sum(1 for done in await pipe.execute() if done)
+        await self._call(scan())
+        return changed
 
     async def set_location(self, driver_id: int, location: dict[str, Any]) -> None:
         await self._call(self.client.set(location_key(driver_id), json.dumps(location), ex=LOCATION_TTL_SECONDS))
@@ -154,9 +169,9 @@ class MemoryCache:
         raw = self._get(order_key(order_id))
         return json.loads(raw) if raw else None
 
-    async def set_order(self, order: dict[str, Any]) -> None:
+    async def set_order(self, order: dict[str, Any], ttl_seconds: int = ORDER_TTL_SECONDS) -> None:
         await self._wait()
-        self.values[order_key(order["id"])] = (time.monotonic() + ORDER_TTL_SECONDS, json.dumps(order))
+        self.values[order_key(order["id"])] = (time.monotonic() + ttl_seconds, json.dumps(order))
 
     async def drop_order(self, order_id: int) -> None:
         await self._wait()
@@ -166,6 +181,13 @@ class MemoryCache:
         keys = [k for k in self.values if k.startswith("order:")]
         for key in keys:
             del self.values[key]
+        return len(keys)
+
+    async def expire_orders(self, ttl_seconds: int) -> int:
+        due = time.monotonic() + ttl_seconds
+        keys = [k for k, (at, _) in self.values.items() if k.startswith("order:") and at > due]
+        for key in keys:
+            self.values[key] = (due, self.values[key][1])
         return len(keys)
 
     async def set_location(self, driver_id: int, location: dict[str, Any]) -> None:

@@ -91,6 +91,7 @@ async def _serve(listen: str, postgres: str | None, redis: str | None, sock: soc
     try:
         await serving
     finally:
+        await state.hold_trip_locks(False)
         consumer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await consumer

@@ -1,5 +1,6 @@
 """``perf-exporter baseline set``, ``compare``, ``history`` and ``sla``: each reads the history (or report files),
-calls the pure functions of :mod:`exporter.analysis`, and writes what they found.
+calls the pure functions of :mod:`exporter.history.compare` and :mod:`exporter.history.change_points`, and
+writes what they found.
 
 Exit codes of ``compare``: 0 nothing regressed; 1 a regression or a missed target (named); 2 inconclusive;
 3 could not compare (no history, no such baseline or run, runs of different scenarios). Nothing is written when
@@ -14,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from exporter.analysis.compare import Comparison, Tolerance, compare_figures, exit_code
+from exporter.history.compare import Comparison, Tolerance, compare_figures, exit_code
+from exporter.history.compare_output import ScenarioComparison, as_json, headline, junit, markdown, table
+from exporter.history.database import DEFAULT_HISTORY, History, HistoryError
 from exporter.history.inputs import resolve
-from exporter.history.records import OVERALL, Run
-from exporter.history.render import ScenarioComparison, as_json, headline, junit, markdown, table
-from exporter.history.store import DEFAULT_HISTORY, History, HistoryError
+from exporter.history.runs import OVERALL, Run
 
 EXIT_NOT_RUN = 3
 FORMATS = ("table", "md", "junit", "json")
@@ -207,7 +208,7 @@ class HistoryOptions:
 
 
 def run_history(options: HistoryOptions) -> int:
-    from exporter.analysis.change_points import change_points
+    from exporter.history.change_points import change_points
 
     if options.plot is not None and options.plot.suffix.lower() not in (".png", ".svg"):
         options.errors.write(f"history: --plot {options.plot}: expected a .png or .svg file\n")

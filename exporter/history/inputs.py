@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from exporter.history.records import Repeat, Run, bench_figures, report_figures
-from exporter.history.store import History, HistoryError
+from exporter.history.database import History, HistoryError
+from exporter.history.runs import Repeat, Run, bench_figures, report_figures
 
 SUMMARY_SCHEMA = "https://perf-exporter.tripo04os/schema/performance-summary.json"
 

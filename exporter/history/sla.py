@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from exporter.history.records import Run
-from exporter.history.store import DEFAULT_HISTORY, History, HistoryError
+from exporter.history.database import DEFAULT_HISTORY, History, HistoryError
+from exporter.history.runs import Run
 
 
 def _spread(values: Sequence[float], unit: str) -> str:

@@ -20,9 +20,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from exporter.analysis import load_stats
-from exporter.analysis.load_compare import compare_runs
-from exporter.analysis.load_verdict import (
+from exporter.config.loading import ConfigError, default_config, load_config
+from exporter.config.schema import Config
+from exporter.history.changes import compare_runs
+from exporter.history.recording import record_bench
+from exporter.json_file import write_json
+from exporter.load import report
+from exporter.load import stats as load_stats
+from exporter.load.catalog import BENCHMARKS, SCENARIOS
+from exporter.load.k6_binary import K6, K6NotFound, find_k6, k6_version
+from exporter.load.plan import PHASE_METRICS, Overrides, PlanError, RunPlan, build_plan
+from exporter.load.platform import PlatformWatch
+from exporter.load.progress import Progress
+from exporter.load.runner import LiveSample, RunOutcome, run_k6
+from exporter.load.timeline import timeline
+from exporter.load.verdict import (
     EXIT_NOT_RUN,
     GeneratorLoad,
     Verdict,
@@ -34,18 +46,6 @@ from exporter.analysis.load_verdict import (
     stage_held,
     verdict,
 )
-from exporter.config.loading import ConfigError, default_config, load_config
-from exporter.config.schema import Config
-from exporter.history.record import record_bench
-from exporter.history.timeline import timeline
-from exporter.json_file import write_json
-from exporter.load import report
-from exporter.load.catalog import BENCHMARKS, SCENARIOS
-from exporter.load.k6_binary import K6, K6NotFound, find_k6, k6_version
-from exporter.load.plan import Overrides, PlanError, RunPlan, build_plan
-from exporter.load.platform import PlatformWatch
-from exporter.load.progress import Progress
-from exporter.load.runner import LiveSample, RunOutcome, run_k6
 
 DEFAULT_BASE_URL = "http://localhost:8020"
 
@@ -64,7 +64,7 @@ class BenchOptions:
     repeat: int = 1  # each scenario this many times, every repeat stored in the history (exporter/history/)
     history: str | None = None  # the history (a SQLite file or a PostgreSQL URL); default <out>/history.sqlite
     keep_history: bool = True
-    window_thresholds: list[Any] = field(default_factory=list)  # parsed --window-threshold (analysis/)
+    window_thresholds: list[Any] = field(default_factory=list)  # parsed --window-threshold (load/window_thresholds.py)
     stream: TextIO = field(default_factory=lambda: sys.stderr)
 
 
@@ -150,7 +150,7 @@ def judge(plan: RunPlan, outcome: RunOutcome) -> tuple[load_stats.RunStatistics,
     measured = max(0.0, min(outcome.ran_seconds, plan.expected_seconds) - shape.warmup)
     stages = load_stats.stage_seconds(shape.stage_windows(), outcome.ran_seconds)
     stats = load_stats.run_statistics(outcome.metrics, stages, measured, list(plan.scenario.parts),
-                                      plan.scenario.endpoints)
+                                      plan.scenario.endpoints, PHASE_METRICS)
     findings = evaluate(plan.thresholds, outcome.metrics)
     problems = generator_problems(GeneratorLoad(outcome.dropped_iterations, outcome.k6_cpu, outcome.machine_cpu,
                                                 os.cpu_count() or 1))
@@ -188,6 +188,23 @@ def _compare(baseline: Path | None, name: str, body: dict[str, Any]) -> dict[str
         return compare_runs(body, earlier)
     except (OSError, ValueError) as exc:
         return {"headline": f"no comparison with {path}: {exc}"}
+
+
+def _baseline_bodies(baseline: Path | None, names: list[str]) -> list[dict[str, Any]]:
+    """``--baseline``'s run bodies of these scenarios, for the report to weigh changes against (unreadable ones
+    are left out: the comparison already said why)."""
+    if baseline is None:
+        return []
+    paths = [baseline / f"{name}.json" for name in names] if baseline.is_dir() else [baseline]
+    out = []
+    for path in paths:
+        try:
+            body = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(body, dict):
+            out.append(body)
+    return out
 
 
 def _report(plan: RunPlan, outcome: RunOutcome, stats: load_stats.RunStatistics, result: Verdict,
@@ -344,7 +361,7 @@ def _run_all(options: BenchOptions, names: list[str], k6: K6, version: str, stac
             path = write_json(options.out / "performance-summary.json",
                                      report.performance_summary(runs, exit_code, version))
             stream.write(f"bench: all benchmarks done, exit {exit_code} (summary: {path})\n")
-        report.write_explained(runs, options.out, config, stream)
+        report.write_explained(runs, options.out, config, stream, _baseline_bodies(options.baseline, names))
         return exit_code
     except (ConfigError, PlanError, RuntimeError) as exc:
         stream.write(f"bench: {exc}\n")

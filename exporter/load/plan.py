@@ -8,9 +8,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from exporter.analysis.load_verdict import Threshold
 from exporter.config.targets import Targets
 from exporter.load.catalog import Scenario, Stage
+from exporter.load.verdict import Threshold
 
 
 class PlanError(ValueError):
@@ -126,6 +126,11 @@ def thresholds_for(targets: Targets, endpoints: Sequence[str]) -> tuple[Threshol
     return tuple(found)
 
 
+# k6's Trend of each phase of a request, by the phase names of perf_http_phase_duration_seconds.
+PHASE_METRICS = {"connect": "http_req_connecting", "tls": "http_req_tls_handshaking", "send": "http_req_sending",
+                 "wait": "http_req_waiting", "receive": "http_req_receiving"}
+
+
 def submetrics_for(scenario: Scenario, shape: Shape) -> tuple[str, ...]:
     """Every tagged sub-metric the statistics read: per stage, per part, per endpoint (k6 computes a sub-metric
     only when a threshold names it; an empty threshold list costs nothing else)."""
@@ -134,6 +139,9 @@ def submetrics_for(scenario: Scenario, shape: Shape) -> tuple[str, ...]:
     cuts += [f"phase:measure,part:{part}" for part in scenario.parts]
     cuts += [f"phase:measure,endpoint:{name}" for name in scenario.endpoints]
     names = [f"{metric}{{{cut}}}" for cut in cuts for metric in ("http_req_duration", "http_reqs", "http_req_failed")]
+    # where each endpoint's time goes (the report's attribution): its phases and the bytes of its answers
+    names += [f"{metric}{{phase:measure,endpoint:{name}}}" for name in scenario.endpoints
+              for metric in (*PHASE_METRICS.values(), "data_received")]
     names += [f"{metric}{{phase:measure}}" for metric in scenario.metrics]
     return tuple(names)
 

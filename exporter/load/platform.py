@@ -1,6 +1,6 @@
 """The platform measured while the load runs: the config's PostgreSQL, Redis and Jaeger collectors, run in this
 process by the exporter's own scheduler on a short interval, read at the end of the warm-up and after the run
-(:mod:`exporter.analysis.load_platform` turns the readings into the run window's numbers)."""
+(:mod:`exporter.load.platform_figures` turns the readings into the run window's numbers)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter import metrics
-from exporter.analysis.load_platform import Reading, SeriesKey, platform_report
 from exporter.config.schema import Config
+from exporter.load.platform_figures import Reading, SeriesKey, platform_report
 from exporter.scheduler import Scheduler
 from exporter.store import StoreCollector
 
@@ -59,6 +59,7 @@ class PlatformWatch:
         self.stores = StoreCollector()
         self.scheduler = Scheduler(self.stores)
         self.start_reading: Reading | None = None
+        self.started_at: float | None = None
         self.during: list[Reading] = []
 
     @property
@@ -87,6 +88,7 @@ class PlatformWatch:
     def mark_start(self) -> None:
         if self.active:
             self.start_reading = self.read()
+            self.started_at = time.monotonic()
 
     def sample(self) -> None:
         if self.active:
@@ -100,5 +102,12 @@ class PlatformWatch:
             end = self.read()
         finally:
             await self.scheduler.shutdown(grace=2.0)
-        return {**platform_report(self.start_reading or {}, end, [*self.during, end]),
-                "collectors": [f"{kind.section}/{entry.name}" for kind, entry in self.config.jobs()]}
+        from exporter.reports import run_facts
+        from exporter.reports.command import targets_of
+
+        start = self.start_reading or {}
+        seconds = time.monotonic() - self.started_at if self.started_at is not None else 0.0
+        facts = run_facts.measured(start, end, self.during, targets_of(self.config), seconds)
+        return {**platform_report(start, end, [*self.during, end]),
+                "collectors": [f"{kind.section}/{entry.name}" for kind, entry in self.config.jobs()],
+                "facts": run_facts.as_json(facts)}

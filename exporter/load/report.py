@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from exporter.analysis.load_verdict import Verdict
+from exporter.load.verdict import Verdict
 
 
 def timestamp() -> str:
@@ -23,12 +23,14 @@ def recommendations(verdict: Verdict) -> list[dict[str, str]]:
     return out
 
 
-def write_explained(runs: Sequence[Mapping[str, Any]], out: Path, config: Any, stream: Any) -> list[Path]:
+def write_explained(runs: Sequence[Mapping[str, Any]], out: Path, config: Any, stream: Any,
+                    baseline: Sequence[Mapping[str, Any]] = ()) -> list[Path]:
     """The full report of the run(s), as ``perf-exporter report --run`` writes it (:mod:`exporter.reports`), into
-    ``<out>/report/``; a report that cannot be made is one line on ``stream``, never a failed run."""
+    ``<out>/report/``, weighing causes against the ``baseline`` runs; a report that cannot be made is one line on
+    ``stream``, never a failed run."""
     from exporter.reports.bench import write_run_report
 
-    return write_run_report(runs, out, config, stream)
+    return write_run_report(runs, out, config, stream, baseline)
 
 
 def performance_summary(runs: Sequence[Mapping[str, Any]], exit_code: int, k6_version: str) -> dict[str, Any]:

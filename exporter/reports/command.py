@@ -16,8 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from exporter import metrics
-from exporter.analysis.recommendations_facts import Targets
+from exporter.reports.facts import Targets
 from exporter.reports.model import MET, MISSED, Observed, Report, ReportError, Window
 
 FORMATS = ("json", "md", "html")
@@ -37,6 +36,9 @@ class ReportOptions:
     stream: TextIO = field(default_factory=lambda: sys.stderr)
     history: str | None = None  # the run history (exporter/history/); default <out>/history.sqlite
     keep_history: bool = True
+    baseline: str = "1h"  # the period before the window that attribution compares with ("0": none)
+    baseline_start: str | None = None  # or an explicit period
+    baseline_end: str | None = None
 
 
 def targets_of(config: Any) -> Targets:
@@ -86,15 +88,32 @@ def window_of(options: ReportOptions, now: float | None = None) -> Window:
     return Window(start, end)
 
 
-def rule_names() -> dict[str, str]:
-    """Plot key -> the recording rule behind it (exporter/slo/rules.py names them)."""
-    from exporter.slo.rules import ERROR_RATIO_TARGET, HIT_RATIO, quantile_record
+def endpoint_requests(config: Any) -> dict[tuple[str, str], tuple[str, str]]:
+    """(api target, endpoint) -> (method, path), to find the route each endpoint's traces take."""
+    return {(str(target.name), str(e.name)): (str(e.method), str(e.path))
+            for target in config.section("api") for e in target.endpoints}
 
-    return {"api_p95": quantile_record(metrics.HTTP_REQUEST_DURATION, ("target",), 0.95),
-            "api_p99": quantile_record(metrics.HTTP_REQUEST_DURATION, ("target",), 0.99),
-            "db_p95": quantile_record(metrics.PG_QUERY_DURATION, ("target",), 0.95),
-            "trace_p95": quantile_record(metrics.TRACE_DURATION, ("target",), 0.95),
-            "error_rate": ERROR_RATIO_TARGET, "hit_rate": HIT_RATIO}
+
+def baseline_of(options: ReportOptions, window: Window) -> Window | None:
+    """The period attribution compares the window with: ``--baseline-from``/``--baseline-to``, else the
+    ``--baseline`` duration right before the window (None for 0)."""
+    from exporter.config.units import parse_duration
+
+    if options.baseline_start or options.baseline_end:
+        if not (options.baseline_start and options.baseline_end):
+            raise ReportError("give both --baseline-from and --baseline-to")
+        start = parse_time(options.baseline_start, "--baseline-from")
+        end = parse_time(options.baseline_end, "--baseline-to")
+        if end <= start or end > window.end:
+            raise ReportError("the baseline must start before it ends, and end no later than the window")
+        return Window(start, end)
+    if options.baseline.strip() in ("0", "0s", "", "none"):
+        return None
+    try:
+        seconds = parse_duration(options.baseline)
+    except ValueError as exc:
+        raise ReportError(f"--baseline: {exc}") from None
+    return Window(window.start - seconds, window.start)
 
 
 def jaeger_urls(config: Any) -> dict[str, str]:
@@ -104,7 +123,7 @@ def jaeger_urls(config: Any) -> dict[str, str]:
 
 def postgres_conninfos(config: Any) -> dict[str, str]:
     """PostgreSQL target name -> the collector's read-only conninfo, for the hypopg index checks."""
-    from exporter.collectors.postgres import base_conninfo
+    from exporter.collectors.postgres.collector import base_conninfo
 
     return {str(entry.name): base_conninfo(entry) for entry in config.section("postgres")}
 
@@ -112,8 +131,8 @@ def postgres_conninfos(config: Any) -> dict[str, str]:
 def with_index_checks(observed: Observed, conninfos: dict[str, str]) -> Observed:
     """The facts with each recommended index costed by hypopg, where the database has it (two passes of the pure
     rules: the first names the indexes, the second quotes their costs)."""
-    from exporter.analysis.recommendations import recommend
     from exporter.reports.hypopg import index_checks
+    from exporter.reports.recommendations import recommend
 
     facts = observed.facts
     texts = {(s.target, s.datname, s.queryid): s.text for db in facts.databases for s in db.statements}
@@ -131,18 +150,21 @@ def with_index_checks(observed: Observed, conninfos: dict[str, str]) -> Observed
 
 
 def build(options: ReportOptions, targets: Targets, jaeger: dict[str, str] | None = None,
-          conninfos: dict[str, str] | None = None) -> Report:
-    from exporter.reports.targets import build_report
+          conninfos: dict[str, str] | None = None,
+          requests: dict[tuple[str, str], tuple[str, str]] | None = None) -> Report:
+    from exporter.reports.judge import build_report
 
     if options.run is not None:
         from exporter.reports.run import observe_run_dir
 
-        return build_report(observe_run_dir(options.run, targets))
+        by_name = {name: method_path for (_, name), method_path in (requests or {}).items()}
+        return build_report(observe_run_dir(options.run, targets, by_name))
     from exporter.reports.prometheus import PrometheusClient, collect
 
     client = PrometheusClient(options.prometheus or "http://localhost:9090")
     try:
-        observed = collect(client, window_of(options), targets, rule_names(), jaeger)
+        window = window_of(options)
+        observed = collect(client, window, targets, jaeger, requests, baseline_of(options, window))
         return build_report(with_index_checks(observed, conninfos) if conninfos else observed)
     finally:
         client.close()
@@ -194,7 +216,8 @@ def run_report(options: ReportOptions) -> int:
         return EXIT_NOT_RUN
     try:
         config = load_config(options.config) if options.config else default_config()
-        report = build(options, targets_of(config), jaeger_urls(config), postgres_conninfos(config))
+        report = build(options, targets_of(config), jaeger_urls(config), postgres_conninfos(config),
+                       endpoint_requests(config))
         paths = write(report, options.out, options.formats)
     except (ConfigError, ReportError) as exc:
         stream.write(f"report: {exc}\n")
@@ -205,5 +228,5 @@ def run_report(options: ReportOptions) -> int:
     for r in report.findings.top(3):
         stream.write(f"report: bottleneck {r.priority} {r.issue}: {r.where}\n")
     stream.write(f"report: wrote {', '.join(str(p) for p in paths)}\n")
-    from exporter.history.record import record_report
+    from exporter.history.recording import record_report
     return record_report(options, report, exit_code(report), config)

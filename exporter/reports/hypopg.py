@@ -12,7 +12,7 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import make_conninfo
 
-from exporter.analysis.recommendations_facts import IndexCheck
+from exporter.reports.facts import IndexCheck
 
 _PARAM = re.compile(r"\$(\d+)")
 

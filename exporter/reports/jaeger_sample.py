@@ -1,6 +1,6 @@
 """Sample traces from Jaeger's v1 query API, read to tell a serial group's children apart: a cache-aside read
 (GET, the data store, SET of the same key) or a read then a write of one table cannot run side by side, and the
-serial-siblings counters alone cannot say which a group is (:func:`exporter.analysis.recommendations.chain_kind`
+serial-siblings counters alone cannot say which a group is (:func:`exporter.reports.recommendations.chain_kind`
 decides from the children this module decodes)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from exporter.analysis.recommendations_facts import ChildSpan, SerialGroup, statement_tables
+from exporter.reports.facts import ChildSpan, SerialGroup, statement_tables
 
 SAMPLE_TRACES = 5
 SAMPLED_GROUPS = 5  # the groups with the most saving get a sample; the rest stay "unknown"

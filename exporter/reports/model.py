@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from exporter.analysis.recommendations import Findings
-from exporter.analysis.recommendations_facts import Facts
+from exporter.reports.facts import Facts
+from exporter.reports.recommendations import Findings
 
 MET, MISSED, NO_DATA = "met", "missed", "no data"
 AREAS = ("api", "database", "cache", "tracing")

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from exporter.analysis.recommendations import PRIORITY_RULE, critical_path_shares, top_statements
 from exporter.reports.model import AREAS, BUCKETED, EXACT, AreaSummary, Figure, Report, TargetRow
+from exporter.reports.recommendations import PRIORITY_RULE, critical_path_shares, top_statements
 
 SCHEMA_AREA = "https://perf-exporter.tripo04os/schema/area-report.json"
 SCHEMA_SUMMARY = "https://perf-exporter.tripo04os/schema/performance-summary.json"
@@ -70,7 +70,7 @@ def _area_extra(report: Report, area: str) -> dict[str, Any]:
             for e in facts.endpoints]}
     if area == "database":
         return {"statements": [
-            {"target": s.target, "datname": s.datname, "queryid": s.queryid, "query": s.text,
+            {"target": s.target, "datname": s.datname, "user": s.user, "queryid": s.queryid, "query": s.text,
              "calls": round(s.calls, 3), "totalMs": round(s.seconds * 1000, 3), "meanMs": _r(s.mean_s)}
             for s in top_statements(facts.databases, 10)],
             "queryP95": [{"target": d.target, "method": d.p95.method, "ms": _r(d.p95.value),

@@ -1,10 +1,12 @@
 """The report as Markdown, for a CI comment or a wiki: the top three bottlenecks, the guide's targets table,
-every recommendation with its evidence and diagnosis steps, and where each number came from."""
+each cause of a missed target (its share of each excess, the fix, the command, then its evidence and the guide's
+diagnosis steps, folded), housekeeping apart, and where each number came from."""
 
 from __future__ import annotations
 
-from exporter.analysis.recommendations import PRIORITY_RULE, Recommendation, critical_path_shares, top_statements
+from exporter.reports.diagnosis import pct, statement_name
 from exporter.reports.model import AREAS, Report
+from exporter.reports.recommendations import PRIORITY_RULE, Recommendation, critical_path_shares, top_statements
 from exporter.reports.render_json import current_text, guide_summary
 
 STATUS = {"met": "✅ met", "missed": "❌ missed", "no data": "⏳ no data"}
@@ -15,17 +17,29 @@ def _cell(text: str) -> str:
 
 
 def recommendation_md(r: Recommendation, n: int) -> list[str]:
-    lines = [f"### {n}. {r.priority} · {r.issue} · {_cell(r.where)}", "", r.message, "",
-             f"- **Cause:** {r.cause}", f"- **Do:** {r.solution}", f"- **Score:** {r.score_basis}"]
+    """A cause: what it is, what it explains, what to do and the exact command, once each; the evidence and the
+    guide's steps folded below."""
+    lines = [f"### {n}. {r.priority} · {r.cause}", ""]
+    lines += [f"- **Explains:** {s.what}: {pct(s.share)} ({s.explained})" for s in r.symptoms]
+    lines += [f"- **Do:** {r.solution}", f"- **Where:** {r.where}"]
     if r.command:
-        lines += ["", "```sql" if r.area == "database" else "```", r.command, "```"]
+        lines += ["", "```sql" if r.area == "database" or r.command.rstrip().endswith(";") else "```", r.command,
+                  "```"]
+    lines += ["", "<details><summary>Evidence, the guide's diagnosis steps and the score</summary>", ""]
+    lines += [f"- [{e.signal}] {e.text} — *{e.source}*" for e in r.evidence]
     if r.diagnosis:
-        lines += ["", "Diagnosis (the guide's steps):", ""]
+        lines += ["", f"{r.issue}, the guide's steps:", ""]
         lines += [f"{i}. {s.step}: {s.found}" for i, s in enumerate(r.diagnosis, start=1)]
-    if r.evidence:
-        lines += ["", "Evidence:", ""]
-        lines += [f"- [{e.signal}] {e.text} — *{e.source}*" for e in r.evidence]
-    return [*lines, ""]
+    shares_of = sorted({s.attributed for s in r.symptoms if s.attributed})
+    if shares_of:
+        lines += ["", "Shares are of " + "; ".join(shares_of) + "."]
+    lines += ["", f"Score: {r.score_basis}.", "", "</details>", ""]
+    return lines
+
+
+def housekeeping_md(r: Recommendation) -> str:
+    command = f" `{_cell(r.command)}`" if r.command else ""
+    return f"- **{r.issue}** · {_cell(r.where)}: {r.message} Do: {r.solution}.{command}"
 
 
 def _infra_value(value: float, unit: str) -> str:
@@ -37,12 +51,16 @@ def markdown(report: Report) -> str:
     lines = [f"# Performance report · {o.window.as_json()['start']} → {o.window.as_json()['end']}", "",
              f"Generated {report.generated} from {o.source_kind} ({o.source_where}), a window of "
              f"{o.window.seconds:.0f} s.", ""]
+    if o.facts.baseline:
+        lines += [f"Causes are weighed by what changed since the baseline, {o.facts.baseline}.", ""]
     top = report.findings.top(3)
     lines += ["## Top 3 bottlenecks", ""]
     if top:
-        lines += [f"{i}. **{r.priority}** {r.issue} — {_cell(r.where)}: {r.cause}" for i, r in enumerate(top, 1)]
+        lines += [f"{i}. **{r.priority}** {r.cause}: {pct(r.share)} of {_cell(r.symptoms[0].what)}"
+                  + (f" (and {len(r.symptoms) - 1} more)" if len(r.symptoms) > 1 else "")
+                  for i, r in enumerate(top, 1)]
     else:
-        lines.append("None: no target is missed.")
+        lines.append("None: every target is met.")
     lines += ["", "## Performance targets", "", "| Metric | Target | Current | Status |", "|---|---|---|---|"]
     for row in report.rows:
         status = STATUS[row.status] + (f" ({_cell(row.reason)})" if row.status != "met" and row.reason else "")
@@ -71,10 +89,10 @@ def markdown(report: Report) -> str:
             lines.append(f"No data: {infrastructure.get('reason', '')}")
     statements = top_statements(o.facts.databases, 5)
     if statements:
-        lines += ["", "## Top statements by time", "", "| Statement | Calls | Total ms | Mean ms |",
-                  "|---|---|---|---|"]
-        lines += [f"| `{_cell((s.text or s.queryid)[:90])}` | {s.calls:.0f} | {s.seconds * 1000:.1f} | "
-                  f"{(s.mean_s or 0) * 1000:.2f} |" for s in statements]
+        lines += ["", "## Top statements by time", "", "| Statement | Database/role queryid | Calls | Total ms | "
+                  "Mean ms |", "|---|---|---|---|---|"]
+        lines += [f"| `{_cell((s.text or s.queryid)[:90])}` | {_cell(statement_name(s))} | {s.calls:.0f} | "
+                  f"{s.seconds * 1000:.1f} | {(s.mean_s or 0) * 1000:.2f} |" for s in statements]
     shares = critical_path_shares(o.facts.tracing)
     if shares:
         lines += ["", "## Critical path by service", "", "| Service | Share |", "|---|---|"]
@@ -92,11 +110,17 @@ def markdown(report: Report) -> str:
                          f"{f(st, 'requests_per_second')} | {f(st, 'p50_ms')} | {f(st, 'p95_ms')} | "
                          f"{f(st, 'p99_ms')} | "
                          f"{'-' if not isinstance(err, int | float) else f'{err * 100:.2f} %'} |")
-    lines += ["", "## Recommendations", "", f"Priority: {PRIORITY_RULE}.", ""]
-    if not report.findings.recommendations:
-        lines.append("None.")
-    for i, r in enumerate(report.findings.recommendations, start=1):
+    causes = [r for r in report.findings.recommendations if not r.housekeeping]
+    lines += ["", "## Causes of missed targets", "", f"Priority: {PRIORITY_RULE}.", ""]
+    if not causes:
+        lines += ["None: every target is met.", ""]
+    for i, r in enumerate(causes, start=1):
         lines += recommendation_md(r, i)
+    chores = report.findings.housekeeping
+    if chores:
+        lines += ["## Housekeeping", "", "Advice that no missed target calls for:", ""]
+        lines += [housekeeping_md(r) for r in chores]
+        lines.append("")
     if o.notes:
         lines += ["## Notes", ""] + [f"- {n}" for n in o.notes]
     return "\n".join(lines).rstrip() + "\n"

@@ -1,21 +1,25 @@
 """Report source (b): a ``perf-exporter bench`` run's own measurements, for a machine with no Prometheus.
 
-The API figures are k6's (its Trends keep every sample: percentiles are exact over the measured phase); the
-database, cache and trace figures are the daemon's own collectors, run by the bench during the load and read at
-the end of the warm-up and after the run (``platform`` in the run's JSON). A run does not keep statements,
-tables or critical paths, so its recommendations can name the slow endpoint but not the statement behind it:
-the report says so.
+The API figures are k6's (its Trends keep every sample: percentiles are exact over the measured phase; each
+endpoint's phases and answer sizes too); the database, cache and trace figures are the daemon's own collectors,
+run by the bench during the load and read at the end of the warm-up and after the run (``platform`` in the run's
+JSON, with their facts: statements, tables, key patterns, each route's breakdown). The recommendations diagnose
+causes as a report from Prometheus does; the baseline they weigh changes against is an earlier run given with
+``bench --baseline`` (without one, each part's whole time is weighed, and the report says so).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from exporter.analysis.recommendations_facts import Cache, Database, Endpoint, Facts, QueryP95, Queue, Targets, Tracing
+from exporter.reports import run_facts
+from exporter.reports.attribution import route_of
+from exporter.reports.facts import Cache, Database, Endpoint, Facts, QueryP95, Queue, Targets, Tracing
 from exporter.reports.infrastructure import NOT_RECORDED
 from exporter.reports.model import (
     APPROXIMATE,
@@ -30,6 +34,7 @@ from exporter.reports.model import (
     Window,
     missing,
 )
+from exporter.reports.run_facts import RunFacts
 
 K6 = "k6 end-of-test summary (every sample of the measured phase)"
 PLATFORM = "perf-exporter collectors during the run (bench 'platform')"
@@ -68,10 +73,40 @@ def _s(ms: Any) -> float | None:
     return value / 1000 if value is not None else None
 
 
-def observe_runs(bodies: Sequence[Mapping[str, Any]], targets: Targets, where: str) -> Observed:
-    """The report's figures from one or more run bodies (``bench all``: the four benchmarks together)."""
+def _facts(bodies: Sequence[Mapping[str, Any]], where: str) -> RunFacts | None:
+    found = [run_facts.read(b["platform"]["facts"], where) for b in bodies
+             if isinstance(b.get("platform"), Mapping) and "facts" in b["platform"]]
+    return run_facts.merged(found) if found else None
+
+
+def _endpoint_baselines(bodies: Sequence[Mapping[str, Any]]) -> dict[str, tuple[float | None, dict[str, float]]]:
+    """Per endpoint of the baseline runs: its P95 and mean phases, seconds."""
+    out: dict[str, tuple[float | None, dict[str, float]]] = {}
+    for body in bodies:
+        for e in body.get("endpoints") or []:
+            phases = {k: v / 1000 for k, v in (e.get("phases_ms") or {}).items() if _num(v) is not None}
+            out[str(e.get("name"))] = (_s(e.get("p95_ms")), phases)
+    return out
+
+
+def observe_runs(bodies: Sequence[Mapping[str, Any]], targets: Targets, where: str,
+                 endpoint_requests: Mapping[str, tuple[str, str]] | None = None,
+                 baseline: Sequence[Mapping[str, Any]] = ()) -> Observed:
+    """The report's figures from one or more run bodies (``bench all``: the four benchmarks together).
+    ``endpoint_requests``: endpoint name -> (method, path), to find the route its traces take; ``baseline``: the bodies
+    of an earlier run to weigh changes against."""
     if not bodies:
         raise ReportError("no run to report on")
+    measured_facts = _facts(bodies, where)
+    baseline_facts = _facts(baseline, "the baseline run") if baseline else None
+    before = _endpoint_baselines(baseline) if baseline_facts is not None else {}
+    routes = measured_facts.routes if measured_facts else ()
+    if baseline_facts is not None:
+        then = {(r.service, r.operation): r for r in baseline_facts.routes}
+        routes = tuple(replace(r, baseline=then[(r.service, r.operation)].window,
+                               baseline_p95_s=then[(r.service, r.operation)].p95_s)
+                       if (r.service, r.operation) in then else r for r in routes)
+    operations = [(r.service, r.operation) for r in routes]
     starts, ends = [], []
     endpoints: list[Endpoint] = []
     stages: list[dict[str, Any]] = []
@@ -105,10 +140,19 @@ def observe_runs(bodies: Sequence[Mapping[str, Any]], targets: Targets, where: s
                 out.append(float(measured[key]))
         for e in body.get("endpoints") or []:
             count = _num(e.get("requests")) or 0.0
-            endpoints.append(Endpoint("k6", str(e.get("name")), count,
+            name = str(e.get("name"))
+            method_path = (endpoint_requests or {}).get(name)
+            received = _num(e.get("received_bytes"))
+            base_p95, base_phases = before.get(name, (None, None))
+            endpoints.append(Endpoint("k6", name, count,
                                       failed=count * (_num(e.get("error_rate")) or 0.0),
                                       mean_s=_s(e.get("avg_ms")), p95_s=_s(e.get("p95_ms")),
-                                      p99_s=_s(e.get("p99_ms"))))
+                                      p99_s=_s(e.get("p99_ms")),
+                                      phases_s={k: v / 1000 for k, v in (e.get("phases_ms") or {}).items()
+                                                if _num(v) is not None},
+                                      route=route_of(*method_path, operations) if method_path else None,
+                                      response_bytes=received / count if received is not None and count else None,
+                                      baseline_p95_s=base_p95, baseline_phases_s=base_phases))
         for stage in body.get("stages") or []:
             stages.append({"scenario": body.get("scenario"), **stage})
         platform = body.get("platform") or {}
@@ -183,17 +227,31 @@ def observe_runs(bodies: Sequence[Mapping[str, Any]], targets: Targets, where: s
             figure = rows[key]
             rows[key] = Figure(None, figure.unit, figure.source, figure.precision,
                                f"{why}; measured {figure.value}")
-    databases = ((Database("run", p95=QueryP95(max(db_p95) / 1000, "statements-approximate", source=PLATFORM)),)
-                 if db_p95 else ())
-    caches = (Cache("run", hits, misses, queues=tuple(queues)),) if have_cache or queues else ()
-    tracing = ((Tracing("run", traces, max(trace_p95) / 1000),) if trace_p95 else ())
+        # nor about their causes: an excess the generator may have made is not shared out
+        endpoints = [replace(e, p95_s=None, p99_s=None, failed=0.0, server_errors=0.0) for e in endpoints]
     sources = {"api_latency": K6, "api_errors": K6, "cache_hits": PLATFORM, "trace_p95": PLATFORM,
-               "db_p95": PLATFORM, "cache_checks": PLATFORM}
-    facts = Facts(window.seconds, targets, tuple(endpoints), databases, caches, tracing, sources)
+               "db_p95": PLATFORM, "cache_checks": PLATFORM, "phases": K6 + " (http_req_* Trends by endpoint)",
+               "response_size": K6 + " (data_received by endpoint / requests)"}
+    if measured_facts is not None:
+        sources.update(measured_facts.sources)
+        databases = measured_facts.databases
+        caches = measured_facts.caches
+        tracing = measured_facts.tracing
+        notes = ["source: a bench run's own measurements: k6 for the API, the config's collectors for the rest"]
+    else:  # a run file from before runs kept their collectors' facts
+        databases = ((Database("run", p95=QueryP95(max(db_p95) / 1000, "statements-approximate",
+                                                    source=PLATFORM)),) if db_p95 else ())
+        caches = (Cache("run", hits, misses, queues=tuple(queues)),) if have_cache or queues else ()
+        tracing = ((Tracing("run", traces, max(trace_p95) / 1000),) if trace_p95 else ())
+        notes = ["source: a bench run's own measurements; this run file keeps no statements, tables or routes, so "
+                 "recommendations cannot name the cause behind a slow endpoint"]
+    if baseline_facts is None:
+        notes.append("no baseline run (bench --baseline): causes are weighed by each part's whole time, not by what "
+                     "changed")
+    facts = Facts(window.seconds, targets, tuple(endpoints), databases, caches, tracing, sources, routes,
+                  measured_facts.cache_ttls if measured_facts else (), "an earlier run (bench --baseline)"
+                  if baseline_facts is not None else "")
     plots = [_stage_plot(stages, targets)]
-    notes = ["source: a bench run's own measurements; statements, tables, key patterns and critical paths are not "
-             "kept by a run, so recommendations name the slow endpoint but not the statement or service behind it "
-             "(report from Prometheus for those)"]
     return Observed(facts, window, "run", where, areas, rows, {}, plots, stages, notes,
                     {"scenarios": [b.get("scenario") for b in bodies], "infrastructure": NOT_RECORDED})
 
@@ -210,6 +268,7 @@ def _stage_plot(stages: Sequence[Mapping[str, Any]], targets: Targets) -> Plot:
                 "" if stages else "the run had no stages")
 
 
-def observe_run_dir(directory: Path, targets: Targets) -> Observed:
+def observe_run_dir(directory: Path, targets: Targets,
+                    endpoint_requests: Mapping[str, tuple[str, str]] | None = None) -> Observed:
     bodies = [json.loads(p.read_text()) for p in run_files(directory)]
-    return observe_runs(bodies, targets, str(directory))
+    return observe_runs(bodies, targets, str(directory), endpoint_requests)

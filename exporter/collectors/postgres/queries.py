@@ -51,6 +51,15 @@ GROUP BY 1, 2, 3
 
 BLOCKED_LOCKS = "SELECT mode, count(*) FROM pg_locks WHERE NOT granted GROUP BY mode"
 
+# Sessions waiting on a lock, by the statement they run (query_id: PostgreSQL 14 on, with compute_query_id, which
+# pg_stat_statements turns on; read through jsonb so that older servers answer with none).
+LOCK_WAITING_STATEMENTS = """
+SELECT coalesce(datname, ''), to_jsonb(a) ->> 'query_id', count(*)
+FROM pg_stat_activity a
+WHERE backend_type = 'client backend' AND wait_event_type = 'Lock'
+GROUP BY 1, 2
+"""
+
 LOCK_MODES = ("AccessShareLock", "RowShareLock", "RowExclusiveLock", "ShareUpdateExclusiveLock", "ShareLock",
               "ShareRowExclusiveLock", "ExclusiveLock", "AccessExclusiveLock")
 
@@ -95,7 +104,8 @@ def statement_queries(schema: str, columns: set[str], has_info: bool) -> Stateme
     """
     exec_time = "total_exec_time" if "total_exec_time" in columns else "total_time"
     since = ("extract(epoch FROM max(s.stats_since))::float8" if "stats_since" in columns else "NULL::float8")
-    # the spread of the calls (exporter.analysis.query_latency): sum of squares from the population stddev, and
+    # the spread of the calls (exporter.collectors.postgres.query_latency): sum of squares from the population
+    # stddev, and
     # the fastest and slowest call since minmax_stats_since (PostgreSQL 17) or the entry's start
     timing = "_exec_time" if "total_exec_time" in columns else "_time"
     minmax_since = ("extract(epoch FROM max(s.minmax_stats_since))::float8" if "minmax_stats_since" in columns

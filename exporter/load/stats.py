@@ -6,7 +6,7 @@ sub-metrics. Durations are in milliseconds, as k6 reports them."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 Metrics = Mapping[str, Mapping[str, Any]]
@@ -25,6 +25,8 @@ class CutStats:
     p95_ms: float | None
     p99_ms: float | None
     error_rate: float | None
+    phases_ms: dict[str, float] | None = None  # mean per phase (connect, tls, send, wait, receive), endpoints only
+    received_bytes: float | None = None  # all the bytes its answers brought, endpoints only
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,16 +76,29 @@ def cut_stats(metrics: Metrics, name: str, cut: str, seconds: float) -> CutStats
     )
 
 
+def endpoint_stats(metrics: Metrics, name: str, seconds: float,
+                   phase_metrics: Mapping[str, str]) -> CutStats:
+    """An endpoint's statistics, with the mean of each phase (``phase_metrics``: phase -> k6 Trend) and the bytes
+    its answers brought."""
+    cut = f"phase:measure,endpoint:{name}"
+    stats = cut_stats(metrics, name, cut, seconds)
+    phases = {phase: value for phase, trend in phase_metrics.items()
+              if (value := _number(metrics.get(f"{trend}{{{cut}}}", {}).get("avg"))) is not None}
+    received = _number(metrics.get(f"data_received{{{cut}}}", {}).get("count"))
+    return replace(stats, phases_ms=phases or None, received_bytes=received)
+
+
 def run_statistics(metrics: Metrics, stage_seconds: Sequence[float], measured_seconds: float,
-                   parts: Sequence[str], endpoints: Sequence[str]) -> RunStatistics:
+                   parts: Sequence[str], endpoints: Sequence[str],
+                   phase_metrics: Mapping[str, str] | None = None) -> RunStatistics:
     """``stage_seconds``: how long each stage really ran (a stopped run's last stage is shorter)."""
     return RunStatistics(
         overall=cut_stats(metrics, "measured", "phase:measure", measured_seconds),
         stages=[cut_stats(metrics, str(i), f"phase:measure,stage:{i}", s)
                 for i, s in enumerate(stage_seconds, start=1) if s > 0],
         parts=[cut_stats(metrics, p, f"phase:measure,part:{p}", measured_seconds) for p in parts],
-        endpoints=[c for c in (cut_stats(metrics, e, f"phase:measure,endpoint:{e}", measured_seconds)
-                               for e in endpoints) if c.requests > 0],
+        endpoints=[c for c in (endpoint_stats(metrics, e, measured_seconds, phase_metrics or {}) for e in endpoints)
+                   if c.requests > 0],
     )
 
 

@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from exporter.history.records import Repeat, Run, bench_figures, report_figures
-from exporter.history.store import History, HistoryError
+from exporter.history.database import History, HistoryError
+from exporter.history.runs import Repeat, Run, bench_figures, report_figures
 
 HISTORY_FILE = "history.sqlite"
 
@@ -90,7 +90,7 @@ def _store(location: str, runs: Sequence[Run], stream: TextIO, command: str) -> 
 def window_findings(bodies: Sequence[dict[str, Any]], thresholds: Sequence[Any], stream: TextIO) -> bool:
     """Judges each window threshold over each repeat's ``timeline``; the breaches go into the report body
     (``windowThresholds``) and on the terminal. True if any window broke one."""
-    from exporter.analysis.window_thresholds import breaches
+    from exporter.load.window_thresholds import breaches
 
     broken = False
     for i, body in enumerate(bodies):
@@ -110,8 +110,8 @@ def window_findings(bodies: Sequence[dict[str, Any]], thresholds: Sequence[Any],
 def record_bench(options: Any, bodies: Sequence[dict[str, Any]], exit_code: int, config: Any, version: str) -> int:
     """Called once by ``bench`` after every scenario and repeat ran: window thresholds, then the history.
     Returns the run's exit code: 1 when a window broke a threshold, 3 when the history could not be written."""
-    from exporter.analysis.load_verdict import EXIT_MISSED, EXIT_NOT_RUN, combined_exit_code
     from exporter.json_file import write_json
+    from exporter.load.verdict import EXIT_MISSED, EXIT_NOT_RUN, combined_exit_code
 
     stream = options.stream
     thresholds = getattr(options, "window_thresholds", None) or []

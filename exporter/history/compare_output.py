@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from xml.sax.saxutils import quoteattr
 
-from exporter.analysis.compare import INCONCLUSIVE, REGRESSION, Comparison
+from exporter.history.compare import INCONCLUSIVE, REGRESSION, Comparison
 
 
 @dataclass

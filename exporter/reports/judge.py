@@ -4,8 +4,7 @@ from it. Status is ``met``, ``missed`` or ``no data`` with the reason; a figure 
 
 from __future__ import annotations
 
-from exporter.analysis.recommendations import recommend
-from exporter.analysis.recommendations_facts import Targets
+from exporter.reports.facts import Targets
 from exporter.reports.model import (
     APPROXIMATE,
     ESTIMATE,
@@ -18,6 +17,7 @@ from exporter.reports.model import (
     TargetRow,
     now_iso,
 )
+from exporter.reports.recommendations import recommend
 
 # key, the guide's metric name, ceiling (True) or floor (False), the quantile a latency row is about
 ROWS: tuple[tuple[str, str, bool, float | None], ...] = (

@@ -1,7 +1,7 @@
 """Trace analysis on plain data: one span model for Jaeger's two JSON forms, and what a trace says about itself.
 
 A trace is a :class:`Trace`, a list of :class:`Span` with times in integer microseconds; decoding Jaeger's v1 and
-OTLP JSON into it is I/O-side (:mod:`exporter.collectors.jaeger_decode`), which hands each span with its raw
+OTLP JSON into it is I/O-side (:mod:`exporter.collectors.jaeger.decode`), which hands each span with its raw
 references to :class:`TraceBuilder`. :func:`analyse` turns a trace into :class:`TraceFacts`.
 
 Rules (the README's ``jaeger`` section says the same):
@@ -36,10 +36,12 @@ Rules (the README's ``jaeger`` section says the same):
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar
+
+from exporter.collectors.jaeger.breakdown import Breakdown, breakdown_of
 
 # Anomaly kinds, as counted in perf_trace_anomalies_total{kind}.
 DUPLICATE_SPAN = "duplicate_span"
@@ -58,6 +60,12 @@ def trace_key(trace_id: str) -> str:
     return trace_id.lower().lstrip("0") or "0"
 
 
+# The tags a whole trace keeps for its breakdown (exporter.collectors.jaeger.breakdown); every other tag is dropped
+# when decoding. OpenTelemetry's database and span-kind conventions, and the demo's cache.hit.
+KEPT_TAGS = frozenset({"db.system", "db.statement", "db.operation", "db.redis.key", "cache.hit", "span.kind",
+                       "db.client.connection.pool.name"})
+
+
 @dataclass(slots=True)
 class Span:
     span_id: str
@@ -69,6 +77,7 @@ class Span:
     parent_id: str | None = None
     follows_from: bool = False  # the link to parent_id is FOLLOWS_FROM: the parent does not wait for this span
     orphan: bool = False  # has references in the trace, but none to a span that is present
+    tags: dict[str, Any] | None = None  # only KEPT_TAGS, and only when the decoder was asked for them
 
     @property
     def end(self) -> int:
@@ -114,6 +123,7 @@ class TraceFacts:
     serial: list[SerialGroup] = field(default_factory=list)
     anomalies: dict[str, int] = field(default_factory=dict)
     whole: bool = True  # False: from a summary, without spans, critical path or serial groups
+    breakdown: Breakdown | None = None  # where the root's time went, when analyse() was asked for it
 
     @property
     def key(self) -> str:
@@ -243,10 +253,13 @@ def _latest_end_first(children: list[Clipped]) -> list[Clipped]:
     return sorted(sorted(children, key=_START), key=_END, reverse=True)
 
 
-def _critical_path(root: Span, kids: Mapping[str, list[Clipped]], out: dict[str, int]) -> None:
+Segment = tuple[int, int, Span]  # a stretch [start, end) of the critical path and the span it belongs to
+
+
+def _critical_path(root: Span, kids: Mapping[str, list[Clipped]], out: list[Segment]) -> None:
     # An explicit stack (traces can be deeper than Python's recursion limit). A frame is
     # [span, lo, t, children sorted by end desc then start asc, next index]: the span's time from lo to t is
-    # not yet attributed.
+    # not yet attributed. Segments are appended latest first.
     def frame(span: Span, lo: int, hi: int) -> list[Any]:
         return [span, lo, hi, _latest_end_first(kids.get(span.span_id, [])), 0]
 
@@ -261,10 +274,10 @@ def _critical_path(root: Span, kids: Mapping[str, list[Clipped]], out: dict[str,
             if c_end > t:
                 continue  # ran alongside a child already on the path, and ended after it started
             if t > c_end:
-                out[span.service] = out.get(span.service, 0) + (t - c_end)
+                out.append((c_end, t, span))
             if child.span_id not in kids:  # a leaf: all its time is its own; no frame needed
                 if c_end > c_start:
-                    out[child.service] = out.get(child.service, 0) + (c_end - c_start)
+                    out.append((c_start, c_end, child))
                 t = c_start
                 continue
             top[2], top[4] = c_start, i
@@ -274,12 +287,13 @@ def _critical_path(root: Span, kids: Mapping[str, list[Clipped]], out: dict[str,
         if descended:
             continue
         if t > lo:
-            out[span.service] = out.get(span.service, 0) + (t - lo)
+            out.append((lo, t, span))
         stack.pop()
 
 
-def analyse(trace: Trace) -> TraceFacts:
-    """Everything one whole trace says: root, extent, counts, critical path and serial siblings."""
+def analyse(trace: Trace, breakdown: bool = False) -> TraceFacts:
+    """Everything one whole trace says: root, extent, counts, critical path and serial siblings; with
+    ``breakdown``, also where the root's time went by component (:mod:`exporter.collectors.jaeger.breakdown`)."""
     spans = trace.spans
     anomalies = dict(trace.anomalies)
     if not spans:
@@ -348,10 +362,14 @@ def analyse(trace: Trace) -> TraceFacts:
     if outside:
         _bump(anomalies, CHILD_OUTSIDE_PARENT, outside)
 
+    segments: list[Segment] = []
+    _critical_path(root, kids, segments)
     critical: dict[str, int] = {}
-    _critical_path(root, kids, critical)
+    for lo, hi, span in segments:
+        critical[span.service] = critical.get(span.service, 0) + (hi - lo)
     return TraceFacts(trace.trace_id, root.service, root.operation, start, end, len(spans), errors,
-                      tuple(services), critical, serial, anomalies)
+                      tuple(services), critical, serial, anomalies,
+                      breakdown=breakdown_of(root, spans, children, kids, segments) if breakdown else None)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -399,8 +417,11 @@ class SpanTimes:
             sums.sums[index] += seconds
 
 
-def rank_operations(scores: Mapping[tuple[str, str], float], totals: Mapping[tuple[str, str], float],
-                    decay: float = 0.5, keep: int = 1000) -> dict[tuple[str, str], float]:
+K = TypeVar("K", bound=Hashable)
+
+
+def rank_operations(scores: Mapping[K, float], totals: Mapping[K, float], decay: float = 0.5,
+                    keep: int = 1000) -> dict[K, float]:
     """Scores for choosing the top operations by time: the previous scores times ``decay`` plus this poll's
     totals, so the ranking follows recent traffic without flapping on one poll; at most ``keep`` entries."""
     merged = {key: value * decay for key, value in scores.items()}
@@ -411,5 +432,5 @@ def rank_operations(scores: Mapping[tuple[str, str], float], totals: Mapping[tup
     return merged
 
 
-def top_keys(scores: Mapping[tuple[str, str], float], n: int) -> set[tuple[str, str]]:
+def top_keys(scores: Mapping[K, float], n: int) -> set[K]:
     return {key for key, _ in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:n]}

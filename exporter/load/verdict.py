@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from exporter.analysis.load_stats import CutStats, Metrics, error_rate
+from exporter.load.stats import CutStats, Metrics, error_rate
 
 EXIT_MET, EXIT_MISSED, EXIT_INCONCLUSIVE, EXIT_NOT_RUN = 0, 1, 2, 3
 MACHINE_CPU_LIMIT = 0.90  # the machine's busy share above which the generator's numbers are not trusted

@@ -1,5 +1,5 @@
 """A bench run's time series, from the live figures k6's REST API gave once a second: cumulative counts and
-statistics of the measured phase at each poll, which :mod:`exporter.analysis.window_thresholds` turns into
+statistics of the measured phase at each poll, which :mod:`exporter.load.window_thresholds` turns into
 figures per window."""
 
 from __future__ import annotations

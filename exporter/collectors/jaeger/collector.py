@@ -35,7 +35,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from exporter import metrics
-from exporter.analysis.traces import (
+from exporter.collectors.jaeger.api import (
+    JaegerApi,
+    JaegerError,
+    JaegerUnreachable,
+    ResponseTooLarge,
+    bulk_objects,
+)
+from exporter.collectors.jaeger.breakdown import Component, statement_fingerprint
+from exporter.collectors.jaeger.decode import TraceDataError, V1Found
+from exporter.collectors.jaeger.target import JaegerTarget
+from exporter.collectors.jaeger.traces import (
     ANOMALY_KINDS,
     SpanTimes,
     Trace,
@@ -44,15 +54,6 @@ from exporter.analysis.traces import (
     rank_operations,
     top_keys,
 )
-from exporter.collectors.jaeger_api import (
-    JaegerApi,
-    JaegerError,
-    JaegerUnreachable,
-    ResponseTooLarge,
-    bulk_objects,
-)
-from exporter.collectors.jaeger_decode import TraceDataError, V1Found
-from exporter.collectors.jaeger_target import JaegerTarget
 from exporter.jobs import JobContext, SentTrace
 from exporter.logs import event
 
@@ -65,6 +66,8 @@ PROBE_ATTEMPTS = 3  # lookups of a probe's trace before giving up
 PROBE_PENDING_CAPACITY = 1_000
 FETCH_CONCURRENCY = 4
 OTHER = "other"
+COMPONENTS_PER_OPERATION = 3  # components exported one by one: this many times top_operations, by time
+STATEMENT_TEXTS = 200  # perf_trace_statement_info keeps the texts of this many statements, the latest seen
 
 
 class JaegerDataError(Exception):
@@ -112,6 +115,9 @@ class JaegerCollector:
         self.pending: list[PendingProbe] = []
         self.root_scores: dict[tuple[str, str], float] = {}
         self.root_named: set[tuple[str, str]] = set()
+        self.component_scores: dict[Component, float] = {}
+        self.components_named: set[Component] = set()
+        self.statement_texts: dict[tuple[str, ...], float] = {}  # perf_trace_statement_info, newest last
         self.random = random.Random()
         self.clock: Callable[[], float] = time.time  # tests move time forward without waiting
         for kind in ANOMALY_KINDS:
@@ -226,7 +232,7 @@ class JaegerCollector:
         return fetch
 
     def _take_whole(self, trace: Trace, poll: Poll) -> TraceFacts:
-        facts = analyse(trace)
+        facts = analyse(trace, breakdown=True)
         poll.whole.append(facts)
         poll.span_times.add(trace)
         for kind, n in facts.anomalies.items():
@@ -351,6 +357,7 @@ class JaegerCollector:
                           "operation": self._operation(group.service, group.operation)}
                 store.inc(metrics.TRACE_SERIAL_CHILDREN, group.children, **serial)
                 store.inc(metrics.TRACE_SERIAL_SAVING, group.saving / 1e6, **serial)
+        self._write_breakdowns(poll)
         keep: set[tuple[str, ...]] = {(t, s, o) for s, o in self.named}
         for (service, operation), sums in poll.span_times.by_operation.items():
             op = self._operation(service, operation)
@@ -368,6 +375,62 @@ class JaegerCollector:
             event(log, logging.WARNING, "jaeger_search_truncated", target=t,
                   services=",".join(sorted(poll.truncated_searches)), limit=self.cfg.limit,
                   hint="raise limit or shorten interval and lookback")
+
+    def _component(self, component: Component) -> Component:
+        if component in self.components_named:
+            return component
+        return Component(component.service, component.kind, OTHER)
+
+    def _write_breakdowns(self, poll: Poll) -> None:
+        """Per root operation: the components of its analysed traces' critical path, their calls, cache reads,
+        cache TTLs and where errors started (exporter.collectors.jaeger.breakdown)."""
+        store, t = self.store, self.cfg.name
+        breakdowns = [f.breakdown for f in poll.whole if f.breakdown is not None]
+        totals: dict[Component, float] = {}
+        for b in breakdowns:
+            for component, micros in b.path.items():
+                totals[component] = totals.get(component, 0.0) + micros / 1e6
+        self.component_scores = rank_operations(self.component_scores, totals)
+        self.components_named = top_keys(self.component_scores, COMPONENTS_PER_OPERATION * self.cfg.top_operations)
+        analysed: dict[tuple[str, ...], float] = {}
+        seconds: dict[tuple[str, ...], float] = {}
+        calls: dict[tuple[str, ...], float] = {}
+        reads: dict[tuple[str, ...], float] = {}
+        origins: dict[tuple[str, ...], float] = {}
+        ttls: dict[tuple[str, ...], list[float]] = {}
+        texts: dict[tuple[str, ...], float] = {}
+        for b in breakdowns:
+            op = b.root_operation if (b.root_service, b.root_operation) in self.root_named else OTHER
+            root = (t, b.root_service, op)
+            analysed[root] = analysed.get(root, 0.0) + 1.0
+            for table, source in ((seconds, b.path), (calls, b.calls)):
+                for component, amount in source.items():
+                    c = self._component(component)
+                    fingerprint = statement_fingerprint(c.statement)
+                    if fingerprint:
+                        texts[(t, fingerprint, c.statement)] = 1.0
+                    key: tuple[str, ...] = (*root, c.service, c.kind, c.operation, fingerprint)
+                    table[key] = table.get(key, 0.0) + (amount / 1e6 if source is b.path else amount)
+            for read, n in b.cache_reads.items():
+                read_labels = (*root, read.service, read.operation, read.result)
+                reads[read_labels] = reads.get(read_labels, 0.0) + n
+            for service, n in b.error_origins.items():
+                origins[(*root, service)] = origins.get((*root, service), 0.0) + n
+            for (service, operation), values in b.cache_ttls.items():
+                ttls.setdefault((t, service, operation), []).extend(values)
+        store.inc_many(metrics.TRACE_ROOT_ANALYSED, analysed)
+        store.inc_many(metrics.TRACE_PATH_SECONDS, seconds)
+        store.inc_many(metrics.TRACE_PATH_CALLS, calls)
+        store.inc_many(metrics.TRACE_CACHE_READS, reads)
+        store.inc_many(metrics.TRACE_ERROR_ORIGINS, origins)
+        store.observe_many(metrics.TRACE_CACHE_WRITE_TTL, ttls)
+        if texts:
+            known = dict(self.statement_texts)
+            for labels in texts:  # seen again: the newest
+                known.pop(labels, None)
+                known[labels] = 1.0
+            self.statement_texts = dict(list(known.items())[-STATEMENT_TEXTS:])
+            store.replace(metrics.TRACE_STATEMENT_INFO, self.statement_texts)
 
     def _forget_old(self, now: int) -> None:
         """Forget trace IDs whose trace ended before any window a later poll can search, and the oldest beyond

@@ -1,4 +1,4 @@
-"""Decoding Jaeger's JSON into :mod:`exporter.analysis.traces`'s plain types, with msgspec.
+"""Decoding Jaeger's JSON into :mod:`exporter.collectors.jaeger.traces`'s plain types, with msgspec.
 
 Jaeger serves traces in two shapes: the v1 "UI" JSON (``/api/traces``: ``{"traceID", "spans", "processes"}``
 with microsecond times and ``references``) and OTLP JSON (``/api/v3``: ``resourceSpans`` -> ``scopeSpans`` ->
@@ -42,8 +42,9 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from msgspec import UNSET, Meta, Raw, Struct, UnsetType, field
 
-from exporter.analysis.traces import (
+from exporter.collectors.jaeger.traces import (
     INVALID_SPAN,
+    KEPT_TAGS,
     V1_NO_SERVICE,
     Span,
     Trace,
@@ -233,13 +234,18 @@ def _v1_trace(decoded: V1Trace, invalid: int = 0) -> Trace:
                 kind = warning_kind(str(warning))
                 anomalies[kind] = anomalies.get(kind, 0) + 1
         error = False
+        kept: dict[str, Any] | None = None
         if raw.tags:  # inline rather than a call per span: this loop is most of the decoding time
             for tag in raw.tags:
                 key = tag.key
-                if (key == "error" and tag.value in _TRUE) or (key == "otel.status_code" and tag.value == "ERROR"):
+                if key in KEPT_TAGS:
+                    if kept is None:
+                        kept = {}
+                    kept[key] = tag.value
+                elif (key == "error" and tag.value in _TRUE) or (key == "otel.status_code" and tag.value == "ERROR"):
                     error = True
-                    break
-        add(Span(span_id, service, raw.operation or "", start, duration if duration > 0 else 0, error), candidates)
+        add(Span(span_id, service, raw.operation or "", start, duration if duration > 0 else 0, error, tags=kept),
+            candidates)
     for warning in decoded.warnings or ():
         kind = warning_kind(str(warning))
         anomalies[kind] = anomalies.get(kind, 0) + 1
@@ -362,7 +368,7 @@ class V1Found:
 
 def _v1_facts(decoded: V1Trace) -> TraceFacts:
     """Extent, root, span and error counts of a v1 trace, without resolving its tree: the root is the earliest
-    span that names no parent in the trace (what :func:`exporter.analysis.traces.root_of` picks when the
+    span that names no parent in the trace (what :func:`exporter.collectors.jaeger.traces.root_of` picks when the
     references are sound)."""
     trace_id = decoded.trace_id or next((s.trace_id for s in decoded.spans if s.trace_id), None) or ""
     names = {pid: p.service_name or V1_NO_SERVICE for pid, p in (decoded.processes or {}).items()}
@@ -504,6 +510,7 @@ class OtlpSpan(_Decoded):
     trace_id: str | None = field(name="traceId", default=None)
     parent_id: str | None = field(name="parentSpanId", default=None)
     name: str | None = None
+    kind: int | str | None = None  # the SpanKind enum: its number, or its name
     start: Int = field(name="startTimeUnixNano", default=0)  # proto3 JSON leaves out zero values
     end: Int | None = field(name="endTimeUnixNano", default=None)
     status: OtlpStatus | None = None
@@ -610,6 +617,7 @@ def _add_otlp_span(raw: OtlpSpan, service: str, builders: dict[str, TraceBuilder
         return
     error = raw.status is not None and raw.status.code in _STATUS_ERROR
     attributes = raw.attributes
+    kept: dict[str, Any] | None = None
     if attributes:
         if not error and _otlp_attribute(attributes, "error") in _TRUE:
             error = True
@@ -617,6 +625,10 @@ def _add_otlp_span(raw: OtlpSpan, service: str, builders: dict[str, TraceBuilder
         for warning in warnings if isinstance(warnings, list) else [warnings] if warnings else ():
             kind = warning_kind(str(warning))
             anomalies[kind] = anomalies.get(kind, 0) + 1
+        kept = {a.key: otlp_value(a.value) for a in attributes if a.key in KEPT_TAGS} or None
+    span_kind = _OTLP_KINDS.get(raw.kind) if raw.kind is not None else None
+    if span_kind:
+        kept = {**(kept or {}), "span.kind": span_kind}
     candidates: list[tuple[str, bool]] = []
     if raw.parent_id:
         candidates.append((raw.parent_id, True))
@@ -624,7 +636,15 @@ def _add_otlp_span(raw: OtlpSpan, service: str, builders: dict[str, TraceBuilder
         if trace_key(link.trace_id or trace_id) == key and link.span_id:
             candidates.append((link.span_id, False))
     start = start_ns // 1000
-    builder.add(Span(span_id, service, raw.name or "", start, max(0, end_ns // 1000 - start), error), candidates)
+    builder.add(Span(span_id, service, raw.name or "", start, max(0, end_ns // 1000 - start), error, tags=kept),
+                candidates)
+
+
+# OTLP's SpanKind, by number and by name, as Jaeger's v1 span.kind tag writes it.
+_OTLP_KINDS: dict[int | str, str] = {}
+for _number, _name in enumerate(("", "internal", "server", "client", "producer", "consumer")):
+    if _name:
+        _OTLP_KINDS[_number] = _OTLP_KINDS[f"SPAN_KIND_{_name.upper()}"] = _name
 
 
 # ---------------------------------------------------------------------------------------------------------------

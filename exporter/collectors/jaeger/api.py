@@ -2,8 +2,8 @@
 
 Every response body is read up to ``max_response_bytes`` and read as JSON whatever its Content-Type says
 (Jaeger sends its error bodies as ``text/plain`` JSON): trace and summary bodies are decoded straight into typed
-data by :mod:`exporter.collectors.jaeger_decode`, and any other body (services, errors) is parsed only when it is
-read. What comes back is plain data for :mod:`exporter.analysis.traces`. Two kinds of failure:
+data by :mod:`exporter.collectors.jaeger.decode`, and any other body (services, errors) is parsed only when it is
+read. What comes back is plain data for :mod:`exporter.collectors.jaeger.traces`. Two kinds of failure:
 
 - :class:`JaegerUnreachable`: no HTTP answer (refused, reset, timed out): the target is down.
 - :class:`JaegerError`: an HTTP answer that is not what the API documents (an error status, HTML, truncated
@@ -23,8 +23,7 @@ from urllib.parse import quote
 
 import httpx
 
-from exporter.analysis.traces import Trace, TraceFacts, trace_key
-from exporter.collectors.jaeger_decode import (
+from exporter.collectors.jaeger.decode import (
     BodyNotJson,
     TraceDataError,
     V1Found,
@@ -35,7 +34,8 @@ from exporter.collectors.jaeger_decode import (
     traces_from_v1,
     v1_response,
 )
-from exporter.collectors.jaeger_target import JaegerTarget
+from exporter.collectors.jaeger.target import JaegerTarget
+from exporter.collectors.jaeger.traces import Trace, TraceFacts, trace_key
 from exporter.http_client import base_headers, ssl_context
 from exporter.secrets import safe_url
 

@@ -12,7 +12,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from exporter.config.base import JobTarget, TLSConfig
 from exporter.config.units import Duration, as_redis_url
 
-log = logging.getLogger("exporter.collectors.redis")  # the collector's logger: its config warnings are its own
+log = logging.getLogger("exporter.collectors.redis.collector")  # the collector's logger: its config warnings
 
 
 class RedisTarget(JobTarget):

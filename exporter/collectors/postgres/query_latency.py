@@ -41,7 +41,7 @@ from itertools import accumulate, chain, repeat
 from operator import itemgetter
 from typing import NamedTuple
 
-from exporter.analysis.statements import Counters, Entry, StatementKey
+from exporter.collectors.postgres.statements import Counters, Entry, StatementKey
 
 QUANTILE = 0.95
 TOLERANCE = 0.2  # the estimate is "certain" when the bounds keep the true P95 within 20 % of it
@@ -108,7 +108,7 @@ def add_statement(out: IntervalLatency, calls: float, total: float, entry: Entry
                   previous: SpreadRow | None) -> None:
     """Add one statement's calls of the interval to ``out``.
 
-    ``calls``/``total``: its interval deltas (from :func:`exporter.analysis.statements.interval_deltas`);
+    ``calls``/``total``: its interval deltas (from :func:`exporter.collectors.postgres.statements.interval_deltas`);
     ``entry``: its current reading; ``current``/``previous``: its :class:`Spread` now and at the previous reading
     (``None`` when it has none). A delta equal to the whole entry means the entry began in the interval.
     """

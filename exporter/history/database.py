@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from exporter.history.migrations import LATEST, MIGRATIONS
-from exporter.history.records import Figures, Repeat, Run
+from exporter.history.runs import Figures, Repeat, Run
 
 DEFAULT_HISTORY = Path("reports") / "history.sqlite"
 _RUN_COLUMNS = ("id", "invocation", "kind", "scenario", "created", "git_commit", "git_branch", "k6_version",

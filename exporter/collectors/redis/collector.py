@@ -4,7 +4,7 @@ Each run:
 
 1. ``PING``, timed (``perf_redis_ping_duration_seconds``).
 2. ``INFO all`` and ``SLOWLOG LEN`` in one round trip, into gauges, and into our own counters by the increase
-   since the last reading (:class:`~exporter.analysis.redis_info.CounterMirror`), so a restart or
+   since the last reading (:class:`~exporter.collectors.redis.info.CounterMirror`), so a restart or
    ``CONFIG RESETSTAT`` never makes an exported counter go backwards.
 3. Queue depths (``LLEN``/``XLEN``/``XINFO GROUPS``) and key sampling (``PTTL``, ``MEMORY USAGE``) run inside
    *measured windows*: a Lua script (for sampling; a ``MULTI`` transaction for queues, or where scripting is
@@ -40,14 +40,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from exporter import metrics
-from exporter.analysis.key_patterns import (
-    PTTL_GONE,
-    KeyClassifier,
-    ScanCursor,
-    ScanPass,
-    pttl_seconds,
-)
-from exporter.analysis.redis_info import (
+from exporter.collectors.redis.info import (
     CounterMirror,
     command_stats,
     keyspace,
@@ -55,7 +48,14 @@ from exporter.analysis.redis_info import (
     number,
     numbers,
 )
-from exporter.collectors.redis_target import RedisTarget
+from exporter.collectors.redis.key_patterns import (
+    PTTL_GONE,
+    KeyClassifier,
+    ScanCursor,
+    ScanPass,
+    pttl_seconds,
+)
+from exporter.collectors.redis.target import RedisTarget
 from exporter.jobs import JobContext
 from exporter.logs import event
 from exporter.secrets import mask_url, safe_url

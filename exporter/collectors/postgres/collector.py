@@ -27,10 +27,11 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
 
 from exporter import metrics
-from exporter.analysis.plans import seq_scans
-from exporter.analysis.query_latency import SpreadRow, interval_latency, query_p95
-from exporter.analysis.scrub import scrub_statement
-from exporter.analysis.statements import (
+from exporter.collectors.postgres import queries as q
+from exporter.collectors.postgres.plans import seq_scans
+from exporter.collectors.postgres.query_latency import SpreadRow, interval_latency, query_p95
+from exporter.collectors.postgres.scrub import scrub_statement
+from exporter.collectors.postgres.statements import (
     OTHER_QUERYID,
     Counters,
     Snapshot,
@@ -44,8 +45,7 @@ from exporter.analysis.statements import (
     split_exported,
     sum_rows,
 )
-from exporter.collectors import postgres_queries as q
-from exporter.collectors.postgres_target import PostgresQuery, PostgresTarget
+from exporter.collectors.postgres.target import PostgresQuery, PostgresTarget
 from exporter.jobs import JobContext
 from exporter.logs import event
 from exporter.secrets import mask_url
@@ -401,6 +401,10 @@ class PostgresCollector:
         for mode, count in await self.main.rows(q.BLOCKED_LOCKS):
             blocked[(self.t, str(mode))] = float(count)
         self.store.replace(metrics.PG_BLOCKED_LOCKS, blocked)
+        waiting = {(self.t, str(datname), str(queryid)): float(count)
+                   for datname, queryid, count in await self.main.rows(q.LOCK_WAITING_STATEMENTS)
+                   if queryid is not None}
+        self.store.replace(metrics.PG_LOCK_WAITING_STATEMENTS, waiting)
 
     async def _database_stats(self, watched: set[str]) -> None:
         families = (metrics.PG_DB_BLOCKS_HIT, metrics.PG_DB_BLOCKS_READ, metrics.PG_DB_COMMITS,
@@ -552,8 +556,8 @@ class PostgresCollector:
 
     def _write_query_p95(self, deltas: dict[StatementKey, Counters], snapshot: Snapshot,
                          spreads: dict[StatementKey, SpreadRow]) -> None:
-        """The P95 of every statement's calls of the interval and its bounds (exporter.analysis.query_latency);
-        no calls in the interval: no series."""
+        """The P95 of every statement's calls of the interval and its bounds
+        (:mod:`exporter.collectors.postgres.query_latency`); no calls in the interval: no series."""
         latency = interval_latency(deltas, snapshot.entries, spreads, self.spreads)
         self.spreads = spreads
         p95 = query_p95(latency)

@@ -1,6 +1,6 @@
 """What the recommendation rules read: plain data about one window, gathered by a report source (Prometheus's
 HTTP API, or a load run's own measurements) and handed to the pure rules of
-:mod:`exporter.analysis.recommendations`. Durations are seconds, ratios 0..1; ``None`` means "not measured".
+:mod:`exporter.reports.recommendations`. Durations are seconds, ratios 0..1; ``None`` means "not measured".
 
 Every figure a rule quotes carries its source in the recommendation's evidence, so a source fills in
 :attr:`Facts.sources`: which query or measurement each kind of figure came from.
@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from exporter.reports.attribution import Route
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,10 @@ class Endpoint:
     phases_s: Mapping[str, float] = field(default_factory=dict)  # mean per phase (connect, tls, wait, ...)
     trace_s: float | None = None  # mean duration of the traces its probe requests started
     trace_services: float | None = None  # services those traces reached
+    route: tuple[str, str] | None = None  # (service, operation) of the root span its requests' traces have
+    response_bytes: float | None = None  # mean size of its answers
+    baseline_p95_s: float | None = None  # over the baseline period (None: not measured)
+    baseline_phases_s: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -59,10 +65,21 @@ class Statement:
     text: str | None
     calls: float
     seconds: float
+    user: str = ""  # the role that ran it
+    rows: float | None = None
+    blocks: float | None = None  # shared blocks hit and read
+    lock_waiting: float = 0.0  # most sessions seen waiting on a lock while running it, in one collection
 
     @property
     def mean_s(self) -> float | None:
         return self.seconds / self.calls if self.calls > 0 else None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.target, self.datname, self.queryid)
+
+    def per_call(self, amount: float | None) -> float | None:
+        return amount / self.calls if amount is not None and self.calls > 0 else None
 
 
 @dataclass(frozen=True)
@@ -95,6 +112,7 @@ class QueryP95:
     lower: float | None = None
     upper: float | None = None
     source: str = ""
+    highest_lower: float | None = None  # the highest lower bound of one collection interval
 
 
 @dataclass(frozen=True)
@@ -161,6 +179,7 @@ class Cache:
     memory_max: float | None = None
     patterns: tuple[KeyPattern, ...] = ()
     queues: tuple[Queue, ...] = ()
+    expired: float | None = None  # keys that expired by their TTL in the window
 
     @property
     def hit_rate(self) -> float | None:
@@ -210,6 +229,15 @@ class Tracing:
 
 
 @dataclass(frozen=True)
+class CacheTtl:
+    """The mean TTL the analysed traces' cache writes of one operation set."""
+
+    service: str
+    operation: str
+    seconds: float
+
+
+@dataclass(frozen=True)
 class Facts:
     window_s: float
     targets: Targets
@@ -218,6 +246,9 @@ class Facts:
     caches: tuple[Cache, ...] = ()
     tracing: tuple[Tracing, ...] = ()
     sources: Mapping[str, str] = field(default_factory=dict)  # kind of figure -> where it came from
+    routes: tuple[Route, ...] = ()  # the traces of each root operation, over the window and the baseline
+    cache_ttls: tuple[CacheTtl, ...] = ()  # the TTLs the traces' cache writes set
+    baseline: str = ""  # the baseline period, as the report names it ("" when there is none)
 
     def source(self, kind: str) -> str:
         return self.sources.get(kind, "unknown")

@@ -1,0 +1,1 @@
+"""The jaeger collector: its job, target model and the pure analysis of what it reads."""
