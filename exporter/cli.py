@@ -201,6 +201,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:  # refused before anything starts
         shard = Shard.from_flags(args.shard, args.total_shards)
         workers = probe_workers(args.probe_workers)
+        if args.demo and shard.total > 1:
+            raise ValueError("--demo runs one daemon over the whole example config: leave out --shard and "
+                             "--total-shards")
     except ValueError as exc:
         print(f"perf-exporter run: {exc}", file=sys.stderr)
         return 1

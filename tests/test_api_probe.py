@@ -28,14 +28,14 @@ def timed_target() -> Iterator[HttpTargetProcess]:
 def test_measured_duration_is_the_servers_delay_and_lands_in_its_bucket(timed_target: HttpTargetProcess) -> None:
     h = ProbeHarness({"base_url": timed_target.url,
                       "endpoints": [{"name": "slow", "path": "/delay/120", "requests": 4, "concurrency": 2}]})
-    assert h.run()
+    assert h.run(times=2)
     count = h.value("perf_http_request_duration_seconds_count", endpoint="slow", method="GET")
     total = h.value("perf_http_request_duration_seconds_sum", endpoint="slow", method="GET")
     # each request timed, or counted as untimed when the busy test machine kept the probe from its CPU for more
-    # than 5 % of it (exporter.timing); one of four at least is timed
-    assert count is not None and 1 <= count == 4 - h.value("perf_http_timings_discarded_total")
+    # than 5 % of it (exporter.timing); one of eight at least is timed
+    assert count is not None and 1 <= count == 8 - h.value("perf_http_timings_discarded_total")
     assert total is not None
-    server = httpx.get(f"{timed_target.url}/stats").json()["delays"][-4:]
+    server = httpx.get(f"{timed_target.url}/stats").json()["delays"][-8:]
     mean, server_mean = total / count, sum(server) / len(server)
     assert server_mean >= 0.120
     # never less than what the server spent, and the client's share is small next to it: a bound that holds
@@ -50,13 +50,13 @@ def test_measured_duration_is_the_servers_delay_and_lands_in_its_bucket(timed_ta
 def test_slow_endpoint_lands_above_the_500ms_bucket(timed_target: HttpTargetProcess) -> None:
     h = ProbeHarness({"base_url": timed_target.url,
                       "endpoints": [{"name": "slow", "path": "/delay/520", "requests": 2, "concurrency": 2}]})
-    h.run()
+    h.run(times=3)  # 6 requests: a machine busy enough to leave all of them untimed is not a test machine
 
     def bucket(le: str) -> float | None:
         return h.value("perf_http_request_duration_seconds_bucket", endpoint="slow", method="GET", le=le)
 
     assert bucket("0.5") == 0
-    timed = 2 - h.value("perf_http_timings_discarded_total")
+    timed = 6 - h.value("perf_http_timings_discarded_total")
     assert timed >= 1 and bucket("1.0") == timed  # and within the order of magnitude: not stuck until some timeout
 
 
@@ -66,9 +66,13 @@ def test_histogram_buckets_include_the_target_thresholds() -> None:
 
 
 def test_phases_of_the_last_request_add_up_to_its_wait(timed_target: HttpTargetProcess) -> None:
-    # 400 ms: slow enough that the probe's process is trusted with it on a busy machine (5 %, exporter.timing)
-    h = ProbeHarness({"base_url": timed_target.url, "endpoints": [{"name": "slow", "path": "/delay/400"}]})
-    h.run()
+    # 400 ms: slow enough that the probe's process is trusted with it on a busy machine (5 %, exporter.timing);
+    # a run it was not trusted with exports no phases, and is tried again
+    for _ in range(5):
+        h = ProbeHarness({"base_url": timed_target.url, "endpoints": [{"name": "slow", "path": "/delay/400"}]})
+        h.run()
+        if h.value("perf_http_timings_discarded_total") == 0:
+            break
     wait = h.value("perf_http_phase_duration_seconds", endpoint="slow", phase="wait")
     connect = h.value("perf_http_phase_duration_seconds", endpoint="slow", phase="connect")
     receive = h.value("perf_http_phase_duration_seconds", endpoint="slow", phase="receive")

@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
     (["--total-shards", "3"], "--total-shards needs --shard too"),
     (["--shard", "0", "--total-shards", "0"], "--total-shards: expected a whole number of replicas (1 or more), "
                                               "got '0'"),
+    (["--shard", "0", "--total-shards", "2", "--demo"], "--demo runs one daemon over the whole example config"),
 ])
 def test_bad_shard_flags_are_refused_at_start_naming_the_flag(argv: list[str], message: str,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
