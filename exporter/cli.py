@@ -208,6 +208,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"perf-exporter run: {exc}", file=sys.stderr)
         return 1
     setup_logging(args.log_level, args.log_format)
+    from exporter import timing
+    timing.install()  # every loop of the daemon notes when it waits, for the bound of each probe's timing
     if args.demo:
         from exporter.demo.launcher import run_with_demo
         return run_with_demo(args)

@@ -3,8 +3,14 @@
 A probe's duration runs from the moment its request was written to the moment the loop handed its last bytes to
 the protocol. The bytes may have arrived earlier: while the loop thread was running other code (scrapes, other
 probes, a collector, the garbage collector) or waiting for a CPU. :class:`BusyClock` reads both from the kernel
-for the loop's thread (``/proc/thread-self/schedstat``: time on a CPU and time runnable but waiting for one), so
-their sum over a request is an upper bound of the time the process can have added to it. A timing whose bound is
+for the loop's thread (its CPU time, and the run delay of ``/proc/thread-self/schedstat``).
+
+From the bytes' arrival to their hand-over the thread was never idle (it would have woken for them), so the
+busy time between the earliest moment they can have arrived and the hand-over bounds what the process added.
+That moment is when the wait for events that returned them began, if it slept (nothing was ready then), or else
+when the wait before it returned (they were not ready then). :class:`TimedSelector` notes it for each wait
+(loops made by :func:`new_event_loop`, which ``perf-exporter run`` and the probe workers use); on another loop
+the bound is the busy time since the request was written, larger for a long request. A timing whose bound is
 too large for it (:func:`trusted`) is discarded and counted, never reported as the platform's latency.
 """
 
@@ -13,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import selectors
 import threading
 import time
 from collections.abc import Callable
@@ -34,26 +41,25 @@ def trusted(duration: float, error_bound: float) -> bool:
 
 
 class BusyClock:
-    """Nanoseconds the calling thread has spent on a CPU or waiting for one, from the kernel's schedstat.
+    """Nanoseconds the calling thread has spent on a CPU (``CLOCK_THREAD_CPUTIME_ID``, exact to now) or runnable
+    but waiting for one (the run delay of the kernel's schedstat, complete whenever the thread itself reads it).
 
-    Where schedstat cannot be read, CPU time alone (``time.thread_time_ns``): the bound then misses the waits
-    for a CPU, and :attr:`counts_cpu_waits` says so."""
+    Where schedstat cannot be read, CPU time alone: the bound then misses the waits for a CPU, and
+    :attr:`counts_cpu_waits` says so."""
 
     def __init__(self) -> None:
         self._fd: int | None = None
         self.read_ns: Callable[[], int] = time.thread_time_ns
         try:
             self._fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
-            self._schedstat()
-            self.read_ns = self._schedstat
+            self.waited_ns()
+            self.read_ns = self._busy_ns
         except (OSError, ValueError, IndexError):
             self.close()
         self.counts_cpu_waits = self._fd is not None
 
-    def _schedstat(self) -> int:
-        assert self._fd is not None
-        cpu, waited, _ = os.pread(self._fd, 96, 0).split(b" ", 2)
-        return int(cpu) + int(waited)
+    def _busy_ns(self) -> int:
+        return time.thread_time_ns() + self.waited_ns()
 
     def waited_ns(self) -> int:
         """Time spent runnable but waiting for a CPU (0 where schedstat cannot be read)."""
@@ -78,6 +84,61 @@ def busy_clock() -> BusyClock:
     if clock is None:
         clock = _clocks[ident] = BusyClock()
     return clock
+
+
+# A wait for events that took this much longer than the thread's busy time in it was asleep: no descriptor was
+# ready when it began (an epoll wait returns at once when one is).
+SLEPT_NS = 20_000
+
+
+class TimedSelector(selectors.DefaultSelector):
+    """The loop's selector, noting for each wait for events the busy clock at the earliest moment the events it
+    returns can have arrived: when the wait began if it slept, else when the wait before it returned."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.clock = busy_clock()
+        self.returned_ns = self.floor_ns = self.clock.read_ns()
+        _selectors[threading.get_ident()] = self
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        busy, wall = self.clock.read_ns(), time.perf_counter_ns()
+        ready = super().select(timeout)
+        busy_after, wall_after = self.clock.read_ns(), time.perf_counter_ns()
+        slept = (wall_after - wall) - (busy_after - busy) > SLEPT_NS
+        self.floor_ns = busy if slept else self.returned_ns
+        self.returned_ns = busy_after
+        return ready
+
+    def close(self) -> None:
+        if _selectors.get(threading.get_ident()) is self:
+            del _selectors[threading.get_ident()]
+        super().close()
+
+
+_selectors: dict[int, TimedSelector] = {}
+
+
+def arrival_floor_ns() -> int | None:
+    """The busy clock at the earliest moment bytes handed over now can have arrived (:class:`TimedSelector`);
+    None on a loop without one."""
+    selector = _selectors.get(threading.get_ident())
+    return selector.floor_ns if selector is not None else None
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    return asyncio.SelectorEventLoop(TimedSelector())
+
+
+class TimedEventLoopPolicy(asyncio.DefaultEventLoopPolicy):
+    """Every loop of the process made by :func:`new_event_loop` (``asyncio.run`` included)."""
+
+    def new_event_loop(self) -> asyncio.AbstractEventLoop:
+        return new_event_loop()
+
+
+def install() -> None:
+    asyncio.set_event_loop_policy(TimedEventLoopPolicy())
 
 
 class _InFlight:

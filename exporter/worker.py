@@ -23,7 +23,7 @@ from exporter.jobs import SentTrace, TraceLink
 from exporter.logs import setup_logging
 from exporter.scheduler import JobRunner, Scheduler, job_key
 from exporter.store import MetricStore, StoreCollector, sample_lines
-from exporter.timing import IN_FLIGHT, ProcessWatch
+from exporter.timing import IN_FLIGHT, ProcessWatch, new_event_loop
 from exporter.worker_messages import Assign, Assigned, Dropped, Stop, Stopped, Traces, Update, frame, read_frame
 
 OWN_EVERY = 1.0  # seconds between updates of the worker's own series
@@ -158,8 +158,8 @@ def main(argv: list[str]) -> int:
     # The serving process decides when to stop (it sends Stop); Ctrl-C in a terminal reaches the whole group.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main_async(index))
+    with contextlib.suppress(KeyboardInterrupt), asyncio.Runner(loop_factory=new_event_loop) as runner:
+        runner.run(main_async(index))
     return 0
 
 

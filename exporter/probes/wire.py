@@ -9,8 +9,9 @@ when the loop hands the protocol its bytes:
 - ``connect`` (TCP) and ``tls`` (the handshake, apart);
 - ``sent``: the request has been written; the duration runs from here;
 - ``first_byte``: the first bytes of the answer; ``end``: its last bytes;
-- ``busy``: how long the loop's thread was on a CPU or waiting for one between ``sent`` and ``end``
-  (:mod:`exporter.timing`), the most the process can have added to the duration.
+- ``busy``: how long the loop's thread was on a CPU or waiting for one between the moment the answer's last
+  bytes can have arrived at the earliest (``sent``, or the return of the loop's previous wait for events when
+  that is later) and ``end`` (:mod:`exporter.timing`): the most the process can have added to the duration.
 
 Redirects, outcomes and expectations are the caller's (:mod:`exporter.probes.exchange`).
 """
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 
 import h11
 
-from exporter.timing import IN_FLIGHT, BusyClock, busy_clock
+from exporter.timing import IN_FLIGHT, BusyClock, arrival_floor_ns, busy_clock
 
 
 class WireError(Exception):
@@ -81,6 +82,7 @@ class _Exchange:
     first_byte: float = 0.0
     end: float = 0.0
     busy_at_end: int = 0
+    busy_floor: int = 0  # the busy clock when the last bytes can have arrived at the earliest
     status: int = 0
     headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     chunks: list[bytes] = field(default_factory=list)
@@ -164,6 +166,8 @@ class Connection(asyncio.Protocol):
                     ex.chunks.append(bytes(data))
             elif kind is h11.EndOfMessage:
                 ex.end, ex.busy_at_end = now, busy
+                floor = arrival_floor_ns()
+                ex.busy_floor = ex.busy_at_sent if floor is None else max(ex.busy_at_sent, floor)
                 if not ex.waiter.done():
                     ex.waiter.set_result(None)
                 return
@@ -210,7 +214,7 @@ class Connection(asyncio.Protocol):
                 IN_FLIGHT.ended()
             body_bytes = b"".join(ex.chunks)
             answer = Answer(ex.status, ex.headers, body_bytes, ex.size, ex.sent, ex.first_byte, ex.end,
-                            max(0, ex.busy_at_end - ex.busy_at_sent) / 1e9, send=ex.sent - started)
+                            max(0, ex.busy_at_end - ex.busy_floor) / 1e9, send=ex.sent - started)
         except BaseException:
             self.close()
             raise
