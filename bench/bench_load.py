@@ -10,7 +10,7 @@
 
     .venv/bin/python bench/bench_load.py [--duration 10] [--vus 20] [--rounds 2] [--no-backends]
 
-nginx: ``apt-get install nginx-light`` (the benchmark says so and stops when it is missing).
+nginx: ``bench/nginx.py`` starts Debian's (scripts/test.sh installs it; the benchmark says so when it is missing).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -26,29 +25,12 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.nginx import nginx, nginx_binary
 from exporter.load.catalog import scenarios_dir
 from exporter.load.k6_binary import find_k6
 from tests.servers import Postgres, Process, Redis, free_port, http_ok, wait_for
 
 SCRIPT = scenarios_dir() / "mixed.js"
-NGINX_CONF = """\
-daemon off;
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  client_body_temp_path {root}/body;
-  keepalive_requests 1000000;
-  server {{
-    listen 127.0.0.1:{port} reuseport;
-    location / {{ default_type application/json; return 200 '{{"id": 1, "status": "created"}}'; }}
-  }}
-}}
-"""
-
-
 def k6_alone(url: str, vus: int, duration: float, root: Path) -> tuple[float, float]:
     summary = root / "k6-alone.json"
     subprocess.run([str(find_k6().path), "run", "--quiet", "--no-color", "--summary-export", str(summary),
@@ -72,16 +54,10 @@ def through_bench(url: str, vus: int, duration: float, root: Path) -> tuple[floa
 
 
 def orchestration_cost(args: argparse.Namespace, root: Path) -> None:
-    nginx = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-    if nginx is None:
-        print("nginx is not installed: apt-get install nginx-light (the fast local target of this benchmark)")
+    if nginx_binary() is None:
+        print("nginx is not installed: apt-get install nginx (the fast local target of this benchmark)")
         return
-    port = free_port()
-    (root / "nginx.conf").write_text(NGINX_CONF.format(root=root, port=port))
-    server = Process([nginx, "-c", str(root / "nginx.conf"), "-p", str(root)], root / "nginx.out").start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for(lambda: http_ok(f"{url}/"), timeout=15, what="nginx")
+    with nginx(root / "nginx") as url:
         alone: list[tuple[float, float]] = []
         ours: list[tuple[float, float]] = []
         for _ in range(args.rounds):
@@ -97,8 +73,6 @@ def orchestration_cost(args: argparse.Namespace, root: Path) -> None:
               f"P95 {b_p95 - a_p95:+.2f} ms")
         print("rounds (k6 alone, bench): " + ", ".join(f"({a[0]:.0f}, {b[0]:.0f})" for a, b in zip(alone, ours,
                                                                                                     strict=True)))
-    finally:
-        server.stop()
 
 
 def demo_throughput(args: argparse.Namespace, root: Path) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 import threading
 import traceback
@@ -11,12 +10,13 @@ from pathlib import Path
 from types import TracebackType
 
 from exporter import __version__
-from exporter.config.loading import ConfigError, default_config, load_config
-from exporter.config.masking import dump_masked
-from exporter.config.units import DEFAULT_LISTEN
 from exporter.exit_codes import ExitCode
 from exporter.logs import setup_logging
 from exporter.secrets import mask_url
+
+# The config layer, probes and collectors are imported by the commands that use them: `--version` and a parse
+# error cost no more than argparse (tests/test_startup.py).
+DEFAULT_LISTEN = "0.0.0.0:9469"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
                      default=True, help="allow POST /-/reload (default on; SIGHUP reloads either way)")
     run.add_argument("--demo", action="store_true",
                      help="also start the bundled demo target and probe it with examples/tripo04os.yaml")
+    run.add_argument("--shard", metavar="N", help="run only the jobs of shard N (0 to --total-shards - 1), as "
+                     "kube-state-metrics does; a StatefulSet's pod ordinal")
+    run.add_argument("--total-shards", metavar="M", help="the number of replicas sharing the config's jobs")
+    run.add_argument("--probe-workers", default="auto", metavar="N|auto",
+                     help="processes that run the jobs while this one serves /metrics: 0 runs them here; auto "
+                     "(default) is one per usable CPU from 10 probe requests per second on, else 0")
 
     check = sub.add_parser("check-config", help="validate a config and print it with secrets masked")
     check.add_argument("file", type=Path, nargs="?", help="YAML config file (default: the built-in config)")
@@ -208,15 +214,31 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from exporter.sharding import Shard
+    try:  # refused before anything starts
+        shard = Shard.from_flags(args.shard, args.total_shards)
+        workers = probe_workers(args.probe_workers)
+        if args.demo and shard.total > 1:
+            raise ValueError("--demo runs one daemon over the whole example config: leave out --shard and "
+                             "--total-shards")
+    except ValueError as exc:
+        print(f"perf-exporter run: {exc}", file=sys.stderr)
+        return 1
     setup_logging(args.log_level, args.log_format)
+    from exporter import timing
+    timing.install()  # every loop of the daemon notes when it waits, for the bound of each probe's timing
     if args.demo:
         from exporter.demo.launcher import run_with_demo
         return run_with_demo(args)
+    import asyncio
+
+    from exporter.config.loading import ConfigError
     from exporter.daemon import Daemon
     try:
         from exporter.web_config import load_web_config
         web = load_web_config(args.web_config_file) if args.web_config_file else None
-        daemon = Daemon(args.config, args.listen, web_config=web, reload_enabled=args.web_enable_reload)
+        daemon = Daemon(args.config, args.listen, web_config=web, reload_enabled=args.web_enable_reload,
+                        shard=shard, probe_workers=workers, log_level=args.log_level, log_format=args.log_format)
         asyncio.run(daemon.serve())
     except (ConfigError, ValueError) as exc:
         print(exc, file=sys.stderr)
@@ -224,7 +246,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def probe_workers(text: str) -> int | None:
+    if text == "auto":
+        return None
+    if not text.isdigit():
+        raise ValueError(f"--probe-workers: expected a number of processes (0 or more) or 'auto', got {text!r}")
+    return int(text)
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from exporter.config.loading import ConfigError, default_config, load_config
+    from exporter.config.masking import dump_masked
     setup_logging("warning", "logfmt")  # config warnings (e.g. REDIS_URL=http://) go to stderr
     try:
         config = load_config(args.file) if args.file else default_config()
@@ -242,6 +274,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
+    from exporter.config.loading import ConfigError, default_config, load_config
     from exporter.slo.render import render
     try:
         config = load_config(args.config) if args.config else default_config()

@@ -1,13 +1,18 @@
-"""Wires config, scheduler and web server into one asyncio process, with reload and signal handling."""
+"""Wires config, scheduler and web server into one asyncio process, with reload and signal handling.
+
+The jobs this replica owns (its ``--shard``, :mod:`exporter.sharding`) run here, or in probe worker processes
+(:mod:`exporter.workers`) when there are any: then this process only serves, and joins what they rendered.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +23,26 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from exporter import __version__, metrics
+from exporter.config.base import JobTarget
 from exporter.config.loading import ConfigError, default_config, load_config
 from exporter.config.schema import Config
 from exporter.config.units import parse_listen
+from exporter.jobs import JobKind
 from exporter.logs import event
-from exporter.scheduler import JobRunner, Scheduler
+from exporter.scheduler import Scheduler, job_key
+from exporter.sharding import Shard
 from exporter.store import StoreCollector
-from exporter.web import build_app
+from exporter.timing import ProcessWatch, process_age_seconds, rss_bytes
+from exporter.web import Runner, build_app
 from exporter.web_config import BasicAuth, WebConfig, server_ssl_context
+from exporter.workers import ProbeWorkers, load, usable_cpus
 
 log = logging.getLogger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 10.0
+# --probe-workers auto: below this many probe requests per second (150 endpoints every 15 s) the jobs run in the
+# serving process; from it on, one worker per usable CPU.
+AUTO_WORKERS_FROM = 10.0
 
 
 class _Server(uvicorn.Server):
@@ -59,7 +72,14 @@ class _Config(uvicorn.Config):
 class Daemon:
     def __init__(self, config_path: Path | None, listen: str,
                  load: Callable[[], Config] | None = None, web_config: WebConfig | None = None,
-                 reload_enabled: bool = True) -> None:
+                 reload_enabled: bool = True, shard: Shard | None = None, probe_workers: int | None = 0,
+                 log_level: str = "info", log_format: str = "logfmt") -> None:
+        """``probe_workers``: processes to run the jobs in (0: this one; None: decided from the first config,
+        :data:`AUTO_WORKERS_FROM`)."""
+        self.shard = shard or Shard()
+        self.probe_workers = probe_workers
+        self.log_level, self.log_format = log_level, log_format
+        self.workers: ProbeWorkers | None = None
         self.web_config = web_config
         self.reload_enabled = reload_enabled  # POST /-/reload; SIGHUP reloads either way
         self.config_path = config_path
@@ -73,14 +93,32 @@ class Daemon:
         GCCollector(registry=self.registry)
         self.own = self.stores.add("exporter")
         self.own.set(metrics.BUILD_INFO, 1, version=__version__)
-        self.scheduler = Scheduler(self.stores)
+        self.own.set(metrics.SHARD_INFO, 1, shard=str(self.shard.index), total_shards=str(self.shard.total))
+        self.watch = ProcessWatch(self.own, "main")
+        self.scheduler = Scheduler(self.stores, late=self.watch.late)
         self.ready = False
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
 
     @property
-    def runners(self) -> dict[str, JobRunner]:
-        return self.scheduler.runners
+    def runners(self) -> Mapping[str, Runner]:
+        return self.workers.runners if self.workers is not None else self.scheduler.runners
+
+    def owned(self, config: Config) -> list[tuple[JobKind[Any], JobTarget]]:
+        """The config's jobs that this replica's shard runs."""
+        return [(kind, entry) for kind, entry in config.jobs() if self.shard.owns(job_key(kind, entry))]
+
+    async def _apply(self, jobs: Sequence[tuple[JobKind[Any], JobTarget]]) -> None:
+        if self.workers is not None:
+            await self.workers.apply(jobs)
+        else:
+            await self.scheduler.apply(jobs)
+
+    def _worker_count(self, jobs: Sequence[tuple[JobKind[Any], JobTarget]]) -> int:
+        if self.probe_workers is not None:
+            return self.probe_workers
+        rate = sum(load(entry) for _, entry in jobs)
+        return usable_cpus() if rate >= AUTO_WORKERS_FROM and usable_cpus() > 1 else 0
 
     async def reload(self) -> str | None:
         """Re-read the config; on error keep the running one and return the message."""
@@ -91,7 +129,7 @@ class Daemon:
                 self.own.set(metrics.CONFIG_RELOAD_OK, 0)
                 event(log, logging.ERROR, "config_reload_failed", config=self.config_source, cause=str(exc))
                 return str(exc)
-            await self.scheduler.apply(config)
+            await self._apply(self.owned(config))
             self.own.set(metrics.CONFIG_RELOAD_OK, 1)
             self.own.set(metrics.CONFIG_RELOAD_TIME, time.time())
             event(log, logging.INFO, "config_loaded", config=self.config_source, jobs=len(self.runners))
@@ -100,10 +138,15 @@ class Daemon:
     def exposition(self) -> bytes:
         with contextlib.suppress(RuntimeError):  # no running loop: nothing to count
             self.own.set(metrics.ASYNCIO_TASKS, float(len(asyncio.all_tasks())))
-        return self.stores.render().encode() + generate_latest(self.registry)
+        return self.stores.render_bytes() + generate_latest(self.registry)
 
     def stop(self) -> None:
         self._stop.set()
+
+    async def _shutdown(self, grace: float) -> int:
+        if self.workers is not None:
+            return await self.workers.stop(grace)
+        return await self.scheduler.shutdown(grace)
 
     async def serve(self, on_started: Callable[[], None] | None = None) -> None:
         """Run until SIGTERM/SIGINT (or :meth:`stop`). Raises ConfigError if the first config is bad."""
@@ -112,8 +155,15 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
-        self.scheduler.start()
-        await self.scheduler.apply(config)
+        jobs = self.owned(config)
+        count = self._worker_count(jobs)
+        if count:
+            self.workers = ProbeWorkers(count, self.stores, self.log_level, self.log_format)
+            await self.workers.start()
+        else:
+            self.scheduler.start()
+        await self._apply(jobs)
+        watching = asyncio.create_task(self.watch.watch())
         self.own.set(metrics.CONFIG_RELOAD_OK, 1)
         self.own.set(metrics.CONFIG_RELOAD_TIME, time.time())
         app: Any = build_app(self)
@@ -125,22 +175,28 @@ class Daemon:
         while not server.started and not server_task.done():
             await asyncio.sleep(0.01)
         if server_task.done():
-            await self.scheduler.shutdown(0)
+            await self._shutdown(0)
+            watching.cancel()
             server_task.result()
             raise OSError(f"cannot listen on {self.host}:{self.port}")
         self.ready = True
+        pids = [os.getpid(), *(w.proc.pid for w in self.workers.processes.values())] if self.workers else \
+            [os.getpid()]
         event(log, logging.INFO, "started", listen=f"{self.host}:{self.port}", config=self.config_source,
-              jobs=len(self.runners), version=__version__)
+              jobs=len(self.runners), shard=self.shard.index, total_shards=self.shard.total, probe_workers=count,
+              startup_seconds=round(process_age_seconds(), 3), rss_bytes=sum(rss_bytes(pid) for pid in pids),
+              version=__version__)
         if on_started:
             on_started()
         stop_wait = asyncio.create_task(self._stop.wait())
         await asyncio.wait({stop_wait, server_task}, return_when=asyncio.FIRST_COMPLETED)
         self.ready = False
         event(log, logging.INFO, "stopping", grace_seconds=SHUTDOWN_GRACE_SECONDS)
-        cancelled = await self.scheduler.shutdown(SHUTDOWN_GRACE_SECONDS)
+        cancelled = await self._shutdown(SHUTDOWN_GRACE_SECONDS)
         server.should_exit = True
         await server_task
         stop_wait.cancel()
+        watching.cancel()
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
         event(log, logging.INFO, "stopped", runs_cancelled=cancelled)

@@ -66,12 +66,18 @@ class TraceLink:
                 inbox.append(trace)
 
 
+def _ignore_lateness(seconds: float) -> None:
+    pass
+
+
 @dataclass(frozen=True)
 class JobContext:
-    """What a job gets besides its own target: where to write its series, and the trace link."""
+    """What a job gets besides its own target: where to write its series, the trace link, and where to report
+    how late a part of its run started against its plan (a probe spread over the interval, say), in seconds."""
 
     store: MetricStore
     traces: TraceLink
+    late: Callable[[float], None] = _ignore_lateness
 
 
 T = TypeVar("T", bound=JobTarget)

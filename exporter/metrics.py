@@ -29,9 +29,11 @@ class Family:
         if self.kind is Kind.HISTOGRAM and list(self.buckets) != sorted(set(self.buckets)):
             raise ValueError(f"histogram {self.name} needs sorted unique buckets")
         FAMILIES.append(self)
+        BY_NAME[self.name] = self
 
 
 FAMILIES: list[Family] = []
+BY_NAME: dict[str, Family] = {}
 
 
 def counter(name: str, help: str, labels: tuple[str, ...] = ()) -> Family:
@@ -65,14 +67,32 @@ ASYNCIO_TASKS = gauge("perf_exporter_asyncio_tasks", "asyncio tasks alive in the
 JOB_DURATION = histogram("perf_job_duration_seconds", "Time one run of a probe or collector job took.",
                          CT, JOB_BUCKETS)
 JOB_RUNS = counter("perf_job_runs_total",
-                   "Job runs by result: success, failure (target measured as down), error, timeout.",
-                   (*CT, "result"))
+                   "Job runs by result: success, failure (target measured as down), error, timeout, skipped (due "
+                   "while its previous run was still going).", (*CT, "result"))
 JOB_LAST_SUCCESS = gauge("perf_job_last_success_timestamp_seconds",
                          "Unix time of the job's last successful run.", CT)
 TARGET_UP = gauge("perf_target_up", "1 if the last run reached the target, else 0.", CT)
 CONFIG_RELOAD_OK = gauge("perf_config_last_reload_successful", "1 if the last config (re)load succeeded.")
 CONFIG_RELOAD_TIME = gauge("perf_config_last_reload_success_timestamp_seconds",
                            "Unix time of the last successful config (re)load.")
+
+# ---------------------------------------------------------------------------------------------------------------
+# The exporter's own timing: how late its processes run what is due (exporter.timing), and its shard
+
+LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+PROCESS = ("process",)  # main (serves /metrics), or probe-<n> (a probe worker)
+EVENT_LOOP_DELAY = histogram("perf_exporter_event_loop_delay_seconds",
+                             "How late the process's event loop ran a wake-up that was due, sampled every 100 ms.",
+                             PROCESS, LAG_BUCKETS)
+SCHEDULE_LAG = histogram("perf_exporter_schedule_lag_seconds",
+                         "How late job runs and the probes within them started against their schedule.",
+                         PROCESS, LAG_BUCKETS)
+CPU_WAIT = counter("perf_exporter_cpu_wait_seconds_total",
+                   "Time the process's event loop thread was ready to run but waited for a CPU (kernel schedstat).",
+                   PROCESS)
+SHARD_INFO = gauge("perf_exporter_shard_info",
+                   "Always 1: this replica's --shard and --total-shards (0 and 1 when not sharded).",
+                   ("shard", "total_shards"))
 
 # ---------------------------------------------------------------------------------------------------------------
 # Synthetic API probes
@@ -100,6 +120,11 @@ JOURNEY_STEP_DURATION = histogram("perf_journey_step_duration_seconds", "Time on
                                   ("target", "journey", "step"), LATENCY_BUCKETS)
 JOURNEY_RUNS = counter("perf_journey_runs_total", "Journey runs by outcome (a step's outcome when one failed).",
                        ("target", "journey", "outcome"))
+HTTP_TIMINGS_DISCARDED = counter(
+    "perf_http_timings_discarded_total",
+    "Probe requests whose duration was not observed: the probe's process ran other code or waited for a CPU for "
+    "too long while the request was in flight, so the duration would have been partly the process's own.",
+    ("target",))
 PROBE_SUCCESS = gauge("perf_probe_success", "1 if the probe's (endpoint's or journey's) last run succeeded.",
                       ("target", "probe"))
 # the `check` label: one per key of an endpoint's security: block (exporter.probes.security_target)

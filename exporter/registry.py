@@ -1,36 +1,53 @@
 """The one registry of job kinds. Adding a collector is one new module (its target model and job class), one
-entry here, and its metric families in :mod:`exporter.metrics`; everything else reads this list."""
+entry here, and its metric families in :mod:`exporter.metrics`; everything else reads this list.
+
+The entries name their job classes and SLO builders by import path (:func:`lazy`): the config layer needs the
+target models only, so ``check-config`` and ``--version`` import no probe, no collector's job code and not the
+Grafana SDK; a job class is imported when the scheduler first builds one.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import importlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from exporter.collectors.jaeger.collector import JaegerCollector
 from exporter.collectors.jaeger.target import JaegerTarget
-from exporter.collectors.postgres.collector import PostgresCollector
 from exporter.collectors.postgres.target import PostgresTarget
-from exporter.collectors.redis.collector import RedisCollector, RedisTarget
+from exporter.collectors.redis.target import RedisTarget
 from exporter.jobs import JobKind, SloArea
 from exporter.metrics import HTTP_REQUESTS, PG_QUERY_DURATION, REDIS_HITS, TRACE_DURATION
-from exporter.probes.api import ApiProbe
 from exporter.probes.api_target import ApiTarget
-from exporter.slo import dashboards, rules, slos
+
+
+def lazy(path: str) -> Callable[..., Any]:
+    """``"package.module:name"`` as a callable that imports the module on its first call."""
+    module, _, name = path.partition(":")
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return getattr(importlib.import_module(module), name)(*args, **kwargs)
+
+    call.__qualname__ = call.__name__ = path
+    return call
+
+
+def _area(name: str, title: str, events: str, sli: str, slos: str, records: str, issue: str) -> SloArea:
+    """One of the guide's areas: its SLOs, records, dashboard and report module named by import path."""
+    return SloArea(name, title, events, sli, lazy(f"exporter.slo.slos:{slos}"), lazy(f"exporter.slo.rules:{records}"),
+                   lazy(f"exporter.slo.dashboards:{name}"), issue, f"exporter.reports.areas.{name}")
+
 
 _KINDS: list[JobKind[Any]] = [
-    JobKind("api", ApiTarget, ApiProbe, SloArea(
-        "api", "API", "probe requests", HTTP_REQUESTS.name, slos.api_slos, rules.api_records, dashboards.api,
-        "slow_api", "exporter.reports.areas.api"), watch=False),
-    JobKind("postgres", PostgresTarget, PostgresCollector, SloArea(
-        "database", "Database", "statement executions", f"{PG_QUERY_DURATION.name}_count", slos.database_slos,
-        rules.latency_records, dashboards.database, "database", "exporter.reports.areas.database")),
-    JobKind("redis", RedisTarget, RedisCollector, SloArea(
-        "cache", "Cache", "key lookups", REDIS_HITS.name, slos.cache_slos, rules.cache_records, dashboards.cache,
-        "cache", "exporter.reports.areas.cache")),
-    JobKind("jaeger", JaegerTarget, JaegerCollector, SloArea(
-        "tracing", "Tracing", "traces", f"{TRACE_DURATION.name}_count", slos.tracing_slos, rules.latency_records,
-        dashboards.tracing, "trace", "exporter.reports.areas.tracing")),
+    JobKind("api", ApiTarget, lazy("exporter.probes.api:ApiProbe"), _area(
+        "api", "API", "probe requests", HTTP_REQUESTS.name, "api_slos", "api_records", "slow_api"), watch=False),
+    JobKind("postgres", PostgresTarget, lazy("exporter.collectors.postgres.collector:PostgresCollector"), _area(
+        "database", "Database", "statement executions", f"{PG_QUERY_DURATION.name}_count", "database_slos",
+        "latency_records", "database")),
+    JobKind("redis", RedisTarget, lazy("exporter.collectors.redis.collector:RedisCollector"), _area(
+        "cache", "Cache", "key lookups", REDIS_HITS.name, "cache_slos", "cache_records", "cache")),
+    JobKind("jaeger", JaegerTarget, lazy("exporter.collectors.jaeger.collector:JaegerCollector"), _area(
+        "tracing", "Tracing", "traces", f"{TRACE_DURATION.name}_count", "tracing_slos", "latency_records", "trace")),
 ]
 
 

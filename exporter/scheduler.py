@@ -2,23 +2,28 @@
 
 It knows jobs only through :class:`exporter.jobs.Job` and the registry's :class:`exporter.jobs.JobKind`: it
 bounds each run by the target's deadline, never runs a job twice at once, and turns every outcome (including
-exceptions) into metrics and one log line.
+exceptions) into metrics and one log line. A run due while the job's previous run is still going is skipped and
+counted (``result="skipped"``); how late each run starts against its schedule is reported to the scheduler's
+``late`` callback. Each job's first run comes at a fixed point of its interval (:func:`phase`), so that jobs
+started together do not all run together.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-import random
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from exporter import metrics
+from exporter import causes, metrics
 from exporter.config.base import JobTarget
 from exporter.config.schema import Config
 from exporter.jobs import Job, JobContext, JobKind, TraceLink
@@ -27,6 +32,9 @@ from exporter.secrets import mask_url
 from exporter.store import StoreCollector
 
 log = logging.getLogger(__name__)
+logging.getLogger("apscheduler").setLevel(logging.ERROR)  # a skipped run is counted and logged here, once
+
+RESULTS = ("success", "failure", "error", "timeout", "skipped")
 
 
 @dataclass
@@ -41,6 +49,22 @@ def job_key(kind: JobKind[Any], entry: JobTarget) -> str:
     return f"{kind.section}/{entry.name}"
 
 
+def stable_fraction(key: str) -> float:
+    """A number in [0, 1) that depends on ``key`` alone, the same in every process and release."""
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") / 2**64
+
+
+# Jobs added together have their first runs spread over their interval, or over this many seconds when the
+# interval is longer: the data of a job that runs every 5 minutes is not held back for minutes after a start.
+FIRST_RUNS_WITHIN = 15.0
+
+
+def phase(key: str, interval: float) -> float:
+    """Seconds after a job is added that its first run is due: a fixed point of its interval (of the first
+    :data:`FIRST_RUNS_WITHIN` seconds), the same for the same key, so that runs are spread and stay so."""
+    return stable_fraction(f"phase:{key}") * min(interval, FIRST_RUNS_WITHIN)
+
+
 class JobRunner:
     """One scheduled job: runs it under its target's deadline and records the outcome."""
 
@@ -52,8 +76,9 @@ class JobRunner:
         self.labels = {"collector": kind.section, "target": entry.name}
         self.last = LastRun()
         self.running: asyncio.Task[None] | None = None
+        self.due: datetime | None = None  # when the run being started was due
         store = context.store
-        for result in ("success", "failure", "error", "timeout"):
+        for result in RESULTS:
             store.ensure_counter(metrics.JOB_RUNS, result=result, **self.labels)
         store.ensure_histogram(metrics.JOB_DURATION, **self.labels)
 
@@ -63,10 +88,32 @@ class JobRunner:
 
     async def run(self) -> None:
         self.running = asyncio.current_task()
+        if self.due is not None:
+            self.context.late(max(0.0, (datetime.now(UTC) - self.due).total_seconds()))
+            self.due = None
         try:
             await self._run_once()
         finally:
             self.running = None
+
+    def cause(self) -> str:
+        """Why the last run did not succeed: its exception or timeout, else what the job logged for its target
+        (:mod:`exporter.causes`, installed by the web app or a probe worker)."""
+        last = self.last
+        if last.finished_at is None:
+            return ""
+        if last.result == "success":  # reached, yet failing some checks of its own (the api job's security checks)
+            findings = getattr(self.job, "findings", None)
+            return "; ".join(findings()) if callable(findings) else ""
+        if last.error:
+            return last.error
+        logged = causes.CAUSES.latest(type(self.job).__module__, self.entry.name, last.finished_at)
+        return str(logged) if logged else ""
+
+    def skipped(self) -> None:
+        self.context.store.inc(metrics.JOB_RUNS, 1.0, result="skipped", **self.labels)
+        event(log, logging.WARNING, "job_skipped", collector=self.collector, target=self.entry.name,
+              cause="its previous run was still going when the next one was due")
 
     async def _run_once(self) -> None:
         store = self.context.store
@@ -101,24 +148,48 @@ class JobRunner:
                   result=result, duration_seconds=round(duration, 4))
 
 
-class Scheduler:
-    """Owns the APScheduler instance and the live jobs; :meth:`apply` makes the jobs match a config."""
+Jobs = Sequence[tuple[JobKind[Any], JobTarget]]
 
-    def __init__(self, stores: StoreCollector) -> None:
+
+def _ignore_lateness(seconds: float) -> None:
+    pass
+
+
+class Scheduler:
+    """Owns the APScheduler instance and the live jobs; :meth:`apply` makes the jobs match a config (or the
+    share of its jobs this process owns). ``late`` hears how late each run and probe started, in seconds;
+    ``on_run`` is called after each run with its runner."""
+
+    def __init__(self, stores: StoreCollector, traces: TraceLink | None = None,
+                 late: Callable[[float], None] = _ignore_lateness,
+                 on_run: Callable[[JobRunner], None] | None = None) -> None:
         self.stores = stores
         self.runners: dict[str, JobRunner] = {}
-        self.traces = TraceLink()
+        self.traces = traces or TraceLink()
+        self.late = late
+        self.on_run = on_run
         self.aps = AsyncIOScheduler(timezone=UTC, job_defaults={"misfire_grace_time": None})
+        self.aps.add_listener(self._submitted, EVENT_JOB_SUBMITTED | EVENT_JOB_MAX_INSTANCES)
         self.started = False
 
     def start(self) -> None:
         self.aps.start()
         self.started = True
 
-    async def apply(self, config: Config) -> None:
+    def _submitted(self, submission: JobSubmissionEvent) -> None:
+        runner = self.runners.get(submission.job_id)
+        if runner is None:
+            return
+        if submission.code == EVENT_JOB_MAX_INSTANCES:
+            runner.skipped()
+        elif submission.scheduled_run_times:
+            runner.due = submission.scheduled_run_times[-1]
+
+    async def apply(self, config: Config | Jobs) -> None:
         """Start new jobs, restart changed ones, stop removed ones (their series go with them). A job whose
         target entry is unchanged keeps running with its state, whatever else changed."""
-        wanted = {job_key(kind, entry): (kind, entry) for kind, entry in config.jobs()}
+        jobs = config.jobs() if isinstance(config, Config) else config
+        wanted = {job_key(kind, entry): (kind, entry) for kind, entry in jobs}
         for key in [k for k, runner in self.runners.items() if wanted.get(k, (None, None))[1] != runner.entry]:
             await self._remove(key)
         for key, (kind, entry) in wanted.items():
@@ -127,12 +198,17 @@ class Scheduler:
 
     def _add(self, key: str, kind: JobKind[Any], entry: JobTarget) -> None:
         store = self.stores.add(key)
-        context = JobContext(store, self.traces)
+        context = JobContext(store, self.traces, self.late)
         runner = self.runners[key] = JobRunner(kind, entry, kind.build(entry, context), context)
         interval = float(entry.interval)
-        first = datetime.now(UTC) + timedelta(seconds=random.uniform(0, min(1.0, interval / 10)))
-        self.aps.add_job(runner.run, IntervalTrigger(seconds=interval, jitter=min(interval / 10, 5.0)), id=key,
-                         name=key, max_instances=1, coalesce=True, next_run_time=first)
+        first = datetime.now(UTC) + timedelta(seconds=phase(key, interval))
+        self.aps.add_job(self._run, IntervalTrigger(seconds=interval, start_date=first), args=(runner,), id=key,
+                         name=key, max_instances=1, coalesce=True)
+
+    async def _run(self, runner: JobRunner) -> None:
+        await runner.run()
+        if self.on_run is not None and self.runners.get(job_key(runner.kind, runner.entry)) is runner:
+            self.on_run(runner)
 
     async def _remove(self, key: str) -> None:
         runner = self.runners.pop(key)

@@ -18,7 +18,7 @@ from typing import TypeVar
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from exporter.metrics import FAMILIES, Family, Kind
+from exporter.metrics import BY_NAME, FAMILIES, Family, Kind
 
 Labels = tuple[str, ...]
 K = TypeVar("K", bound=Labels)
@@ -105,6 +105,21 @@ class MetricStore:
     versions: dict[Family, int] = field(default_factory=dict)
     serial: int = 0  # unique per store over the process's life, for the render cache
     prefixes: dict[Family, dict[Labels, tuple[str, ...]]] = field(default_factory=dict)
+    shown: dict[Family, tuple[int, ...]] = field(default_factory=dict)  # bucket indices exported, when not all
+
+    def show_buckets(self, family: Family, bounds: Iterable[float]) -> None:
+        """Export only these bounds of the family's buckets (each one of them) in this store's histograms. The
+        counts stay whole: each exported bucket counts every observation at or below its bound."""
+        wanted = set(bounds)
+        indices = tuple(i for i, b in enumerate(family.buckets) if b in wanted)
+        if len(indices) != len(wanted):
+            raise ValueError(f"{family.name}: {sorted(wanted)} are not all bounds of {family.buckets}")
+        self.shown[family] = indices
+        self.prefixes.pop(family, None)
+        self._touch(family)
+
+    def bucket_indices(self, family: Family) -> tuple[int, ...] | None:
+        return self.shown.get(family)
 
     def _touch(self, family: Family) -> None:
         self.versions[family] = self.versions.get(family, 0) + 1
@@ -256,44 +271,60 @@ def _label_text(names: tuple[str, ...], values: Labels) -> str:
     return ",".join(f'{n}="{_escape(v)}"' for n, v in zip(names, values, strict=True))
 
 
-def _prefixes(family: Family, labels: Labels) -> tuple[str, ...]:
-    """The text before each value of one series: one per line it renders to."""
+def _prefixes(family: Family, labels: Labels, shown: tuple[int, ...] | None = None) -> tuple[str, ...]:
+    """The text before each value of one series: one per line it renders to (``shown``: the bucket indices
+    exported, when not all)."""
     base = _label_text(family.labels, labels)
     name = family.name
     if family.kind is not Kind.HISTOGRAM:
         return (f"{name}{{{base}}} " if base else f"{name} ",)
     sep = "," if base else ""
     suffix = f"{{{base}}}" if base else ""
-    buckets = [f'{name}_bucket{{{base}{sep}le="{_value(b)}"}} ' for b in family.buckets]
+    bounds = family.buckets if shown is None else [family.buckets[i] for i in shown]
+    buckets = [f'{name}_bucket{{{base}{sep}le="{_value(b)}"}} ' for b in bounds]
     return (*buckets, f'{name}_bucket{{{base}{sep}le="+Inf"}} ', f"{name}_count{suffix} ", f"{name}_sum{suffix} ")
 
 
-def _render_family(family: Family, stores: list[MetricStore]) -> str:
-    lines: list[str] = []
-    for store in stores:
-        cache = store.prefixes.setdefault(family, {})
-        if family.kind is Kind.HISTOGRAM:
-            for labels, state in store.histograms.get(family, {}).items():
-                prefixes = cache.get(labels) or cache.setdefault(labels, _prefixes(family, labels))
-                values = [*state.cumulative(), state.count, state.count, state.total]
-                lines.extend(p + _value(v) for p, v in zip(prefixes, values, strict=True))
-        else:
-            for labels, value in store.values.get(family, {}).items():
-                prefix = (cache.get(labels) or cache.setdefault(labels, _prefixes(family, labels)))[0]
-                lines.append(prefix + _value(value))
-    if not lines:
-        return ""
+def _header(family: Family) -> str:
     help_text = family.help.replace("\\", "\\\\").replace("\n", "\\n")
-    return f"# HELP {family.name} {help_text}\n# TYPE {family.name} {family.kind.value}\n" + "\n".join(lines) + "\n"
+    return f"# HELP {family.name} {help_text}\n# TYPE {family.name} {family.kind.value}\n"
+
+
+def sample_lines(family: Family, store: MetricStore) -> bytes:
+    """The sample lines of one family in one store, without HELP and TYPE (b"" when it has none)."""
+    return "\n".join(_sample_lines(family, store)).encode()
+
+
+def _sample_lines(family: Family, store: MetricStore) -> list[str]:
+    lines: list[str] = []
+    cache = store.prefixes.setdefault(family, {})
+    if family.kind is Kind.HISTOGRAM:
+        shown = store.shown.get(family)
+        for labels, state in store.histograms.get(family, {}).items():
+            prefixes = cache.get(labels) or cache.setdefault(labels, _prefixes(family, labels, shown))
+            cumulative = state.cumulative()
+            if shown is not None:
+                cumulative = [cumulative[i] for i in shown]
+            values = [*cumulative, state.count, state.count, state.total]
+            lines.extend(p + _value(v) for p, v in zip(prefixes, values, strict=True))
+    else:
+        for labels, value in store.values.get(family, {}).items():
+            prefix = (cache.get(labels) or cache.setdefault(labels, _prefixes(family, labels)))[0]
+            lines.append(prefix + _value(value))
+    return lines
 
 
 class StoreCollector(Collector):
-    """The live stores. :meth:`render` is the scrape's fast path; :meth:`collect` serves registry-based
-    readers (tests use ``registry.get_sample_value``)."""
+    """The live stores, and the sample lines of stores that live in probe workers (:meth:`put_lines`, by job
+    key). :meth:`render` is the scrape's fast path: the local stores' lines of a family are rendered again only
+    when one of them wrote to it, and a worker's lines are joined as they came. :meth:`collect` serves
+    registry-based readers of the local stores (tests use ``registry.get_sample_value``)."""
 
     def __init__(self) -> None:
         self.stores: dict[str, MetricStore] = {}
-        self._cache: dict[Family, tuple[tuple[tuple[int, int], ...], str]] = {}
+        self.remote: dict[str, dict[Family, bytes]] = {}
+        self._cache: dict[Family, tuple[tuple[tuple[int, int], ...], bytes]] = {}
+        self._headers = {family: _header(family).encode() for family in FAMILIES}
         self._serials = itertools.count(1)
 
     def add(self, key: str) -> MetricStore:
@@ -302,18 +333,35 @@ class StoreCollector(Collector):
 
     def drop(self, key: str) -> None:
         self.stores.pop(key, None)
+        self.remote.pop(key, None)
+
+    def put_lines(self, key: str, lines: Mapping[str, bytes]) -> None:
+        """Replace the sample lines a store elsewhere holds for these families (by name; b"" for none)."""
+        held = self.remote.setdefault(key, {})
+        for name, text in lines.items():
+            held[BY_NAME[name]] = text
 
     def render(self) -> str:
+        return self.render_bytes().decode()
+
+    def render_bytes(self) -> bytes:
         stores = list(self.stores.values())
-        parts: list[str] = []
+        remote = list(self.remote.values())
+        parts: list[bytes] = []
         for family in FAMILIES:
             holders = [s for s in stores if family in s.versions]
             key = tuple((s.serial, s.versions[family]) for s in holders)
             cached = self._cache.get(family)
             if cached is None or cached[0] != key:
-                cached = self._cache[family] = (key, _render_family(family, holders))
-            parts.append(cached[1])
-        return "".join(parts)
+                lines = [line for store in holders for line in _sample_lines(family, store)]
+                cached = self._cache[family] = (key, "\n".join(lines).encode())
+            pieces = [piece for piece in (cached[1], *(held.get(family, b"") for held in remote)) if piece]
+            if pieces:
+                header = self._headers.get(family) or self._headers.setdefault(family, _header(family).encode())
+                parts.append(header)
+                for piece in pieces:
+                    parts += (piece, b"\n")
+        return b"".join(parts)
 
     def collect(self) -> Iterator[Metric]:
         stores = list(self.stores.values())
@@ -321,11 +369,14 @@ class StoreCollector(Collector):
             metric: Metric
             if family.kind is Kind.HISTOGRAM:
                 hist = HistogramMetricFamily(family.name, family.help, labels=family.labels)
-                bounds = [_value(b) for b in family.buckets] + ["+Inf"]
                 found = False
                 for store in stores:
+                    shown = store.shown.get(family)
+                    indices = shown if shown is not None else range(len(family.buckets))
+                    bounds = [_value(family.buckets[i]) for i in indices] + ["+Inf"]
                     for labels, state in store.histograms.get(family, {}).items():
-                        counts = [*state.cumulative(), state.count]
+                        cumulative = state.cumulative()
+                        counts = [*(cumulative[i] for i in indices), state.count]
                         hist.add_metric(list(labels), list(zip(bounds, counts, strict=True)), state.total)
                         found = True
                 if found:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import time
+from collections.abc import Mapping
 from typing import Protocol
 
 from starlette.applications import Starlette
@@ -12,7 +13,20 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from exporter import __version__, causes
-from exporter.scheduler import JobRunner
+from exporter.config.base import JobTarget
+from exporter.scheduler import LastRun
+
+
+class Runner(Protocol):
+    """A job as the index page shows it: run here, or in a probe worker (exporter.workers)."""
+
+    entry: JobTarget
+    last: LastRun
+
+    @property
+    def collector(self) -> str: ...
+
+    def cause(self) -> str: ...
 
 
 class Served(Protocol):
@@ -20,7 +34,7 @@ class Served(Protocol):
     config_source: str
 
     @property
-    def runners(self) -> dict[str, JobRunner]: ...
+    def runners(self) -> Mapping[str, Runner]: ...
 
     async def reload(self) -> str | None: ...
 
@@ -67,20 +81,6 @@ def build_app(daemon: Served) -> Starlette:
     return Starlette(routes=routes)
 
 
-def cause_of(runner: JobRunner) -> str:
-    """Why the last run did not succeed: its exception or timeout, else what the job logged for its target."""
-    last = runner.last
-    if last.finished_at is None:
-        return ""
-    if last.result == "success":  # reached, yet failing some checks of its own (the api job's security checks)
-        findings = getattr(runner.job, "findings", None)
-        return "; ".join(findings()) if callable(findings) else ""
-    if last.error:
-        return last.error
-    logged = causes.CAUSES.latest(type(runner.job).__module__, runner.entry.name, last.finished_at)
-    return str(logged) if logged else ""
-
-
 def index_page(daemon: Served) -> str:
     rows = []
     now = time.time()
@@ -91,7 +91,7 @@ def index_page(daemon: Served) -> str:
         rows.append(
             f"<tr><td>{html.escape(runner.collector)}</td><td>{html.escape(runner.entry.name)}</td>"
             f"<td>{runner.entry.interval:g}s</td><td class='{last.result}'>{html.escape(last.result)}</td>"
-            f"<td>{ago}</td><td>{took}</td><td>{html.escape(cause_of(runner))}</td></tr>")
+            f"<td>{ago}</td><td>{took}</td><td>{html.escape(runner.cause())}</td></tr>")
     table = "\n".join(rows) or "<tr><td colspan=7>No jobs configured.</td></tr>"
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>perf-exporter</title>

@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 DEBIAN_PACKAGES=(redis-server redis-tools prometheus prometheus-alertmanager prometheus-blackbox-exporter
                  prometheus-postgres-exporter prometheus-redis-exporter prometheus-node-exporter
                  postgresql postgresql-contrib libpq-dev
-                 postgresql-15-hypopg chromium)  # PostgreSQL 15 on bookworm; libpq-dev: pg_config; hypopg and
-                                                 # chromium: the report's index check and page tests
+                 postgresql-15-hypopg chromium nginx)  # PostgreSQL 15 on bookworm; libpq-dev: pg_config; hypopg and
+                                                       # chromium: the report's index check and page tests; nginx: the
+                                                       # fast local target of bench/bench_scale.py and bench_load.py
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

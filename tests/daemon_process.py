@@ -68,7 +68,7 @@ class DaemonProcess:
     def value(self, name: str, **labels: str) -> float | None:
         return self.samples().get((name, frozenset(labels.items())))
 
-    def wait_value(self, name: str, predicate: object = None, timeout: float = 20, **labels: str) -> float:
+    def wait_value(self, name: str, predicate: object = None, timeout: float = 30, **labels: str) -> float:
         found: list[float] = []
 
         def check() -> bool:

@@ -11,6 +11,7 @@ from exporter.config.loading import parse_config
 from exporter.jobs import JobContext, TraceLink
 from exporter.probes.api import ApiProbe
 from exporter.store import StoreCollector
+from exporter.timing import new_event_loop
 
 
 class ProbeHarness:
@@ -36,7 +37,8 @@ class ProbeHarness:
                 await self.probe.close()
             return up
 
-        return asyncio.run(go())
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:  # as the daemon's: exporter.timing
+            return runner.run(go())
 
     def value(self, name: str, **labels: str) -> float | None:
         return self.registry.get_sample_value(name, {"target": "t", **labels})

@@ -28,12 +28,14 @@ def timed_target() -> Iterator[HttpTargetProcess]:
 def test_measured_duration_is_the_servers_delay_and_lands_in_its_bucket(timed_target: HttpTargetProcess) -> None:
     h = ProbeHarness({"base_url": timed_target.url,
                       "endpoints": [{"name": "slow", "path": "/delay/120", "requests": 4, "concurrency": 2}]})
-    assert h.run()
+    assert h.run(times=2)
     count = h.value("perf_http_request_duration_seconds_count", endpoint="slow", method="GET")
     total = h.value("perf_http_request_duration_seconds_sum", endpoint="slow", method="GET")
-    assert count == 4
+    # each request timed, or counted as untimed when the busy test machine kept the probe from its CPU for more
+    # than 5 % of it (exporter.timing); one of eight at least is timed
+    assert count is not None and 1 <= count == 8 - h.value("perf_http_timings_discarded_total")
     assert total is not None
-    server = httpx.get(f"{timed_target.url}/stats").json()["delays"][-4:]
+    server = httpx.get(f"{timed_target.url}/stats").json()["delays"][-8:]
     mean, server_mean = total / count, sum(server) / len(server)
     assert server_mean >= 0.120
     # never less than what the server spent, and the client's share is small next to it: a bound that holds
@@ -42,19 +44,20 @@ def test_measured_duration_is_the_servers_delay_and_lands_in_its_bucket(timed_ta
         f"{server_mean * 1000:.2f} ms in the server"
     # every request is in the bucket above the server's delay, not in one below it
     assert h.value("perf_http_request_duration_seconds_bucket", endpoint="slow", method="GET", le="0.1") == 0
-    assert h.value("perf_http_request_duration_seconds_bucket", endpoint="slow", method="GET", le="0.25") == 4
+    assert h.value("perf_http_request_duration_seconds_bucket", endpoint="slow", method="GET", le="0.25") == count
 
 
 def test_slow_endpoint_lands_above_the_500ms_bucket(timed_target: HttpTargetProcess) -> None:
     h = ProbeHarness({"base_url": timed_target.url,
                       "endpoints": [{"name": "slow", "path": "/delay/520", "requests": 2, "concurrency": 2}]})
-    h.run()
+    h.run(times=3)  # 6 requests: a machine busy enough to leave all of them untimed is not a test machine
 
     def bucket(le: str) -> float | None:
         return h.value("perf_http_request_duration_seconds_bucket", endpoint="slow", method="GET", le=le)
 
     assert bucket("0.5") == 0
-    assert bucket("1.0") == 2  # and within the order of magnitude: not stuck until some timeout
+    timed = 6 - h.value("perf_http_timings_discarded_total")
+    assert timed >= 1 and bucket("1.0") == timed  # and within the order of magnitude: not stuck until some timeout
 
 
 def test_histogram_buckets_include_the_target_thresholds() -> None:
@@ -63,17 +66,22 @@ def test_histogram_buckets_include_the_target_thresholds() -> None:
 
 
 def test_phases_of_the_last_request_add_up_to_its_wait(timed_target: HttpTargetProcess) -> None:
-    h = ProbeHarness({"base_url": timed_target.url, "endpoints": [{"name": "slow", "path": "/delay/80"}]})
-    h.run()
+    # 400 ms: slow enough that the probe's process is trusted with it on a busy machine (5 %, exporter.timing);
+    # a run it was not trusted with exports no phases, and is tried again
+    for _ in range(5):
+        h = ProbeHarness({"base_url": timed_target.url, "endpoints": [{"name": "slow", "path": "/delay/400"}]})
+        h.run()
+        if h.value("perf_http_timings_discarded_total") == 0:
+            break
     wait = h.value("perf_http_phase_duration_seconds", endpoint="slow", phase="wait")
     connect = h.value("perf_http_phase_duration_seconds", endpoint="slow", phase="connect")
     receive = h.value("perf_http_phase_duration_seconds", endpoint="slow", phase="receive")
     duration = h.value("perf_http_request_duration_seconds_sum", endpoint="slow", method="GET")
     assert wait is not None and receive is not None and duration is not None
-    assert wait >= 0.08
+    assert wait >= 0.4
     assert wait + receive == pytest.approx(duration, abs=1e-6), "the duration is the wait and receive phases"
     assert connect is not None and 0 < connect < wait, "a first request opens a connection (on loopback, " \
-        "faster than the server's 80 ms)"
+        "faster than the server's 400 ms)"
     for phase in metrics.HTTP_PHASES:
         assert h.value("perf_http_phase_duration_seconds", endpoint="slow", phase=phase) is not None
 
@@ -181,9 +189,12 @@ def test_journey_passes_captured_values_to_later_steps(target: HttpTarget) -> No
     assert cancel == [f"/orders/{order_id}/cancel"]
     assert target.server.orders[order_id]["status"] == "cancelled"
     assert h.value("perf_journey_runs_total", journey="order_lifecycle", outcome="success") == 1
-    assert h.value("perf_journey_duration_seconds_count", journey="order_lifecycle") == 1
-    for step in ("create_order", "read", "cancel"):
-        assert h.value("perf_journey_step_duration_seconds_count", journey="order_lifecycle", step=step) == 1
+    # each step timed, or counted as untimed on a machine too busy to time it (exporter.timing); the journey's
+    # own duration only when all three were
+    steps = [h.value("perf_journey_step_duration_seconds_count", journey="order_lifecycle", step=step) or 0
+             for step in ("create_order", "read", "cancel")]
+    assert sum(steps) + h.value("perf_http_timings_discarded_total") == 3
+    assert h.value("perf_journey_duration_seconds_count", journey="order_lifecycle") == (1 if sum(steps) == 3 else 0)
     assert h.value("perf_probe_success", probe="order_lifecycle") == 1
 
 

@@ -105,7 +105,7 @@ def test_sighup_reload_stops_removed_targets_and_their_series_disappear(daemon_f
 def test_sigterm_lets_the_running_probe_finish_and_exits_0(daemon_factory, target: HttpTarget) -> None:
     daemon, _ = daemon_factory(api_config("gw", target.url, interval="10s", timeout="5s", path="/delay/1500"))
     daemon.wait_ready()
-    wait_for(lambda: target.server.in_flight == 1, timeout=10, what="probe request in flight")
+    wait_for(lambda: target.server.in_flight == 1, timeout=25, what="probe request in flight")
     assert daemon.stop() == 0
     log = daemon.log()
     assert "event=stopped runs_cancelled=0" in log
@@ -152,7 +152,7 @@ def test_sigterm_cancels_a_run_that_outlasts_the_grace_period_and_says_so(daemon
     # the request would take 30 s; SIGTERM gives running jobs 10 s (exporter.daemon.SHUTDOWN_GRACE_SECONDS)
     daemon, _ = daemon_factory(api_config("gw", target.url, interval="60s", timeout="40s", path="/delay/30000"))
     daemon.wait_ready()
-    wait_for(lambda: target.server.in_flight == 1, timeout=10, what="probe request in flight")
+    wait_for(lambda: target.server.in_flight == 1, timeout=25, what="probe request in flight")
     daemon.signal(signal.SIGTERM)
     assert daemon.proc.wait(timeout=25) == 0, "the daemon waited for the run instead of cancelling it"
     log = daemon.log()
@@ -168,7 +168,7 @@ def test_a_scrape_never_waits_for_a_hanging_target(daemon_factory) -> None:
         daemon, _ = daemon_factory(api_config("hang", f"http://127.0.0.1:{silent.port}", interval="30s",
                                               timeout="20s"))
         daemon.wait_ready()
-        wait_for(lambda: len(silent.accepted) > 0, timeout=10, what="probe connected")
+        wait_for(lambda: len(silent.accepted) > 0, timeout=25, what="probe connected")
         started = time.monotonic()
         status, _ = daemon.get("/metrics", timeout=5)
         assert status == 200

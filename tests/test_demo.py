@@ -142,15 +142,18 @@ def test_injected_latency_moves_probe_requests_above_the_250ms_bucket(demo: Demo
     def bucket(h: ProbeHarness, le: str) -> float | None:
         return h.value("perf_http_request_duration_seconds_bucket", endpoint="get_order", method="GET", le=le)
 
+    def timed(h: ProbeHarness) -> float:  # a busy test machine may leave some untimed (exporter.timing)
+        return 3 - (h.value("perf_http_timings_discarded_total") or 0)
+
     before = ProbeHarness(target)
     before.run()
-    assert bucket(before, "0.25") == 3, "without faults the demo answers in a few ms"
+    assert bucket(before, "0.25") == timed(before) >= 1, "without faults the demo answers in a few ms"
     set_faults({"latency_ms": 300})
     after = ProbeHarness(target)
     after.run()
     assert after.requests("get_order", "success") == 3
     assert bucket(after, "0.25") == 0, "every request with 300 ms injected lands above 250 ms"
-    assert bucket(after, "1.0") == 3
+    assert bucket(after, "1.0") == timed(after) >= 1
 
 
 def test_error_rate_turns_probe_requests_into_http_5xx(demo: DemoProcess, set_faults) -> None:

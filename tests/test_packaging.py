@@ -60,7 +60,7 @@ def value_paths(values: dict[str, object], prefix: str = "") -> set[str]:
 def test_every_value_the_chart_documents_is_used_by_a_template_and_every_used_value_is_documented() -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     documented = value_paths(values)
-    used = {m for t in (CHART / "templates").glob("*.yaml")
+    used = {m for t in (CHART / "templates").glob("*.*")  # the manifests and the named templates (_pod.tpl)
             for m in re.findall(r"\.Values\.([A-Za-z0-9_]+(?:\.[A-Za-z0-9_]+)*)", t.read_text())}
     assert used - documented == set(), "templates read values that values.yaml does not document"
     # a value is used when a template reads it or a subtree holding it (`toYaml .Values.config`)

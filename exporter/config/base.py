@@ -39,6 +39,12 @@ class JobTarget(Model):
     timeout_per_request: ClassVar[bool] = False
 
     @property
+    def weight(self) -> float:
+        """What one run costs next to others', for sharing jobs among probe workers (exporter.workers): about
+        the number of requests it sends."""
+        return 1.0
+
+    @property
     def deadline(self) -> float:
         """How long one run may take before the scheduler ends it as a timeout."""
         return self.interval * DEADLINE_SHARE if self.timeout_per_request else self.timeout

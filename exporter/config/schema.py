@@ -46,6 +46,17 @@ class Config(Model):
                 check_unique([t.name for t in self.section(kind.section)], f"{kind.section} target")
         return self
 
+    @model_validator(mode="after")
+    def _entries_agree_with_targets(self) -> Config:
+        """A target model may check itself against ``targets:`` (``check_targets(targets) -> [problem]``)."""
+        problems = [f"{kind.section}[{i}].{problem}" for kind, entries in
+                    ((k, self.section(k.section)) for k in kinds() if k.section in type(self).model_fields)
+                    for i, entry in enumerate(entries)
+                    for problem in getattr(entry, "check_targets", lambda _: [])(self.targets)]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
 
 @functools.cache
 def _model_for(registered: tuple[JobKind[Any], ...]) -> type[Config]:

@@ -9,8 +9,6 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
-DEFAULT_LISTEN = "0.0.0.0:9469"
-
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
@@ -93,3 +91,26 @@ def as_libpq_url(dsn: str) -> str:
     end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
     userinfo, at, host = rest[:end].rpartition("@")
     return f"{scheme.lower()}://{userinfo.replace('@', '%40')}{at}{host}{rest[end:]}"
+
+
+_KEYWORD_PAIRS = re.compile(r"""\s*(?:[A-Za-z_]+\s*=\s*(?:'(?:[^'\\]|\\.)*'|[^\s']+)\s*)*""")
+
+
+def libpq_readable(dsn: str) -> bool:
+    """Whether libpq can read a connection string: a ``postgresql://`` URL (as :func:`as_libpq_url` gives it)
+    with a numeric port, or ``keyword=value`` pairs (a value quoted when it has spaces). Checked here without
+    libpq, so that loading a config loads no database driver."""
+    scheme, sep, _ = dsn.partition("://")
+    if sep:
+        if scheme not in ("postgres", "postgresql"):
+            return False
+        try:
+            parts = urlsplit(dsn)
+            for host in (parts.netloc.rpartition("@")[2] or "").split(","):
+                port = host.rpartition("]")[2].rpartition(":")[2] if ":" in host.rpartition("]")[2] else ""
+                if port and not port.isdigit():
+                    return False
+        except ValueError:
+            return False
+        return True
+    return _KEYWORD_PAIRS.fullmatch(dsn) is not None

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+import math
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from exporter import metrics
 from exporter.config.base import HttpTarget, Model, check_unique
-from exporter.config.units import Duration, HttpUrlText, Name, PositiveInt
+from exporter.config.units import Duration, HttpUrlText, Name, PositiveInt, format_duration
 from exporter.probes.security_target import SecurityExpectations
+
+if TYPE_CHECKING:
+    from exporter.config.targets import Targets
 
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 JsonValue = Any
@@ -100,6 +105,47 @@ class ApiTarget(HttpTarget):
     max_body_bytes: PositiveInt = 10 * 1024 * 1024
     endpoints: list[Endpoint] = Field(default_factory=list)
     journeys: list[Journey] = Field(default_factory=list)
+    # Sample detail (docs/metrics.md, "Samples per endpoint"): the phase gauges of each endpoint's last request,
+    # and the latency bucket bounds exported (a subset of perf_http_request_duration_seconds' buckets; the
+    # default, all of them). Fewer buckets lose no count: every exported bound's count is exact.
+    phases: bool = True
+    buckets: list[Duration] | None = None
+
+    @property
+    def weight(self) -> float:
+        return float(sum(e.requests for e in self.endpoints) + sum(len(j.steps) for j in self.journeys))
+
+    @field_validator("buckets")
+    @classmethod
+    def _known_bounds(cls, value: list[float] | None) -> list[float] | None:
+        if value is None:
+            return None
+        known = metrics.HTTP_REQUEST_DURATION.buckets
+        for bound in value:
+            if not any(math.isclose(bound, b) for b in known):
+                raise ValueError(f"{format_duration(bound)} is not a bucket bound of "
+                                 f"{metrics.HTTP_REQUEST_DURATION.name}; use some of "
+                                 f"{', '.join(format_duration(b) for b in known)}")
+        if not value:
+            raise ValueError("expected at least one bucket bound (leave buckets out for all of them)")
+        return sorted({next(b for b in known if math.isclose(bound, b)) for bound in value})
+
+    def check_targets(self, targets: Targets) -> list[str]:
+        """Problems of this target against the config's ``targets:``: every latency threshold an SLO judges this
+        target's endpoints by must be an exported bucket bound."""
+        if self.buckets is None:
+            return []
+        wanted = {("targets.api_latency_p95", targets.api_latency_p95),
+                  ("targets.api_latency_p99", targets.api_latency_p99)}
+        names = {e.name for e in self.endpoints}
+        for endpoint, override in targets.endpoints.items():
+            if endpoint in names:
+                for key in ("api_latency_p95", "api_latency_p99"):
+                    value = getattr(override, key)
+                    if value is not None:
+                        wanted.add((f"targets.endpoints.{endpoint}.{key}", value))
+        return [f"buckets: {format_duration(value)} ({key}) must be one of the bounds, or its SLO cannot be computed"
+                for key, value in sorted(wanted) if not any(math.isclose(value, b) for b in self.buckets)]
 
     @model_validator(mode="after")
     def _consistent(self) -> ApiTarget:

@@ -1,10 +1,12 @@
 """One timed HTTP request, its phases and its outcome.
 
-The duration reported is the server's: from the moment the request has been written to the moment the last
-body byte is read (the "wait" and "receive" phases; blackbox_exporter's "processing" and "transfer"). Opening the
-connection (TCP, TLS) and writing the request are reported as their own phases and are not in the duration, so
-every sample measures the same thing whether or not the connection was kept alive; time spent waiting for a pool
-slot or building the request is in none of them.
+The duration reported is the server's: from the moment the request has been written to the moment its last
+body byte reached the probe (the "wait" and "receive" phases; blackbox_exporter's "processing" and "transfer").
+Opening the connection (TCP, TLS) and writing the request are reported as their own phases and are not in the
+duration, so every sample measures the same thing whether or not the connection was kept alive. Each request
+also carries the most the probe's own process can have added to its duration (``error_bound``: time its loop
+thread ran other code or waited for a CPU meanwhile, :mod:`exporter.timing`); the caller discards a duration that
+bound makes untrustworthy. The exchange itself is :mod:`exporter.probes.wire`'s.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit
 
-import httpx
+import h11
 
+from exporter.probes.wire import Answer, BodyTooLarge, Origin, Pools, WireError, exchange
 from exporter.secrets import mask_url
 
 
@@ -32,47 +35,12 @@ class Measurement:
     size: int = 0
     body: bytes = b""
     error: str | None = None
+    error_bound: float = 0.0  # seconds the probe's process can have added to ``duration``
 
     @property
     def reached(self) -> bool:
         """The server answered with HTTP, whatever it said."""
         return self.status is not None
-
-
-class PhaseTrace:
-    """Collects httpcore trace events of one request as perf_counter timestamps."""
-
-    def __init__(self) -> None:
-        self.marks: dict[str, float] = {}
-
-    async def __call__(self, name: str, info: dict[str, Any]) -> None:
-        # "http11.send_request_headers.started" -> "send_request_headers.started" (same for http2)
-        self.marks.setdefault(name.split(".", 1)[1], time.perf_counter())
-
-    def span(self, end: float) -> float | None:
-        """Request written to body read; None if the request never went out."""
-        start = self.marks.get("send_request_body.complete", self.marks.get("send_request_headers.complete"))
-        if start is None:
-            return None
-        return max(0.0, self.marks.get("receive_response_body.complete", end) - start)
-
-    def phases(self, end: float) -> dict[str, float]:
-        m = self.marks
-
-        def span(a: str, b: str) -> float:
-            return max(0.0, m[b] - m[a]) if a in m and b in m else 0.0
-
-        sent = m.get("send_request_body.complete", m.get("send_request_headers.complete"))
-        headers_in = m.get("receive_response_headers.complete")
-        return {
-            "connect": span("connect_tcp.started", "connect_tcp.complete"),
-            "tls": span("start_tls.started", "start_tls.complete"),
-            "send": max(0.0, sent - m["send_request_headers.started"])
-            if sent is not None and "send_request_headers.started" in m else 0.0,
-            "wait": max(0.0, headers_in - sent) if headers_in is not None and sent is not None else 0.0,
-            "receive": max(0.0, m.get("receive_response_body.complete", end) - headers_in)
-            if headers_in is not None else 0.0,
-        }
 
 
 async def resolve_time(url: str) -> tuple[float, str | None]:
@@ -135,60 +103,116 @@ def failed_expectations(body: bytes, expect: dict[str, Any]) -> str | None:
     return None
 
 
-class BodyTooLarge(Exception):
-    pass
+@dataclass(frozen=True)
+class Target:
+    """Where a request goes: an origin and the request target (path and query) on it."""
+
+    origin: Origin
+    path: str
+
+    @classmethod
+    def parse(cls, url: str) -> Target:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise WireError(f"cannot follow a redirect to {mask_url(url)!r}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return cls(Origin(parts.scheme, parts.hostname, port), path)
+
+    def joined(self, base: str, path: str, query: dict[str, Any]) -> Target:
+        """``path`` under ``base`` (a base URL's path prefix is kept, as httpx's ``base_url`` does)."""
+        prefix = urlsplit(base).path.rstrip("/")
+        if query:
+            path += ("&" if "?" in path else "?") + urlencode({k: _query_text(v) for k, v in query.items()})
+        return Target(self.origin, prefix + path)
+
+    @property
+    def url(self) -> str:
+        return f"{self.origin.scheme}://{self.origin.authority}{self.path}"
 
 
-async def _read_limited(response: httpx.Response, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_raw():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"body larger than max_body_bytes ({limit})")
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _query_text(value: Any) -> str:
+    if value is True or value is False:
+        return "true" if value else "false"
+    return str(value)
 
 
-async def measure(client: httpx.AsyncClient, request: httpx.Request, *, timeout: float, max_body_bytes: int,
-                  follow_redirects: bool, max_redirects: int, expect_status: list[int],
-                  expect: dict[str, Any]) -> Measurement:
-    """Send ``request`` (following redirects by hand, so each hop is timed) and classify what happened."""
-    total = 0.0
+def json_body(document: Any) -> bytes:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+
+
+@dataclass
+class Request:
+    method: str
+    target: Target
+    headers: dict[str, str]
+    body: bytes | None = None  # JSON, sent with its content type
+
+    def wire(self) -> h11.Request:
+        headers = [("Host", self.target.origin.authority), ("Accept", "*/*"), *self.headers.items()]
+        if self.body is not None:
+            headers += [("Content-Type", "application/json"), ("Content-Length", str(len(self.body)))]
+        elif self.method in ("POST", "PUT", "PATCH"):
+            headers.append(("Content-Length", "0"))
+        return h11.Request(method=self.method, target=self.target.path, headers=headers)
+
+
+# 301/302 turn a POST into a GET, 303 anything but HEAD, as browsers and httpx do; 307/308 keep the method
+def _redirected_method(status: int, method: str) -> str:
+    if status == 303 and method != "HEAD":
+        return "GET"
+    if status in (301, 302) and method == "POST":
+        return "GET"
+    return method
+
+
+def _next_request(request: Request, answer: Answer) -> Request | None:
+    location = answer.header(b"location")
+    if answer.status not in (301, 302, 303, 307, 308) or location is None:
+        return None
+    target = Target.parse(urljoin(request.target.url, location.decode("latin-1")))
+    method = _redirected_method(answer.status, request.method)
+    headers = dict(request.headers)
+    if target.origin != request.target.origin:
+        headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
+    return Request(method, target, headers, request.body if method == request.method else None)
+
+
+async def measure(pools: Pools, request: Request, *, timeout: float, max_body_bytes: int, follow_redirects: bool,
+                  max_redirects: int, expect_status: list[int], expect: dict[str, Any],
+                  keep_body: bool = False) -> Measurement:
+    """Send ``request`` (following redirects, each hop timed) and classify what happened. ``keep_body``: the
+    caller reads the body (journeys capture from it); it is kept anyway when ``expect`` has to look into it."""
+    keep_body = keep_body or bool(expect)
+    total = bound = 0.0
     redirects = 0
     result = Measurement(outcome="connect_error")
     try:
         async with asyncio.timeout(timeout):
             while True:
-                trace = PhaseTrace()
-                request.extensions["trace"] = trace
-                response = await client.send(request, stream=True, follow_redirects=False)
-                try:
-                    body = await _read_limited(response, max_body_bytes)
-                    end = time.perf_counter()
-                finally:
-                    await response.aclose()
-                total += trace.span(end) or 0.0
-                result = Measurement(outcome="success", duration=total, status=response.status_code,
-                                     phases=trace.phases(end), redirects=redirects, size=len(body), body=body)
-                if not (follow_redirects and response.next_request is not None):
+                answer = await exchange(pools.pool(request.target.origin), request.wire(), request.body or b"",
+                                        max_body_bytes, keep_body)
+                total += answer.end - answer.sent
+                bound += answer.busy
+                phases = {"connect": answer.connect, "tls": answer.tls, "send": answer.send,
+                          "wait": answer.first_byte - answer.sent, "receive": answer.end - answer.first_byte}
+                result = Measurement(outcome="success", duration=total, status=answer.status, phases=phases,
+                                     redirects=redirects, size=answer.size, body=answer.body, error_bound=bound)
+                following = _next_request(request, answer) if follow_redirects else None
+                if following is None:
                     break
                 if redirects >= max_redirects:
                     result.outcome = "unexpected_status"
                     result.error = f"more than {max_redirects} redirects"
                     return result
                 redirects += 1
-                request = response.next_request
+                request = following
     except TimeoutError:
         return Measurement(outcome="timeout", redirects=redirects, error=f"no complete answer within {timeout:g}s")
-    except httpx.TimeoutException as exc:
-        return Measurement(outcome="timeout", redirects=redirects, error=_describe(exc))
     except BodyTooLarge as exc:
-        result.outcome, result.error = "assertion_failed", str(exc)
-        result.duration = None
-        return result
-    except (httpx.TransportError, httpx.InvalidURL) as exc:
-        return Measurement(outcome="connect_error", redirects=redirects, error=_describe(exc))
+        return Measurement(outcome="assertion_failed", status=result.status, redirects=redirects, error=str(exc))
+    except WireError as exc:
+        return Measurement(outcome="connect_error", redirects=redirects, error=mask_url(str(exc)))
     assert result.status is not None
     result.outcome = classify_status(result.status, expect_status)
     if result.outcome == "success":
@@ -198,8 +222,3 @@ async def measure(client: httpx.AsyncClient, request: httpx.Request, *, timeout:
     elif result.error is None:
         result.error = f"HTTP {result.status}"
     return result
-
-
-def _describe(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    return mask_url(f"{type(exc).__name__}: {text}")

@@ -117,7 +117,7 @@ def jaeger_urls(config: Any) -> dict[str, str]:
 
 def postgres_conninfos(config: Any) -> dict[str, str]:
     """PostgreSQL target name -> the collector's read-only conninfo, for the hypopg index checks."""
-    from exporter.collectors.postgres.target import base_conninfo
+    from exporter.collectors.postgres.connection import base_conninfo
 
     return {str(entry.name): base_conninfo(entry) for entry in config.section("postgres")}
 

@@ -487,6 +487,55 @@ def _sparse_series(slo: Slo, config: Config, minutes: int, every: int) -> list[d
 # -- exporter health ---------------------------------------------------------------------------------------------
 
 
+def own_timing_tests(files: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    def rule(name: str) -> dict[str, Any]:
+        return _rule(files, name, None, None)
+
+    t = {"target": "gateway"}
+    instance = {"instance": SCRAPE["instance"]}
+    ok = {**t, "endpoint": "health", "method": "GET", "outcome": "success"}
+    discarded, requests = metrics.HTTP_TIMINGS_DISCARDED.name, metrics.HTTP_REQUESTS.name
+    lag = f"{metrics.SCHEDULE_LAG.name}_bucket"
+    main = {"process": "probe-0"}
+
+    def lag_series(late: bool) -> list[dict[str, str]]:
+        """60 runs a minute, all on time, or 3 of them 2.5 s late."""
+        out = []
+        for bound in [*metrics.LAG_BUCKETS, math.inf]:
+            count = 60 if not late or bound >= 5.0 else 57
+            out.append({"series": series_name(lag, {**main, "le": le_text(bound, False)}),
+                        "values": f"0+{count}x40"})
+        return out
+
+    shard = metrics.SHARD_INFO.name
+    shards = [{"series": series_name(shard, {"shard": str(i), "total_shards": "3"}),
+               "values": "1x60" if i != 2 else "1x10"} for i in range(3)]
+    return [
+        _group("PerfExporterTimingsDiscarded: fires when 5 % of the timings are discarded",
+               [{"series": series_name(requests, ok), "values": "0+100x40"},
+                {"series": series_name(discarded, t), "values": "0+5x40"}],
+               [{"eval_time": "30m", "alertname": "PerfExporterTimingsDiscarded",
+                 "exp_alerts": [expected_alert(rule("PerfExporterTimingsDiscarded"), instance, 0.05)]}]),
+        _group("PerfExporterTimingsDiscarded: silent at one discarded timing in a thousand",
+               [{"series": series_name(requests, ok), "values": "0+1000x40"},
+                {"series": series_name(discarded, t), "values": "0+1x40"}],
+               [{"eval_time": "30m", "alertname": "PerfExporterTimingsDiscarded", "exp_alerts": []}]),
+        _group("PerfExporterRunsLate: fires when 5 % of the starts are 2.5 s late", lag_series(True),
+               [{"eval_time": "30m", "alertname": "PerfExporterRunsLate",
+                 "exp_alerts": [expected_alert(rule("PerfExporterRunsLate"), {**instance, **main}, 4.5)]}]),
+        _group("PerfExporterRunsLate: silent while every start is on time", lag_series(False),
+               [{"eval_time": "30m", "alertname": "PerfExporterRunsLate", "exp_alerts": []}]),
+        _group("PerfExporterShardMissing: names the shard that stopped reporting", shards,
+               [{"eval_time": "8m", "alertname": "PerfExporterShardMissing", "exp_alerts": []},
+                {"eval_time": "30m", "alertname": "PerfExporterShardMissing",
+                 "exp_alerts": [expected_alert(rule("PerfExporterShardMissing"),
+                                               {"shard": "2", "total_shards": "3"}, 1)]}]),
+        _group("PerfExporterShardMissing: silent while every shard reports",
+               [{**s, "values": "1x60"} for s in shards],
+               [{"eval_time": "30m", "alertname": "PerfExporterShardMissing", "exp_alerts": []}]),
+    ]
+
+
 def health_tests(config: Config, files: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     up = metrics.TARGET_UP.name
     runs = metrics.JOB_RUNS.name
@@ -521,6 +570,7 @@ def health_tests(config: Config, files: dict[str, dict[str, Any]]) -> list[dict[
         _group("PerfExporterConfigReloadFailed: silent while reloads succeed",
                [{"series": series_name(metrics.CONFIG_RELOAD_OK.name, {}), "values": "1+0x30"}],
                [{"eval_time": "20m", "alertname": "PerfExporterConfigReloadFailed", "exp_alerts": []}]),
+        *own_timing_tests(files),
         _group("PerfExporterAbsent: fires when no exporter is scraped",
                [{"series": 'up{job="perf-exporter", instance="perf-exporter:9469"}', "values": "0+0x30"}],
                [{"eval_time": "15m", "alertname": "PerfExporterAbsent",

@@ -462,7 +462,25 @@ def health(config: Config) -> db.Dashboard:
                 f"time() - {metrics.JOB_LAST_SUCCESS.name}{{{T}}}", "{{collector}} {{target}}"), unit="s",
                 width=12))
             .with_panel(graph("Target up", query(f"{metrics.TARGET_UP.name}{{{T}}}", "{{collector}} {{target}}"),
-                              unit="bool", width=12)))
+                              unit="bool", width=12))
+            .with_row(db.Row("Own timing and shards"))
+            .with_panel(graph("Probe timings discarded", query(
+                f"{_rate(metrics.HTTP_TIMINGS_DISCARDED, T, 'instance')}\n/\n"
+                f"({_rate(metrics.HTTP_REQUESTS, T, 'instance')} > 0)", "{{instance}}"), unit="percentunit",
+                line=0.01, width=12, description="Requests whose duration the replica's own processes could have "
+                "inflated, so it was not observed (docs/metrics.md, True timings or none)."))
+            .with_panel(graph("Schedule lag P99", query(_quantile(metrics.SCHEDULE_LAG, "", "instance, process", 0.99),
+                                                        "{{instance}} {{process}}"), unit="s", line=1.0, width=12))
+            .with_panel(graph("Event loop delay P99", query(
+                _quantile(metrics.EVENT_LOOP_DELAY, "", "instance, process", 0.99), "{{instance}} {{process}}"),
+                unit="s", width=12))
+            .with_panel(graph("Waiting for a CPU", query(_rate(metrics.CPU_WAIT, "", "instance, process"),
+                                                         "{{instance}} {{process}}"), unit="percentunit", width=12,
+                              description="Share of the time each process's loop thread was ready but had no CPU."))
+            .with_panel(graph("Shards reporting", query(f"count by (total_shards) ({metrics.SHARD_INFO.name})",
+                                                        "reporting, of {{total_shards}}"), width=12,
+                              description="Replicas scraped, against the --total-shards they were started with; "
+                              "PerfExporterShardMissing names one that stopped.")))
 
 
 def as_json(builder: db.Dashboard) -> dict[str, Any]:

@@ -361,6 +361,46 @@ def estimated_alerts(slo: Slo, estimated: Estimated, config: Config, options: Ru
     ]
 
 
+def own_timing_rules(config: Config, options: RuleOptions) -> list[dict[str, Any]]:
+    """The exporter's own saturation and its shards: when its figures stop being the platform's, or some of the
+    platform is not measured at all. Every replica's series carry its ``instance``; a shard is named by
+    ``perf_exporter_shard_info``."""
+    discarded, requests = metrics.HTTP_TIMINGS_DISCARDED.name, metrics.HTTP_REQUESTS.name
+    lag, shard = metrics.SCHEDULE_LAG.name, metrics.SHARD_INFO.name
+    ten = window("10m", options)
+    return [
+        {"alert": "PerfExporterTimingsDiscarded",
+         "expr": f"sum by (instance) (rate({discarded}[{ten}]))\n/\n"
+                 f"(sum by (instance) (rate({requests}[{ten}])) > 0)\n> 0.01\n",
+         "for": ten, "labels": {"severity": "warning"},
+         "annotations": {
+             "summary": "perf-exporter is too busy to time its probes.",
+             "description": "{{ $labels.instance }} discarded {{ $value | humanizePercentage }} of its probe "
+                            "timings over 10 minutes: its processes ran other work or waited for a CPU while the "
+                            "requests were in flight. The latencies it reports cover only the requests it could "
+                            "time.",
+             "runbook_url": runbook(config, "PerfExporterTimingsDiscarded")}},
+        {"alert": "PerfExporterRunsLate",
+         "expr": f"histogram_quantile(0.99, sum by (instance, process, le) (rate({lag}_bucket[{ten}]))) > 1",
+         "for": ten, "labels": {"severity": "warning"},
+         "annotations": {
+             "summary": "perf-exporter starts its runs and probes late.",
+             "description": "{{ $labels.instance }} process {{ $labels.process }}: 1 % of its runs and probes "
+                            "started more than {{ $value | humanizeDuration }} late over 10 minutes, so fewer "
+                            "probes run than the config asks for.",
+             "runbook_url": runbook(config, "PerfExporterRunsLate")}},
+        {"alert": "PerfExporterShardMissing",
+         "expr": f"(\n  max by (shard, total_shards) (last_over_time({shard}[1d]))\n  unless on (shard) {shard}\n)"
+                 f"\nand on (total_shards) group by (total_shards) ({shard})\n",
+         "for": window("5m", options), "labels": {"severity": "critical"},
+         "annotations": {
+             "summary": "A perf-exporter shard stopped reporting.",
+             "description": "Shard {{ $labels.shard }} of {{ $labels.total_shards }} has not been scraped for 5 "
+                            "minutes while the others have: the jobs it owns are not measured.",
+             "runbook_url": runbook(config, "PerfExporterShardMissing")}},
+    ]
+
+
 def health_rules(config: Config, options: RuleOptions) -> list[dict[str, Any]]:
     up, runs = metrics.TARGET_UP.name, metrics.JOB_RUNS.name
     reload_ok = metrics.CONFIG_RELOAD_OK.name
@@ -374,13 +414,13 @@ def health_rules(config: Config, options: RuleOptions) -> list[dict[str, Any]]:
                             "performance metrics are stale.",
              "runbook_url": runbook(config, "PerfExporterTargetDown")}},
         {"alert": "PerfExporterJobFailing",
-         "expr": f'sum by (collector, target) (increase({runs}{{result=~"error|timeout"}}'
+         "expr": f'sum by (collector, target) (increase({runs}{{result=~"error|timeout|skipped"}}'
                  f'[{window("15m", options)}])) >= 3',
          "for": window("5m", options), "labels": {"severity": "warning"},
          "annotations": {
              "summary": "A perf-exporter job keeps failing.",
-             "description": f"{where}: {{{{ $value | humanize }}}} runs ended in an error or a timeout in the last "
-                            "15 minutes.",
+             "description": f"{where}: {{{{ $value | humanize }}}} runs ended in an error or a timeout, or were "
+                            "skipped because the previous run was still going, in the last 15 minutes.",
              "runbook_url": runbook(config, "PerfExporterJobFailing")}},
         {"alert": "PerfExporterConfigReloadFailed", "expr": f"{reload_ok} == 0", "for": window("5m", options),
          "labels": {"severity": "warning"},
@@ -389,6 +429,7 @@ def health_rules(config: Config, options: RuleOptions) -> list[dict[str, Any]]:
              "description": "The last configuration reload of {{ $labels.instance }} failed; it keeps running the "
                             "previous configuration.",
              "runbook_url": runbook(config, "PerfExporterConfigReloadFailed")}},
+        *own_timing_rules(config, options),
         {"alert": "PerfExporterAbsent", "expr": f"absent({metrics.BUILD_INFO.name})", "for": window("10m", options),
          "labels": {"severity": "critical"},
          "annotations": {

@@ -116,6 +116,30 @@ HEALTH = {
         "The last configuration reload failed; the exporter keeps running the previous configuration.",
         ("Run `perf-exporter check-config FILE`: it prints each problem with its key path.",),
         ("Fix the file and reload again (`POST /-/reload` or SIGHUP).",)),
+    "PerfExporterTimingsDiscarded": (
+        "More than 1 % of a replica's probe requests could not be timed: its processes were running other work "
+        "or waiting for a CPU while the requests were in flight, so those durations were discarded "
+        "(perf_http_timings_discarded_total) rather than reported as the platform's latency.",
+        ("Compare `perf_exporter_cpu_wait_seconds_total` (the node is short of CPU) with "
+         "`perf_exporter_event_loop_delay_seconds` (the process itself is busy), per `process`.",
+         "Check the replica's CPU limit against the sizing in docs/configuration.md (Sizing replicas).",
+         "A Jaeger or PostgreSQL job in the same process as many probes: give it its own worker "
+         "(`--probe-workers`) or shard."),
+        ("Raise the CPU request or limit, add probe workers, or add a shard (`--total-shards`).",)),
+    "PerfExporterRunsLate": (
+        "A replica's runs and probes start more than a second late: it probes less often than the config asks, "
+        "and its schedule lag (`perf_exporter_schedule_lag_seconds`) says by how much.",
+        ("Check `perf_job_runs_total{result=\"skipped\"}`: runs still going when the next is due.",
+         "Check the process's CPU waits and event-loop delay, as for PerfExporterTimingsDiscarded."),
+        ("Give the replica more CPU, more probe workers, or split its targets over more shards.",)),
+    "PerfExporterShardMissing": (
+        "One replica of a sharded perf-exporter (`--shard N --total-shards M`) has not been scraped for 5 "
+        "minutes while the others have: the jobs of its shard are not measured, and no alert of theirs can fire.",
+        ("Check the pod of that ordinal in the StatefulSet (`kubectl get pod <release>-perf-exporter-N`) and "
+         "its logs.",
+         "Check Prometheus' scrape target status for it."),
+        ("Restart or reschedule the pod; after changing the number of replicas for good, the old shard numbers "
+         "stop alerting on their own within a day.",)),
     "PerfExporterAbsent": (
         "Prometheus has no perf-exporter series at all: every performance-target alert is blind.",
         ("Check the exporter process and its `/-/healthy` endpoint.",

@@ -22,12 +22,18 @@ from psycopg.conninfo import make_conninfo
 
 from exporter.collectors.postgres import activity
 from exporter.collectors.postgres import queries as q
-from exporter.collectors.postgres.connection import DatabaseConnection, ServerGone, Unavailable, describe
+from exporter.collectors.postgres.connection import (
+    DatabaseConnection,
+    ServerGone,
+    Unavailable,
+    base_conninfo,
+    describe,
+)
 from exporter.collectors.postgres.database_stats import DatabaseStats
 from exporter.collectors.postgres.stat_statements import DatabaseResult, StatementsView
 from exporter.collectors.postgres.synthetic import SyntheticQueries
 from exporter.collectors.postgres.table_stats import TableStats
-from exporter.collectors.postgres.target import PostgresTarget, base_conninfo
+from exporter.collectors.postgres.target import PostgresTarget
 from exporter.jobs import JobContext
 from exporter.logs import event
 

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
 
+from exporter.collectors.postgres.target import PostgresTarget
 from exporter.secrets import mask_url
 
 log = logging.getLogger(__name__)
 
+APPLICATION_NAME = "perf-exporter"
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 300.0
 
@@ -129,3 +133,29 @@ class DatabaseConnection:
     async def close(self) -> None:
         async with self.lock:
             await self._discard()
+
+
+def base_conninfo(cfg: PostgresTarget) -> str:
+    """The libpq connection string of the target's main database, with our session settings."""
+    params: dict[str, Any] = {}
+    dsn = ""
+    if cfg.dsn is not None:
+        dsn = cfg.dsn.get_secret_value()
+    else:
+        params.update(host=cfg.host, port=cfg.port)
+    if cfg.user is not None:
+        params["user"] = cfg.user
+    if cfg.password is not None:
+        params["password"] = cfg.password.get_secret_value()
+    if cfg.dbname is not None:
+        params["dbname"] = cfg.dbname
+    if cfg.sslmode is not None:
+        params["sslmode"] = cfg.sslmode
+    statement_timeout = cfg.statement_timeout if cfg.statement_timeout is not None else cfg.timeout / 2
+    own = (f"-c statement_timeout={max(1, int(statement_timeout * 1000))} "
+           f"-c lock_timeout={max(1, int(cfg.lock_timeout * 1000))} -c default_transaction_read_only=on")
+    existing = conninfo_to_dict(dsn).get("options") if dsn else None
+    params["options"] = f"{existing} {own}" if existing else own
+    params["application_name"] = APPLICATION_NAME
+    params["connect_timeout"] = max(2, math.ceil(cfg.timeout / 2))
+    return make_conninfo(dsn, **params)

@@ -1,18 +1,14 @@
-"""The ``postgres:`` target model and the libpq connection string it gives (our session settings included)."""
+"""The target model of the ``postgres:`` section, apart from the collector so that the config loads without
+psycopg (check-config, and the processes that run no PostgreSQL job)."""
 
 from __future__ import annotations
 
-import math
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from exporter.config.base import JobTarget, Model, check_unique
-from exporter.config.units import Duration, Name, PositiveInt, as_libpq_url, format_duration
-
-APPLICATION_NAME = "perf-exporter"
+from exporter.config.units import Duration, Name, PositiveInt, as_libpq_url, format_duration, libpq_readable
 
 
 class PostgresQuery(Model):
@@ -50,9 +46,7 @@ class PostgresTarget(JobTarget):
         if value is None:
             return None
         dsn = as_libpq_url(value.get_secret_value())
-        try:
-            conninfo_to_dict(dsn)
-        except psycopg.ProgrammingError:
+        if not libpq_readable(dsn):
             raise ValueError("libpq cannot read this connection string: give a postgresql:// URL (with @ : / ? # "
                              "in its password percent-encoded) or libpq's keywords (host=db dbname=tripo)") from None
         return SecretStr(dsn)
@@ -66,29 +60,3 @@ class PostgresTarget(JobTarget):
         if self.dsn is None and self.host is None:
             raise ValueError("set 'dsn' (for example ${DATABASE_URL}) or 'host' (with port, user, dbname)")
         return self
-
-
-def base_conninfo(cfg: PostgresTarget) -> str:
-    """The libpq connection string of the target's main database, with our session settings."""
-    params: dict[str, Any] = {}
-    dsn = ""
-    if cfg.dsn is not None:
-        dsn = cfg.dsn.get_secret_value()
-    else:
-        params.update(host=cfg.host, port=cfg.port)
-    if cfg.user is not None:
-        params["user"] = cfg.user
-    if cfg.password is not None:
-        params["password"] = cfg.password.get_secret_value()
-    if cfg.dbname is not None:
-        params["dbname"] = cfg.dbname
-    if cfg.sslmode is not None:
-        params["sslmode"] = cfg.sslmode
-    statement_timeout = cfg.statement_timeout if cfg.statement_timeout is not None else cfg.timeout / 2
-    own = (f"-c statement_timeout={max(1, int(statement_timeout * 1000))} "
-           f"-c lock_timeout={max(1, int(cfg.lock_timeout * 1000))} -c default_transaction_read_only=on")
-    existing = conninfo_to_dict(dsn).get("options") if dsn else None
-    params["options"] = f"{existing} {own}" if existing else own
-    params["application_name"] = APPLICATION_NAME
-    params["connect_timeout"] = max(2, math.ceil(cfg.timeout / 2))
-    return make_conninfo(dsn, **params)

@@ -29,11 +29,9 @@ import logging
 import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any
-from urllib.parse import urlsplit
+from typing import Any
 
 import redis.asyncio as aioredis
-from pydantic import Field, SecretStr, field_validator, model_validator
 from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -57,51 +55,12 @@ from exporter.collectors.redis.key_patterns import (
     ScanPass,
     pttl_seconds,
 )
-from exporter.config.base import JobTarget, TLSConfig
-from exporter.config.units import Duration, as_redis_url
+from exporter.collectors.redis.target import RedisTarget
 from exporter.jobs import JobContext
 from exporter.logs import event
 from exporter.secrets import mask_url, safe_url
 
 log = logging.getLogger(__name__)
-
-
-class RedisTarget(JobTarget):
-    url: SecretStr = SecretStr("redis://localhost:6379/0")
-    username: str | None = None
-    password: SecretStr | None = None
-    tls: TLSConfig = Field(default_factory=TLSConfig)
-    interval: Duration = 15.0
-    timeout: Duration = 2.0
-    key_patterns: list[str] = Field(default_factory=list)
-    scan_budget: Annotated[int, Field(ge=0)] = 1000
-    memory_samples: Annotated[int, Field(ge=0)] = 16
-    queues: list[str] = Field(default_factory=list)
-
-    @field_validator("url", mode="before")
-    @classmethod
-    def _redis_scheme(cls, value: Any) -> Any:
-        raw = value.get_secret_value() if isinstance(value, SecretStr) else value
-        if not isinstance(raw, str):
-            return value
-        url = as_redis_url(raw)
-        given, used = urlsplit(raw).scheme, urlsplit(url).scheme
-        if used != given:
-            log.warning("config_warning", extra={"fields": {
-                "key": "redis.url",
-                "msg": f"{given}:// is not a Redis URL scheme; using {used}:// "
-                       f"(write {used}://host:port in REDIS_URL)"}})
-        if used not in ("redis", "rediss", "unix"):
-            raise ValueError("expected a redis://, rediss:// or unix:// URL")
-        return url
-
-    @model_validator(mode="after")
-    def _consistent(self) -> RedisTarget:
-        if "other" in self.key_patterns:
-            raise ValueError("key pattern 'other' is reserved: keys matching no pattern are counted under it")
-        if len(set(self.key_patterns)) != len(self.key_patterns):
-            raise ValueError("key_patterns lists a pattern twice; a key belongs to the first pattern it matches")
-        return self
 
 
 HIT_FAMILIES = {"keyspace_hits": metrics.REDIS_HITS, "keyspace_misses": metrics.REDIS_MISSES}
