@@ -1,8 +1,9 @@
 """What a job is, what it gets, and what the registry records about each kind of job.
 
 A job is one probe or collector for one target: built from its target's config entry and a :class:`JobContext`,
-``await run()`` measures once and writes the results into the context's store (returning whether the target was
-reached), ``await close()`` releases what it holds. The scheduler knows nothing else about it.
+``await run()`` measures once, writes the results into the context's store and returns its :class:`Outcome`
+(whether the target was reached, and why not, as postgres_exporter's ``Update`` returns its error), ``await
+close()`` releases what it holds. The scheduler knows nothing else about it.
 
 A :class:`JobKind` is one record of the registry (:mod:`exporter.registry`): the config section, the target
 model, the job class, and the SLO area the kind's measurements serve, if any. The config schema, the scheduler
@@ -27,8 +28,28 @@ if TYPE_CHECKING:
     from exporter.slo.slos import Slo
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What one run found: whether the target was reached, and the cause to show when it was not (or when it was,
+    yet some check of the job's own failed: the api job's security checks). The cause names the event its log
+    line has (``pg_unreachable: ...``), secrets masked."""
+
+    up: bool
+    cause: str = ""
+
+    def __bool__(self) -> bool:
+        return self.up
+
+
+UP = Outcome(True)
+
+
+def down(event: str, cause: str) -> Outcome:
+    return Outcome(False, f"{event}: {cause}")
+
+
 class Job(Protocol):
-    async def run(self) -> bool: ...
+    async def run(self) -> Outcome: ...
 
     async def close(self) -> None: ...
 

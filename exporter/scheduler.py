@@ -23,7 +23,7 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, Job
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from exporter import causes, metrics
+from exporter import metrics
 from exporter.config.base import JobTarget
 from exporter.config.schema import Config
 from exporter.jobs import Job, JobContext, JobKind, TraceLink
@@ -42,7 +42,7 @@ class LastRun:
     result: str = "pending"
     finished_at: float | None = None
     duration: float | None = None
-    error: str | None = None
+    cause: str = ""  # the job's own (Outcome.cause), or the scheduler's: a timeout, an exception
 
 
 def job_key(kind: JobKind[Any], entry: JobTarget) -> str:
@@ -97,18 +97,8 @@ class JobRunner:
             self.running = None
 
     def cause(self) -> str:
-        """Why the last run did not succeed: its exception or timeout, else what the job logged for its target
-        (:mod:`exporter.causes`, installed by the web app or a probe worker)."""
-        last = self.last
-        if last.finished_at is None:
-            return ""
-        if last.result == "success":  # reached, yet failing some checks of its own (the api job's security checks)
-            findings = getattr(self.job, "findings", None)
-            return "; ".join(findings()) if callable(findings) else ""
-        if last.error:
-            return last.error
-        logged = causes.CAUSES.latest(type(self.job).__module__, self.entry.name, last.finished_at)
-        return str(logged) if logged else ""
+        """Why the last run did not succeed (or what failed in one that did), whatever the log level."""
+        return self.last.cause
 
     def skipped(self) -> None:
         self.context.store.inc(metrics.JOB_RUNS, 1.0, result="skipped", **self.labels)
@@ -122,16 +112,17 @@ class JobRunner:
         error: str | None = None
         try:
             async with asyncio.timeout(deadline):
-                up = await self.job.run()
-            result = "success" if up else "failure"
+                outcome = await self.job.run()
+            result = "success" if outcome.up else "failure"
         except TimeoutError:
-            up, result = False, "timeout"
+            result = "timeout"
             error = f"run did not finish within {deadline:g}s"
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            up, result = False, "error"
+            result = "error"
             error = mask_url(f"{type(exc).__name__}: {exc}")
+        up = result == "success"
         duration = time.perf_counter() - started
         store.observe(metrics.JOB_DURATION, duration, **self.labels)
         store.inc(metrics.JOB_RUNS, 1.0, result=result, **self.labels)
@@ -139,7 +130,7 @@ class JobRunner:
         now = time.time()
         if result in ("success", "failure"):
             store.set(metrics.JOB_LAST_SUCCESS, now, **self.labels)
-        self.last = LastRun(result, now, duration, error)
+        self.last = LastRun(result, now, duration, error if error is not None else mask_url(outcome.cause))
         if error is not None:
             event(log, logging.WARNING, "job_failed", collector=self.collector, target=self.entry.name,
                   result=result, cause=error, duration_seconds=round(duration, 4))

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from exporter import __version__, causes
+from exporter import __version__
 from exporter.config.base import JobTarget
 from exporter.scheduler import LastRun
 
@@ -45,7 +45,6 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def build_app(daemon: Served) -> Starlette:
-    causes.install()
 
     async def metrics_endpoint(request: Request) -> Response:
         return Response(daemon.exposition(), media_type=CONTENT_TYPE)

@@ -18,7 +18,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
-from exporter import causes, registry
+from exporter import registry
 from exporter.jobs import SentTrace, TraceLink
 from exporter.logs import setup_logging
 from exporter.scheduler import JobRunner, Scheduler, job_key
@@ -114,7 +114,6 @@ class Worker:
             await asyncio.sleep(OWN_EVERY)
 
     async def serve(self, reader: asyncio.StreamReader) -> None:
-        causes.install()
         self.scheduler.start()
         background = [asyncio.create_task(self.watch.watch()), asyncio.create_task(self.publish_own())]
         cancelled = 0

@@ -8,7 +8,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from exporter.config.loading import parse_config
-from exporter.jobs import JobContext, TraceLink
+from exporter.jobs import JobContext, Outcome, TraceLink
 from exporter.probes.api import ApiProbe
 from exporter.store import StoreCollector
 from exporter.timing import new_event_loop
@@ -27,15 +27,15 @@ class ProbeHarness:
         self.context = JobContext(self.stores.add("api/t"), self.traces)
         self.probe = ApiProbe(self.cfg, self.context)
 
-    def run(self, times: int = 1) -> bool:
-        async def go() -> bool:
-            up = False
+    def run(self, times: int = 1) -> Outcome:
+        async def go() -> Outcome:
+            outcome = Outcome(False, "not run")
             try:
                 for _ in range(times):
-                    up = await self.probe.run()
+                    outcome = await self.probe.run()
             finally:
                 await self.probe.close()
-            return up
+            return outcome
 
         with asyncio.Runner(loop_factory=new_event_loop) as runner:  # as the daemon's: exporter.timing
             return runner.run(go())

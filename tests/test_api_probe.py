@@ -110,7 +110,8 @@ def test_a_server_that_accepts_and_never_answers_is_a_timeout() -> None:
     with SilentServer() as silent:
         h = ProbeHarness({"base_url": f"http://127.0.0.1:{silent.port}", "timeout": "300ms",
                           "endpoints": [{"name": "e", "path": "/"}]})
-        assert h.run() is False
+        outcome = h.run()
+    assert not outcome.up and outcome.cause.startswith("probe_failed: e: ")
     assert h.requests("e", "timeout") == 1
     assert h.value("perf_http_request_duration_seconds_count", endpoint="e", method="GET") == 0
 
@@ -121,7 +122,8 @@ def test_a_server_that_accepts_and_never_answers_is_a_timeout() -> None:
 ])
 def test_unreachable_targets_are_connect_errors(base_url: str) -> None:
     h = ProbeHarness({"base_url": base_url, "endpoints": [{"name": "e", "path": "/", "requests": 2}]})
-    assert h.run() is False
+    outcome = h.run()
+    assert not outcome.up and outcome.cause.startswith("probe_failed: e: ")
     assert h.requests("e", "connect_error") == 2
 
 

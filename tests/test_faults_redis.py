@@ -113,7 +113,7 @@ def test_redis_stopped_at_any_point_then_back(server: Redis, harness: Harness, m
         else:
             stopped = stop_at(monkeypatch, b"PING" if when == "after PING" else b"INFO",
                               lambda: stop(server))
-        assert harness.run() is False
+        assert not harness.run().up
         monkeypatch.undo()
         if when != "between collections":
             assert stopped, f"the server was never stopped at {when}"

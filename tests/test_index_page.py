@@ -6,6 +6,8 @@ import html
 import re
 from pathlib import Path
 
+import pytest
+
 from tests.daemon_process import DaemonProcess
 from tests.servers import free_port, wait_for
 
@@ -20,7 +22,9 @@ def rows(page: str) -> dict[tuple[str, str], list[str]]:
     return found
 
 
-def test_a_down_postgres_redis_and_api_each_show_why_on_the_index_page(tmp_path: Path) -> None:
+@pytest.mark.parametrize("level", ["info", "error"])
+def test_a_down_postgres_redis_and_api_each_show_why_on_the_index_page(tmp_path: Path, level: str) -> None:
+    """The cause is the run's outcome, not a log line: at any log level."""
     pg_port, redis_port, api_port = free_port(), free_port(), free_port()
     config = tmp_path / "cfg.yaml"
     config.write_text(f"""
@@ -41,7 +45,7 @@ redis:
     interval: 5s
     timeout: 1s
 """)
-    daemon = DaemonProcess(config, tmp_path / "daemon.log")
+    daemon = DaemonProcess(config, tmp_path / "daemon.log", ("--log-level", level, "--probe-workers", "0"))
     try:
         daemon.wait_ready()
 

@@ -63,7 +63,7 @@ class Harness:
 
     @property
     def error(self) -> str:
-        return self.runner.last.error or ""
+        return self.runner.last.cause
 
     def value(self, name: str, **labels: str) -> float | None:
         return self.registry.get_sample_value(name, {"target": "tracing", **labels})

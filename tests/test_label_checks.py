@@ -16,7 +16,7 @@ from exporter.config.base import JobTarget
 from exporter.config.loading import parse_config
 from exporter.config.units import Duration
 from exporter.daemon import Daemon
-from exporter.jobs import JobContext, JobKind
+from exporter.jobs import UP, JobContext, JobKind, Outcome
 from tests.http_target import HttpTarget
 from tests.servers import free_port
 
@@ -36,11 +36,11 @@ class Writer:
         self.cfg = cfg
         self.store = context.store
 
-    async def run(self) -> bool:
+    async def run(self) -> Outcome:
         self.store.set(metrics.PROBE_SUCCESS, 1.0, target=self.cfg.name, probe="written")
         if self.cfg.buggy:
             self.store.inc(metrics.HTTP_REQUESTS, 1.0, target=self.cfg.name, endpoint="e", method="GET")
-        return True
+        return UP
 
     async def close(self) -> None:
         pass

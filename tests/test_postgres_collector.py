@@ -19,7 +19,7 @@ from exporter.collectors.postgres.collector import PostgresCollector
 from exporter.collectors.postgres.queries import statement_queries
 from exporter.collectors.postgres.target import PostgresTarget, base_conninfo
 from exporter.config.loading import parse_config
-from exporter.jobs import JobContext, TraceLink
+from exporter.jobs import JobContext, Outcome, TraceLink
 from exporter.store import MetricStore, StoreCollector
 from tests.servers import Postgres, free_port, wait_for
 
@@ -61,7 +61,7 @@ class Harness:
         self.registry.register(stores)
         self.collector = PostgresCollector(self.cfg, JobContext(self.store, TraceLink()))
 
-    async def run(self) -> bool:
+    async def run(self) -> Outcome:
         return await self.collector.run()
 
     def value(self, name: str, **labels: str) -> float | None:

@@ -18,7 +18,7 @@ from exporter.collectors.redis.collector import RedisCollector, RedisTarget
 from exporter.collectors.redis.info import CounterMirror, command_stats, keyspace, latency_percentiles, numbers
 from exporter.collectors.redis.key_patterns import KeyClassifier, ScanCursor, ScanPass, glob_regex, pttl_seconds
 from exporter.config.loading import ConfigError, parse_config
-from exporter.jobs import JobContext, TraceLink
+from exporter.jobs import JobContext, Outcome, TraceLink
 from exporter.store import MetricStore
 from tests.servers import Redis, free_port, wait_for
 
@@ -39,7 +39,7 @@ class Harness:
     async def _build(self) -> RedisCollector:
         return RedisCollector(self.cfg, JobContext(self.store, TraceLink()))
 
-    def run(self) -> bool:
+    def run(self) -> Outcome:
         return self.runner.run(self.collector.run())
 
     def close(self) -> None:

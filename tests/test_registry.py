@@ -20,7 +20,7 @@ from exporter.config.loading import ConfigError, parse_config
 from exporter.config.masking import dump_masked
 from exporter.config.schema import Config
 from exporter.config.units import Duration
-from exporter.jobs import JobContext, JobKind
+from exporter.jobs import UP, JobContext, JobKind, Outcome
 from exporter.scheduler import Scheduler
 from exporter.slo.render import outputs
 from exporter.store import StoreCollector
@@ -45,9 +45,9 @@ class ToyJob:
         self.cfg = cfg
         self.store = context.store
 
-    async def run(self) -> bool:
+    async def run(self) -> Outcome:
         self.store.inc(TOY_RUNS, 1.0, target=self.cfg.name, word=self.cfg.word)
-        return True
+        return UP
 
     async def close(self) -> None:
         pass

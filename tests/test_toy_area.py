@@ -20,7 +20,7 @@ from exporter.config.base import JobTarget
 from exporter.config.loading import parse_config
 from exporter.config.targets import Targets
 from exporter.config.units import Duration
-from exporter.jobs import JobContext, JobKind, SloArea
+from exporter.jobs import UP, JobContext, JobKind, Outcome, SloArea
 from exporter.load.platform import PlatformWatch, platform_config
 from exporter.reports.command import FORMATS, write
 from exporter.reports.judge import build_report
@@ -50,10 +50,10 @@ class ToyJob:
         self.cfg = cfg
         self.store = context.store
 
-    async def run(self) -> bool:
+    async def run(self) -> Outcome:
         for wait in self.cfg.waits:
             self.store.observe(TOY_WAIT, wait, target=self.cfg.name)
-        return True
+        return UP
 
     async def close(self) -> None:
         pass

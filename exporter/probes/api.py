@@ -18,7 +18,7 @@ from typing import Any
 
 from exporter import metrics
 from exporter.http_client import base_headers, shared_ssl_context
-from exporter.jobs import JobContext, SentTrace
+from exporter.jobs import JobContext, Outcome, SentTrace
 from exporter.logs import event
 from exporter.probes.api_target import ApiTarget, Endpoint, Journey
 from exporter.probes.http import Measurement, Request, Target, json_body, measure, resolve_time
@@ -28,6 +28,8 @@ from exporter.probes.wire import Pools
 from exporter.timing import trusted
 
 log = logging.getLogger(__name__)
+
+Probed = tuple[bool, str | None]  # one probe: whether it reached the target, and what failed (None: nothing)
 
 
 def new_traceparent() -> tuple[str, str]:
@@ -75,7 +77,7 @@ class ApiProbe:
             return 0.0
         return max(0.0, min(self.cfg.interval * 0.5, self.cfg.deadline - self.cfg.timeout - 0.1))
 
-    async def run(self) -> bool:
+    async def run(self) -> Outcome:
         resolve, resolve_error = await resolve_time(self.cfg.base_url)
         probes = [*(functools.partial(self._probe_endpoint, e, resolve, resolve_error) for e in self.cfg.endpoints),
                   *(functools.partial(self._probe_journey, name, resolve_error) for name in self.journeys)]
@@ -84,18 +86,16 @@ class ApiProbe:
         loop = asyncio.get_running_loop()
         start = loop.time()
 
-        async def after(delay: float, probe: Callable[[], Awaitable[bool]]) -> bool:
+        async def after(delay: float, probe: Callable[[], Awaitable[Probed]]) -> Probed:
             if delay:
                 await asyncio.sleep(delay)
                 self.context.late(max(0.0, loop.time() - start - delay))
             return await probe()
 
         results = await asyncio.gather(*(after(i * step, probe) for i, probe in enumerate(probes)))
-        return any(results)
-
-    def findings(self) -> list[str]:
-        """The security checks failing now, each with its cause (the index page shows them)."""
-        return self.security.findings() if self.security is not None else []
+        problems = [problem for _, problem in results if problem]
+        findings = self.security.findings() if self.security is not None else []
+        return Outcome(any(reached for reached, _ in results), "; ".join([*problems, *findings]))
 
     async def close(self) -> None:
         self.pools.close()
@@ -119,7 +119,7 @@ class ApiProbe:
 
     # -- endpoints -------------------------------------------------------------------------------------------
 
-    async def _probe_endpoint(self, endpoint: Endpoint, resolve: float, resolve_error: str | None) -> bool:
+    async def _probe_endpoint(self, endpoint: Endpoint, resolve: float, resolve_error: str | None) -> Probed:
         semaphore = self.semaphores[endpoint.name]
         timeout = endpoint.timeout or self.cfg.timeout
 
@@ -158,18 +158,21 @@ class ApiProbe:
         self.store.set(metrics.HTTP_RESPONSE_SIZE, last.size, target=t, endpoint=name)
         ok = all(m.outcome == "success" for m in measurements)
         self.store.set(metrics.PROBE_SUCCESS, 1.0 if ok else 0.0, target=t, probe=name)
+        problem = None
         if not ok:
             failed = next(m for m in measurements if m.outcome != "success")
             failures = sum(1 for m in measurements if m.outcome != "success")
+            cause = failed.error or failed.outcome
             event(log, logging.INFO, "probe_failed", target=t, probe=name, outcome=failed.outcome,
-                  failed=failures, requests=len(measurements), cause=failed.error or failed.outcome)
+                  failed=failures, requests=len(measurements), cause=cause)
+            problem = f"probe_failed: {name}: {cause}"
         if self.security is not None and endpoint.security is not None and resolve_error is None:
             await self.security.run(endpoint)
-        return any(m.reached for m in measurements)
+        return any(m.reached for m in measurements), problem
 
     # -- journeys --------------------------------------------------------------------------------------------
 
-    async def _probe_journey(self, name: str, resolve_error: str | None) -> bool:
+    async def _probe_journey(self, name: str, resolve_error: str | None) -> Probed:
         variables: dict[str, Any] = {}
         total = 0.0
         outcome, cause, reached, timed = "success", None, False, True
@@ -194,7 +197,8 @@ class ApiProbe:
         self.store.set(metrics.PROBE_SUCCESS, 1.0 if outcome == "success" else 0.0, target=t, probe=name)
         if cause is not None:
             event(log, logging.INFO, "journey_failed", target=t, journey=name, outcome=outcome, cause=cause)
-        return reached
+            return reached, f"journey_failed: {name}: {cause}"
+        return reached, None
 
     async def _journey_step(self, step: StepRequest, variables: dict[str, Any]) -> tuple[Measurement, str | None]:
         try:

@@ -55,7 +55,7 @@ from exporter.collectors.jaeger.traces import (
     top_keys,
 )
 from exporter.collectors.jaeger.v1 import V1Found
-from exporter.jobs import JobContext, SentTrace
+from exporter.jobs import UP, JobContext, Outcome, SentTrace, down
 from exporter.logs import event
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ class JaegerCollector:
 
     # -- a poll ----------------------------------------------------------------------------------------------
 
-    async def run(self) -> bool:
+    async def run(self) -> Outcome:
         poll = Poll()
         now = int(self.clock() * 1e6)
         try:
@@ -148,14 +148,14 @@ class JaegerCollector:
         except JaegerUnreachable as exc:
             self.api.forget()
             event(log, logging.WARNING, "jaeger_unreachable", target=self.cfg.name, cause=str(exc))
-            return False
+            return down("jaeger_unreachable", str(exc))
         except JaegerError as exc:
             self.api.forget()
             poll.problems.append(str(exc))
         if poll.problems:
             more = f" (and {len(poll.problems) - 3} more)" if len(poll.problems) > 3 else ""
             raise JaegerDataError("; ".join(poll.problems[:3]) + more)
-        return True
+        return UP
 
     async def _collect_service(self, service: str, now: int, poll: Poll) -> None:
         start, end = now - int(self.cfg.lookback * 1e6), now

@@ -34,7 +34,7 @@ from exporter.collectors.postgres.stat_statements import DatabaseResult, Stateme
 from exporter.collectors.postgres.synthetic import SyntheticQueries
 from exporter.collectors.postgres.table_stats import TableStats
 from exporter.collectors.postgres.target import PostgresTarget
-from exporter.jobs import JobContext
+from exporter.jobs import UP, JobContext, Outcome, down
 from exporter.logs import event
 
 log = logging.getLogger(__name__)
@@ -58,13 +58,13 @@ class PostgresCollector:
         self.statements = StatementsView(cfg, self.store, self._connection, self._once, self.states)
         self.synthetic = SyntheticQueries(cfg, self.store)
 
-    async def run(self) -> bool:
+    async def run(self) -> Outcome:
         try:
             await self._collect()
         except ServerGone as exc:  # before connecting, between queries or in the middle of one
             event(log, logging.WARNING, "pg_unreachable", target=self.t, cause=str(exc))
-            return False
-        return True
+            return down("pg_unreachable", str(exc))
+        return UP
 
     async def _collect(self) -> None:
         await self.main.connect()

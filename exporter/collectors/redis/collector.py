@@ -56,7 +56,7 @@ from exporter.collectors.redis.key_patterns import (
     pttl_seconds,
 )
 from exporter.collectors.redis.target import RedisTarget
-from exporter.jobs import JobContext
+from exporter.jobs import UP, JobContext, Outcome, down
 from exporter.logs import event
 from exporter.secrets import mask_url, safe_url
 
@@ -196,18 +196,17 @@ class RedisCollector:
     # -------------------------------------------------------------------------------------------------------
     # The job interface
 
-    async def run(self) -> bool:
+    async def run(self) -> Outcome:
         try:
             async with asyncio.timeout(self.cfg.timeout * RUN_TIMEOUT_SHARE):
                 await self._collect()
         except (RedisError, OSError, TimeoutError) as exc:
-            await self._failed(exc)
-            return False
+            return await self._failed(exc)
         if self.last_failure is not None:
             event(log, logging.INFO, "redis_recovered", target=self.target, url=safe_url(self._url()))
             self.last_failure = None
         self.store.set(metrics.REDIS_UP, 1.0, target=self.target)
-        return True
+        return UP
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -215,7 +214,7 @@ class RedisCollector:
     def _url(self) -> str:
         return self.cfg.url.get_secret_value()
 
-    async def _failed(self, exc: BaseException) -> None:
+    async def _failed(self, exc: BaseException) -> Outcome:
         reason, cause = failure_cause(exc, self.cfg)
         self.store.set(metrics.REDIS_UP, 0.0, target=self.target)
         for family in SERVER_GAUGES:
@@ -229,6 +228,7 @@ class RedisCollector:
         event(log, level, "redis_down", target=self.target, url=safe_url(self._url()), reason=reason,
               cause=cause)
         self.last_failure = reason
+        return down("redis_down", cause)
 
     # -------------------------------------------------------------------------------------------------------
     # One collection
