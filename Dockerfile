@@ -16,4 +16,4 @@ USER 65534:65534
 EXPOSE 9469
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9469/-/healthy', timeout=2)"
 ENTRYPOINT ["perf-exporter"]
-CMD ["run", "--config", "/etc/perf-exporter/config.yaml", "--log-format", "json"]
+CMD ["run", "--config.file", "/etc/perf-exporter/config.yaml", "--log.format", "json"]

@@ -86,8 +86,8 @@ def main() -> None:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         started = time.perf_counter()
-        demo = subprocess.Popen([sys.executable, "-m", "exporter", "demo", "--listen", f"127.0.0.1:{port}",
-                                 "--log-level", "warning", *extra])
+        demo = subprocess.Popen([sys.executable, "-m", "exporter", "demo", "--web.listen-address", f"127.0.0.1:{port}",
+                                 "--log.level", "warning", *extra])
         try:
             wait_for(lambda: http_ok(f"{url}/health"), timeout=60, what="demo /health")
             print(f"demo ({'postgresql + redis' if args.backends else 'memory'}): answering /health "

@@ -60,8 +60,8 @@ def main() -> int:
 {endpoints}
 """)
         port = free_port()
-        daemon = subprocess.Popen([sys.executable, "-m", "exporter", "run", "--config", str(work / "cfg.yaml"),
-                                   "--listen", f"127.0.0.1:{port}", "--log-level", "warning"])
+        daemon = subprocess.Popen([sys.executable, "-m", "exporter", "run", "--config.file", str(work / "cfg.yaml"),
+                                   "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warning"])
         procs.append(daemon)
         ours = f"http://127.0.0.1:{port}"
         wait_for(lambda: http_ok(f"{ours}/-/ready"), what="daemon")

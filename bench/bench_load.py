@@ -45,7 +45,7 @@ def through_bench(url: str, vus: int, duration: float, root: Path) -> tuple[floa
     config = root / "targets.yaml"
     config.write_text("targets: {api_latency_p95: 500ms}\n")
     out = root / "reports"
-    subprocess.run([sys.executable, "-m", "exporter", "bench", "mixed", "--base-url", url, "--config", str(config),
+    subprocess.run([sys.executable, "-m", "exporter", "bench", "mixed", "--base-url", url, "--config.file", str(config),
                     "--vus", str(vus), "--duration", f"{duration:g}s", "--warmup", "0s", "--out", str(out)],
                    check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                    env={**os.environ, "THINK_TIME": "0"})
@@ -89,8 +89,8 @@ def demo_throughput(args: argparse.Namespace, root: Path) -> None:
         print(f"{'demo':<34} {'req/s':>8} {'P95 ms':>8}")
         for label, extra in setups:
             url = f"http://127.0.0.1:{free_port()}"
-            demo = Process([sys.executable, "-m", "exporter", "demo", "--listen", url[len("http://"):],
-                            "--log-level", "warning", *extra], root / "demo.log").start()
+            demo = Process([sys.executable, "-m", "exporter", "demo", "--web.listen-address", url[len("http://"):],
+                            "--log.level", "warning", *extra], root / "demo.log").start()
             try:
                 wait_for(lambda u=url: http_ok(f"{u}/health"), timeout=60, what="demo")
                 rps, p95 = k6_alone(url, args.vus, args.duration, root)

@@ -198,8 +198,8 @@ def measure_daemon(pg: Postgres, root: Path, rounds: int, top: int, work: Path) 
                       f"    interval: 3s\n    timeout: 2500ms\n    top_statements: {top}\n")
     exe = Path(sys.executable).parent / "perf-exporter"
     argv = [str(exe)] if exe.exists() else [sys.executable, "-m", "exporter"]
-    proc = subprocess.Popen([*argv, "run", "--config", str(config), "--listen", f"127.0.0.1:{port}",
-                             "--log-level", "warning"], stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen([*argv, "run", "--config.file", str(config), "--web.listen-address", f"127.0.0.1:{port}",
+                             "--log.level", "warning"], stdout=subprocess.DEVNULL,
                             stderr=open(root / "daemon.log", "wb"))  # noqa: SIM115
     url = f"http://127.0.0.1:{port}/metrics"
     try:

@@ -169,8 +169,8 @@ def main() -> int:
             f"redis:\n  - name: cache\n    url: {server.url}\n    interval: 2s\n    timeout: 1s\n"
             f"    key_patterns: {PATTERNS}\n    scan_budget: {args.budget}\n    queues: {QUEUES}\n")
         port = free_port()
-        procs.append(subprocess.Popen([sys.executable, "-m", "exporter", "run", "--config", str(work / "cfg.yaml"),
-                                       "--listen", f"127.0.0.1:{port}", "--log-level", "warning"]))
+        procs.append(subprocess.Popen([sys.executable, "-m", "exporter", "run", "--config.file", str(work / "cfg.yaml"),
+                                       "--web.listen-address", f"127.0.0.1:{port}", "--log.level", "warning"]))
         ours = f"http://127.0.0.1:{port}/metrics"
         wait_for(lambda: 'perf_redis_up{target="cache"} 1' in httpx.get(ours).text, what="perf-exporter daemon")
         peer_url = ""

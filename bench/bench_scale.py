@@ -150,7 +150,8 @@ def start_ours(config: Path, root: Path, name: str, extra: tuple[str, ...] = ())
     port = free_port()
     log = root / f"{name}.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "exporter", "run", "--config", str(config), "--listen",
+        proc = subprocess.Popen([sys.executable, "-m", "exporter", "run", "--config.file", str(config),
+                                 "--web.listen-address",
                                  f"127.0.0.1:{port}", *extra], stdout=out,
                                 stderr=subprocess.STDOUT)
     ours = Ours(proc, port, log)

@@ -100,12 +100,14 @@ def main() -> None:
         root = Path(tmp)
         prometheus = ReceivingPrometheus(root / "prometheus", "global: {}\n").start()
         url = f"http://127.0.0.1:{free_port()}"
-        demo = Process([sys.executable, "-m", "exporter", "demo", "--listen", url[len("http://"):], "--log-level",
+        demo = Process([sys.executable, "-m", "exporter", "demo", "--web.listen-address", url[len("http://"):],
+                        "--log.level",
                         "warning"], root / "demo.log").start()
         try:
             wait_for(lambda: http_ok(f"{url}/health"), timeout=60, what="demo")
             (root / "targets.yaml").write_text(TARGETS)
-            shape = [args.scenario, "--base-url", url, "--config", str(root / "targets.yaml"), "--vus", str(args.vus),
+            shape = [args.scenario, "--base-url", url, "--config.file", str(root / "targets.yaml"), "--vus",
+                     str(args.vus),
                      "--iterations", str(args.iterations), "--duration", "300s", "--warmup", "0s"]
             print(f"{os.cpu_count()} cores shared by k6, the demo, Prometheus and other work; {args.scenario}, "
                   f"{args.vus} VUs, {args.iterations} iterations, no think time, {args.rounds} alternating rounds")
@@ -158,7 +160,7 @@ def main() -> None:
 
             faults(url, {"latency_ms": 600})
             try:
-                code, slow, _, err = bench(root, "fault", [args.scenario, "--base-url", url, "--config",
+                code, slow, _, err = bench(root, "fault", [args.scenario, "--base-url", url, "--config.file",
                                                            str(root / "targets.yaml"), "--vus", "3", "--duration",
                                                            "5s", "--warmup", "1s"],
                                            ["--segments", "3", "--prometheus-rw", prometheus.url])
@@ -168,7 +170,7 @@ def main() -> None:
             print(f"latency fault 600 ms, 3 segments: exit {code}, {slow['verdict']['status']}: "
                   f"{'; '.join(m for m in missed if 'p95' in m)}; reasons: {slow['verdict']['reasons'] or '-'}")
 
-            code, killed, err = killed_segment(root, [args.scenario, "--base-url", url, "--config",
+            code, killed, err = killed_segment(root, [args.scenario, "--base-url", url, "--config.file",
                                                       str(root / "targets.yaml"), "--vus", "3", "--duration", "8s",
                                                       "--warmup", "1s"], prometheus.url)
             named = [r for r in killed.get("verdict", {}).get("reasons", []) if r.startswith("instance ")]

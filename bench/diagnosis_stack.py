@@ -288,8 +288,8 @@ def diagnosis_stack(postgres: Postgres | None = None, root: Path | None = None) 
     redis = Redis(root / "redis").start()
     port = free_port()
     demo_url = f"http://127.0.0.1:{port}"
-    demo = subprocess.Popen([sys.executable, "-m", "exporter", "demo", "--listen", f"127.0.0.1:{port}",
-                             "--postgres", dsn, "--redis", redis.url, "--log-level", "warning"],
+    demo = subprocess.Popen([sys.executable, "-m", "exporter", "demo", "--web.listen-address", f"127.0.0.1:{port}",
+                             "--postgres", dsn, "--redis", redis.url, "--log.level", "warning"],
                             stdout=(root / "demo.log").open("wb"), stderr=subprocess.STDOUT)
     exporter: DaemonProcess | None = None
     prometheus: Prometheus | None = None

@@ -186,16 +186,18 @@ def main() -> int:
     jaeger = GarbageJaeger()
     demo_port = free_port()
     demo_url = f"http://127.0.0.1:{demo_port}"
-    demo = Process([sys.executable, "-m", "exporter", "demo", "--listen", f"127.0.0.1:{demo_port}", "--postgres",
-                    pg.dsn(), "--redis", redis.url, "--log-level", "warning"], root / "demo.log",
+    demo = Process([sys.executable, "-m", "exporter", "demo", "--web.listen-address", f"127.0.0.1:{demo_port}",
+                    "--postgres",
+                    pg.dsn(), "--redis", redis.url, "--log.level", "warning"], root / "demo.log",
                    env={**os.environ, "DEMO_SECURITY": "off"}).start()
     daemon: Process | None = None
     try:
         wait_for(lambda: http_ok(f"{demo_url}/health"), timeout=60, what="demo ready")
         (root / "soak.yaml").write_text(config(demo_url, pg, redis, jaeger.url))
         port = free_port()
-        daemon = Process([sys.executable, "-m", "exporter", "run", "--config", str(root / "soak.yaml"), "--listen",
-                          f"127.0.0.1:{port}", "--log-level", "warning"], root / "daemon.log").start()
+        daemon = Process([sys.executable, "-m", "exporter", "run", "--config.file", str(root / "soak.yaml"),
+                          "--web.listen-address",
+                          f"127.0.0.1:{port}", "--log.level", "warning"], root / "daemon.log").start()
         url = f"http://127.0.0.1:{port}"
         wait_for(lambda: http_ok(f"{url}/-/ready"), timeout=60, what="daemon ready")
         assert daemon.proc is not None

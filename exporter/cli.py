@@ -8,8 +8,10 @@ import threading
 import traceback
 from pathlib import Path
 from types import TracebackType
+from typing import NoReturn
 
 from exporter import __version__
+from exporter.command_options import options
 from exporter.exit_codes import ExitCode
 from exporter.logs import setup_logging
 from exporter.secrets import mask_url
@@ -19,16 +21,55 @@ from exporter.secrets import mask_url
 DEFAULT_LISTEN = "0.0.0.0:9469"
 
 
+LOG_LEVELS = ["debug", "info", "warning", "error"]
+
+# The Prometheus ecosystem's flag names; the names this had before, accepted until the next release.
+RENAMED = {"--listen": "--web.listen-address", "--config": "--config.file", "--log-level": "--log.level",
+           "--log-format": "--log.format"}
+
+
+class _Renamed(argparse.Action):
+    """An option given by its old name still works, with one line on stderr saying the new one."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        if option_string in RENAMED:
+            print(f"{parser.prog}: {option_string} is deprecated and goes in the next release: use "
+                  f"{RENAMED[option_string]}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _flag(parser: argparse.ArgumentParser, new: str, **kwargs: object) -> None:
+    """``new`` (``--config.file``), and its old name as a deprecated alias when it had one."""
+    old = [name for name, renamed in RENAMED.items() if renamed == new]
+    parser.add_argument(new, *old, action=_Renamed, **kwargs)  # type: ignore[arg-type]
+
+
+class _Parser(argparse.ArgumentParser):
+    """A usage error exits with the command's own code for a bad option (docs/exit-codes.md), not argparse's 2,
+    which the gates use for "inconclusive"."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        code = ExitCode.ERROR if self.prog.split()[-1] in NOT_GATES else ExitCode.NOT_RUN
+        self.exit(code, f"{self.prog}: error: {message}\n")
+
+
+NOT_GATES = ("perf-exporter", "run", "check-config", "demo", "render")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="perf-exporter", description=__doc__)
+    parser = _Parser(prog="perf-exporter", description=__doc__)
     parser.add_argument("--version", action="version", version=f"perf-exporter {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the daemon")
-    run.add_argument("--config", type=Path, help="YAML config file (default: the built-in config)")
-    run.add_argument("--listen", default=DEFAULT_LISTEN, help=f"HOST:PORT to serve on (default {DEFAULT_LISTEN})")
-    run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
-    run.add_argument("--log-format", default="logfmt", choices=["logfmt", "json"])
+    _flag(run, "--config.file", dest="config", type=Path, metavar="FILE",
+          help="YAML config file (default: the built-in config)")
+    _flag(run, "--web.listen-address", dest="listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
+          help=f"HOST:PORT to serve on (default {DEFAULT_LISTEN})")
+    _flag(run, "--log.level", dest="log_level", default="info", choices=LOG_LEVELS)
+    _flag(run, "--log.format", dest="log_format", default="logfmt", choices=["logfmt", "json"])
     run.add_argument("--web.config.file", dest="web_config_file", type=Path, metavar="FILE",
                      help="TLS and basic auth for every endpoint, in the Prometheus exporter-toolkit format")
     run.add_argument("--web.enable-reload", dest="web_enable_reload", action=argparse.BooleanOptionalAction,
@@ -46,15 +87,17 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path, nargs="?", help="YAML config file (default: the built-in config)")
 
     demo = sub.add_parser("demo", help="run the bundled Tripo04OS demo target")
-    demo.add_argument("--listen", default="127.0.0.1:8020")
+    _flag(demo, "--web.listen-address", dest="listen", default="127.0.0.1:8020", metavar="HOST:PORT",
+          help="HOST:PORT to serve on")
     demo.add_argument("--postgres", metavar="DSN", help="keep orders and trips in PostgreSQL")
     demo.add_argument("--redis", metavar="URL", help="cache orders and driver locations in Redis")
-    demo.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    _flag(demo, "--log.level", dest="log_level", default="info", choices=LOG_LEVELS)
     demo.add_argument("--workers", type=int, default=1, help="processes serving the one port (default 1)")
 
     render = sub.add_parser("render", help="generate alert rules or Grafana dashboards from the targets")
     render.add_argument("what", choices=["rules", "dashboards"])
-    render.add_argument("--config", type=Path, help="YAML config file (default: the built-in config)")
+    _flag(render, "--config.file", dest="config", type=Path, metavar="FILE",
+          help="YAML config file (default: the built-in config)")
     render.add_argument("--out", type=Path, help="output directory (default: rules/ or grafana/)")
 
     bench = sub.add_parser("bench", help="run a k6 load test or benchmark and judge it against the targets")
@@ -68,7 +111,8 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--rate", type=int, help="open models: iterations per second (breakpoint: the step)")
     bench.add_argument("--steps", type=int, help="breakpoint: how many steps of --rate each (default 20)")
     bench.add_argument("--warmup", help="warm-up left out of every statistic (default: the scenario's)")
-    bench.add_argument("--config", type=Path, help="YAML config: targets and the collectors run meanwhile")
+    _flag(bench, "--config.file", dest="config", type=Path, metavar="FILE",
+          help="YAML config: targets and the collectors run meanwhile")
     bench.add_argument("--out", type=Path, default=Path("reports"), help="report directory (default ./reports/)")
     bench.add_argument("--demo", action="store_true", help="start the bundled demo and load it")
     bench.add_argument("--prometheus-rw", metavar="URL",
@@ -89,9 +133,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="where to read a distributed run back (default: the --prometheus-rw URL)")
     bench.add_argument("--force", action="store_true",
                        help="run even while another bench loads the same --base-url (refused by default)")
-    bench.add_argument("--repeat", type=int, default=1, metavar="N",
+    bench.add_argument("--repeat", type=_at_least_one, default=1, metavar="N",
                        help="run each scenario N times (the guide: 3 to 5); every repeat goes into the history")
-    bench.add_argument("--window-threshold", action="append", default=[], metavar="EXPR",
+    bench.add_argument("--window-threshold", dest="window_thresholds", type=_window_threshold, action="append",
+                       default=[], metavar="EXPR",
                        help="e.g. 'p95<500ms over 1m': must hold in every window of the run (repeat)")
     _history_arguments(bench, "default <--out>/history.sqlite")
     report = sub.add_parser("report", help="write the guide's reports (json, md, html) from Prometheus or a bench run")
@@ -107,8 +152,10 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--baseline-from", dest="baseline_start", metavar="T",
                         help="or an explicit baseline period, e.g. the last known-good hour: its start")
     report.add_argument("--baseline-to", dest="baseline_end", metavar="T", help="the explicit baseline's end")
-    report.add_argument("--config", type=Path, help="YAML config: the targets (default: the built-in config)")
-    report.add_argument("--format", default="json,md,html", help="comma-separated: json, md, html (default all)")
+    _flag(report, "--config.file", dest="config", type=Path, metavar="FILE",
+          help="YAML config: the targets (default: the built-in config)")
+    report.add_argument("--format", dest="formats", type=_list, default=["json", "md", "html"],
+                        help="comma-separated: json, md, html (default all)")
     report.add_argument("--out", type=Path, default=Path("reports"), help="output directory (default ./reports/)")
     _history_arguments(report, "default <--out>/history.sqlite")
     _history_parsers(sub)
@@ -119,7 +166,8 @@ def _history_arguments(parser: argparse.ArgumentParser, default: str, store: boo
     parser.add_argument("--history", metavar="FILE|URL", help=f"run history: a SQLite file or a PostgreSQL URL "
                         f"({default})")
     if store:
-        parser.add_argument("--no-history", action="store_true", help="do not store this run in the history")
+        parser.add_argument("--no-history", dest="keep_history", action="store_false",
+                            help="do not store this run in the history")
 
 
 def _history_parsers(sub: argparse._SubParsersAction) -> None:
@@ -140,7 +188,8 @@ def _history_parsers(sub: argparse._SubParsersAction) -> None:
     compare.add_argument("--tolerance", default="10%", help="relative tolerance (default 10%%)")
     compare.add_argument("--min-delta", default="5ms", help="absolute tolerance of latencies (default 5ms)")
     compare.add_argument("--alpha", type=float, default=0.05, help="the test's level on repeats (default 0.05)")
-    compare.add_argument("--format", default="table", help="comma-separated: table, md, junit, json")
+    compare.add_argument("--format", dest="formats", type=_list, default=["table"],
+                         help="comma-separated: table, md, junit, json")
     compare.add_argument("--out", type=Path, default=Path("reports"),
                          help="where compare.md, compare.junit.xml and compare.json go (default ./reports/)")
     compare.add_argument("--metric", help="only this metric (p95_ms, p99_ms, avg_ms, error_rate...)")
@@ -162,38 +211,50 @@ def _history_parsers(sub: argparse._SubParsersAction) -> None:
     _history_arguments(sla, default, store=False)
 
 
+def _at_least_one(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {text!r}")
+    return int(text)
+
+
+def _window_threshold(text: str) -> object:
+    from exporter.load.window_thresholds import parse_window_threshold
+
+    try:
+        return parse_window_threshold(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _list(text: str) -> list[str]:
+    """``--format json,md``."""
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
 def cmd_baseline(args: argparse.Namespace) -> int:
-    from exporter.history.commands import run_baseline_set
-    return run_baseline_set(args.run, args.name, args.history, sys.stderr)
+    from exporter.history.commands import BaselineOptions, run_baseline_set
+    return run_baseline_set(options(BaselineOptions, args))
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from exporter.history.commands import CompareOptions, run_compare
-    return run_compare(CompareOptions(args.baseline, args.current, args.history, args.tolerance, args.min_delta,
-                                      args.alpha, [f.strip() for f in args.format.split(",") if f.strip()],
-                                      args.out, args.metric, args.endpoint))
+    return run_compare(options(CompareOptions, args))
 
 
 def cmd_history(args: argparse.Namespace) -> int:
     from exporter.history.commands import HistoryOptions, run_history
-    return run_history(HistoryOptions(args.history, args.scenario, args.metric, args.endpoint, args.plot,
-                                      max_pvalue=args.max_pvalue, last=args.last))
+    return run_history(options(HistoryOptions, args))
 
 
 def cmd_sla(args: argparse.Namespace) -> int:
-    from exporter.history.sla import run_sla
-    return run_sla(args.name, args.history, args.out, sys.stderr)
+    from exporter.history.sla import SlaOptions, run_sla
+    return run_sla(options(SlaOptions, args))
 
 
 def cmd_report(args: argparse.Namespace) -> int:
     setup_logging("warning", "logfmt")
     from exporter.reports.command import ReportOptions, run_report
-    options = ReportOptions(args.prometheus, args.run, args.window, args.start, args.end, args.config,
-                            [f.strip() for f in args.format.split(",") if f.strip()], args.out)
-    options.history, options.keep_history = args.history, not args.no_history
-    options.baseline = args.baseline
-    options.baseline_start, options.baseline_end = args.baseline_start, args.baseline_end
-    return run_report(options)
+    return run_report(options(ReportOptions, args))
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -201,16 +262,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from exporter.load.bench import run_bench
     from exporter.load.cli_options import bench_options
     try:
-        options = bench_options(args)
-        from exporter.load.window_thresholds import parse_window_threshold
-        options.window_thresholds = [parse_window_threshold(t) for t in args.window_threshold]
-        if args.repeat < 1:
-            raise ValueError(f"--repeat: expected 1 or more, got {args.repeat}")
-        options.repeat, options.history, options.keep_history = args.repeat, args.history, not args.no_history
+        built = bench_options(args)
     except ValueError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return ExitCode.NOT_RUN
-    return run_bench(options)
+    return run_bench(built)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -223,7 +279,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                              "--total-shards")
     except ValueError as exc:
         print(f"perf-exporter run: {exc}", file=sys.stderr)
-        return 1
+        return ExitCode.ERROR
     setup_logging(args.log_level, args.log_format)
     from exporter import timing
     timing.install()  # every loop of the daemon notes when it waits, for the bound of each probe's timing
@@ -293,7 +349,11 @@ def main(argv: list[str] | None = None) -> int:
     sys.excepthook = _masked_traceback
     threading.excepthook = lambda hook: _masked_traceback(hook.exc_type, hook.exc_value or hook.exc_type(),
                                                           hook.exc_traceback)
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the command's own parser, with its exit code
+        chosen = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        chosen.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     commands = {"run": cmd_run, "check-config": cmd_check_config, "demo": cmd_demo, "render": cmd_render,
                 "bench": cmd_bench, "report": cmd_report, "baseline": cmd_baseline, "compare": cmd_compare,
                 "history": cmd_history, "sla": cmd_sla}

@@ -20,9 +20,9 @@ class DaemonProcess:
                  env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.log_path = log_path
-        args = [sys.executable, "-m", "exporter", "run", "--listen", f"127.0.0.1:{self.port}", *extra_args]
+        args = [sys.executable, "-m", "exporter", "run", "--web.listen-address", f"127.0.0.1:{self.port}", *extra_args]
         if config is not None:
-            args += ["--config", str(config)]
+            args += ["--config.file", str(config)]
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT,
                                      env={**os.environ, **(env or {})})

@@ -154,8 +154,8 @@ class Stack:
 
 
 def _demo(port: int, dsn: str, redis_url: str, log: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "exporter", "demo", "--listen", f"127.0.0.1:{port}",
-                             "--postgres", dsn, "--redis", redis_url, "--log-level", "warning"],
+    return subprocess.Popen([sys.executable, "-m", "exporter", "demo", "--web.listen-address", f"127.0.0.1:{port}",
+                             "--postgres", dsn, "--redis", redis_url, "--log.level", "warning"],
                             stdout=log.open("wb"), stderr=subprocess.STDOUT, env=dict(os.environ))
 
 

@@ -25,7 +25,7 @@ from tests.servers import Process, free_port, http_ok, wait_for
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     url = f"http://127.0.0.1:{free_port()}"
-    process = Process([sys.executable, "-m", "exporter", "demo", "--listen", url.removeprefix("http://")],
+    process = Process([sys.executable, "-m", "exporter", "demo", "--web.listen-address", url.removeprefix("http://")],
                       tmp_path_factory.mktemp("demo") / "demo.log").start()
     wait_for(lambda: not process.alive() or http_ok(f"{url}/health"), timeout=30, what="demo")
     assert process.alive(), process.log()

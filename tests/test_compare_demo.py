@@ -40,7 +40,7 @@ class Gate:
         Up to CONCLUSIVE_WITHIN seconds; then the last run, as it was measured."""
         deadline = time.monotonic() + CONCLUSIVE_WITHIN
         while True:
-            done = run("bench", "caching", "--base-url", self.url, "--config", str(self.config), *SHORT,
+            done = run("bench", "caching", "--base-url", self.url, "--config.file", str(self.config), *SHORT,
                        "--out", str(self.root / "out"), "--history", str(self.history), *extra)
             found = re.search(r"stored in history \S+: run (\d+) \(caching, 3 repeats\)", done.stderr)
             assert found, done.stdout + done.stderr
@@ -68,7 +68,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 def gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gate]:
     root = tmp_path_factory.mktemp("gate")
     url = f"http://127.0.0.1:{free_port()}"
-    demo = Process([sys.executable, "-m", "exporter", "demo", "--listen", url[len("http://"):]],
+    demo = Process([sys.executable, "-m", "exporter", "demo", "--web.listen-address", url[len("http://"):]],
                    root / "demo.log").start()
     try:
         wait_for(lambda: not demo.alive() or http_ok(f"{url}/health"), timeout=30, what="demo")

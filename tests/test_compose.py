@@ -105,7 +105,7 @@ def test_the_exporter_probes_the_demo_and_profiles_the_test_environment() -> Non
     assert "@postgres:5432/tripo04os_test" in env["DATABASE_URL"] and "redis:6379" in env["REDIS_URL"]
     demo = services()["demo"]["environment"]
     assert "@postgres:5432/" in demo["DEMO_DATABASE_URL"] and "redis:6379" in demo["DEMO_REDIS_URL"]
-    assert services()["exporter"]["command"][:2] == ["run", "--config"]
+    assert services()["exporter"]["command"][:2] == ["run", "--config.file"]
     shipped = "/usr/share/perf-exporter/examples/tripo04os.yaml"
     assert services()["exporter"]["command"][2] == shipped
     assert f"COPY exporter/demo/tripo04os.yaml {shipped}" in (REPO / "Dockerfile").read_text()

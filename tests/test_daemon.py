@@ -195,7 +195,7 @@ api:
     timeout: 500ms
     bearer_token: tok-secret-9876
     endpoints: [{name: probe, path: /}]
-""", "--log-level", "debug")
+""", "--log.level", "debug")
     daemon.wait_ready()
     daemon.wait_value("perf_http_requests_total", lambda v: v >= 2, target="gw", endpoint="probe", method="GET",
                       outcome="connect_error")
@@ -210,7 +210,7 @@ def test_without_a_config_the_built_in_default_probes_the_guides_defaults(daemon
     """Nothing else runs: Redis and Jaeger at the guide's defaults are down, which is measured, not fatal."""
     from tests.servers import free_port
 
-    daemon = DaemonProcess(None, tmp_path / "default.log", ("--log-format", "json"),
+    daemon = DaemonProcess(None, tmp_path / "default.log", ("--log.format", "json"),
                            env={"TEST_BASE_URL": target.url, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
                                 "JAEGER_HOST": f"http://127.0.0.1:{free_port()}"})
     try:

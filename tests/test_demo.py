@@ -37,7 +37,8 @@ class DemoProcess:
     def __init__(self, log_path: Path, *extra: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process = Process([sys.executable, "-m", "exporter", "demo", "--listen", f"127.0.0.1:{self.port}",
+        self.process = Process([sys.executable, "-m", "exporter", "demo", "--web.listen-address",
+                                f"127.0.0.1:{self.port}",
                                 *extra], log_path, env=env).start()
         wait_for(lambda: not self.process.alive() or self.request("GET", "/health")[0] == 200, timeout=30,
                  what="demo /health")
@@ -480,7 +481,7 @@ def test_slow_query_fault_puts_its_statement_on_top_of_pg_stat_statements(backed
 
 def test_a_postgres_demo_that_cannot_connect_exits_1_without_the_password(tmp_path: Path) -> None:
     port = free_port()
-    out = subprocess.run([sys.executable, "-m", "exporter", "demo", "--listen", f"127.0.0.1:{free_port()}",
+    out = subprocess.run([sys.executable, "-m", "exporter", "demo", "--web.listen-address", f"127.0.0.1:{free_port()}",
                           "--postgres", f"postgresql://app:hunter2secret@127.0.0.1:{port}/db"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 1
@@ -545,8 +546,9 @@ def test_run_demo_with_a_bad_config_exits_1_naming_the_key_before_starting_the_d
     config.write_text("api:\n  - name: x\n    base_url: ${TEST_BASE_URL}\n"
                       "    endpoints: [{name: h, path: /health, bogus: 1}]\n")
     demo_port = free_port()
-    out = subprocess.run([sys.executable, "-m", "exporter", "run", "--demo", "--config", str(config),
-                          "--listen", f"127.0.0.1:{free_port()}"], capture_output=True, text=True, timeout=30,
+    out = subprocess.run([sys.executable, "-m", "exporter", "run", "--demo", "--config.file", str(config),
+                          "--web.listen-address", f"127.0.0.1:{free_port()}"], capture_output=True, text=True,
+                              timeout=30,
                          env={**os.environ, "DEMO_LISTEN": f"127.0.0.1:{demo_port}"})
     assert out.returncode == 1
     assert "api[0].endpoints[0].bogus: unknown key" in out.stderr

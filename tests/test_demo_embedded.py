@@ -110,7 +110,8 @@ class CommandDaemon(DaemonProcess):
         self.port = free_port()
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([*argv, "--listen", f"127.0.0.1:{self.port}"], cwd=cwd, stdout=self._log,
+        self.proc = subprocess.Popen([*argv, "--web.listen-address", f"127.0.0.1:{self.port}"], cwd=cwd,
+                                     stdout=self._log,
                                      stderr=subprocess.STDOUT, env=demo_env())
 
 

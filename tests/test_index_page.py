@@ -45,7 +45,7 @@ redis:
     interval: 5s
     timeout: 1s
 """)
-    daemon = DaemonProcess(config, tmp_path / "daemon.log", ("--log-level", level, "--probe-workers", "0"))
+    daemon = DaemonProcess(config, tmp_path / "daemon.log", ("--log.level", level, "--probe-workers", "0"))
     try:
         daemon.wait_ready()
 

@@ -528,7 +528,7 @@ def test_probe_trace_never_served_is_given_up_after_a_bound(make: Any) -> None:
 def demo(tmp_path: Any) -> Iterator[str]:
     port = free_port()
     cli = Path(sys.executable).with_name("perf-exporter")  # the installed console script
-    process = Process([str(cli), "demo", "--listen", f"127.0.0.1:{port}"], tmp_path / "demo.log").start()
+    process = Process([str(cli), "demo", "--web.listen-address", f"127.0.0.1:{port}"], tmp_path / "demo.log").start()
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for(lambda: not process.alive() or http_ok(f"{url}/health"), timeout=30, what="demo target")

@@ -34,7 +34,7 @@ class Demo:
 
     def __init__(self, log_path: Path) -> None:
         self.url = f"http://127.0.0.1:{free_port()}"
-        self.process = Process([sys.executable, "-m", "exporter", "demo", "--listen", self.url[len("http://"):]],
+        self.process = Process([sys.executable, "-m", "exporter", "demo", "--web.listen-address", self.url[len("http://"):]],
                                log_path).start()
         wait_for(lambda: not self.process.alive() or http_ok(f"{self.url}/health"), timeout=30, what="demo")
         if not self.process.alive():
@@ -91,7 +91,7 @@ def test_every_scenario_runs_and_writes_the_guides_summary(name: str, demo: Demo
                                                            tmp_path: Path) -> None:
     out = tmp_path / "reports"
     shape = SHORT.get(name, ["--vus", "2", "--duration", "1s"])
-    done = bench(name, "--base-url", demo.url, "--config", str(targets_file), "--warmup", "1s", "--out", str(out),
+    done = bench(name, "--base-url", demo.url, "--config.file", str(targets_file), "--warmup", "1s", "--out", str(out),
                  *shape, env={"THINK_TIME": "0.05"})
     body = report(out, name)
     healthy(done, body)
@@ -111,7 +111,7 @@ def test_every_scenario_runs_and_writes_the_guides_summary(name: str, demo: Demo
 def test_mixed_workload_shares_are_within_2_points_over_2000_requests(demo: Demo, targets_file: Path,
                                                                        tmp_path: Path) -> None:
     out = tmp_path / "reports"
-    done = bench("mixed", "--base-url", demo.url, "--config", str(targets_file), "--vus", "4", "--iterations",
+    done = bench("mixed", "--base-url", demo.url, "--config.file", str(targets_file), "--vus", "4", "--iterations",
                  "2000", "--duration", "120s", "--warmup", "0s", "--out", str(out), env={"THINK_TIME": "0"})
     body = report(out, "mixed")
     healthy(done, body)
@@ -128,7 +128,7 @@ def test_a_latency_fault_makes_the_run_exit_1_naming_the_api_p95_target(faulty_d
                                                                         tmp_path: Path) -> None:
     faulty_demo.faults({"latency_ms": 600})
     out = tmp_path / "reports"
-    done = bench("api", "--base-url", faulty_demo.url, "--config", str(targets_file), "--vus", "2", "--duration",
+    done = bench("api", "--base-url", faulty_demo.url, "--config.file", str(targets_file), "--vus", "2", "--duration",
                  "3s", "--warmup", "1s", "--out", str(out), env={"THINK_TIME": "0"})
     body = report(out, "api")
     missed = {f["key"] for f in body["verdict"]["findings"] if not f["met"]}
@@ -145,7 +145,7 @@ def test_an_arrival_rate_the_vus_cannot_meet_is_inconclusive_naming_dropped_iter
         faulty_demo: Demo, targets_file: Path, tmp_path: Path) -> None:
     faulty_demo.faults({"latency_ms": 100})  # one VU then starts at most ~10 iterations a second
     out = tmp_path / "reports"
-    done = bench("arrival-rate", "--base-url", faulty_demo.url, "--config", str(targets_file), "--vus", "1",
+    done = bench("arrival-rate", "--base-url", faulty_demo.url, "--config.file", str(targets_file), "--vus", "1",
                  "--rate", "100", "--duration", "3s", "--warmup", "1s", "--out", str(out))
     assert done.returncode == 2, done.stderr
     assert "dropped iterations" in done.stderr
@@ -162,7 +162,7 @@ def test_without_k6_the_run_exits_3_with_install_advice(tmp_path: Path) -> None:
 
 
 def test_an_unreachable_target_exits_3_before_starting(targets_file: Path, tmp_path: Path) -> None:
-    done = bench("api", "--base-url", f"http://127.0.0.1:{free_port()}", "--config", str(targets_file),
+    done = bench("api", "--base-url", f"http://127.0.0.1:{free_port()}", "--config.file", str(targets_file),
                  "--out", str(tmp_path))
     assert done.returncode == 3
     assert "not reachable" in done.stderr
@@ -195,7 +195,7 @@ def test_each_script_runs_standalone_under_k6_run_with_test_base_url(script: str
 def test_bench_all_runs_the_four_benchmarks_and_writes_performance_summary(demo: Demo, targets_file: Path,
                                                                            tmp_path: Path) -> None:
     out = tmp_path / "reports"
-    done = bench("all", "--base-url", demo.url, "--config", str(targets_file), "--vus", "2", "--duration", "1s",
+    done = bench("all", "--base-url", demo.url, "--config.file", str(targets_file), "--vus", "2", "--duration", "1s",
                  "--warmup", "0s", "--out", str(out), env={"THINK_TIME": "0.05"})
     summary = json.loads((out / "performance-summary.json").read_text())
     assert list(summary["benchmarks"]) == ["api", "db-profiling", "caching", "tracing"]
@@ -212,7 +212,7 @@ def test_breakpoint_stops_itself_at_the_first_stage_that_breaks_a_target(faulty_
                                                                          tmp_path: Path) -> None:
     faulty_demo.faults({"latency_ms": 600})  # every stage breaks the 500 ms P95: the first must end the run
     out = tmp_path / "reports"
-    done = bench("breakpoint", "--base-url", faulty_demo.url, "--config", str(targets_file), "--rate", "4",
+    done = bench("breakpoint", "--base-url", faulty_demo.url, "--config.file", str(targets_file), "--rate", "4",
                  "--steps", "6", "--duration", "2s", "--vus", "20", "--warmup", "0s", "--out", str(out))
     assert done.returncode == 2, done.stderr  # no stage held: the capacity is unknown, not a regression
     body = report(out, "breakpoint")
@@ -224,7 +224,7 @@ def test_breakpoint_stops_itself_at_the_first_stage_that_breaks_a_target(faulty_
 def test_k6_timeout_stops_a_run_that_outlasts_it_as_inconclusive(demo: Demo, targets_file: Path,
                                                                  tmp_path: Path) -> None:
     out = tmp_path / "reports"
-    done = bench("api", "--base-url", demo.url, "--config", str(targets_file), "--vus", "2", "--duration", "60s",
+    done = bench("api", "--base-url", demo.url, "--config.file", str(targets_file), "--vus", "2", "--duration", "60s",
                  "--warmup", "0s", "--out", str(out), env={"K6_TIMEOUT": "3000", "THINK_TIME": "0.05"})
     assert done.returncode == 2, done.stderr
     assert "K6_TIMEOUT (3s)" in done.stderr
@@ -248,7 +248,7 @@ def test_a_k6_that_cannot_run_the_test_exits_3_with_its_last_words(demo: Demo, t
 
 
 def test_a_run_with_a_baseline_reports_how_it_moved(demo: Demo, targets_file: Path, tmp_path: Path) -> None:
-    args = ["--base-url", demo.url, "--config", str(targets_file), "--vus", "2", "--duration", "2s",
+    args = ["--base-url", demo.url, "--config.file", str(targets_file), "--vus", "2", "--duration", "2s",
             "--warmup", "0s"]
     first = bench("caching", *args, "--out", str(tmp_path / "before"), env={"THINK_TIME": "0.05"})
     healthy(first, report(tmp_path / "before", "caching"))
@@ -275,7 +275,7 @@ def test_the_requests_bench_counts_are_k6s_own_and_what_the_demo_received(demo: 
 
     out = tmp_path / "reports"
     before = received()
-    done = bench("api", "--base-url", demo.url, "--config", str(targets_file), "--vus", "2", "--duration", "2s",
+    done = bench("api", "--base-url", demo.url, "--config.file", str(targets_file), "--vus", "2", "--duration", "2s",
                  "--warmup", "1s", "--out", str(out), env={"THINK_TIME": "0.05"})
     sent = received() - before
     body = report(out, "api")

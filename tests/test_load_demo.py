@@ -21,7 +21,7 @@ from tests.servers import Process, Redis, free_port, http_ok, wait_for
 class Demo:
     def __init__(self, log_path: Path, *extra: str) -> None:
         self.url = f"http://127.0.0.1:{free_port()}"
-        self.process = Process([sys.executable, "-m", "exporter", "demo", "--listen", self.url[len("http://"):],
+        self.process = Process([sys.executable, "-m", "exporter", "demo", "--web.listen-address", self.url[len("http://"):],
                                 *extra], log_path).start()
         wait_for(lambda: not self.process.alive() or http_ok(f"{self.url}/health"), timeout=30, what="demo")
         assert self.process.alive(), self.process.log()

@@ -89,7 +89,7 @@ def test_a_testrun_is_created_followed_to_its_end_judged_from_prometheus_and_del
         out = tmp_path / "reports"
         done = bench(tmp_path, "mixed", "--k6-operator", "2", "--kubeconfig",
                      str(cluster.kubeconfig(tmp_path / "kubeconfig")), "--prometheus-rw", prometheus.url,
-                     "--base-url", demo.url, "--config", str(targets_file), "--vus", "4", "--duration", "3s",
+                     "--base-url", demo.url, "--config.file", str(targets_file), "--vus", "4", "--duration", "3s",
                      "--warmup", "1s", "--out", str(out))
     finally:
         cluster.stop()
@@ -133,7 +133,7 @@ def test_a_runner_pod_that_dies_makes_the_run_inconclusive_naming_it_and_keep_le
         out = tmp_path / "reports"
         done = bench(tmp_path, "api", "--k6-operator", "2", "--kubeconfig",
                      str(cluster.kubeconfig(tmp_path / "kubeconfig")), "--prometheus-rw", prometheus.url, "--keep",
-                     "--base-url", demo.url, "--config", str(targets_file), "--vus", "2", "--duration", "4s",
+                     "--base-url", demo.url, "--config.file", str(targets_file), "--vus", "2", "--duration", "4s",
                      "--warmup", "1s", "--out", str(out), "--no-history")
         kept = (dict(cluster.config_maps), {n: r.deleted for n, r in cluster.test_runs.items()})
     finally:
@@ -156,7 +156,7 @@ def test_an_unreachable_cluster_is_one_clear_line_without_its_token(demo: Demo, 
     config = cluster.kubeconfig(tmp_path / "kubeconfig")
     cluster.server.server_close()
     done = bench(tmp_path, "api", "--k6-operator", "2", "--kubeconfig", str(config), "--prometheus-rw",
-                 prometheus.url, "--base-url", demo.url, "--config", str(targets_file), "--vus", "2", "--duration",
+                 prometheus.url, "--base-url", demo.url, "--config.file", str(targets_file), "--vus", "2", "--duration",
                  "1s", "--out", str(tmp_path / "out"))
     assert done.returncode == 3, done.stderr
     assert re.search(r"bench: could not create configmap/perf-api-\w+-scripts in namespace load at "
@@ -178,7 +178,7 @@ def test_options_that_make_no_distributed_run_are_one_clear_line(args: list[str]
     kubeconfig = cluster.kubeconfig(tmp_path / "kubeconfig")
     cluster.server.server_close()
     done = bench(tmp_path, "api", *[str(kubeconfig) if a == "KUBECONFIG" else a for a in args], "--base-url",
-                 demo.url, "--config", str(targets_file), "--out", str(tmp_path / "out"))
+                 demo.url, "--config.file", str(targets_file), "--out", str(tmp_path / "out"))
     assert done.returncode == 3, done.stderr
     assert f"bench: {message}" in done.stderr
     assert "Traceback" not in done.stderr

@@ -64,7 +64,7 @@ def test_one_target_is_one_key_whatever_its_spelling() -> None:
 def test_a_second_bench_against_a_target_under_load_is_refused_naming_the_first(demo: Demo, tmp_path: Path) -> None:
     config = tmp_path / "targets.yaml"
     config.write_text(TARGETS)
-    first = subprocess.Popen([sys.executable, "-m", "exporter", "bench", "api", "--base-url", demo.url, "--config",
+    first = subprocess.Popen([sys.executable, "-m", "exporter", "bench", "api", "--base-url", demo.url, "--config.file",
                               str(config), "--vus", "1", "--duration", "6s", "--warmup", "0s", "--out",
                               str(tmp_path / "first"), "--no-history"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
@@ -72,7 +72,7 @@ def test_a_second_bench_against_a_target_under_load_is_refused_naming_the_first(
     try:
         path = lock_path(demo.url, tmp_path)
         wait_for(lambda: path.exists() and locked(path), timeout=30, what="the first bench's lock")
-        second = bench("db-profiling", "--base-url", demo.url + "/", "--config",
+        second = bench("db-profiling", "--base-url", demo.url + "/", "--config.file",
                        str(config), "--vus", "1", "--duration", "1s", "--out", str(tmp_path / "second"),
                        lock_dir=tmp_path)
         assert second.returncode == 3, second.stderr
@@ -81,7 +81,7 @@ def test_a_second_bench_against_a_target_under_load_is_refused_naming_the_first(
         assert "Traceback" not in second.stderr
         assert not (tmp_path / "second" / "db-profiling.json").exists()  # refused before k6 started
 
-        forced = bench("db-profiling", "--base-url", demo.url, "--config", str(config), "--vus", "1", "--duration",
+        forced = bench("db-profiling", "--base-url", demo.url, "--config.file", str(config), "--vus", "1", "--duration",
                        "1s", "--warmup", "0s", "--out", str(tmp_path / "forced"), "--no-history", "--force",
                        lock_dir=tmp_path)
         assert forced.returncode in (0, 1, 2), forced.stderr

@@ -33,7 +33,7 @@ def bench(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
 def test_k6_operator_testrun_carries_the_scripts_thresholds_parallelism_and_remote_write(tmp_path: Path) -> None:
     config = tmp_path / "targets.yaml"
     config.write_text("targets: {api_latency_p95: 300ms, endpoints: {create_order: {api_latency_p95: 250ms}}}\n")
-    done = bench("mixed", "--k6-operator", "4", "--vus", "2000", "--duration", "10m", "--config", str(config),
+    done = bench("mixed", "--k6-operator", "4", "--vus", "2000", "--duration", "10m", "--config.file", str(config),
                  "--base-url", "http://gateway.tripo04os:8020", "--prometheus-rw", "http://prometheus:9090",
                  "--out", str(tmp_path))
     assert done.returncode == 0, done.stderr
@@ -104,13 +104,13 @@ def _query(prometheus: Prometheus, expr: str) -> list[dict[str, Any]]:
 def test_a_run_reaches_prometheus_as_native_histograms_not_percentile_gauges(prometheus: RemoteWritePrometheus,
                                                                             tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    demo = Process([sys.executable, "-m", "exporter", "demo", "--listen", url[len("http://"):]],
+    demo = Process([sys.executable, "-m", "exporter", "demo", "--web.listen-address", url[len("http://"):]],
                    tmp_path / "demo.log").start()
     try:
         wait_for(lambda: http_ok(f"{url}/health"), timeout=30, what="demo")
         config = tmp_path / "targets.yaml"
         config.write_text("targets: {api_latency_p95: 500ms}\n")
-        done = bench("api", "--base-url", url, "--config", str(config), "--vus", "2", "--duration", "5s",
+        done = bench("api", "--base-url", url, "--config.file", str(config), "--vus", "2", "--duration", "5s",
                      "--warmup", "1s", "--out", str(tmp_path / "reports"), "--prometheus-rw", prometheus.url,
                      env={"THINK_TIME": "0.05", "K6_PROMETHEUS_RW_PUSH_INTERVAL": "1s"})
         assert done.returncode in (0, 1, 2), done.stderr  # the verdict is test_load_bench's; here, its outputs

@@ -21,7 +21,7 @@ from tests.servers import Postgres, Process, Redis, free_port, http_ok, wait_for
 @pytest.fixture
 def backed_demo(postgres: Postgres, fresh_redis: Redis, tmp_path: Path) -> Iterator[str]:
     url = f"http://127.0.0.1:{free_port()}"
-    process = Process([sys.executable, "-m", "exporter", "demo", "--listen", url[len("http://"):],
+    process = Process([sys.executable, "-m", "exporter", "demo", "--web.listen-address", url[len("http://"):],
                        "--postgres", postgres.dsn(), "--redis", fresh_redis.url], tmp_path / "demo.log").start()
     wait_for(lambda: not process.alive() or http_ok(f"{url}/health"), timeout=60, what="demo with backends")
     assert process.alive(), process.log()
@@ -45,7 +45,7 @@ jaeger:
   - {{name: tracing, url: "{backed_demo}", interval: 5s, timeout: 2s, settle: 1s, lookback: 1m}}
 """)
     out = tmp_path / "reports"
-    done = subprocess.run([sys.executable, "-m", "exporter", "bench", "api", "--base-url", backed_demo, "--config",
+    done = subprocess.run([sys.executable, "-m", "exporter", "bench", "api", "--base-url", backed_demo, "--config.file",
                            str(config), "--vus", "3", "--duration", "4s", "--warmup", "1s", "--out", str(out)],
                           capture_output=True, text=True, timeout=180, check=False,
                           env={**os.environ, "THINK_TIME": "0.05"})
@@ -105,7 +105,8 @@ def test_a_runs_report_names_the_cause_it_added_against_a_baseline_run(
 
     def bench(out: Path, *extra: str) -> tuple[int, dict[str, Any]]:
         done = subprocess.run([sys.executable, "-m", "exporter", "bench", "api", "--base-url", backed_demo,
-                               "--config", str(config), "--vus", "2", "--duration", "6s", "--warmup", "2s", "--out",
+                               "--config.file", str(config), "--vus", "2", "--duration", "6s", "--warmup", "2s",
+                                   "--out",
                                str(out), *extra], capture_output=True, text=True, timeout=180, check=False,
                               env={**os.environ, "THINK_TIME": "0.3"})
         assert done.returncode in (0, 1, 2), done.stderr  # 2: other work saturated the machine

@@ -97,7 +97,8 @@ def test_three_segments_are_judged_as_one_run_from_the_summed_histograms(
     targets_file.write_text(LENIENT_TARGETS)
     out = tmp_path / "reports"
     done = bench(tmp_path, "mixed", "--segments", "3", "--prometheus-rw", prometheus.url, "--base-url", demo.url,
-                 "--config", str(targets_file), "--vus", "6", "--duration", "4s", "--warmup", "1s", "--out", str(out))
+                 "--config.file", str(targets_file), "--vus", "6", "--duration", "4s", "--warmup", "1s", "--out",
+                     str(out))
     assert done.returncode in (0, 2), done.stderr  # 2 only when other work saturated this machine's CPU
     assert f"3 instances (segments), samples to Prometheus 2.42.0+ds at {prometheus.url}" in done.stderr
     run = run_file(out, "mixed")
@@ -147,7 +148,7 @@ def test_a_latency_fault_fails_the_combined_verdict_naming_p95(faulty_demo: Demo
                                                                tmp_path: Path) -> None:
     faulty_demo.faults({"latency_ms": 600})
     out = tmp_path / "reports"
-    done = bench(tmp_path, "api", "--segments", "3", "--base-url", faulty_demo.url, "--config", str(targets_file),
+    done = bench(tmp_path, "api", "--segments", "3", "--base-url", faulty_demo.url, "--config.file", str(targets_file),
                  "--vus", "3", "--duration", "3s", "--warmup", "1s", "--out", str(out), "--no-history")
     run = run_file(out, "api")
     assert run["distributed"]["prometheus"].startswith("http://127.0.0.1:")  # one bench started for the run
@@ -178,7 +179,7 @@ def _k6_of(instance: int, run_dir: Path) -> int | None:
 def test_killing_one_segment_mid_run_makes_the_verdict_inconclusive_naming_it(demo: Demo, targets_file: Path,
                                                                               tmp_path: Path) -> None:
     out = tmp_path / "reports"
-    proc = subprocess.Popen(bench_command("api", "--segments", "3", "--base-url", demo.url, "--config",
+    proc = subprocess.Popen(bench_command("api", "--segments", "3", "--base-url", demo.url, "--config.file",
                                           str(targets_file), "--vus", "3", "--duration", "6s", "--warmup", "1s",
                                           "--out", str(out), "--no-history"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=bench_env(tmp_path))
@@ -205,7 +206,7 @@ def test_a_saturated_instance_makes_the_run_inconclusive_naming_it(faulty_demo: 
                                                                    tmp_path: Path) -> None:
     faulty_demo.faults({"latency_ms": 100})  # one VU then starts at most ~10 iterations a second
     out = tmp_path / "reports"
-    done = bench(tmp_path, "arrival-rate", "--segments", "3", "--base-url", faulty_demo.url, "--config",
+    done = bench(tmp_path, "arrival-rate", "--segments", "3", "--base-url", faulty_demo.url, "--config.file",
                  str(targets_file), "--vus", "3", "--rate", "90", "--duration", "3s", "--warmup", "1s",
                  "--out", str(out), "--no-history")
     assert done.returncode == 2, done.stderr
@@ -231,7 +232,7 @@ def test_a_prometheus_that_cannot_store_the_run_is_refused_before_k6_starts(
     server.start()
     try:
         done = bench(tmp_path, "api", "--segments", "2", "--prometheus-rw", f"{server.url}/api/v1/write",
-                     "--base-url", demo.url, "--config", str(targets_file), "--out", str(tmp_path / "out"))
+                     "--base-url", demo.url, "--config.file", str(targets_file), "--out", str(tmp_path / "out"))
     finally:
         server.stop()
     assert done.returncode == 3, done.stderr
@@ -241,7 +242,7 @@ def test_a_prometheus_that_cannot_store_the_run_is_refused_before_k6_starts(
 
 
 def test_more_segments_than_vus_is_refused(demo: Demo, targets_file: Path, tmp_path: Path) -> None:
-    done = bench(tmp_path, "api", "--segments", "3", "--vus", "2", "--base-url", demo.url, "--config",
+    done = bench(tmp_path, "api", "--segments", "3", "--vus", "2", "--base-url", demo.url, "--config.file",
                  str(targets_file), "--out", str(tmp_path / "out"))
     assert done.returncode == 3, done.stderr
     assert "--segments 3: the run has 2 VUs at most, and each instance needs one at least" in done.stderr

@@ -117,7 +117,7 @@ def test_sigterm_stops_the_workers_with_the_daemon(workers_daemon: tuple[DaemonP
 def test_a_probes_trace_reaches_the_trace_collector_in_another_worker(tmp_path: Path) -> None:
     port = free_port()
     demo_url = f"http://127.0.0.1:{port}"
-    demo = Process([sys.executable, "-m", "exporter", "demo", "--listen", f"127.0.0.1:{port}"],
+    demo = Process([sys.executable, "-m", "exporter", "demo", "--web.listen-address", f"127.0.0.1:{port}"],
                    tmp_path / "demo.log").start()
     daemon = None
     try:

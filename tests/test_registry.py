@@ -186,7 +186,7 @@ def test_a_reload_keeps_untouched_jobs_and_their_counters_and_restarts_changed_o
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    process = Process([sys.executable, "-m", "exporter", "demo", "--listen", f"127.0.0.1:{port}"],
+    process = Process([sys.executable, "-m", "exporter", "demo", "--web.listen-address", f"127.0.0.1:{port}"],
                       tmp_path_factory.mktemp("demo") / "demo.log").start()
     try:
         wait_for(lambda: not process.alive() or http_ok(f"{url}/health"), timeout=30, what="demo /health")

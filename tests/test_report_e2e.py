@@ -110,7 +110,7 @@ def test_a_lock_wait_and_short_lived_cache_entries_are_both_named(stack: Stack) 
 def test_the_report_command_writes_the_files_and_says_no_data_for_an_empty_window(stack: Stack,
                                                                                   tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "exporter", "report", "--prometheus", stack.prometheus.url,
-                          "--config", str(stack.config_path), "--from", "2001-01-01T00:00:00Z", "--to",
+                          "--config.file", str(stack.config_path), "--from", "2001-01-01T00:00:00Z", "--to",
                           "2001-01-01T00:10:00Z", "--out", str(tmp_path)], capture_output=True, text=True,
                          timeout=60)
     assert out.returncode == 2, out.stderr

@@ -289,7 +289,7 @@ def test_render_warns_about_a_per_endpoint_target_for_an_endpoint_nobody_probes(
 
 def test_render_from_the_command_line(tmp_path: Path) -> None:
     import sys
-    result = subprocess.run([sys.executable, "-m", "exporter", "render", "rules", "--config", str(EXAMPLE),
+    result = subprocess.run([sys.executable, "-m", "exporter", "render", "rules", "--config.file", str(EXAMPLE),
                              "--out", str(tmp_path)], capture_output=True, text=True, timeout=120,
                             env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr

@@ -127,7 +127,8 @@ def report_outputs(tmp_path: Path, daemon: DaemonProcess, cfg: Path, env: dict[s
         wait_for(scraped, timeout=30, what="Prometheus holding the statement series")
         out = tmp_path / "reports"
         done = subprocess.run([sys.executable, "-m", "exporter", "report", "--prometheus", prometheus.url,
-                               "--window", "5m", "--config", str(cfg), "--format", "json,md,html", "--out", str(out),
+                               "--window", "5m", "--config.file", str(cfg), "--format", "json,md,html", "--out",
+                                   str(out),
                                "--no-history"], capture_output=True, text=True, env={**os.environ, **env},
                               timeout=120)
     finally:
@@ -152,7 +153,7 @@ def test_the_canary_secret_appears_in_no_output(tmp_path: Path, postgres: Postgr
     assert "password" in check.stdout and "Authorization" in check.stdout  # the secrets' keys are shown
     outputs["check-config"] = check.stdout + check.stderr
 
-    daemon = DaemonProcess(cfg, tmp_path / "daemon.log", ("--log-level", "debug"), env=env)
+    daemon = DaemonProcess(cfg, tmp_path / "daemon.log", ("--log.level", "debug"), env=env)
     try:
         daemon.wait_ready()
         # every job ran with its secret: the ones that can reach their server are up, the others down
@@ -341,12 +342,13 @@ def test_no_drawn_secret_in_what_check_config_bench_manifests_report_and_compare
     history_url = f"{drawn.postgres}://perf:{drawn.secret}@127.0.0.1:{dead}/history"
     done = finished({
         "check-config": cli("check-config", str(cfg)),
-        "bench --k6-operator": cli("bench", "api", "--k6-operator", "2", "--config", str(cfg), "--out",
+        "bench --k6-operator": cli("bench", "api", "--k6-operator", "2", "--config.file", str(cfg), "--out",
                                    str(tmp / "manifests"), "--prometheus-rw", drawn.url(dead, "/?token=x")),
         "report from a closed port": cli("report", "--prometheus", drawn.url(dead), "--window", "5m", "--out",
                                          str(tmp / "report-closed")),
         "report from Prometheus": cli("report", "--prometheus", drawn.url(prometheus_port), "--window", "5m",
-                                      "--config", str(cfg), "--out", str(tmp / "report"), "--history", history_url),
+                                      "--config.file", str(cfg), "--out", str(tmp / "report"), "--history",
+                                          history_url),
         "compare run files": cli("compare", str(before), str(after), "--format", "table,md,junit,json", "--out",
                                  str(tmp / "compared-runs")),
         "compare report files": cli("compare", str(a), str(b), "--out", str(tmp / "compared-reports")),
@@ -371,7 +373,7 @@ def test_no_drawn_secret_in_what_the_daemon_logs_and_serves(drawn: Drawn, tmp_pa
     tmp = tmp_path_factory.mktemp("drawn-daemon")
     cfg = tmp / "cfg.yaml"
     cfg.write_text(yaml.safe_dump(drawn_config(drawn, api_target.port, free_port())))
-    daemon = DaemonProcess(cfg, tmp / "daemon.log", ("--log-level", "debug"))
+    daemon = DaemonProcess(cfg, tmp / "daemon.log", ("--log.level", "debug"))
     outputs: dict[str, bytes | str] = {}
     try:
         daemon.wait_ready()

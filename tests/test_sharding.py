@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parent.parent
 ])
 def test_bad_shard_flags_are_refused_at_start_naming_the_flag(argv: list[str], message: str,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["run", "--listen", "127.0.0.1:1", *argv]) == 1  # refused before it would listen
+    assert cli.main(["run", "--web.listen-address", "127.0.0.1:1", *argv]) == 1  # refused before it would listen
     assert message in capsys.readouterr().err
 
 
@@ -105,7 +105,7 @@ def deployments(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         (root / "sharded.yaml").write_text(config_text(sharded_target.url))
         (root / "single.yaml").write_text(config_text(single_target.url))
         rules = root / "rules"
-        subprocess.run([sys.executable, "-m", "exporter", "render", "rules", "--config", str(root / "single.yaml"),
+        subprocess.run([sys.executable, "-m", "exporter", "render", "rules", "--config.file", str(root / "single.yaml"),
                         "--out", str(rules)], check=True, capture_output=True, cwd=REPO)
         # each with one probe worker: the jobs run in a process of their own, as at scale
         shards = [DaemonProcess(root / "sharded.yaml", root / f"shard{i}.log",

@@ -302,7 +302,8 @@ def test_each_bad_web_config_gets_one_line_naming_file_and_key(tmp_path: Path, p
 def test_the_daemon_does_not_start_on_a_bad_web_config(tmp_path: Path) -> None:
     web = tmp_path / "web.yml"
     web.write_text("basic_auth_users: {prometheus: hunter2}\n")
-    out = subprocess.run([sys.executable, "-m", "exporter", "run", "--listen", "127.0.0.1:0", "--web.config.file",
+    out = subprocess.run([sys.executable, "-m", "exporter", "run", "--web.listen-address", "127.0.0.1:0",
+                          "--web.config.file",
                           str(web)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
     assert f"{web}: basic_auth_users.prometheus: expected a bcrypt hash" in out.stderr

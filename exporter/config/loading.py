@@ -243,7 +243,7 @@ postgres:
 
 
 def default_config(env: Mapping[str, str] | None = None) -> Config:
-    """The config used without ``--config``: the guide's defaults, plus PostgreSQL when DATABASE_URL is set."""
+    """The config used without ``--config.file``: the guide's defaults, plus PostgreSQL when DATABASE_URL is set."""
     env = os.environ if env is None else env
     data = yaml.safe_load(DEFAULT_CONFIG_YAML)
     if env.get("DATABASE_URL"):

@@ -10,7 +10,7 @@ The demo listens on ``DEMO_LISTEN`` (default ``127.0.0.1:8020``) and keeps its d
 ``DEMO_DATABASE_URL`` / ``DEMO_REDIS_URL`` when set (read by the child from its environment, so no password is
 in the process list), else a PostgreSQL 18 and a Valkey started here from the ``demo`` extra's wheels
 (:mod:`exporter.demo.embedded`; they stop with the daemon, and die with it), else memory. The config
-(``--config``, or the shipped ``tripo04os.yaml``) is expanded with ``TEST_BASE_URL`` and ``JAEGER_HOST`` set to
+(``--config.file``, or the shipped ``tripo04os.yaml``) is expanded with ``TEST_BASE_URL`` and ``JAEGER_HOST`` set to
 the demo, and ``DATABASE_URL`` / ``REDIS_URL`` defaulting to the demo's backends, so its collectors profile what
 the demo uses.
 
@@ -119,8 +119,8 @@ def _port_taken(listen: str) -> bool:
 
 def start_demo(listen: str, log_level: str, log_format: str,
                env: Mapping[str, str] | None = None) -> subprocess.Popen[bytes]:
-    argv = [sys.executable, "-m", "exporter.demo", "--listen", listen, "--log-level", log_level,
-            "--log-format", log_format]
+    argv = [sys.executable, "-m", "exporter.demo", "--web.listen-address", listen, "--log.level", log_level,
+            "--log.format", log_format]
     # Its own process group: a Ctrl-C in the terminal reaches only the daemon, which lets its running probes
     # finish against the demo and then stops it.
     return subprocess.Popen(argv, process_group=0, env=None if env is None else dict(env),

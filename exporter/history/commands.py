@@ -156,8 +156,17 @@ def run_compare(options: CompareOptions) -> int:
     return code
 
 
-def run_baseline_set(spec: str, name: str, location: str | None, stream: TextIO) -> int:
+@dataclass
+class BaselineOptions:
+    run: str = "latest"  # a run id, ``latest`` or report files
+    name: str = "main"
+    history: str | None = None
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
+
+
+def run_baseline_set(options: BaselineOptions) -> int:
     """``baseline set RUN|FILE``: a run id, ``latest`` or report files (stored first, as kind ``file``)."""
+    spec, name, location, stream = options.run, options.name, options.history, options.stream
     try:
         path = Path(spec)
         is_file = path.exists() or spec.endswith(".json") or "/" in spec

@@ -5,7 +5,9 @@ coefficient of variation), then each endpoint's P95 and P99."""
 from __future__ import annotations
 
 import statistics
+import sys
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -69,7 +71,16 @@ def sla_markdown(name: str, runs: Sequence[Run]) -> str:
     return "\n".join(lines)
 
 
-def run_sla(name: str, location: str | None, out: Path, stream: TextIO) -> int:
+@dataclass
+class SlaOptions:
+    name: str = "main"  # the baseline
+    history: str | None = None
+    out: Path = Path("reports") / "sla.md"
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
+
+
+def run_sla(options: SlaOptions) -> int:
+    name, location, out, stream = options.name, options.history, options.out, options.stream
     try:
         with History(location or str(DEFAULT_HISTORY), create=False) as history:
             runs = history.baseline(name)

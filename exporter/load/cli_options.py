@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from exporter.command_options import options
 from exporter.config.units import parse_duration
 from exporter.load.bench import BenchOptions
 from exporter.load.distribution_options import distribution_problem
@@ -24,13 +25,9 @@ def bench_options(args: argparse.Namespace) -> BenchOptions:
                           stages=tuple(parse_stage(v) for v in args.stage or []), rate=args.rate,
                           warmup=_seconds("--warmup", args.warmup), iterations=args.iterations,
                           steps=args.steps)
-    options = BenchOptions(scenario=args.scenario, base_url=args.base_url, overrides=overrides, config=args.config,
-                        out=args.out, demo=args.demo, prometheus_rw=args.prometheus_rw,
-                        k6_operator=args.k6_operator, baseline=args.baseline,
-                        force=args.force, segments=args.segments, kubeconfig=args.kubeconfig, keep=args.keep,
-                        prometheus_query=args.prometheus_query)
-    problem = distribution_problem(options.segments, options.k6_operator, options.kubeconfig, options.keep,
-                                   options.prometheus_rw, options.prometheus_query)
+    built = options(BenchOptions, args, overrides=overrides)
+    problem = distribution_problem(built.segments, built.k6_operator, built.kubeconfig, built.keep,
+                                   built.prometheus_rw, built.prometheus_query)
     if problem:
         raise ValueError(problem)
-    return options
+    return built

@@ -9,7 +9,7 @@ spec:
     - name: perf-exporter
       image: "{{ .Values.image.repository }}:{{ .Values.image.tag }}"
       imagePullPolicy: {{ .Values.image.pullPolicy }}
-      args: ["run", "--config", "/etc/perf-exporter/config.yaml", "--log-format", "{{ .Values.logFormat }}",
+      args: ["run", "--config.file", "/etc/perf-exporter/config.yaml", "--log.format", "{{ .Values.logFormat }}",
              "--probe-workers", "{{ .Values.probeWorkers }}"{{ if gt (int .Values.shards) 1 }},
              "--shard", "$(POD_NAME)", "--total-shards", "{{ .Values.shards }}"{{ end }}]
       ports:
