@@ -25,12 +25,13 @@ def test_the_allowlist_names_exactly_the_variables_the_scripts_read() -> None:
 
 
 def test_k6_gets_the_scripts_variables_its_options_and_the_runtimes_and_nothing_else() -> None:
-    environ = {"PATH": "/usr/bin", "HOME": "/home/ci", "HTTPS_PROXY": "http://proxy:3128", "THINK_TIME": "0.05",
+    environ = {"PATH": "/k6-test/bin", "HOME": "/k6-test/home", "HTTPS_PROXY": "http://proxy:3128",
+               "THINK_TIME": "0.05",
                "K6_NO_USAGE_REPORT": "true", "DATABASE_URL": "postgresql://perf:pw@db/tripo",
                "REDIS_URL": "redis://:pw@cache", "AWS_SECRET_ACCESS_KEY": "k", "API_TOKEN": "t",
                "TEST_BASE_URL": "http://from-the-shell"}
     assert k6_environment(environ, {"TEST_BASE_URL": "http://gateway:8020", "VUS": "2"}) == {
-        "PATH": "/usr/bin", "HOME": "/home/ci", "HTTPS_PROXY": "http://proxy:3128", "THINK_TIME": "0.05",
+        "PATH": "/k6-test/bin", "HOME": "/k6-test/home", "HTTPS_PROXY": "http://proxy:3128", "THINK_TIME": "0.05",
         "K6_NO_USAGE_REPORT": "true", "TEST_BASE_URL": "http://gateway:8020", "VUS": "2"}
 
 

@@ -16,8 +16,9 @@ from prometheus_client import CollectorRegistry
 from psycopg.conninfo import conninfo_to_dict
 
 from exporter.collectors.postgres.collector import PostgresCollector
+from exporter.collectors.postgres.connection import base_conninfo
 from exporter.collectors.postgres.queries import statement_queries
-from exporter.collectors.postgres.target import PostgresTarget, base_conninfo
+from exporter.collectors.postgres.target import PostgresTarget
 from exporter.config.loading import parse_config
 from exporter.jobs import JobContext, Outcome, TraceLink
 from exporter.store import MetricStore, StoreCollector
