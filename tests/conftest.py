@@ -55,7 +55,8 @@ LONG_FIRST = (
 # on one worker, as one unit (in test_load_bench.py's place in LONG_FIRST), so that no two load runs compete
 # for the cores and see each other's load as the target's latency. In this order: the compare gate, whose
 # verdicts need a machine calm enough for bench to judge its runs, last, when most workers are done.
-LOAD_RUNS = ("test_load_bench.py", "test_load_platform.py", "test_load_outputs.py", "test_compare_demo.py")
+LOAD_RUNS = ("test_load_bench.py", "test_load_platform.py", "test_load_outputs.py", "test_load_segments.py",
+             "test_load_kubernetes.py", "test_load_lock.py", "test_bench_durability.py", "test_compare_demo.py")
 
 
 @pytest.hookimpl(trylast=True)  # after pytest's own reordering for the session's PostgreSQL versions
