@@ -14,6 +14,7 @@ COPY grafana /usr/share/perf-exporter/grafana
 COPY exporter/demo/tripo04os.yaml /usr/share/perf-exporter/examples/tripo04os.yaml
 USER 65534:65534
 EXPOSE 9469
-HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9469/-/healthy', timeout=2)"
+# plain HTTP, or TLS and basic auth from --web.config.file: the check finds which (docs/configuration.md)
+HEALTHCHECK --interval=30s --timeout=6s CMD ["perf-exporter", "healthcheck"]
 ENTRYPOINT ["perf-exporter"]
 CMD ["run", "--config.file", "/etc/perf-exporter/config.yaml", "--log.format", "json"]

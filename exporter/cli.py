@@ -55,7 +55,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(code, f"{self.prog}: error: {message}\n")
 
 
-NOT_GATES = ("perf-exporter", "run", "check-config", "demo", "render")
+NOT_GATES = ("perf-exporter", "run", "healthcheck", "check-config", "demo", "render")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--probe-workers", default="auto", metavar="N|auto",
                      help="processes that run the jobs while this one serves /metrics: 0 runs them here; auto "
                      "(default) is one per usable CPU from 10 probe requests per second on, else 0")
+
+    health = sub.add_parser("healthcheck", help="the container's health check: ask the daemon on loopback, with or "
+                            "without TLS and basic auth (PERF_EXPORTER_HEALTHCHECK_AUTH=user:password)")
+    _flag(health, "--web.listen-address", dest="listen", default=DEFAULT_LISTEN, metavar="HOST:PORT",
+          help=f"where the daemon serves (default {DEFAULT_LISTEN})")
+    health.add_argument("--path", default="/-/healthy", choices=["/-/healthy", "/-/ready"])
 
     check = sub.add_parser("check-config", help="validate a config and print it with secrets masked")
     check.add_argument("file", type=Path, nargs="?", help="YAML config file (default: the built-in config)")
@@ -291,10 +297,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from exporter.config.loading import ConfigError
     from exporter.daemon import Daemon
     try:
-        from exporter.web_config import load_web_config
-        web = load_web_config(args.web_config_file) if args.web_config_file else None
-        daemon = Daemon(args.config, args.listen, web_config=web, reload_enabled=args.web_enable_reload,
-                        shard=shard, probe_workers=workers, log_level=args.log_level, log_format=args.log_format)
+        daemon = Daemon(args.config, args.listen, web_config_file=args.web_config_file,
+                        reload_enabled=args.web_enable_reload, shard=shard, probe_workers=workers,
+                        log_level=args.log_level, log_format=args.log_format)
         asyncio.run(daemon.serve())
     except (ConfigError, ValueError) as exc:
         print(exc, file=sys.stderr)
@@ -308,6 +313,13 @@ def probe_workers(text: str) -> int | None:
     if not text.isdigit():
         raise ValueError(f"--probe-workers: expected a number of processes (0 or more) or 'auto', got {text!r}")
     return int(text)
+
+
+def cmd_healthcheck(args: argparse.Namespace) -> int:
+    from exporter.healthcheck import check
+    healthy, said = check(args.listen, args.path)
+    print(f"perf-exporter healthcheck: {said}", file=sys.stderr)
+    return ExitCode.OK if healthy else ExitCode.ERROR
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -354,9 +366,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:  # said by the command's own parser, with its exit code
         chosen = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         chosen.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
-    commands = {"run": cmd_run, "check-config": cmd_check_config, "demo": cmd_demo, "render": cmd_render,
-                "bench": cmd_bench, "report": cmd_report, "baseline": cmd_baseline, "compare": cmd_compare,
-                "history": cmd_history, "sla": cmd_sla}
+    commands = {"run": cmd_run, "healthcheck": cmd_healthcheck, "check-config": cmd_check_config,
+                "demo": cmd_demo, "render": cmd_render, "bench": cmd_bench, "report": cmd_report,
+                "baseline": cmd_baseline, "compare": cmd_compare, "history": cmd_history, "sla": cmd_sla}
     return commands[args.command](args)
 
 

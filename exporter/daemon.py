@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -34,7 +35,7 @@ from exporter.sharding import Shard
 from exporter.store import StoreCollector
 from exporter.timing import ProcessWatch, process_age_seconds, rss_bytes
 from exporter.web import Runner, build_app
-from exporter.web_config import BasicAuth, WebConfig, server_ssl_context
+from exporter.web_config import BasicAuth, WebConfig, load_web_config, reload_tls, server_ssl_context
 from exporter.workers import ProbeWorkers, load, usable_cpus
 
 log = logging.getLogger(__name__)
@@ -71,16 +72,20 @@ class _Config(uvicorn.Config):
 
 class Daemon:
     def __init__(self, config_path: Path | None, listen: str,
-                 load: Callable[[], Config] | None = None, web_config: WebConfig | None = None,
+                 load: Callable[[], Config] | None = None, web_config_file: Path | None = None,
                  reload_enabled: bool = True, shard: Shard | None = None, probe_workers: int | None = 0,
                  log_level: str = "info", log_format: str = "logfmt") -> None:
         """``probe_workers``: processes to run the jobs in (0: this one; None: decided from the first config,
-        :data:`AUTO_WORKERS_FROM`)."""
+        :data:`AUTO_WORKERS_FROM`). ``web_config_file`` is read here (a bad one is a ConfigError before anything
+        starts) and again on every reload."""
         self.shard = shard or Shard()
         self.probe_workers = probe_workers
         self.log_level, self.log_format = log_level, log_format
         self.workers: ProbeWorkers | None = None
-        self.web_config = web_config
+        self.web_config_file = web_config_file
+        self.web_config: WebConfig | None = load_web_config(web_config_file) if web_config_file else None
+        self.auth: BasicAuth | None = None
+        self.tls: ssl.SSLContext | None = None
         self.reload_enabled = reload_enabled  # POST /-/reload; SIGHUP reloads either way
         self.config_path = config_path
         self.config_source = str(config_path) if config_path else "(built-in default config)"
@@ -120,11 +125,28 @@ class Daemon:
         rate = sum(load(entry) for _, entry in jobs)
         return usable_cpus() if rate >= AUTO_WORKERS_FROM and usable_cpus() > 1 else 0
 
+    def _reload_web_config(self) -> None:
+        """The web config read again: its users and headers from now on, its certificate, key and client CA for
+        the next handshakes. Turning TLS on or off needs a restart (said, the rest applied)."""
+        if self.web_config_file is None or self.auth is None:
+            return
+        fresh = load_web_config(self.web_config_file)
+        self.auth.update(fresh.basic_auth_users, fresh.http_server_config.headers)
+        tls = fresh.tls_server_config
+        if (tls is None) != (self.tls is None):
+            event(log, logging.WARNING, "web_config_tls_needs_restart", web_config=str(self.web_config_file))
+        elif tls is not None and self.tls is not None:
+            reload_tls(self.tls, tls, str(self.web_config_file))
+        self.web_config = fresh
+        event(log, logging.INFO, "web_config_loaded", web_config=str(self.web_config_file),
+              users=len(fresh.basic_auth_users), tls=tls is not None)
+
     async def reload(self) -> str | None:
-        """Re-read the config; on error keep the running one and return the message."""
+        """Re-read the config and the web config; on error keep the running ones and return the message."""
         async with self._reload_lock:
             try:
                 config = self._load()
+                self._reload_web_config()
             except ConfigError as exc:
                 self.own.set(metrics.CONFIG_RELOAD_OK, 0)
                 event(log, logging.ERROR, "config_reload_failed", config=self.config_source, cause=str(exc))
@@ -168,12 +190,15 @@ class Daemon:
         self.own.set(metrics.CONFIG_RELOAD_TIME, time.time())
         app: Any = build_app(self)
         if self.web_config is not None:
-            app = BasicAuth(app, self.web_config.basic_auth_users, self.web_config.http_server_config.headers)
-        server = _Server(_Config(app, self.web_config, host=self.host, port=self.port, log_config=None,
-                                 access_log=False, lifespan="off", timeout_graceful_shutdown=2))
+            app = self.auth = BasicAuth(app, self.web_config.basic_auth_users,
+                                        self.web_config.http_server_config.headers)
+        server_config = _Config(app, self.web_config, host=self.host, port=self.port, log_config=None,
+                                access_log=False, lifespan="off", timeout_graceful_shutdown=2)
+        server = _Server(server_config)
         server_task = asyncio.create_task(server.serve())
         while not server.started and not server_task.done():
             await asyncio.sleep(0.01)
+        self.tls = server_config.ssl
         if server_task.done():
             await self._shutdown(0)
             watching.cancel()

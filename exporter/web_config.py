@@ -25,6 +25,7 @@ import binascii
 import hashlib
 import hmac
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -151,7 +152,12 @@ def _problem(error: Any) -> str:
 
 
 def server_ssl_context(tls: TLSServerConfig, source: str) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    return reload_tls(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER), tls, source)
+
+
+def reload_tls(context: ssl.SSLContext, tls: TLSServerConfig, source: str) -> ssl.SSLContext:
+    """``context`` set up from ``tls``: a live server's context takes a new certificate this way, for the
+    handshakes after it."""
     context.minimum_version = TLS_VERSIONS[tls.min_version]
     if tls.max_version is not None:
         context.maximum_version = TLS_VERSIONS[tls.max_version]
@@ -192,11 +198,32 @@ def _ssl_reason(exc: BaseException) -> str:
     return str(exc)
 
 
+BCRYPT_THREADS = 1  # one core at most for password checks: probes keep the other
+BCRYPT_QUEUE = 8  # checks waiting beyond these are refused at once, unhashed: a flood of bad logins is a 401 flood
+
+
+def _checkpw(password: bytes, hashed: bytes) -> bool:
+    """bcrypt's check; a password past bcrypt's 72 bytes is wrong, not an error (the toolkit answers 401)."""
+    if len(password) > 72:
+        return False
+    return bcrypt.checkpw(password, hashed)
+
+
 class BasicAuth:
-    """ASGI middleware: every request needs one of ``users``' passwords, else 401 with a Basic challenge."""
+    """ASGI middleware: every request needs one of ``users``' passwords, else 401 with a Basic challenge.
+
+    bcrypt runs on a pool of its own (:data:`BCRYPT_THREADS`, at most :data:`BCRYPT_QUEUE` checks waiting), never
+    on the event loop or the executor the probes' DNS lookups use, so bad logins cannot slow what is measured; a
+    password checked once is remembered (by its SHA-256), as the toolkit does. :meth:`update` takes a reloaded
+    web config's users and headers."""
 
     def __init__(self, app: ASGIApp, users: dict[str, str], headers: dict[str, str] | None = None) -> None:
         self.app = app
+        self.pool = ThreadPoolExecutor(BCRYPT_THREADS, thread_name_prefix="bcrypt")
+        self.waiting = 0
+        self.update(users, headers)
+
+    def update(self, users: dict[str, str], headers: dict[str, str] | None = None) -> None:
         self.users = {name: hashed.replace("$2y$", "$2b$", 1).encode() for name, hashed in users.items()}
         self.headers = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
         self._good: set[bytes] = set()  # sha256(user:password:hash) of passwords already checked
@@ -222,6 +249,16 @@ class BasicAuth:
 
         await self.app(scope, receive, with_headers)
 
+    async def _check(self, password: bytes, hashed: bytes) -> bool:
+        """On the pool, or refused at once when :data:`BCRYPT_QUEUE` checks already wait."""
+        if self.waiting >= BCRYPT_QUEUE:
+            return False
+        self.waiting += 1
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.pool, _checkpw, password, hashed)
+        finally:
+            self.waiting -= 1
+
     async def _authorized(self, header: bytes) -> bool:
         scheme, _, encoded = header.partition(b" ")
         if scheme.lower() != b"basic":
@@ -232,12 +269,12 @@ class BasicAuth:
             return False
         hashed = self.users.get(user.decode(errors="replace"))
         if not sep or hashed is None:
-            await asyncio.to_thread(bcrypt.checkpw, password, self._dummy)
+            await self._check(password, self._dummy)
             return False
         digest = hashlib.sha256(user + b":" + password + b":" + hashed).digest()
         if any(hmac.compare_digest(digest, good) for good in self._good):
             return True
-        if await asyncio.to_thread(bcrypt.checkpw, password, hashed):  # slow on purpose: not on the loop
+        if await self._check(password, hashed):  # slow on purpose: not on the loop
             self._good.add(digest)
             return True
         return False

@@ -19,7 +19,8 @@ from tests.helm_render import Chart, manifests
 
 REPO = Path(__file__).resolve().parent.parent
 CHART = REPO / "helm" / "perf-exporter"
-TEMPLATES = ("configmap.yaml", "deployment.yaml", "statefulset.yaml", "service.yaml", "servicemonitor.yaml")
+TEMPLATES = ("configmap.yaml", "web-config-secret.yaml", "deployment.yaml", "statefulset.yaml", "service.yaml",
+             "servicemonitor.yaml")
 
 
 def values(**overrides: Any) -> dict[str, Any]:
@@ -98,3 +99,30 @@ def test_every_template_renders_to_yaml_kubernetes_reads(name: str) -> None:
         for doc in manifests(Chart(CHART).render(name, vals)):
             assert {"apiVersion", "kind", "metadata"} <= doc.keys()
             assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", doc["metadata"]["name"])
+
+
+def test_a_web_config_is_a_secret_passed_to_the_daemon_and_the_probes_log_in_through_it() -> None:
+    web = {"tls_server_config": {"cert_file": "/etc/perf-exporter-web/tls.crt",
+                                 "key_file": "/etc/perf-exporter-web/tls.key"},
+           "basic_auth_users": {"prometheus": "$2y$10$abcdefghijklmnopqrstuv"}}
+    docs = render(values(webConfig=web, webConfigFilesSecret="perf-tls", healthcheckAuthSecret="perf-probe"))
+    (secret,) = of_kind(docs, "Secret")
+    assert yaml.safe_load(secret["stringData"]["web.yml"]) == web
+    deployment = of_kind(docs, "Deployment")[0]
+    c = container(deployment)
+    parsed = _parser().parse_args(c["args"])
+    assert parsed.web_config_file == Path("/etc/perf-exporter-web/web.yml")
+    # the kubelet's httpGet cannot log in: the probes are the healthcheck command, with the credentials' Secret
+    assert c["livenessProbe"]["exec"]["command"] == ["perf-exporter", "healthcheck"]
+    assert c["readinessProbe"]["exec"]["command"] == ["perf-exporter", "healthcheck", "--path", "/-/ready"]
+    auth = next(e for e in c["env"] if e["name"] == "PERF_EXPORTER_HEALTHCHECK_AUTH")
+    assert auth["valueFrom"]["secretKeyRef"] == {"name": "perf-probe", "key": "auth"}
+    probe = _parser().parse_args(c["readinessProbe"]["exec"]["command"][1:])
+    assert probe.command == "healthcheck" and probe.path == "/-/ready"
+    sources = deployment["spec"]["template"]["spec"]["volumes"][1]["projected"]["sources"]
+    assert [s["secret"]["name"] for s in sources] == ["perf-perf-exporter-web", "perf-tls"]
+    # without a web config: plain HTTP probes, no Secret
+    plain = render(values())
+    assert not of_kind(plain, "Secret")
+    assert container(of_kind(plain, "Deployment")[0])["livenessProbe"] == {
+        "httpGet": {"path": "/-/healthy", "port": "metrics"}}

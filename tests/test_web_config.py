@@ -26,7 +26,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from exporter.config.loading import ConfigError
 from exporter.web_config import load_web_config
 from tests.daemon_process import DaemonProcess
-from tests.servers import Prometheus, wait_for
+from tests.servers import Prometheus, free_port, wait_for
 
 PASSWORD = "scrape-pw-7Hq"
 ENDPOINTS = [("GET", "/metrics"), ("GET", "/"), ("GET", "/-/healthy"), ("GET", "/-/ready"),
@@ -308,3 +308,123 @@ def test_the_daemon_does_not_start_on_a_bad_web_config(tmp_path: Path) -> None:
     assert out.returncode == 1
     assert f"{web}: basic_auth_users.prometheus: expected a bcrypt hash" in out.stderr
     assert "hunter2" not in out.stderr + out.stdout
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# As exporter-toolkit users expect: long passwords, a bounded bcrypt, SIGHUP, health checks, run --demo
+
+
+def test_a_password_longer_than_bcrypt_reads_is_a_401_not_a_500(tmp_path: Path, pki: Pki,
+                                                                 daemons: list[SecureDaemon]) -> None:
+    daemon = SecureDaemon(tmp_path, tls_web_config(pki))
+    daemons.append(daemon)
+    daemon.wait_ready(pki)
+    for password in ("x" * 73, "é" * 200, PASSWORD + "x" * 80):
+        with daemon.client(pki, auth=("prometheus", password)) as client:
+            assert client.get("/metrics").status_code == 401
+
+
+def test_sighup_reads_the_web_config_again_and_a_bad_one_keeps_the_running_one(
+        tmp_path: Path, pki: Pki, daemons: list[SecureDaemon]) -> None:
+    import signal
+
+    daemon = SecureDaemon(tmp_path, tls_web_config(pki))
+    daemons.append(daemon)
+    daemon.wait_ready(pki)
+    web = tmp_path / "web.yml"
+    web.write_text(tls_web_config(pki, users=f"  grafana: {bcrypt_hash('new-pw-93')}\n"))
+    daemon.process.proc.send_signal(signal.SIGHUP)
+
+    def status(user: str, password: str) -> int:
+        with daemon.client(pki, auth=(user, password)) as client:
+            return client.get("/metrics").status_code
+
+    wait_for(lambda: status("grafana", "new-pw-93") == 200, timeout=20, what="the new user let in")
+    assert status("prometheus", PASSWORD) == 401  # the old user is gone
+    web.write_text("basic_auth_users: {grafana: not-a-hash}\n")
+    daemon.process.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "config_reload_failed" in daemon.process.log(), timeout=20, what="the bad reload said")
+    assert status("grafana", "new-pw-93") == 200  # the running web config stays
+    assert "not-a-hash" not in daemon.process.log()
+
+
+def test_bad_logins_wait_on_bcrypts_own_pool_and_beyond_its_queue_are_refused_unhashed() -> None:
+    import asyncio
+    import base64
+
+    from exporter import web_config
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        raise AssertionError("no bad login reaches the app")
+
+    auth = web_config.BasicAuth(app, {"prometheus": bcrypt_hash(PASSWORD)})
+    hashed: list[str] = []
+    real = web_config._checkpw
+
+    def counted(password: bytes, hashed_pw: bytes) -> bool:
+        import threading
+
+        hashed.append(threading.current_thread().name)
+        return real(password, hashed_pw)
+
+    web_config._checkpw = counted  # type: ignore[assignment]
+    try:
+        header = b"Basic " + base64.b64encode(b"prometheus:wrong")
+
+        async def flood() -> list[bool]:
+            return list(await asyncio.gather(*(auth._authorized(header) for _ in range(40))))
+
+        results = asyncio.run(flood())
+    finally:
+        web_config._checkpw = real  # type: ignore[assignment]
+    assert results == [False] * 40
+    assert len(hashed) == web_config.BCRYPT_QUEUE  # the rest refused at once, never hashed
+    assert all(name.startswith("bcrypt") for name in hashed)  # never the loop's default executor (the probes' DNS)
+
+
+def test_the_healthcheck_finds_tls_and_logs_in_when_told_how(tmp_path: Path, pki: Pki,
+                                                             daemons: list[SecureDaemon]) -> None:
+    import os
+
+    daemon = SecureDaemon(tmp_path, tls_web_config(pki))
+    daemons.append(daemon)
+    daemon.wait_ready(pki)
+    listen = f"127.0.0.1:{daemon.process.port}"
+
+    def healthcheck(*args: str, auth: str | None = None) -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if k != "PERF_EXPORTER_HEALTHCHECK_AUTH"}
+        if auth is not None:
+            env["PERF_EXPORTER_HEALTHCHECK_AUTH"] = auth
+        return subprocess.run([sys.executable, "-m", "exporter", "healthcheck", "--web.listen-address", listen,
+                               *args], capture_output=True, text=True, timeout=60, env=env)
+
+    alive = healthcheck()  # over TLS, without credentials: it answers (401), so it is alive
+    assert alive.returncode == 0 and "401" in alive.stderr, alive.stderr
+    assert healthcheck("--path", "/-/ready").returncode == 1  # readiness needs to log in
+    ready = healthcheck("--path", "/-/ready", auth=f"prometheus:{PASSWORD}")
+    assert ready.returncode == 0 and "/-/ready: 200" in ready.stderr, ready.stderr
+    assert healthcheck("--path", "/-/ready", auth="prometheus:wrong").returncode == 1
+    daemon.stop()
+    assert healthcheck().returncode == 1  # nothing answers
+
+
+def test_run_demo_takes_the_web_config_and_no_reload(tmp_path: Path, pki: Pki) -> None:
+    web = tmp_path / "web.yml"
+    web.write_text(tls_web_config(pki))
+    demo_port = free_port()
+    env = {"DEMO_LISTEN": f"127.0.0.1:{demo_port}", "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/x",
+           "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "DEMO_DATABASE_URL": "", "DEMO_REDIS_URL": "",
+           "TEST_BASE_URL": "http://192.0.2.1:1"}
+    daemon = DaemonProcess(None, tmp_path / "daemon.log", ("--demo", "--web.config.file", str(web),
+                                                           "--no-web.enable-reload"), env=env)
+    secure = SecureDaemon.__new__(SecureDaemon)
+    secure.process, secure.url = daemon, f"https://127.0.0.1:{daemon.port}"
+    try:
+        secure.wait_ready(pki)
+        with secure.client(pki) as anonymous:
+            assert anonymous.get("/metrics").status_code == 401
+        with secure.client(pki, auth=("prometheus", PASSWORD)) as good:
+            assert good.get("/metrics").status_code == 200
+            assert good.post("/-/reload").status_code == 403
+    finally:
+        daemon.stop()

@@ -182,8 +182,12 @@ def run_with_demo(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(exc, file=sys.stderr)
         return 1
-    try:
-        load_config(config_path, env={**config_environment(os.environ, url), **tokens})  # before anything starts
+    try:  # before anything starts
+        load_config(config_path, env={**config_environment(os.environ, url), **tokens})
+        if args.web_config_file:
+            from exporter.web_config import load_web_config
+
+            load_web_config(args.web_config_file)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -210,8 +214,8 @@ def _run_demo_and_daemon(args: argparse.Namespace, listen: str, url: str, config
             print(f"the demo did not answer {url}/health within {HEALTH_TIMEOUT_SECONDS:g}s"
                   + (f" (it exited with {code})" if code is not None else ""), file=sys.stderr)
             return 1
-        daemon = Daemon(config_path, args.listen,
-                        load=lambda: load_config(config_path, env=env))
+        daemon = Daemon(config_path, args.listen, load=lambda: load_config(config_path, env=env),
+                        web_config_file=args.web_config_file, reload_enabled=args.web_enable_reload)
         asyncio.run(_serve(daemon, proc))
     except (ConfigError, ValueError, OSError) as exc:
         print(exc, file=sys.stderr)
