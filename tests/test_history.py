@@ -334,3 +334,48 @@ def test_a_history_from_before_verdicts_were_kept_keeps_its_missed_targets_and_i
     assert verdict.inconclusive and verdict.reasons == ("k6 used 97 % of 2 cores",)
     assert verdict.missed() == ["api_latency_p95: 612.0 ms >= target 500 ms over 40 requests", "p95<500ms over 1m"]
     assert verdict.targets[0].limit == 500.0 and run.values("get_order", "p95_ms") == [612.0]
+
+
+def test_ten_comparisons_of_healthy_repeat_runs_as_files_and_by_id_give_no_regression(tmp_path: Path) -> None:
+    """The issue's case: healthy `--repeat 3` runs of about 32 requests an endpoint, whose P99 is their maximum
+    and moves by chance. Drawn here from one latency distribution, compared as files (each holding its repeats)
+    and by id from the history: never a regression."""
+    import msgspec
+
+    from exporter.load.run import RepeatFigures
+    from tests.bench_runs import cut
+
+    rng = random.Random(7)
+
+    def repeat_of(i: int) -> RepeatFigures:
+        latencies = sorted(rng.lognormvariate(2.3, 0.6) for _ in range(32))  # ~10 ms, a long tail
+
+        def q(p: float) -> float:
+            return latencies[min(len(latencies) - 1, int(p * len(latencies)))]
+
+        endpoint = msgspec.structs.replace(cut("get_order", q(0.95), requests=32, rps=10.0), p50_ms=q(0.5),
+                                           p99_ms=q(0.99), avg_ms=sum(latencies) / 32)
+        run = body(p95=q(0.95), requests=32)
+        return RepeatFigures(run.timestamp, run.verdict, msgspec.structs.replace(endpoint, name="measured"),
+                             [endpoint], {})
+
+    def run_file(name: str, count: int = 3) -> Path:
+        repeats = [repeat_of(i) for i in range(count)]
+        last = body(p95=repeats[-1].measured.p95_ms or 0.0, requests=32)
+        path = tmp_path / f"{name}.json"
+        write_run(path, msgspec.structs.replace(last, measured=repeats[-1].measured,
+                                                endpoints=repeats[-1].endpoints, repeats=repeats))
+        return path
+
+    history = tmp_path / "h.sqlite"
+    codes = []
+    for i in range(10):
+        before, after = run_file(f"before-{i}"), run_file(f"after-{i}")
+        as_files = cli("compare", str(before), str(after), cwd=tmp_path)
+        stored = [cli("baseline", "set", str(p), "--name", f"b{i}-{j}", "--history", str(history), cwd=tmp_path)
+                  for j, p in enumerate((before, after))]
+        assert all(s.returncode == 0 for s in stored), [s.stderr for s in stored]
+        by_id = cli("compare", f"b{i}-0", f"b{i}-1", "--history", str(history), cwd=tmp_path)
+        single = cli("compare", str(run_file(f"one-{i}", 1)), str(run_file(f"other-{i}", 1)), cwd=tmp_path)
+        codes += [as_files.returncode, by_id.returncode, single.returncode]
+    assert set(codes) <= {0, 2}, codes  # no regression; 2: a difference the repeats could not tell from noise

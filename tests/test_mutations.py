@@ -19,6 +19,10 @@ MUTANTS = [
      "met = observed is None or observed <= t.limit", "tests/test_load_analysis.py"),
     ("exporter/load/verdict.py", "return all(value is None or limit is None or value < limit for value, limit",
      "return all(value is None or limit is None or value <= limit for value, limit", "tests/test_load_analysis.py"),
+    # the masking rule: a query parameter named token, and a password up to the last @ (not the first)
+    ("exporter/secrets.py", 'r"secret", r"token", r"key(?![a-z])"', 'r"secret", r"tokne", r"key(?![a-z])"',
+     "tests/test_secrets_masking.py"),
+    ("exporter/secrets.py", r"""([^\s/?#\"]*)@""", r"""([^\s/?#\"]*?)@""", "tests/test_secrets_masking.py"),
 ]
 
 
