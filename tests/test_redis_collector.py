@@ -349,8 +349,8 @@ def test_wrong_password_gives_up_0_and_one_auth_log_line_without_the_password(
         harness = Harness(f"redis://127.0.0.1:{server.port}/0", password="wrong-secret-pw")
         harnesses.append(harness)
         with caplog.at_level(logging.DEBUG, logger="exporter.collectors.redis.collector"):
-            assert harness.run() is False
-            assert harness.run() is False
+            assert not harness.run().up
+            assert not harness.run().up
         assert harness.value(metrics.REDIS_UP) == 0
         lines = _down_line(caplog)
         assert len(lines) == 1, "one log line per cause, not one per run"
@@ -379,7 +379,7 @@ def test_a_stalled_server_gives_up_0_within_the_timeout_and_the_next_run_works(
         stall.sendall(b"DEBUG SLEEP 5\r\n")
         wait_for(lambda: not _answers(fresh_redis.port), timeout=5, what="the server stalls")
         with caplog.at_level(logging.DEBUG, logger="exporter.collectors.redis.collector"):
-            assert harness.run() is False
+            assert not harness.run().up
         assert harness.value(metrics.REDIS_UP) == 0
         assert harness.value(metrics.REDIS_MEMORY_USED) is None  # a stalled server's gauges are not shown
         lines = _down_line(caplog)
@@ -411,7 +411,7 @@ def test_tls_to_a_plain_port_gives_up_0_and_a_tls_log_line(
                       tls={"insecure_skip_verify": True})
     harnesses.append(harness)
     with caplog.at_level(logging.DEBUG, logger="exporter.collectors.redis.collector"):
-        assert harness.run() is False
+        assert not harness.run().up
     assert harness.value(metrics.REDIS_UP) == 0
     lines = _down_line(caplog)
     assert len(lines) == 1 and lines[0].__dict__["fields"]["reason"] == "tls"
@@ -424,7 +424,7 @@ def test_a_down_server_gives_up_0_and_a_connect_log_line_then_recovers(
     harness = Harness(f"redis://127.0.0.1:{port}/0")
     harnesses.append(harness)
     with caplog.at_level(logging.DEBUG, logger="exporter.collectors.redis.collector"):
-        assert harness.run() is False
+        assert not harness.run().up
         lines = _down_line(caplog)
         assert len(lines) == 1 and lines[0].__dict__["fields"]["reason"] == "connect"
         server = Redis(tmp_path / "r", port=port).start()

@@ -23,7 +23,7 @@ from exporter import metrics
 from exporter.config.loading import parse_config
 from exporter.demo.faults import HOLES
 from exporter.demo.launcher import demo_tokens
-from exporter.jobs import JobContext, TraceLink
+from exporter.jobs import JobContext, Outcome, TraceLink
 from exporter.probes.api import ApiProbe
 from exporter.probes.api_target import ApiTarget
 from exporter.store import MetricStore
@@ -117,12 +117,12 @@ RATE_WINDOW = 1.1  # the demo's rate-limit window (1 s) and a margin: the daemon
 _last_run = [0.0]
 
 
-async def run_spaced(probe: ApiProbe) -> None:
+async def run_spaced(probe: ApiProbe) -> Outcome:
     """One run of the api job, a rate-limit window after the last one ended, as the daemon's interval keeps them:
     a run right after another's bursts would meet the limit they left (a 429 for its unauthenticated request)."""
     await asyncio.sleep(max(0.0, _last_run[0] + RATE_WINDOW - time.monotonic()))
     try:
-        await probe.run()
+        return await probe.run()
     finally:
         _last_run[0] = time.monotonic()
 
@@ -139,9 +139,10 @@ def open_and_close(stack: Stack, target: ApiTarget, holes: list[str], expected: 
             await admin(stack.demo.url, "POST", {"vulnerable": holes})
             try:
                 while len(scenario.opened) < 2 and (not scenario.opened or scenario.opened[-1] != expected):
-                    await run_spaced(probe)
+                    outcome = await run_spaced(probe)
                     scenario.opened.append(failing(store, target))
                 scenario.findings = probe.findings()
+                assert all(f in outcome.cause for f in scenario.findings)  # the run's outcome names each
             finally:
                 await admin(stack.demo.url, "DELETE")
             while len(scenario.closed) < 2 and (not scenario.closed or scenario.closed[-1]):
@@ -241,9 +242,9 @@ def test_the_daemon_reports_each_failing_check_with_its_cause_and_keeps_the_toke
             wait_for(lambda: daemon_failing(daemon, series) == ALL, timeout=30, what="the holes found")
             # the run under way when they opened, then two more at most
             assert runs(daemon) - before <= 3
-            cause = index_cause(daemon)
-            for endpoint, check in ALL:
-                assert f"{endpoint} {check}: " in cause, cause
+            # the index page shows the last finished run's outcome: the run that found them, or the next
+            wait_for(lambda: all(f"{e} {c}: " in index_cause(daemon) for e, c in ALL), timeout=15,
+                     what="every failing check and its cause on the index page")
             seen = runs(daemon)
             wait_for(lambda: runs(daemon) >= seen + 1, timeout=15, what="one more run")
             assert daemon_failing(daemon, series) == ALL
@@ -252,7 +253,7 @@ def test_the_daemon_reports_each_failing_check_with_its_cause_and_keeps_the_toke
         closed = runs(daemon)
         wait_for(lambda: daemon_failing(daemon, series) == set(), timeout=30, what="every check holding again")
         assert runs(daemon) - closed <= 3
-        assert index_cause(daemon) == ""
+        wait_for(lambda: index_cause(daemon) == "", timeout=15, what="a finished run without a cause")
         page, exposition = daemon.get("/")[1], daemon.get("/metrics")[1]
     finally:
         daemon.stop()

@@ -94,8 +94,11 @@ class ApiProbe:
 
         results = await asyncio.gather(*(after(i * step, probe) for i, probe in enumerate(probes)))
         problems = [problem for _, problem in results if problem]
-        findings = self.security.findings() if self.security is not None else []
-        return Outcome(any(reached for reached, _ in results), "; ".join([*problems, *findings]))
+        return Outcome(any(reached for reached, _ in results), "; ".join([*problems, *self.findings()]))
+
+    def findings(self) -> list[str]:
+        """The security checks failing now, each with its cause."""
+        return self.security.findings() if self.security is not None else []
 
     async def close(self) -> None:
         self.pools.close()
