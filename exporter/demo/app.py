@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 import json
 import logging
 import random
@@ -36,16 +35,14 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from exporter.config.units import parse_duration
 from exporter.demo.cache import (
     LOCATION_QUEUE,
     NOTIFICATION_QUEUE,
@@ -64,22 +61,15 @@ from exporter.demo.faults import (
     STEP_LATENCY,
     TRIPS,
     Faults,
-    updated_faults,
 )
 from exporter.demo.jaeger_routes import JaegerRoutes
 from exporter.demo.security import (
     CALLER,
-    CSRF_FIELD,
-    ROLES,
-    SESSION,
-    SESSION_COOKIE,
     Caller,
     DemoSecurity,
-    csrf_token,
-    mint_token,
 )
 from exporter.demo.spans import SpanKind, TraceBuffer, TraceRecorder, format_traceparent, parse_traceparent
-from exporter.demo.storage import POOL_SIZE, SPAN_NAMES, SQL, TRIP_STATUSES, PostgresStore, Store, StoreUnavailable
+from exporter.demo.storage import SPAN_NAMES, SQL, TRIP_STATUSES, PostgresStore, Store, StoreUnavailable
 from exporter.logs import event
 
 log = logging.getLogger(__name__)
@@ -243,27 +233,6 @@ def _caller(request: Request) -> Caller | None:
     """Who the security middleware let in; None when the demo's security is off."""
     caller: Caller | None = request.scope.get(CALLER)
     return caller
-
-
-def _form(body: bytes) -> dict[str, str]:
-    return {name: values[0] for name, values in parse_qs(body.decode("utf-8", "replace")).items()}
-
-
-def orders_page(orders: list[dict[str, Any]], status: str, csrf: str | None, escape: bool) -> str:
-    """The HTML order list: what the caller asked for and the orders' fields escaped (unless ``escape`` is off:
-    the xss hole), with a booking form carrying the session's CSRF token."""
-    def text(value: Any) -> str:
-        return html.escape(str(value)) if escape else str(value)
-
-    rows = "".join(f"<tr><td>{o['id']}</td><td>{text(o['pickup'])}</td><td>{text(o['dropoff'])}</td>"
-                   f"<td>{text(o['status'])}</td></tr>" for o in orders)
-    hidden = f'<input type="hidden" name="{CSRF_FIELD}" value="{csrf}">' if csrf else ""
-    return (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>Orders</title></head><body>"
-            f"<h1>Orders with status {text(status)}</h1>"
-            f"<table><tr><th>Order</th><th>Pickup</th><th>Dropoff</th><th>Status</th></tr>{rows}</table>"
-            f"{'' if orders else f'<p>No orders with status {text(status)}.</p>'}"
-            f'<form method="post" action="/web/orders">{hidden}<input name="pickup"><input name="dropoff">'
-            f"<button>Book a ride</button></form></body></html>")
 
 
 class DemoApi:
@@ -532,57 +501,6 @@ class DemoApi:
 
     # -- the HTML pages: a cookie session, its CSRF token, escaping ----------------------------------------------
 
-    async def web_orders(self, request: Request, rec: TraceRecorder) -> Response:
-        status = request.query_params.get("status", "created")
-        if len(status) > 500:
-            raise ApiError(422, "status: expected at most 500 characters")
-        orders = await self._orders(request, rec, status, unsafe=False)
-        session = request.scope.get(SESSION)
-        security = self.state.security
-        csrf = csrf_token(security.key, session) if security is not None and session else None
-        return HTMLResponse(orders_page(orders, status, csrf, escape=not self.state.faults.hole("xss")))
-
-    async def web_book(self, request: Request, rec: TraceRecorder) -> Response:
-        """The booking form's post (its CSRF token checked by the middleware for a cookie session)."""
-        form = _form(await request.body())
-        body: dict[str, Any] = {k: v for k, v in form.items() if k in ("pickup", "dropoff")}
-        if "rider_id" in form:
-            body["rider_id"] = int(form["rider_id"]) if form["rider_id"].isdigit() else form["rider_id"]
-        rider_id = self._booking_rider(request, body)
-        order = await self.book(rec, rider_id, _text_field(body, "pickup", "Alexanderplatz 1"),
-                                _text_field(body, "dropoff", "Flughafen BER"))
-        return RedirectResponse(f"/web/orders?status={order['status']}", status_code=303)
-
-    async def web_session(self, request: Request) -> Response:
-        """Exchanges the bearer token the middleware let in for the session cookie."""
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if self.state.security is None or _caller(request) is None or scheme.lower() != "bearer":
-            return JSONResponse({"error": "sessions need the demo's security on (DEMO_SECURITY=on) and a bearer "
-                                          "token"}, status_code=404)
-        response = RedirectResponse("/web/orders", status_code=303)
-        response.set_cookie(SESSION_COOKIE, token.strip(), path="/web/", httponly=True, samesite="lax")
-        return response
-
-    async def mint(self, request: Request) -> Response:
-        """``POST /admin/tokens {"user": "7", "role": "rider", "ttl": "1h"}``: a signed token (admin only)."""
-        security = self.state.security
-        if security is None:
-            return JSONResponse({"error": "the demo's security is off: it takes no tokens (DEMO_SECURITY=on)"},
-                                status_code=404)
-        try:
-            data = json.loads(await request.body() or b"{}")
-            if not isinstance(data, dict):
-                raise ValueError("expected a JSON object like {\"user\": \"7\", \"role\": \"rider\"}")
-            role = data.get("role", "rider")
-            if role not in ROLES:
-                raise ValueError(f"role: expected one of {', '.join(ROLES)}, got {role!r}")
-            ttl = parse_duration(data["ttl"]) if "ttl" in data else security.token_ttl
-            expires = time.time() + ttl
-            token = mint_token(security.key, str(data.get("user", "")), role, expires)
-        except ValueError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=422)
-        return JSONResponse({"token": token, "expires_at": int(expires)})
-
     # -- trips -------------------------------------------------------------------------------------------------
 
     async def update_trip(self, request: Request, rec: TraceRecorder) -> Response:
@@ -638,65 +556,20 @@ class DemoApi:
             length = await self.notify(rec, message)
         return JSONResponse({"status": "queued", "queue_length": length}, status_code=202)
 
-    # -- health and faults -------------------------------------------------------------------------------------
-
-    async def health(self, request: Request) -> Response:
-        state = self.state
-        db_ok, cache_ok = await asyncio.gather(state.store.healthy(), state.cache.healthy())
-        body = {"status": "ok" if db_ok and cache_ok else "degraded",
-                "storage": {"kind": state.store.kind, "up": db_ok},
-                "cache": {"kind": state.cache.kind, "up": cache_ok},
-                "faults": state.faults.as_json()}
-        return JSONResponse(body, status_code=200 if db_ok and cache_ok else 503)
-
-    async def get_faults(self, request: Request) -> Response:
-        return JSONResponse(self.state.faults.as_json())
-
-    async def get_received(self, request: Request) -> Response:
-        """How many requests this process received (each ``--workers`` process counts its own)."""
-        return JSONResponse({"received": self.state.received})
-
-    async def set_faults(self, request: Request) -> Response:
-        try:
-            data = json.loads(await request.body() or b"{}")
-            faults = updated_faults(self.state.faults, data)
-            if faults.hole("sqli") and not isinstance(self.state.store, PostgresStore):
-                raise ValueError("vulnerable: 'sqli' needs the demo on PostgreSQL (--postgres): in memory there "
-                                 "is no SQL to inject")
-        except ValueError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=422)
-        await self._apply_faults(faults)
-        return JSONResponse(faults.as_json())
-
-    async def clear_faults(self, request: Request) -> Response:
-        await self._apply_faults(Faults())
-        return JSONResponse(self.state.faults.as_json())
-
-    async def _apply_faults(self, faults: Faults) -> None:
-        before = self.state.faults
-        self.state.faults = faults
-        await self.state.store.pool.resize(faults.db_pool_size or POOL_SIZE)
-        await self.state.hold_trip_locks(faults.lock_contention)
-        dropped = 0
-        try:
-            if faults.cache == "off" and before.cache == "on":
-                dropped = await self.state.cache.drop_all_orders()  # the cache is cold from now on
-            if faults.cache_ttl_seconds is not None and faults.cache_ttl_seconds != before.cache_ttl_seconds:
-                await self.state.cache.expire_orders(faults.cache_ttl_seconds)  # the cached ones too
-        except CacheUnavailable as exc:
-            self.state.backend_failed("redis", str(exc))
-        event(log, logging.INFO, "demo_faults_set", **faults.as_json(), cached_orders_dropped=dropped)
-
 
 def build_app(state: DemoState) -> Starlette:
-    api = DemoApi(state)
+    from exporter.demo.admin import DemoAdmin
+    from exporter.demo.web_pages import DemoPages
+
+    api, admin = DemoApi(state), DemoAdmin(state)
+    pages = DemoPages(api)
     routes = [
-        Route("/health", api.health, methods=["GET"]),
-        Route("/admin/faults", api.get_faults, methods=["GET"]),
-        Route("/admin/faults", api.set_faults, methods=["POST"]),
-        Route("/admin/faults", api.clear_faults, methods=["DELETE"]),
-        Route("/admin/tokens", api.mint, methods=["POST"]),
-        Route("/admin/received", api.get_received, methods=["GET"]),
+        Route("/health", admin.health, methods=["GET"]),
+        Route("/admin/faults", admin.get_faults, methods=["GET"]),
+        Route("/admin/faults", admin.set_faults, methods=["POST"]),
+        Route("/admin/faults", admin.clear_faults, methods=["DELETE"]),
+        Route("/admin/tokens", admin.mint, methods=["POST"]),
+        Route("/admin/received", admin.get_received, methods=["GET"]),
         Route("/api/v1/orders", api.traced("/api/v1/orders", api.create_order), methods=["POST"]),
         Route("/api/v1/orders", api.traced("/api/v1/orders", api.list_orders), methods=["GET"]),
         Route("/api/v1/orders/{id:int}", api.traced("/api/v1/orders/{id}", api.get_order), methods=["GET"]),
@@ -707,9 +580,9 @@ def build_app(state: DemoState) -> Starlette:
               api.traced("/api/v1/trips/{id}/location", api.update_location), methods=["POST"]),
         Route("/api/v1/notifications", api.traced("/api/v1/notifications", api.send_notification),
               methods=["POST"]),
-        Route("/web/session", api.web_session, methods=["POST"]),
-        Route("/web/orders", api.traced("/web/orders", api.web_orders), methods=["GET"]),
-        Route("/web/orders", api.traced("/web/orders", api.web_book), methods=["POST"]),
+        Route("/web/session", pages.web_session, methods=["POST"]),
+        Route("/web/orders", api.traced("/web/orders", pages.web_orders), methods=["GET"]),
+        Route("/web/orders", api.traced("/web/orders", pages.web_book), methods=["POST"]),
         *JaegerRoutes(state.buffer).routes(),
     ]
     return Starlette(routes=routes, middleware=[Middleware(CountReceived, state=state)])
