@@ -30,7 +30,7 @@ from exporter.reports.model import (
     Series,
     Window,
 )
-from exporter.reports.query import Histogram, Labels, Vector, histograms_of, key_of
+from exporter.reports.query import HistogramsFromIncreases, Vector, key_of
 from exporter.secrets import mask_url
 from exporter.slo.slos import Matcher, OutcomeIndicator, selector
 
@@ -92,7 +92,7 @@ class PrometheusClient:
         return self._get(f"/api/v1/status/{what}", {})
 
 
-class Window_:
+class Window_(HistogramsFromIncreases):
     """:class:`exporter.reports.query.Query` over Prometheus: ``[W]`` ranges evaluated at the window's end. With
     ``offset_s``, the same over the period of ``range_s`` seconds that ends ``offset_s`` before the window's end (a
     baseline before the window)."""
@@ -134,13 +134,6 @@ class Window_:
         names = tuple(names)
         sub = f"[{self.range}:{self.step:g}s]{self.offset}"
         return self.by(f"max{self._by(names)} (max_over_time((sum{self._by(names)} ({family})){sub}))", names)
-
-    def histograms(self, family: str, names: Iterable[str],
-                   matchers: Sequence[Matcher] = ()) -> dict[Labels, Histogram]:
-        names = tuple(names)
-        return histograms_of(self.increase(f"{family}_bucket", (*names, "le"), matchers),
-                             self.increase(f"{family}_count", names, matchers),
-                             self.increase(f"{family}_sum", names, matchers), names)
 
     def source(self, expr: str) -> str:
         return f"prometheus: {expr.replace('[W]', f'[{self.range}]{self.offset}')}"

@@ -70,6 +70,20 @@ def histograms_of(buckets: Vector, counts: Vector, sums: Vector, names: tuple[st
     return {k: Histogram(sorted(grouped.get(k, [])), counts.get(k, 0.0), sums.get(k, 0.0)) for k in counts}
 
 
+class HistogramsFromIncreases:
+    """:meth:`Query.histograms` from the increases of a family's ``_bucket``, ``_count`` and ``_sum``."""
+
+    def increase(self, family: str, names: Iterable[str], matchers: Sequence[Matcher] = ()) -> Vector:
+        raise NotImplementedError
+
+    def histograms(self, family: str, names: Iterable[str],
+                   matchers: Sequence[Matcher] = ()) -> dict[Labels, Histogram]:
+        names = tuple(names)
+        return histograms_of(self.increase(f"{family}_bucket", (*names, "le"), matchers),
+                             self.increase(f"{family}_count", names, matchers),
+                             self.increase(f"{family}_sum", names, matchers), names)
+
+
 class Query(Protocol):
     """The exporter's series over one period, summed by the label ``names`` asked for."""
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 
 from exporter.load.platform_figures import Reading
-from exporter.reports.query import Histogram, Labels, Vector, histograms_of, key_of
+from exporter.reports.query import HistogramsFromIncreases, Labels, Vector, key_of
 from exporter.slo.slos import Matcher
 
 RUN = "perf-exporter collectors during the run"
@@ -17,7 +17,7 @@ _OVER_TIME: dict[str, Callable[[list[float]], float]] = {
 _AGG: dict[str, Callable[[list[float]], float]] = {"max": max, "min": min, "sum": sum}
 
 
-class ReadingsQuery:
+class ReadingsQuery(HistogramsFromIncreases):
     """:class:`exporter.reports.query.Query` over a run's readings: the period is from ``start`` to ``end``;
     gauges are read in ``during`` and ``end``."""
 
@@ -64,13 +64,6 @@ class ReadingsQuery:
             for key, value in sums.items():
                 out[key] = max(value, out.get(key, value))
         return out
-
-    def histograms(self, family: str, names: Iterable[str],
-                   matchers: Sequence[Matcher] = ()) -> dict[Labels, Histogram]:
-        names = tuple(names)
-        return histograms_of(self.increase(f"{family}_bucket", (*names, "le"), matchers),
-                             self.increase(f"{family}_count", names, matchers),
-                             self.increase(f"{family}_sum", names, matchers), names)
 
     def source(self, expr: str) -> str:
         return f"{RUN}: {expr.replace('[W]', '')}"
