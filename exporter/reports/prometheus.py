@@ -19,6 +19,7 @@ import httpx
 
 from exporter import metrics
 from exporter.config.targets import Targets
+from exporter.metrics import Family
 from exporter.reports import areas, collected
 from exporter.reports.facts import Queue, SerialGroup
 from exporter.reports.infrastructure import infrastructure_section
@@ -32,7 +33,7 @@ from exporter.reports.model import (
 )
 from exporter.reports.query import HistogramsFromIncreases, Vector, key_of
 from exporter.secrets import mask_url
-from exporter.slo.slos import Matcher, OutcomeIndicator, selector
+from exporter.slo.slos import HitMissIndicator, LatencyIndicator, Matcher, OutcomeIndicator, selector
 
 
 class PrometheusClient:
@@ -219,8 +220,6 @@ def _plots(client: PrometheusClient, q: Window_, targets: Targets) -> list[Plot]
     rate = f"{seconds}s"
     note = (f"each point: the rate over the {seconds} s before it (every line of this plot); the tables use the "
             f"whole window ({w.seconds:.0f} s)")
-    http = metrics.HTTP_REQUEST_DURATION.name
-
     def series(expr: str, name: str, scale: float = 1.0) -> Series | None:
         found = client.matrix(expr, w.start, w.end, q.step)
         points = [(t, v * scale) for _, pts in found for t, v in pts]
@@ -231,26 +230,26 @@ def _plots(client: PrometheusClient, q: Window_, targets: Targets) -> list[Plot]
             merged_points[t] = max(v, merged_points.get(t, v))
         return Series(name, sorted(merged_points.items()), f"prometheus: {expr}")
 
-    def quantile_expr(family: str, q_: float) -> str:
-        return f"histogram_quantile({q_}, sum by (le) (rate({family}_bucket[{rate}])))"
+    def quantile(family: Family, q_: float) -> str:
+        return LatencyIndicator(by=(), family=family).quantile(q_, rate)
 
+    http = metrics.HTTP_REQUEST_DURATION
     plots = []
-    lat = [s for s in (series(quantile_expr(http, 0.95), "P95", 1000), series(quantile_expr(http, 0.99), "P99", 1000),
-                       series(quantile_expr(http, 0.5), "P50", 1000)) if s]
+    lat = [s for s in (series(quantile(http, 0.95), "P95", 1000), series(quantile(http, 0.99), "P99", 1000),
+                       series(quantile(http, 0.5), "P50", 1000)) if s]
     plots.append(Plot("api_latency", "API latency percentiles", "ms", lat,
                       [("P95 target", targets.api_latency_p95 * 1000), ("P99 target", targets.api_latency_p99 * 1000)],
                       note=note if lat else "no probe requests in the window"))
     errors = OutcomeIndicator(by=())
     err = series(f"{errors.bad(rate)} / {errors.total(rate)}", "error rate")
-    hits, misses = metrics.REDIS_HITS.name, metrics.REDIS_MISSES.name
-    hit = series(f"sum(rate({hits}[{rate}])) / (sum(rate({hits}[{rate}])) + sum(rate({misses}[{rate}])))",
-                 "cache hit rate")
+    lookups = HitMissIndicator(by=())
+    hit = series(f"{lookups.good(rate)} / {lookups.total(rate)}", "cache hit rate")
     plots.append(Plot("error_rate", "Error rate", "ratio", [err] if err else [],
                       [("error rate target", targets.error_rate)], note=note if err else "no probe requests"))
     plots.append(Plot("cache_hit_rate", "Cache hit rate", "ratio", [hit] if hit else [],
                       [("hit rate target", targets.cache_hit_rate)], note=note if hit else "no cache lookups"))
-    others = [s for s in (series(quantile_expr(metrics.PG_QUERY_DURATION.name, 0.95), "database P95", 1000),
-                          series(quantile_expr(metrics.TRACE_DURATION.name, 0.95), "trace P95", 1000)) if s]
+    others = [s for s in (series(quantile(metrics.PG_QUERY_DURATION, 0.95), "database P95", 1000),
+                          series(quantile(metrics.TRACE_DURATION, 0.95), "trace P95", 1000)) if s]
     plots.append(Plot("platform_latency", "Database and trace P95", "ms", others,
                       [("DB target", targets.db_query_p95 * 1000), ("trace target", targets.trace_p95 * 1000)],
                       note=note if others else "no database or trace data"))

@@ -126,6 +126,12 @@ class LatencyIndicator(Indicator):
     def bad(self, window: str, fn: str = "rate") -> str:
         return f"({self.total(window, fn)} - {self.good(window, fn)})"
 
+    def quantile(self, q: float, window: str) -> str:
+        """The ``q`` quantile of the events, by ``by``, over ``window`` (interpolated within a bucket)."""
+        by = ", ".join((*self.by, "le"))
+        return (f"histogram_quantile({q:g}, sum by ({by}) "
+                f"(rate({self.family.name}_bucket{selector(*self.matchers)}[{window}])))")
+
 
 @dataclass(frozen=True)
 class OutcomeIndicator(Indicator):
