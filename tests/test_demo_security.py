@@ -18,9 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
-from exporter.demo.app import DemoState, build_app
 from exporter.demo.cache import MemoryCache
+from exporter.demo.routes import build_app
 from exporter.demo.security import DemoGuard, DemoSecurity, mint_token, security_from_env, verify_token
+from exporter.demo.state import DemoState
 from exporter.demo.storage import MemoryStore
 from tests.test_demo import DemoProcess, demo
 

@@ -12,10 +12,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from exporter.config.units import parse_duration
-from exporter.demo.app import DemoState
 from exporter.demo.cache import CacheUnavailable
 from exporter.demo.faults import Faults, updated_faults
 from exporter.demo.security import ROLES, mint_token
+from exporter.demo.state import DemoState
 from exporter.demo.storage import POOL_SIZE, PostgresStore
 from exporter.logs import event
 

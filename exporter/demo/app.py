@@ -1,4 +1,4 @@
-"""The demo's ASGI app: the Tripo04OS API gateway endpoints, health, fault control and the Jaeger query API.
+"""The demo's API: the Tripo04OS gateway endpoints, each traced (composed with the other routes in routes.py).
 
 Every API request is traced: the gateway's server span (taking the caller's ``traceparent`` if valid) with
 children for authentication, the owning service, its database and cache calls. Some steps that could run side
@@ -29,25 +29,19 @@ import asyncio
 import contextlib
 import json
 import logging
-import random
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from exporter.demo.cache import (
     LOCATION_QUEUE,
     NOTIFICATION_QUEUE,
     ORDER_TTL_SECONDS,
-    Cache,
     CacheUnavailable,
     location_key,
     order_key,
@@ -60,16 +54,14 @@ from exporter.demo.faults import (
     PRICING,
     STEP_LATENCY,
     TRIPS,
-    Faults,
 )
-from exporter.demo.jaeger_routes import JaegerRoutes
 from exporter.demo.security import (
     CALLER,
     Caller,
-    DemoSecurity,
 )
-from exporter.demo.spans import SpanKind, TraceBuffer, TraceRecorder, format_traceparent, parse_traceparent
-from exporter.demo.storage import SPAN_NAMES, SQL, TRIP_STATUSES, PostgresStore, Store, StoreUnavailable
+from exporter.demo.spans import SpanKind, TraceRecorder, format_traceparent, parse_traceparent
+from exporter.demo.state import DemoState
+from exporter.demo.storage import SPAN_NAMES, SQL, TRIP_STATUSES, PostgresStore, StoreUnavailable
 from exporter.logs import event
 
 log = logging.getLogger(__name__)
@@ -92,40 +84,6 @@ class ApiError(Exception):
 
 
 Handler = Callable[[Request, TraceRecorder], Awaitable[Response]]
-
-
-@dataclass
-class DemoState:
-    store: Store
-    cache: Cache
-    buffer: TraceBuffer = field(default_factory=TraceBuffer)
-    faults: Faults = field(default_factory=Faults)
-    rng: random.Random = field(default_factory=random.Random)
-    down: set[str] = field(default_factory=set)  # backends last seen failing, to log each outage once
-    lock_holder: tuple[asyncio.Task[None], asyncio.Event] | None = None  # lock_contention's transaction
-    security: DemoSecurity | None = None  # DEMO_SECURITY=on
-    received: int = 0  # requests received, /admin/* left out: what a load test sent, to check its count against
-
-    def backend_failed(self, backend: str, cause: str) -> None:
-        if backend not in self.down:
-            self.down.add(backend)
-            event(log, logging.WARNING, "demo_backend_unavailable", backend=backend, cause=cause)
-
-    def backend_ok(self, backend: str) -> None:
-        if backend in self.down:
-            self.down.discard(backend)
-            event(log, logging.INFO, "demo_backend_recovered", backend=backend)
-
-    async def hold_trip_locks(self, on: bool) -> None:
-        """Start or stop the transaction that keeps the trips' row locks (the lock_contention fault)."""
-        if on and self.lock_holder is None:
-            stop = asyncio.Event()
-            self.lock_holder = (asyncio.create_task(self.store.hold_trip_locks(stop)), stop)
-        elif not on and self.lock_holder is not None:
-            task, stop = self.lock_holder
-            self.lock_holder = None
-            stop.set()
-            await task
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -555,47 +513,3 @@ class DemoApi:
             await self.service(NOTIFICATIONS, "send_notification")
             length = await self.notify(rec, message)
         return JSONResponse({"status": "queued", "queue_length": length}, status_code=202)
-
-
-def build_app(state: DemoState) -> Starlette:
-    from exporter.demo.admin import DemoAdmin
-    from exporter.demo.web_pages import DemoPages
-
-    api, admin = DemoApi(state), DemoAdmin(state)
-    pages = DemoPages(api)
-    routes = [
-        Route("/health", admin.health, methods=["GET"]),
-        Route("/admin/faults", admin.get_faults, methods=["GET"]),
-        Route("/admin/faults", admin.set_faults, methods=["POST"]),
-        Route("/admin/faults", admin.clear_faults, methods=["DELETE"]),
-        Route("/admin/tokens", admin.mint, methods=["POST"]),
-        Route("/admin/received", admin.get_received, methods=["GET"]),
-        Route("/api/v1/orders", api.traced("/api/v1/orders", api.create_order), methods=["POST"]),
-        Route("/api/v1/orders", api.traced("/api/v1/orders", api.list_orders), methods=["GET"]),
-        Route("/api/v1/orders/{id:int}", api.traced("/api/v1/orders/{id}", api.get_order), methods=["GET"]),
-        Route("/api/v1/orders/{id:int}/cancel", api.traced("/api/v1/orders/{id}/cancel", api.cancel_order),
-              methods=["POST"]),
-        Route("/api/v1/trips/{id:int}", api.traced("/api/v1/trips/{id}", api.update_trip), methods=["PATCH"]),
-        Route("/api/v1/trips/{id:int}/location",
-              api.traced("/api/v1/trips/{id}/location", api.update_location), methods=["POST"]),
-        Route("/api/v1/notifications", api.traced("/api/v1/notifications", api.send_notification),
-              methods=["POST"]),
-        Route("/web/session", pages.web_session, methods=["POST"]),
-        Route("/web/orders", api.traced("/web/orders", pages.web_orders), methods=["GET"]),
-        Route("/web/orders", api.traced("/web/orders", pages.web_book), methods=["POST"]),
-        *JaegerRoutes(state.buffer).routes(),
-    ]
-    return Starlette(routes=routes, middleware=[Middleware(CountReceived, state=state)])
-
-
-class CountReceived:
-    """Counts every request but the admin routes', before anything can refuse it."""
-
-    def __init__(self, app: ASGIApp, state: DemoState) -> None:
-        self.app = app
-        self.state = state
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope["path"].startswith("/admin/"):
-            self.state.received += 1
-        await self.app(scope, receive, send)

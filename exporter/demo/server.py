@@ -21,9 +21,10 @@ import uvicorn
 
 from exporter import __version__
 from exporter.config import units
-from exporter.demo.app import DemoState, build_app
 from exporter.demo.cache import QUEUES, Cache, CacheUnavailable, MemoryCache, RedisCache
+from exporter.demo.routes import build_app
 from exporter.demo.security import DemoGuard, DemoSecurity, security_from_env
+from exporter.demo.state import DemoState
 from exporter.demo.storage import MemoryStore, PostgresStore, Store
 from exporter.logs import event
 from exporter.secrets import safe_url
