@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field
@@ -67,7 +67,20 @@ def _http_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+def _absolute_path(value: str) -> str:
+    if not value.startswith("/"):
+        raise ValueError(f"expected a path starting with '/', got {value!r}")
+    return value
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
+HttpMethod = Annotated[Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], BeforeValidator(_upper)]
+HttpStatus = Annotated[int, Field(ge=100, le=599)]
+UrlPath = Annotated[str, AfterValidator(_absolute_path)]
 HttpUrlText = Annotated[str, AfterValidator(_http_url)]
 Ratio = Annotated[float, BeforeValidator(parse_ratio)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.:-]*$", max_length=64)]

@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
 
 from exporter import metrics
 from exporter.config.base import HttpTarget, Model, check_unique
-from exporter.config.units import Duration, HttpUrlText, Name, PositiveInt, format_duration
+from exporter.config.units import (
+    Duration,
+    HttpMethod,
+    HttpStatus,
+    HttpUrlText,
+    Name,
+    PositiveInt,
+    UrlPath,
+    format_duration,
+)
 from exporter.probes.security_target import SecurityExpectations
 
 if TYPE_CHECKING:
     from exporter.config.targets import Targets
 
-HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 JsonValue = Any
 
 
@@ -23,25 +31,13 @@ class RequestSpec(Model):
     """What one HTTP request sends and what it expects back."""
 
     method: HttpMethod = "GET"
-    path: str = "/"
+    path: UrlPath = "/"
     headers: dict[str, str] = Field(default_factory=dict)
     query: dict[str, str | int | float | bool] = Field(default_factory=dict)
     body: JsonValue = Field(default=None, alias="json")
-    expect_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default_factory=list)
+    expect_status: list[HttpStatus] = Field(default_factory=list)
     expect: dict[str, JsonValue] = Field(default_factory=dict)
     timeout: Duration | None = None
-
-    @field_validator("method", mode="before")
-    @classmethod
-    def _upper(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
-
-    @field_validator("path")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"expected a path starting with '/', got {value!r}")
-        return value
 
 
 class Endpoint(RequestSpec):
@@ -69,14 +65,9 @@ class JourneyStep(Model):
     headers: dict[str, str] = Field(default_factory=dict)
     query: dict[str, str | int | float | bool] = Field(default_factory=dict)
     body: JsonValue = Field(default=None, alias="json")
-    expect_status: list[Annotated[int, Field(ge=100, le=599)]] | None = None
+    expect_status: list[HttpStatus] | None = None
     expect: dict[str, JsonValue] = Field(default_factory=dict)
     capture: dict[Name, str] = Field(default_factory=dict)
-
-    @field_validator("method", mode="before")
-    @classmethod
-    def _upper(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _endpoint_or_path(self) -> JourneyStep:

@@ -13,10 +13,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from exporter.config.base import Model
-from exporter.config.units import Duration, Name
+from exporter.config.units import Duration, HttpMethod, HttpStatus, Name, UrlPath
 
-HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-Status = Annotated[int, Field(ge=100, le=599)]
 InjectionMethod = Literal["error", "boolean", "time"]
 INJECTION_METHODS: tuple[InjectionMethod, ...] = ("error", "boolean", "time")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -28,23 +26,11 @@ class CheckRequest(Model):
     """A request a check sends besides the endpoint's own: a JSON body (``json``) or a form (``form``)."""
 
     method: HttpMethod = "GET"
-    path: str
+    path: UrlPath
     headers: dict[str, SecretStr] = Field(default_factory=dict)
     query: dict[str, str | int | float | bool] = Field(default_factory=dict)
     body: Any = Field(default=None, alias="json")
     form: dict[str, str] | None = None
-
-    @field_validator("method", mode="before")
-    @classmethod
-    def _upper(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
-
-    @field_validator("path")
-    @classmethod
-    def _absolute(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"expected a path starting with '/', got {value!r}")
-        return value
 
     @model_validator(mode="after")
     def _one_body(self) -> CheckRequest:
@@ -61,7 +47,7 @@ class LowerRole(Model):
     """The request as a role that may not do it: these headers replace the target's credentials."""
 
     headers: Credentials
-    expect: Status = 403
+    expect: HttpStatus = 403
 
 
 class TokenTampering(Model):
@@ -72,7 +58,7 @@ class TokenTampering(Model):
     expired_token: SecretStr
     header: str = "Authorization"
     scheme: str = "Bearer"  # written before the token, with a space; "" for none
-    expect: Status = 401
+    expect: HttpStatus = 401
 
 
 class ObjectAuthorization(Model):
@@ -105,7 +91,7 @@ class RateLimit(Model):
 
     requests: Annotated[int, Field(ge=2, le=1000)] = 50
     within: Duration = 1.0
-    expect: Status = 429
+    expect: HttpStatus = 429
     headers: dict[str, SecretStr] = Field(default_factory=dict)
 
 
@@ -114,7 +100,7 @@ class AnonymousRateLimit(Model):
 
     requests: Annotated[int, Field(ge=2, le=1000)] = 50
     within: Duration = 1.0
-    expect: Status = 429
+    expect: HttpStatus = 429
 
 
 class Injection(Model):
@@ -179,7 +165,7 @@ class Csrf(Model):
 class SecurityExpectations(Model):
     """The guide's security checklist for one endpoint: each check given runs every run."""
 
-    unauthenticated: Status | None = None  # without credentials: e.g. 401
+    unauthenticated: HttpStatus | None = None  # without credentials: e.g. 401
     lower_role: LowerRole | None = None
     token_tampering: TokenTampering | None = None
     object_authorization: ObjectAuthorization | None = None
