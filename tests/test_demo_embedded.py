@@ -230,7 +230,7 @@ def test_without_the_demo_extra_the_backends_stay_in_memory_with_one_log_line(
 def test_a_death_signal_reaches_the_child_when_its_parent_is_killed(tmp_path: Path) -> None:
     """The mechanism alone: a parent starts a sleeping child with the death signal, then is SIGKILLed."""
     script = ("import signal, subprocess, sys, time\n"
-              "from exporter.demo.embedded import dies_with_parent\n"
+              "from exporter.child_process import dies_with_parent\n"
               "child = subprocess.Popen(['sleep', '300'], preexec_fn=dies_with_parent(signal.SIGTERM))\n"
               "print(child.pid, flush=True)\n"
               "time.sleep(300)\n")

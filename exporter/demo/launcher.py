@@ -37,9 +37,11 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
+from exporter import child_process
+from exporter.child_process import dies_with_parent
 from exporter.config.loading import ConfigError, load_config
 from exporter.daemon import Daemon
-from exporter.demo.embedded import EmbeddedBackends, EmbeddedServer, dies_with_parent, start_backends
+from exporter.demo.embedded import EmbeddedBackends, EmbeddedServer, start_backends
 from exporter.demo.security import mint_token, security_from_env
 from exporter.demo.server import DEFAULT_LISTEN, parse_listen
 from exporter.logs import event
@@ -48,7 +50,6 @@ log = logging.getLogger(__name__)
 
 HEALTH_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
-_PR_SET_PDEATHSIG = 1
 
 
 def example_config_path() -> Path:
@@ -139,14 +140,7 @@ def wait_until_answering(proc: subprocess.Popen[bytes], url: str, timeout: float
 
 
 def stop_demo(proc: subprocess.Popen[bytes]) -> int | None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_TIMEOUT_SECONDS)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-    return proc.returncode
+    return child_process.stop(proc, signal.SIGTERM, STOP_TIMEOUT_SECONDS)
 
 
 async def _watch_demo(proc: subprocess.Popen[bytes]) -> None:

@@ -14,7 +14,6 @@ import contextlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from exporter import child_process
+from exporter.child_process import free_loopback_port
 from exporter.config.units import parse_duration
 from exporter.reports.model import ReportError
 from exporter.reports.prometheus import PrometheusClient
@@ -117,12 +118,6 @@ def check_receiver(write_url: str, query_url: str) -> Receiver:
         client.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/-/ready", timeout=1) as response:
@@ -142,7 +137,7 @@ def local_prometheus(timeout: float = 30.0) -> Iterator[str]:
                             "(apt-get install prometheus) or pass --prometheus-rw URL")
     root = Path(tempfile.mkdtemp(prefix="perf-exporter-prometheus-"))
     (root / "prometheus.yml").write_text("global:\n  scrape_interval: 15s\n")
-    url = f"http://127.0.0.1:{_free_port()}"
+    url = f"http://127.0.0.1:{free_loopback_port()}"
     log = open(root / "prometheus.log", "wb")  # noqa: SIM115 - lives as long as the process
     proc = subprocess.Popen([binary, f"--config.file={root / 'prometheus.yml'}",
                              f"--web.listen-address={url[len('http://'):]}", f"--storage.tsdb.path={root / 'data'}",
@@ -158,11 +153,6 @@ def local_prometheus(timeout: float = 30.0) -> Iterator[str]:
             time.sleep(0.1)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        child_process.stop(proc, grace=15)
         log.close()
         shutil.rmtree(root, ignore_errors=True)

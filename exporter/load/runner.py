@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import logging
 import os
@@ -23,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from exporter.child_process import dies_with_parent
 from exporter.load import cpu
 from exporter.load.distributed_run import Distributed
 from exporter.load.environment import k6_environment
@@ -32,7 +32,6 @@ from exporter.load.plan import RunPlan
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
-PR_SET_PDEATHSIG = 1
 STOP_BODY = {"data": {"type": "status", "id": "default", "attributes": {"stopped": True}}}
 
 
@@ -118,7 +117,7 @@ async def run_k6(k6: K6, plan: RunPlan, summary_path: Path, log_path: Path,
     with open(log_path, "ab") as log_file:
         proc = await asyncio.create_subprocess_exec(str(k6.path), *plan.argv, env=env, stdout=log_file,
                                                     stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
-                                                    preexec_fn=die_with_parent)
+                                                    preexec_fn=dies_with_parent(signal.SIGTERM))
     try:
         return await _follow(proc, plan, address, summary_path, log_path, on_sample, watcher, timeout)
     finally:
@@ -134,23 +133,6 @@ async def _end(proc: asyncio.subprocess.Process, grace: float = 5.0) -> None:
     except (TimeoutError, asyncio.CancelledError):
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
-
-
-def _prctl() -> Callable[..., int] | None:
-    try:
-        found: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
-        return found
-    except (OSError, AttributeError):  # not Linux
-        return None
-
-
-_PRCTL = _prctl()  # looked up here: the child between fork and exec only calls it
-
-
-def die_with_parent() -> None:
-    """In the child before exec: SIGTERM when bench's process dies, however it dies (Linux's PR_SET_PDEATHSIG)."""
-    if _PRCTL is not None:
-        _PRCTL(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 async def _follow(proc: asyncio.subprocess.Process, plan: RunPlan, address: str, summary_path: Path,
