@@ -6,13 +6,17 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
+OWNER_FILE = "owner.pid"
 
 
 def _prctl() -> Callable[..., int] | None:
@@ -61,3 +65,38 @@ def stop(proc: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM, gr
             proc.kill()
             proc.wait(5)
     return proc.returncode
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_dirs(parent: Path, prefix: str) -> list[Path]:
+    """Remove the directories named ``prefix...`` whose owner died without cleaning up (a SIGKILL): their
+    children died with it, their data would only fill the disk."""
+    removed = []
+    for candidate in parent.glob(f"{prefix}*"):
+        try:
+            owner = int((candidate / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if not _alive(owner):
+            shutil.rmtree(candidate, ignore_errors=True)
+            removed.append(candidate)
+    return removed
+
+
+def owned_temp_dir(prefix: str) -> Path:
+    """A new temporary directory for this process's children, marked with its owner's pid, after removing those of
+    ``prefix`` that a killed owner left behind."""
+    parent = Path(tempfile.gettempdir())
+    remove_stale_dirs(parent, prefix)
+    root = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
+    (root / OWNER_FILE).write_text(str(os.getpid()))
+    return root

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from exporter.child_process import remove_stale_dirs
 from exporter.demo import embedded
 from tests.daemon_process import DaemonProcess
 from tests.servers import free_port, port_open, wait_for
@@ -193,7 +194,8 @@ def test_stopping_the_daemon_leaves_no_postgres_or_valkey_behind(running_demo, h
         assert not root.exists(), "a clean stop removes the data directory"
     else:
         assert root.exists(), "nobody was left to clean up after a SIGKILL"
-        assert root in embedded.remove_stale_dirs(root.parent), "the next demo removes what the killed one left"
+        assert root in remove_stale_dirs(root.parent, embedded.DIR_PREFIX), \
+            "the next demo removes what the killed one left"
 
 
 def test_servers_listen_on_loopback_only_and_ask_for_a_password(running_demo) -> None:

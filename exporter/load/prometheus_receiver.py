@@ -15,16 +15,14 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from exporter import child_process
-from exporter.child_process import free_loopback_port
+from exporter.child_process import dies_with_parent, free_loopback_port, owned_temp_dir
 from exporter.config.units import parse_duration
 from exporter.reports.model import ReportError
 from exporter.reports.prometheus import PrometheusClient
@@ -35,6 +33,7 @@ STABLE_HISTOGRAMS = (3, 8, 0)  # native histograms stored without --enable-featu
 WRITE_PATH = "/api/v1/write"
 DEFAULT_LOOKBACK = 300.0
 BINARY_ENV = "PROMETHEUS_BINARY"
+DIR_PREFIX = "perf-exporter-prometheus-"  # its data, removed after the run (or by the next, if bench was killed)
 FLAGS = ("--web.enable-remote-write-receiver", "--enable-feature=native-histograms")
 
 
@@ -135,14 +134,14 @@ def local_prometheus(timeout: float = 30.0) -> Iterator[str]:
     if not binary:
         raise ReceiverError("--segments needs a Prometheus to send the samples to: install one "
                             "(apt-get install prometheus) or pass --prometheus-rw URL")
-    root = Path(tempfile.mkdtemp(prefix="perf-exporter-prometheus-"))
+    root = owned_temp_dir(DIR_PREFIX)
     (root / "prometheus.yml").write_text("global:\n  scrape_interval: 15s\n")
     url = f"http://127.0.0.1:{free_loopback_port()}"
     log = open(root / "prometheus.log", "wb")  # noqa: SIM115 - lives as long as the process
     proc = subprocess.Popen([binary, f"--config.file={root / 'prometheus.yml'}",
                              f"--web.listen-address={url[len('http://'):]}", f"--storage.tsdb.path={root / 'data'}",
                              "--log.level=warn", *FLAGS], stdout=log, stderr=subprocess.STDOUT,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+                            stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=dies_with_parent())
     try:
         deadline = time.monotonic() + timeout
         while not _ready(url):
