@@ -128,42 +128,31 @@ class SecurityChecks:
         security = endpoint.security
         if security is None:
             return
-        checks: list[tuple[str, Callable[[], Awaitable[Verdict]]]] = []
-        if security.unauthenticated is not None:
-            expected = security.unauthenticated
-            checks.append(("unauthenticated", lambda: self._status_check(endpoint, self._anonymous(endpoint),
-                                                                          expected)))
-        if security.lower_role is not None:
-            role = security.lower_role
-            checks.append(("lower_role", lambda: self._status_check(endpoint, self._as(endpoint, role.headers),
-                                                                     role.expect)))
-        if security.token_tampering is not None:
-            tampering = security.token_tampering
-            checks.append(("token_tampering", lambda: self._token_tampering(endpoint, tampering)))
-        if security.object_authorization is not None:
-            objects = security.object_authorization
-            checks.append(("object_authorization", lambda: self._object_authorization(endpoint, objects)))
-        if security.injection is not None:
-            injection = security.injection
-            checks.append(("injection", lambda: self._injection(endpoint, injection)))
-        if security.xss is not None:
-            xss = security.xss
-            checks.append(("xss", lambda: self._xss(endpoint, xss)))
-        if security.csrf is not None:
-            csrf = security.csrf
-            checks.append(("csrf", lambda: self._csrf(endpoint, csrf)))
+        name = endpoint.name
+        if (expected := security.unauthenticated) is not None:
+            self._record(name, "unauthenticated",
+                         await self._status_check(endpoint, self._anonymous(endpoint), expected))
+        if (role := security.lower_role) is not None:
+            self._record(name, "lower_role",
+                         await self._status_check(endpoint, self._as(endpoint, role.headers), role.expect))
+        if (tampering := security.token_tampering) is not None:
+            self._record(name, "token_tampering", await self._token_tampering(endpoint, tampering))
+        if (objects := security.object_authorization) is not None:
+            self._record(name, "object_authorization", await self._object_authorization(endpoint, objects))
+        if (injection := security.injection) is not None:
+            self._record(name, "injection", await self._injection(endpoint, injection))
+        if (xss := security.xss) is not None:
+            self._record(name, "xss", await self._xss(endpoint, xss))
+        if (csrf := security.csrf) is not None:
+            self._record(name, "csrf", await self._csrf(endpoint, csrf))
         # last: a burst may leave the endpoint limited for a moment
-        if security.rate_limit is not None:
-            limit = security.rate_limit
+        if (limit := security.rate_limit) is not None:
             headers = {**self._authorized(endpoint), **_plain(limit.headers)}
-            checks.append(("rate_limit", lambda: self._burst(endpoint, headers, limit.requests, limit.expect,
-                                                             limit.within)))
-        if security.anonymous_rate_limit is not None:
-            anonymous = security.anonymous_rate_limit
-            checks.append(("anonymous_rate_limit", lambda: self._burst(
-                endpoint, self._anonymous(endpoint), anonymous.requests, anonymous.expect, anonymous.within)))
-        for check, judge in checks:
-            self._record(endpoint.name, check, await judge())
+            self._record(name, "rate_limit",
+                         await self._burst(endpoint, headers, limit.requests, limit.expect, limit.within))
+        if (anonymous := security.anonymous_rate_limit) is not None:
+            self._record(name, "anonymous_rate_limit", await self._burst(
+                endpoint, self._anonymous(endpoint), anonymous.requests, anonymous.expect, anonymous.within))
 
     def _record(self, endpoint: str, check: str, verdict: Verdict) -> None:
         held, cause = verdict
