@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from exporter import child_process
 from exporter.load.k6_binary import find_k6
 from exporter.reports.command import (
     ReportOptions,
@@ -321,21 +322,12 @@ def diagnosis_stack(postgres: Postgres | None = None, root: Path | None = None) 
         yield stack
     finally:
         if load is not None:
-            load.terminate()
-            try:
-                load.wait(10)
-            except subprocess.TimeoutExpired:
-                load.kill()
+            child_process.stop(load)
         if prometheus is not None:
             prometheus.stop()
         if exporter is not None:
             exporter.stop()
-        demo.terminate()
-        try:
-            demo.wait(15)
-        except subprocess.TimeoutExpired:
-            demo.kill()
-            demo.wait(5)
+        child_process.stop(demo, grace=15)
         redis.stop()
         if own_postgres:
             postgres.stop()

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from exporter import metrics
+from exporter import child_process, metrics
 from exporter.config.loading import load_config
 from exporter.slo.dashboards import dashboards
 from exporter.slo.render import to_yaml
@@ -210,12 +210,7 @@ def stack(postgres: Postgres, tmp_path_factory: pytest.TempPathFactory) -> Itera
                 server.stop()
         if exporter is not None:
             exporter.stop()
-        demo.terminate()
-        try:
-            demo.wait(15)
-        except subprocess.TimeoutExpired:
-            demo.kill()
-            demo.wait(5)
+        child_process.stop(demo, grace=15)
         hook_server.shutdown()
         redis.stop()
         postgres.psql("DROP DATABASE IF EXISTS alerting_e2e WITH (FORCE)")
