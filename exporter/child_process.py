@@ -54,6 +54,11 @@ def free_loopback_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_loopback_address() -> str:
+    """``127.0.0.1:PORT`` with a port free now, for a child to listen on."""
+    return f"127.0.0.1:{free_loopback_port()}"
+
+
 def stop(proc: subprocess.Popen[bytes], sig: signal.Signals = signal.SIGTERM, grace: float = 10.0) -> int | None:
     """Send ``sig``, give the child ``grace`` seconds to exit, then kill it; its exit code."""
     if proc.poll() is None:

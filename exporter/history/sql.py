@@ -157,7 +157,7 @@ class History:
     def baseline(self, name: str) -> list[Run]:
         row = self.db.execute("SELECT run_ids FROM baselines WHERE name = ?", (name,)).fetchone()
         if row is None:
-            names = [r[0] for r in self.db.execute("SELECT name FROM baselines ORDER BY name").fetchall()]
+            names = self.baseline_names()
             known = f" (baselines: {', '.join(names)})" if names else " (none set yet: perf-exporter baseline set)"
             raise HistoryError(f"history {self.where}: no baseline {name!r}{known}")
         ids = [int(i) for i in json.loads(row[0])]

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 import urllib.error
 import urllib.request
@@ -21,6 +20,7 @@ from typing import TextIO
 
 import msgspec
 
+from exporter.child_process import free_loopback_address
 from exporter.config.loading import ConfigError, default_config, load_config
 from exporter.config.schema import Config
 from exporter.exit_codes import ExitCode, worst
@@ -35,6 +35,7 @@ from exporter.load.k6_binary import K6, K6NotFound, find_k6, k6_version
 from exporter.load.plan import PHASE_METRICS, Overrides, PlanError, RunPlan, build_plan
 from exporter.load.platform import PlatformWatch
 from exporter.load.progress import Progress
+from exporter.load.prometheus_receiver import write_url_of
 from exporter.load.run import (
     BenchRun,
     Capacity,
@@ -50,7 +51,7 @@ from exporter.load.run import (
     timestamp,
     write_run,
 )
-from exporter.load.runner import LiveSample, RunOutcome, run_k6
+from exporter.load.runner import LiveSample, RunOutcome, log_tail, run_k6
 from exporter.load.sut_lock import target_lock
 from exporter.load.timeline import timeline
 from exporter.load.verdict import (
@@ -94,11 +95,6 @@ class BenchOptions:
     stream: TextIO = field(default_factory=lambda: sys.stderr)
 
 
-def _free_address() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{s.getsockname()[1]}"
-
 
 def reachable(base_url: str) -> str | None:
     """None if the target answers HTTP at all (any status), else why not."""
@@ -134,8 +130,7 @@ def k6_timeout(environ: dict[str, str] | os._Environ[str]) -> float | None:
 
 def prometheus_env(url: str) -> dict[str, str]:
     """k6's remote-write output with Trends as native histograms (aggregatable, no percentile gauges)."""
-    return {"K6_PROMETHEUS_RW_SERVER_URL": url.rstrip("/") + ("" if url.rstrip("/").endswith("/api/v1/write")
-                                                              else "/api/v1/write"),
+    return {"K6_PROMETHEUS_RW_SERVER_URL": write_url_of(url),
             "K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM": "true",
             "K6_PROMETHEUS_RW_PUSH_INTERVAL": os.environ.get("K6_PROMETHEUS_RW_PUSH_INTERVAL", "5s")}
 
@@ -194,16 +189,8 @@ def judge(plan: RunPlan, outcome: RunOutcome) -> tuple[load_stats.RunStatistics,
     if not outcome.metrics:  # k6 could not start the test (a script error, a bad option): nothing was measured
         return stats, not_run("; ".join(outcome.problems) if outcome.problems else
                               f"k6 exited with {outcome.k6_exit_code} without a summary: "
-                              f"{_log_tail(outcome.log_path)} (see {outcome.log_path})"), found
+                              f"{log_tail(outcome.log_path, 'no log', 'no output')} (see {outcome.log_path})"), found
     return stats, verdict(findings, problems, stats.overall.requests), found
-
-
-def _log_tail(path: Path) -> str:
-    try:
-        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return "no log"
-    return mask_url(lines[-1][:300]) if lines else "no output"
 
 
 def _baseline_path(baseline: Path, name: str) -> Path:
@@ -283,7 +270,7 @@ async def run_scenario(name: str, options: BenchOptions, config: Config, k6: K6,
     if jaeger and not os.environ.get("JAEGER_HOST"):  # the tracing script looks its traces up there
         extra_env["JAEGER_HOST"] = str(getattr(jaeger[0], "url", ""))
     outputs = ["--out", "experimental-prometheus-rw", "--tag", f"testid={name}"] if single_rw else []
-    plan = build_plan(scenario, options.overrides, config.targets, base_url, summary_path, _free_address(),
+    plan = build_plan(scenario, options.overrides, config.targets, base_url, summary_path, free_loopback_address(),
                       extra_env, outputs)
     platform = PlatformWatch(config)
     progress = Progress(name, plan.expected_seconds, options.stream)

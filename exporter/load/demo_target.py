@@ -6,20 +6,15 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 from collections.abc import Iterator
 from typing import TextIO
 
+from exporter.child_process import free_loopback_address
 from exporter.demo.embedded import start_backends
 from exporter.demo.launcher import config_environment, start_demo, stop_demo, wait_until_answering
 
 HEALTH_TIMEOUT_SECONDS = 60.0
 
-
-def _free_listen() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{s.getsockname()[1]}"
 
 
 @contextlib.contextmanager
@@ -29,7 +24,7 @@ def demo_target(stream: TextIO) -> Iterator[tuple[str, dict[str, str]]]:
                               valkey=not os.environ.get("DEMO_REDIS_URL"))
     try:
         demo_env = {**os.environ, **backends.environment()}
-        listen = _free_listen()
+        listen = free_loopback_address()
         url = f"http://{listen}"
         proc = start_demo(listen, "warning", "logfmt", demo_env)
         try:

@@ -29,7 +29,7 @@ from exporter.load.plan import RunPlan
 from exporter.load.prometheus_receiver import Receiver
 from exporter.load.remote_summary import instance_dropped, instance_requests, remote_samples, summary_metrics
 from exporter.load.run_series import RunSeries, read_run_series
-from exporter.load.runner import LiveSample, RunOutcome, Watcher
+from exporter.load.runner import LiveSample, RunOutcome, Watcher, log_tail
 from exporter.load.segments import check_instances, remote_write_env, run_segments
 from exporter.reports.model import ReportError
 from exporter.reports.prometheus import PrometheusClient
@@ -80,14 +80,6 @@ class InstanceRunner(Protocol):
 def new_run_id(scenario: str) -> str:
     """``testid`` of one run: the scenario, when, and a random suffix (two runs in one second stay apart)."""
     return f"{scenario}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(2)}"
-
-
-def log_tail(path: Path) -> str:
-    try:
-        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return ""
-    return mask_url(lines[-1][:300]) if lines else ""
 
 
 class LocalSegments:

@@ -27,7 +27,7 @@ from exporter.load.distributed_run import segment_of
 from exporter.load.k6_binary import K6
 from exporter.load.operator import dump, testrun_manifest
 from exporter.load.plan import RunPlan
-from exporter.load.runner import LiveSample
+from exporter.load.runner import LiveSample, stage_at
 from exporter.load.segments import SYSTEM_TAGS
 from exporter.reports.model import ReportError
 from exporter.reports.prometheus import PrometheusClient
@@ -193,7 +193,7 @@ class TestRunRunner:
                     break
                 if started_at is not None and on_sample is not None and stage == "started":
                     elapsed = time.time() - started_at
-                    on_sample(await asyncio.to_thread(live.sample, elapsed, _stage_at(plan, elapsed)))
+                    on_sample(await asyncio.to_thread(live.sample, elapsed, stage_at(plan, elapsed)))
                 if deadline is not None and time.monotonic() > deadline:
                     stopped = f"the run passed K6_TIMEOUT ({timeout:g}s): testrun/{name} deleted"
                     break
@@ -265,10 +265,3 @@ class TestRunRunner:
             self._say("could not delete " + "; ".join(failed))
         else:
             self._say(f"deleted testrun/{name} (its jobs and pods with it) and configmap/{config_map}")
-
-
-def _stage_at(plan: RunPlan, elapsed: float) -> str:
-    for label, start, end in plan.shape.stage_windows():
-        if start <= elapsed < end:
-            return label
-    return "ending"

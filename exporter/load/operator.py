@@ -19,6 +19,7 @@ import yaml
 
 from exporter.load.catalog import scenarios_dir
 from exporter.load.plan import RunPlan
+from exporter.load.prometheus_receiver import write_url_of
 from exporter.secrets import holds_secret
 
 LIB = "tripo.js"
@@ -68,8 +69,7 @@ def testrun_manifest(plan: RunPlan, parallelism: int, prometheus_rw: str | None 
     arguments += f" --tag testid={run_id or plan.scenario.name}"
     arguments += "".join(f" {arg}" for arg in extra_arguments)
     if prometheus_rw:
-        url = prometheus_rw.rstrip("/")
-        env.update({"K6_PROMETHEUS_RW_SERVER_URL": url if url.endswith("/api/v1/write") else f"{url}/api/v1/write",
+        env.update({"K6_PROMETHEUS_RW_SERVER_URL": write_url_of(prometheus_rw),
                     "K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM": "true"})
         arguments += " --out experimental-prometheus-rw"
     run_meta: dict[str, Any] = {"name": name, "labels": {"app.kubernetes.io/part-of": "perf-exporter"}}

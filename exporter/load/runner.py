@@ -28,6 +28,7 @@ from exporter.load.distributed_run import Distributed
 from exporter.load.environment import k6_environment
 from exporter.load.k6_binary import K6
 from exporter.load.plan import RunPlan
+from exporter.secrets import mask_url
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +72,20 @@ class RunOutcome:
 Watcher = Callable[[LiveSample], str | None]  # returns a reason to stop the run, or None
 
 
-def _stage_at(plan: RunPlan, elapsed: float) -> str:
+def stage_at(plan: RunPlan, elapsed: float) -> str:
     for label, start, end in plan.shape.stage_windows():
         if start <= elapsed < end:
             return label
     return "ending"
+
+
+def log_tail(path: Path, missing: str = "", empty: str = "") -> str:
+    """The last line of a k6 log, masked: what to quote when k6 failed."""
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return missing
+    return mask_url(lines[-1][:300]) if lines else empty
 
 
 def _number(sample: Mapping[str, Any], key: str) -> float | None:
@@ -170,7 +180,7 @@ async def _follow(proc: asyncio.subprocess.Process, plan: RunPlan, address: str,
             measured_count = int(_number(metrics.get("http_reqs{phase:measure}", {}), "count") or 0)
             failed = metrics.get("http_req_failed{phase:measure}" if measured_count else "http_req_failed", {})
             sample = LiveSample(
-                elapsed=elapsed, stage=_stage_at(plan, elapsed),
+                elapsed=elapsed, stage=stage_at(plan, elapsed),
                 vus=int(_number(metrics.get("vus", {}), "value") or 0), requests=requests,
                 requests_per_second=rps, p95_ms=_number(measured, "p(95)") if measured_count else None,
                 error_rate=_number(failed, "rate"), dropped_iterations=dropped, metrics=metrics)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from exporter.child_process import free_loopback_address
 from exporter.load.distributed_run import segment_fragments, segment_of
 from exporter.load.k6_binary import K6
 from exporter.load.plan import PlanError, RunPlan
@@ -50,11 +50,6 @@ def check_instances(plan: RunPlan, instances: int) -> None:
                         f"needs one at least (raise --vus, or fewer segments)")
 
 
-def _free_address() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"127.0.0.1:{s.getsockname()[1]}"
-
 
 def _replaced(argv: Sequence[str], option: str, value: str) -> list[str]:
     out = list(argv)
@@ -66,7 +61,7 @@ def segment_plan(plan: RunPlan, index: int, total: int, run_id: str, env: Mappin
                  summary_path: Path) -> RunPlan:
     """Instance ``index`` of ``total``: the plan's k6 command with its segment, its tags, the remote-write output,
     its own REST address and summary file."""
-    argv = _replaced(_replaced(plan.argv, "--address", _free_address()), "--summary-export", str(summary_path))
+    argv = _replaced(_replaced(plan.argv, "--address", free_loopback_address()), "--summary-export", str(summary_path))
     extra = [*segment_fragments(index, total), *remote_args(run_id), "--tag", f"instance_id={index}"]
     argv = [*argv[:-1], *extra, argv[-1]]  # the script stays last
     thresholds = json.dumps({name: [] for name in LIVE_SUBMETRICS})

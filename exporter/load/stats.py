@@ -50,7 +50,8 @@ class RunStatistics:
         return {p.name: p.requests / total for p in self.parts} if total else {}
 
 
-def _number(value: Any) -> float | None:
+def number(value: Any) -> float | None:
+    """A JSON number as a float; None for anything else (a bool included)."""
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
@@ -58,25 +59,25 @@ def error_rate(failed: Mapping[str, Any] | None) -> float | None:
     """k6's Rate in the summary export: ``passes`` counts the true samples (here: failed requests)."""
     if not failed:
         return None
-    passes, fails = _number(failed.get("passes")), _number(failed.get("fails"))
+    passes, fails = number(failed.get("passes")), number(failed.get("fails"))
     if passes is not None and fails is not None and passes + fails > 0:
         return passes / (passes + fails)
-    return _number(failed.get("value"))
+    return number(failed.get("value"))
 
 
 def cut_stats(metrics: Metrics, name: str, cut: str, seconds: float) -> CutStats:
     """Statistics of the requests tagged ``cut`` (e.g. ``phase:measure,stage:2``) over ``seconds``."""
     duration = metrics.get(f"http_req_duration{{{cut}}}", {})
     reqs = metrics.get(f"http_reqs{{{cut}}}", {})
-    count = int(_number(reqs.get("count")) or _number(duration.get("count")) or 0)
+    count = int(number(reqs.get("count")) or number(duration.get("count")) or 0)
     has = count > 0
     return CutStats(
         name=name, requests=count, seconds=round(seconds, 3),
         requests_per_second=count / seconds if seconds > 0 else 0.0,
-        avg_ms=_number(duration.get("avg")) if has else None,
-        p50_ms=_number(duration.get("med")) if has else None,
-        p95_ms=_number(duration.get("p(95)")) if has else None,
-        p99_ms=_number(duration.get("p(99)")) if has else None,
+        avg_ms=number(duration.get("avg")) if has else None,
+        p50_ms=number(duration.get("med")) if has else None,
+        p95_ms=number(duration.get("p(95)")) if has else None,
+        p99_ms=number(duration.get("p(99)")) if has else None,
         error_rate=error_rate(metrics.get(f"http_req_failed{{{cut}}}")) if has else None,
     )
 
@@ -88,8 +89,8 @@ def endpoint_stats(metrics: Metrics, name: str, seconds: float,
     cut = f"phase:measure,endpoint:{name}"
     stats = cut_stats(metrics, name, cut, seconds)
     phases = {phase: value for phase, trend in phase_metrics.items()
-              if (value := _number(metrics.get(f"{trend}{{{cut}}}", {}).get("avg"))) is not None}
-    received = _number(metrics.get(f"data_received{{{cut}}}", {}).get("count"))
+              if (value := number(metrics.get(f"{trend}{{{cut}}}", {}).get("avg"))) is not None}
+    received = number(metrics.get(f"data_received{{{cut}}}", {}).get("count"))
     return msgspec.structs.replace(stats, phases_ms=phases or None, received_bytes=received)
 
 
@@ -131,11 +132,6 @@ def guide_summary(overall: CutStats) -> GuideSummary:
                         f"{rate * 100:.{1 if rate == 0 or rate * 100 >= 0.1 else 2}f}%")
 
 
-def share_deviations(shares: Mapping[str, float], intended: Mapping[str, float]) -> dict[str, float]:
-    """Percentage points each part is off its intended share."""
-    return {part: (shares.get(part, 0.0) - want) * 100 for part, want in intended.items()}
-
-
 def custom_metric(metrics: Metrics, name: str) -> dict[str, float] | None:
     """A script's own metric over the measured phase (a Rate as ``rate``, a Trend as its statistics)."""
     found = metrics.get(f"{name}{{phase:measure}}")
@@ -144,4 +140,4 @@ def custom_metric(metrics: Metrics, name: str) -> dict[str, float] | None:
     if "passes" in found:
         rate = error_rate(found)
         return {"rate": rate} if rate is not None else None
-    return {k: float(v) for k, v in found.items() if _number(v) is not None and k != "thresholds"}
+    return {k: float(v) for k, v in found.items() if number(v) is not None and k != "thresholds"}

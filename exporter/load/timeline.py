@@ -9,6 +9,8 @@ from typing import Any
 
 import msgspec
 
+from exporter.load.stats import number
+
 
 class TimelinePoint(msgspec.Struct, frozen=True, rename="camel"):
     """Over the measured requests up to ``t`` seconds into the measured phase: their count, mean, P95, P99 and
@@ -23,10 +25,6 @@ class TimelinePoint(msgspec.Struct, frozen=True, rename="camel"):
     error_rate: float | None = None
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
 def timeline(samples: Iterable[Any], warmup: float) -> list[TimelinePoint]:
     """One point per poll after the warm-up."""
     points: list[TimelinePoint] = []
@@ -34,11 +32,11 @@ def timeline(samples: Iterable[Any], warmup: float) -> list[TimelinePoint]:
         if sample.elapsed < warmup:
             continue
         duration = sample.metric("http_req_duration{phase:measure}")
-        count = _number(sample.metric("http_reqs{phase:measure}").get("count"))
+        count = number(sample.metric("http_reqs{phase:measure}").get("count"))
         if not count:
             continue
-        points.append(TimelinePoint(round(sample.elapsed - warmup, 3), count, _number(duration.get("avg")),
-                                    _number(duration.get("p(95)")), _number(duration.get("p(99)")),
-                                    _number(duration.get("max")),
-                                    _number(sample.metric("http_req_failed{phase:measure}").get("rate"))))
+        points.append(TimelinePoint(round(sample.elapsed - warmup, 3), count, number(duration.get("avg")),
+                                    number(duration.get("p(95)")), number(duration.get("p(99)")),
+                                    number(duration.get("max")),
+                                    number(sample.metric("http_req_failed{phase:measure}").get("rate"))))
     return points
