@@ -18,9 +18,10 @@ from typing import TextIO
 from exporter.exit_codes import ExitCode
 from exporter.history.compare import Comparison, Tolerance, compare_figures, exit_code
 from exporter.history.compare_output import ScenarioComparison, as_json, headline, junit, markdown, table
-from exporter.history.inputs import resolve
+from exporter.history.inputs import names_a_file, resolve
 from exporter.history.runs import OVERALL, Run
 from exporter.history.sql import DEFAULT_HISTORY, History, HistoryError, exit_code_of
+from exporter.json_file import write_text
 
 FORMATS = ("table", "md", "junit", "json")
 FILES = {"md": "compare.md", "junit": "compare.junit.xml", "json": "compare.json"}
@@ -146,11 +147,7 @@ def run_compare(options: CompareOptions) -> int:
              "json": lambda: as_json(results, code)}
     for fmt in options.formats:
         if fmt in files:
-            path = options.out / FILES[fmt]
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(path.suffix + ".tmp")
-            tmp.write_text(files[fmt]())
-            tmp.replace(path)
+            path = write_text(options.out / FILES[fmt], files[fmt]())
             options.errors.write(f"compare: wrote {path}\n")
     options.errors.write(f"compare: {headline(results, code)} (exit {code})\n")
     return code
@@ -168,9 +165,7 @@ def run_baseline_set(options: BaselineOptions) -> int:
     """``baseline set RUN|FILE``: a run id, ``latest`` or report files (stored first, as kind ``file``)."""
     spec, name, location, stream = options.run, options.name, options.history, options.stream
     try:
-        path = Path(spec)
-        is_file = path.exists() or spec.endswith(".json") or "/" in spec
-        with History(location or str(DEFAULT_HISTORY), create=is_file) as history:
+        with History(location or str(DEFAULT_HISTORY), create=names_a_file(spec)) as history:
             runs = resolve(spec, history, "latest")
             for run in runs:
                 if run.id is None:

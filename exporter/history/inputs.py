@@ -59,11 +59,16 @@ def runs_of_path(path: Path) -> list[Run]:
     return [run]
 
 
+def names_a_file(spec: str) -> bool:
+    """A run spec that is a path (an existing file, a ``.json`` or anything with a ``/``), not a run id or name."""
+    return Path(spec).exists() or spec.endswith(".json") or "/" in spec
+
+
 def resolve(spec: str | None, history: History | None, default: str) -> list[Run]:
     """``spec`` (or ``default`` when None): an existing path, a run id, ``latest``, or a baseline name."""
     text = spec if spec is not None else default
     path = Path(text)
-    if spec is not None and (path.exists() or text.endswith(".json") or "/" in text):
+    if spec is not None and names_a_file(spec):
         if not path.exists():
             raise HistoryError(f"{path}: no such file or directory")
         return runs_of_path(path)

@@ -14,6 +14,7 @@ from typing import TextIO
 from exporter.exit_codes import ExitCode
 from exporter.history.runs import Run
 from exporter.history.sql import DEFAULT_HISTORY, History, HistoryError, exit_code_of
+from exporter.json_file import write_text
 
 
 def _spread(values: Sequence[float], unit: str) -> str:
@@ -88,9 +89,6 @@ def run_sla(options: SlaOptions) -> int:
         stream.write(f"sla: {exc}\n")
         return exit_code_of(exc)
     text = sla_markdown(name, runs)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(out.suffix + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(out)
+    write_text(out, text)
     stream.write(f"sla: wrote {out} ({len(runs)} scenario(s) of baseline {name!r})\n")
     return ExitCode.OK

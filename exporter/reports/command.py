@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from exporter.config.targets import Targets
 from exporter.exit_codes import ExitCode
+from exporter.json_file import write_text
 from exporter.reports.model import MET, MISSED, Observed, Report, ReportError, Window
 
 if TYPE_CHECKING:
@@ -182,11 +183,7 @@ def write(report: Report, out: Path, formats: Sequence[str]) -> list[Path]:
 
         files["report.html"] = html_page(report)
     for name, text in files.items():
-        path = out / name
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
-        written.append(path)
+        written.append(write_text(out / name, text))
     return written
 
 
