@@ -179,6 +179,16 @@ def test_platform_window_is_the_difference_between_two_readings() -> None:
     assert report.queues == {"q": load_platform.QueueFigures(40, 40, 3)}
 
 
+def test_a_queue_name_two_redis_targets_share_is_kept_apart_per_target() -> None:
+    readings = [_reading(**{"perf_redis_queue_length|queue=jobs|target=a": a,
+                            "perf_redis_queue_length|queue=jobs|target=b": b,
+                            "perf_redis_queue_length|queue=mail|target=a": 1})
+                for a, b in ((5, 100), (9, 300), (2, 200))]
+    assert load_platform.queues(readings) == {"a/jobs": load_platform.QueueFigures(5, 9, 2),
+                                              "b/jobs": load_platform.QueueFigures(100, 300, 200),
+                                              "mail": load_platform.QueueFigures(1, 1, 1)}
+
+
 def test_histogram_quantile_interpolates_inside_the_bucket() -> None:
     buckets = [(0.1, 50.0), (0.5, 90.0), (1.0, 100.0), (float("inf"), 100.0)]
     assert load_platform.histogram_quantile(0.5, buckets) == pytest.approx(0.1)

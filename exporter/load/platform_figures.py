@@ -5,6 +5,7 @@ queue depth and trace durations. Pure: the readings are plain ``{(series name, l
 from __future__ import annotations
 
 import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import msgspec
@@ -123,13 +124,17 @@ def cache(start: Reading, end: Reading) -> CacheFigures | None:
 
 
 def queues(readings: Sequence[Reading]) -> dict[str, QueueFigures]:
-    """Each queue's length over the run: first, highest and last reading."""
-    series: dict[str, list[float]] = {}
+    """Each queue's length over the run: first, highest and last reading; named ``target/queue`` where two Redis
+    targets have a queue of that name."""
+    series: dict[tuple[str, str], list[float]] = {}
     for reading in readings:
         for (name, labels), value in reading.items():
             if name == metrics.REDIS_QUEUE_LENGTH.name:
-                series.setdefault(dict(labels).get("queue", ""), []).append(value)
-    return {queue: QueueFigures(values[0], max(values), values[-1]) for queue, values in series.items()}
+                names = dict(labels)
+                series.setdefault((names.get("target", ""), names.get("queue", "")), []).append(value)
+    shared = Counter(queue for _, queue in series)
+    return {(f"{target}/{queue}" if shared[queue] > 1 else queue): QueueFigures(values[0], max(values), values[-1])
+            for (target, queue), values in series.items()}
 
 
 def traces(start: Reading, end: Reading) -> TraceFigures | None:
