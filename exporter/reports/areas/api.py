@@ -27,7 +27,6 @@ def _endpoints(ctx: AreaContext, api_h: dict[Labels, Histogram]) -> list[Endpoin
     outcomes = q.increase(metrics.HTTP_REQUESTS.name, (*NAMES, "outcome"))
     phases = q.over_time("avg_over_time", metrics.HTTP_PHASE_DURATION.name, (*NAMES, "phase"), "max")
     probe_traces = q.over_time("avg_over_time", metrics.TRACE_PROBE_DURATION.name, ("probe_target", "probe"), "max")
-    probe_services = q.over_time("max_over_time", metrics.TRACE_PROBE_SERVICES.name, ("probe_target", "probe"))
     sizes = q.over_time("avg_over_time", metrics.HTTP_RESPONSE_SIZE.name, NAMES)
     operations = [(r.service, r.operation) for r in ctx.routes]
     http = metrics.HTTP_REQUEST_DURATION.name
@@ -67,8 +66,7 @@ def _endpoints(ctx: AreaContext, api_h: dict[Labels, Histogram]) -> list[Endpoin
             connect_errors=counts.get("connect_error", 0.0),
             mean_s=h.mean if h else None, p95_s=h.quantile(0.95) if h else None,
             p99_s=h.quantile(0.99) if h else None,
-            share_over_p95_target=(1 - (h.share_within(ctx.targets.p95_for(name)) or 0.0)) if h and h.count else None,
-            phases_s=phase, trace_s=probe_traces.get(trace_key), trace_services=probe_services.get(trace_key),
+            phases_s=phase, trace_s=probe_traces.get(trace_key),
             route=route_of(*method_path, operations) if method_path else None, response_bytes=sizes.get(key),
             baseline_p95_s=bh.quantile(0.95) if bh is not None and bh.count > 0 else None,
             baseline_phases_s={dict(k)["phase"]: v for k, v in base_phases.items()
