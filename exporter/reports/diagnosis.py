@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from exporter.collectors.jaeger.breakdown import (
     CACHE,
@@ -120,6 +121,7 @@ def statement_name(s: Statement) -> str:
 # Statements
 
 
+@lru_cache(maxsize=8192)  # statement_of compares each text with every statement's (pg_stat_statements keeps 5000)
 def _comparable(text: str | None) -> str:
     if not text:
         return ""
