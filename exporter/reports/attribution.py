@@ -26,8 +26,6 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from exporter.collectors.jaeger.breakdown import CACHE, DB, POOL, SELF, SERIAL
-
 # Parts that are not trace components.
 NETWORK = "network"  # resolve + connect + tls
 TRANSFER = "transfer"  # send + receive
@@ -260,7 +258,3 @@ def attribute(endpoint: str, api_target: str, p95_s: float, target_s: float, pha
         parts.append(Part(PartKey(NO_TRACES), 0.0, None, 1.0, excess))
     parts.sort(key=lambda p: (-p.share, p.key))
     return Attribution(endpoint, api_target, excess, target_s, route.name if route else None, basis, tuple(parts))
-
-
-# Kinds, as re-exported for the diagnosis.
-TRACE_KINDS = (SELF, DB, CACHE, POOL, SERIAL)

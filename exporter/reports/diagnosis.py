@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
 
 from exporter.collectors.jaeger.breakdown import (
     CACHE,
@@ -52,7 +52,6 @@ CACHE_EVICTION = "cache-eviction"
 CACHE_COLD = "cache-cold"
 SERVICE_ERRORS = "service-errors"
 CONNECTIVITY = "connectivity"
-DB_CONNECTIONS = "database-connections"
 
 N_PLUS_ONE_CALLS = 10.0  # calls of one statement per request from which it is one query per item
 LOCK_BLOCKS_PER_CALL = 100.0  # a statement waiting on locks reads little: fewer shared blocks than this per call
@@ -122,6 +121,7 @@ def statement_name(s: Statement) -> str:
 # Statements
 
 
+@lru_cache(maxsize=8192)  # statement_of compares each text with every statement's (pg_stat_statements keeps 5000)
 def _comparable(text: str | None) -> str:
     if not text:
         return ""
@@ -494,7 +494,3 @@ def error_causes(failing: Sequence[Endpoint], facts: Facts) -> list[tuple[Cause,
                           (Evidence("api", f"{server:.0f} 5xx answers", facts.source("api_errors")),)),
                     server / failed))
     return out
-
-
-def as_dict(cause: Cause) -> dict[str, Any]:
-    return {"kind": cause.kind, "subject": cause.subject, "title": cause.title}

@@ -28,10 +28,8 @@ class Endpoint:
     mean_s: float | None = None
     p95_s: float | None = None
     p99_s: float | None = None
-    share_over_p95_target: float | None = None  # share of the endpoint's requests slower than its P95 target
     phases_s: Mapping[str, float] = field(default_factory=dict)  # mean per phase (connect, tls, wait, ...)
     trace_s: float | None = None  # mean duration of the traces its probe requests started
-    trace_services: float | None = None  # services those traces reached
     route: tuple[str, str] | None = None  # (service, operation) of the root span its requests' traces have
     response_bytes: float | None = None  # mean size of its answers
     baseline_p95_s: float | None = None  # over the baseline period (None: not measured)

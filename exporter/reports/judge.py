@@ -23,11 +23,13 @@ from exporter.reports.model import (
 )
 from exporter.reports.recommendations import (
     MEDIUM,
-    RANK,
     Findings,
     Recommendation,
     Symptom,
+    excess_over,
+    excess_under,
     priority,
+    ranking,
     recommend,
 )
 from exporter.reports.render_json import current_text
@@ -88,10 +90,10 @@ def judge(key: str, ceiling: bool, quantile: float | None, target: float, figure
 def _excess(row: TargetRow, floor: bool) -> float:
     """How far past its target a missed row is (observed/target - 1, or 1 - observed/target for a floor)."""
     value = row.current.value if row.current.value is not None else row.current.lower
-    if value is None or row.target_value <= 0:
+    if value is None:
         return 0.0
     limit = row.target_value * (1000.0 if row.current.unit == "ms" else 1.0)
-    return max(0.0, 1 - value / limit) if floor else max(0.0, value / limit - 1)
+    return excess_under(value, limit) if floor else excess_over(value, limit)
 
 
 def with_missed_areas(findings: Findings, rows: Sequence[TargetRow], floors: Mapping[str, bool]) -> Findings:
@@ -114,19 +116,19 @@ def with_missed_areas(findings: Findings, rows: Sequence[TargetRow], floors: Map
                               "all of its excess, undiagnosed", excess, f"excess {excess:.2f}"),)))
     if not extra:
         return findings
-    ranked = sorted([*findings.recommendations, *extra],
-                    key=lambda r: (r.housekeeping, RANK[r.priority], r.kind == UNEXPLAINED, -r.score))
+    ranked = sorted([*findings.recommendations, *extra], key=lambda r: (r.housekeeping, ranking(r)))
     return Findings(ranked)
 
 
 def build_report(observed: Observed) -> Report:
     rows = []
-    for slo in row_slos(observed.facts.targets):
+    slos = row_slos(observed.facts.targets)
+    for slo in slos:
         assert slo.threshold is not None
         figure = (observed.row_inputs.get(slo.key)
                   or Figure(None, "ms" if slo.quantile else "ratio", "none", note="no source for this figure"))
         status, reason = judge(slo.key, not slo.floor, slo.quantile, slo.threshold, figure,
                                observed.shares_within.get(slo.key))
         rows.append(TargetRow(slo.key, slo.title, target_text(slo), slo.threshold, figure, status, reason, slo.area))
-    floors = {slo.key: slo.floor for slo in row_slos(observed.facts.targets)}
+    floors = {slo.key: slo.floor for slo in slos}
     return Report(now_iso(), observed, rows, with_missed_areas(recommend(observed.facts), rows, floors))

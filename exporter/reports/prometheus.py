@@ -71,10 +71,8 @@ class PrometheusClient:
 
     def matrix(self, query: str, start: float, end: float, step: float) -> list[tuple[dict[str, str],
                                                                                        list[tuple[float, float]]]]:
-        data = self._get("/api/v1/query_range", {"query": query, "start": f"{start:.3f}", "end": f"{end:.3f}",
-                                                 "step": f"{step:.3f}"})
         out = []
-        for item in data.get("result", []):
+        for item in self.range_result(query, start, end, step):
             points = [(float(t), float(v)) for t, v in item["values"] if math.isfinite(float(v))]
             out.append((item["metric"], points))
         return out
@@ -203,7 +201,7 @@ def _slope(points: list[tuple[float, float]]) -> float:
     return sum((t - mt) * (v - mv) for t, v in points) / den if den else 0.0
 
 
-def rate_range(client: PrometheusClient, q: Window_) -> int:
+def rate_range(q: Window_) -> int:
     """Seconds of the rate every plot line uses: a tenth of the window, at least two and a half of the daemon's
     scrape intervals (found from its own samples in the window) so that each point has samples, at most 5
     minutes."""
@@ -216,7 +214,7 @@ def rate_range(client: PrometheusClient, q: Window_) -> int:
 def _plots(client: PrometheusClient, q: Window_, targets: Targets) -> list[Plot]:
     """Time series over the window; the lines of a plot share one rate window, stated with the plot."""
     w = q.window
-    seconds = rate_range(client, q)
+    seconds = rate_range(q)
     rate = f"{seconds}s"
     note = (f"each point: the rate over the {seconds} s before it (every line of this plot); the tables use the "
             f"whole window ({w.seconds:.0f} s)")

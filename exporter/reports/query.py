@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Protocol
 
 from exporter.load.platform_figures import histogram_quantile
@@ -76,12 +77,20 @@ class HistogramsFromIncreases:
     def increase(self, family: str, names: Iterable[str], matchers: Sequence[Matcher] = ()) -> Vector:
         raise NotImplementedError
 
+    @cached_property
+    def _histograms(self) -> dict[tuple[str, tuple[str, ...], tuple[Matcher, ...]], dict[Labels, Histogram]]:
+        return {}
+
     def histograms(self, family: str, names: Iterable[str],
                    matchers: Sequence[Matcher] = ()) -> dict[Labels, Histogram]:
+        """Queried once per instance and arguments: the areas ask again for some that :mod:`collected` read."""
         names = tuple(names)
-        return histograms_of(self.increase(f"{family}_bucket", (*names, "le"), matchers),
-                             self.increase(f"{family}_count", names, matchers),
-                             self.increase(f"{family}_sum", names, matchers), names)
+        key = (family, names, tuple(matchers))
+        if key not in self._histograms:
+            self._histograms[key] = histograms_of(self.increase(f"{family}_bucket", (*names, "le"), matchers),
+                                                  self.increase(f"{family}_count", names, matchers),
+                                                  self.increase(f"{family}_sum", names, matchers), names)
+        return self._histograms[key]
 
 
 class Query(Protocol):

@@ -67,7 +67,6 @@ LONG_XACT_S = 300.0
 DEAD_TUPLES_MAX_SHARE = 0.2
 DEAD_TUPLES_MIN = 1000.0
 MEMORY_MAX_SHARE = 0.9
-EVICTIONS_MAX_SHARE = 0.01
 NO_TTL_MAX_SHARE = 0.5
 QUEUE_MIN_GROWTH = 100.0
 
@@ -628,6 +627,11 @@ HOUSEKEEPING_RULES: tuple[Callable[[Facts], list[Recommendation]], ...] = (
 RANK = {HIGH: 0, MEDIUM: 1, LOW: 2}
 
 
+def ranking(r: Recommendation) -> tuple[int, bool, float]:
+    """Where a cause ranks: by priority, the unexplained after the explained, then by score."""
+    return (RANK[r.priority], r.kind == UNEXPLAINED, -r.score)
+
+
 @dataclass(frozen=True)
 class Findings:
     recommendations: list[Recommendation] = field(default_factory=list)
@@ -650,7 +654,7 @@ def recommend(facts: Facts) -> Findings:
     for rule in SYMPTOM_RULES:
         rule(facts, found)
     causes = [_recommendation(entry) for entry in found.values()]
-    causes.sort(key=lambda r: (RANK[r.priority], r.kind == UNEXPLAINED, -r.score))
+    causes.sort(key=ranking)
     chores = [r for rule in HOUSEKEEPING_RULES for r in rule(facts)]
     chores.sort(key=lambda r: -r.score)
     return Findings(causes + chores)

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 
 from exporter.config.targets import Targets
-from exporter.load.run import BenchRun, RunFileError, looks_like_run, read_run
+from exporter.load.run import BenchRun, RunFileError, looks_like_run, run_of
 from exporter.reports import run_facts
 from exporter.reports.areas import AreaFigures
 from exporter.reports.attribution import Route, route_of
@@ -48,9 +48,9 @@ def _unix(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def run_files(directory: Path) -> list[Path]:
-    """The run reports a bench wrote into ``directory``: ``<scenario>.json`` with a ``scenario`` and a
-    ``summary`` (the k6 summaries and the report's own files are left out)."""
+def run_files(directory: Path) -> list[tuple[Path, Any]]:
+    """The run reports a bench wrote into ``directory``, each with its decoded JSON: ``<scenario>.json`` with a
+    ``scenario`` and a ``summary`` (the k6 summaries and the report's own files are left out)."""
     if not directory.is_dir():
         raise ReportError(f"--run {directory}: no such directory (give the --out of a perf-exporter bench run)")
     found = []
@@ -62,7 +62,7 @@ def run_files(directory: Path) -> list[Path]:
         except (OSError, msgspec.DecodeError):
             continue
         if looks_like_run(body):
-            found.append(path)
+            found.append((path, body))
     if not found:
         raise ReportError(f"--run {directory}: no bench run report (<scenario>.json) in it")
     return found
@@ -307,7 +307,7 @@ def _stage_plot(stages: Sequence[Mapping[str, Any]], targets: Targets) -> Plot:
 def observe_run_dir(directory: Path, targets: Targets,
                     endpoint_requests: Mapping[str, tuple[str, str]] | None = None) -> Observed:
     try:
-        runs = [read_run(p) for p in run_files(directory)]
+        runs = [run_of(body, str(path)) for path, body in run_files(directory)]
     except RunFileError as exc:
         raise ReportError(str(exc)) from None
     return observe_runs(runs, targets, str(directory), endpoint_requests)

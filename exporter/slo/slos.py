@@ -32,9 +32,6 @@ from exporter.metrics import Family
 if TYPE_CHECKING:
     from exporter.config.schema import Config
 
-# Sloth's label names, so that community SLO dashboards group our SLOs the way they group Sloth's.
-SLO_LABELS = ("sloth_id", "sloth_service", "sloth_slo")
-
 
 def le_matcher(bound: float) -> str:
     """The ``le`` matcher for one bucket bound, valid on Prometheus 2 (``le="1.0"``, as client_python writes it)

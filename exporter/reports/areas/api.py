@@ -11,7 +11,7 @@ from exporter.reports.attribution import route_of
 from exporter.reports.facts import Endpoint
 from exporter.reports.histogram_figures import histogram_figures, ms
 from exporter.reports.model import BUCKETED, EXACT, AreaSummary, Figure, missing
-from exporter.reports.query import Histogram, Labels, key_of, label, merged
+from exporter.reports.query import Histogram, Labels, Vector, key_of, label, merged
 from exporter.slo.slos import BAD_OUTCOME, OutcomeIndicator
 
 if TYPE_CHECKING:
@@ -22,12 +22,21 @@ if TYPE_CHECKING:
 NAMES = ("target", "endpoint")
 
 
+def _by_endpoint(vector: Vector, name: str) -> dict[Labels, dict[str, float]]:
+    """Per endpoint (its key by ``NAMES``): the label ``name``'s value -> the series' value."""
+    out: dict[Labels, dict[str, float]] = {}
+    for key, value in vector.items():
+        labels = dict(key)
+        inner = labels.pop(name)
+        out.setdefault(key_of(labels, NAMES), {})[inner] = value
+    return out
+
+
 def _endpoints(ctx: AreaContext, api_h: dict[Labels, Histogram]) -> list[Endpoint]:
     q, base = ctx.q, ctx.base
     outcomes = q.increase(metrics.HTTP_REQUESTS.name, (*NAMES, "outcome"))
     phases = q.over_time("avg_over_time", metrics.HTTP_PHASE_DURATION.name, (*NAMES, "phase"), "max")
     probe_traces = q.over_time("avg_over_time", metrics.TRACE_PROBE_DURATION.name, ("probe_target", "probe"), "max")
-    probe_services = q.over_time("max_over_time", metrics.TRACE_PROBE_SERVICES.name, ("probe_target", "probe"))
     sizes = q.over_time("avg_over_time", metrics.HTTP_RESPONSE_SIZE.name, NAMES)
     operations = [(r.service, r.operation) for r in ctx.routes]
     http = metrics.HTTP_REQUEST_DURATION.name
@@ -41,11 +50,9 @@ def _endpoints(ctx: AreaContext, api_h: dict[Labels, Histogram]) -> list[Endpoin
         phases=q.source(phase_expr) + (f"; the baseline's: {base.source(phase_expr)}" if base else ""),
         probe_traces=q.source(f"avg_over_time({metrics.TRACE_PROBE_DURATION.name}[W])"),
         response_size=q.source(f"avg_over_time({metrics.HTTP_RESPONSE_SIZE.name}[W])"))
-    per_outcome: dict[Labels, dict[str, float]] = {}
-    for key, value in outcomes.items():
-        labels = dict(key)
-        outcome = labels.pop("outcome")
-        per_outcome.setdefault(key_of(labels, NAMES), {})[outcome] = value
+    per_outcome = _by_endpoint(outcomes, "outcome")
+    per_phase = _by_endpoint(phases, "phase")
+    base_per_phase = _by_endpoint(base_phases, "phase")
     endpoints = []
     for key in sorted(set(api_h) | set(per_outcome)):
         h = api_h.get(key)
@@ -55,8 +62,6 @@ def _endpoints(ctx: AreaContext, api_h: dict[Labels, Histogram]) -> list[Endpoin
         if requests <= 0:
             continue
         target = label(key, "target")
-        phase = {dict(k)["phase"]: v for k, v in phases.items()
-                 if label(k, "target") == target and label(k, "endpoint") == name}
         trace_key = (("probe_target", target), ("probe", name))
         method_path = ctx.endpoint_requests.get((target, name))
         bh = base_h.get(key)
@@ -67,13 +72,10 @@ def _endpoints(ctx: AreaContext, api_h: dict[Labels, Histogram]) -> list[Endpoin
             connect_errors=counts.get("connect_error", 0.0),
             mean_s=h.mean if h else None, p95_s=h.quantile(0.95) if h else None,
             p99_s=h.quantile(0.99) if h else None,
-            share_over_p95_target=(1 - (h.share_within(ctx.targets.p95_for(name)) or 0.0)) if h and h.count else None,
-            phases_s=phase, trace_s=probe_traces.get(trace_key), trace_services=probe_services.get(trace_key),
+            phases_s=per_phase.get(key, {}), trace_s=probe_traces.get(trace_key),
             route=route_of(*method_path, operations) if method_path else None, response_bytes=sizes.get(key),
             baseline_p95_s=bh.quantile(0.95) if bh is not None and bh.count > 0 else None,
-            baseline_phases_s={dict(k)["phase"]: v for k, v in base_phases.items()
-                               if label(k, "target") == target and label(k, "endpoint") == name}
-            if bh is not None and bh.count > 0 else None))
+            baseline_phases_s=base_per_phase.get(key, {}) if bh is not None and bh.count > 0 else None))
     return endpoints
 
 
