@@ -62,14 +62,13 @@ class RemoteRunner:
     entry: JobTarget
     worker: int
     last: LastRun = field(default_factory=LastRun)
-    failure: str = ""
 
     @property
     def collector(self) -> str:
         return self.kind.section
 
     def cause(self) -> str:
-        return self.failure
+        return self.last.cause
 
 
 @dataclass
@@ -177,7 +176,7 @@ class ProbeWorkers:
                 return  # moved away by a reload; what the old worker still says is stale
             self.stores.put_lines(message.key, message.lines)
             if runner is not None and message.last is not None:
-                runner.last, runner.failure = message.last, message.cause
+                runner.last = message.last
         elif isinstance(message, Assigned):
             worker.assigned.set()
         elif isinstance(message, Dropped):
