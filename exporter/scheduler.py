@@ -26,7 +26,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from exporter import metrics
 from exporter.config.base import JobTarget
 from exporter.config.schema import Config
-from exporter.jobs import Job, JobContext, JobKind, TraceLink
+from exporter.jobs import Job, JobContext, JobKind, TraceLink, ignore_lateness
 from exporter.logs import event
 from exporter.secrets import mask_url
 from exporter.store import StoreCollector
@@ -142,17 +142,13 @@ class JobRunner:
 Jobs = Sequence[tuple[JobKind[Any], JobTarget]]
 
 
-def _ignore_lateness(seconds: float) -> None:
-    pass
-
-
 class Scheduler:
     """Owns the APScheduler instance and the live jobs; :meth:`apply` makes the jobs match a config (or the
     share of its jobs this process owns). ``late`` hears how late each run and probe started, in seconds;
     ``on_run`` is called after each run with its runner."""
 
     def __init__(self, stores: StoreCollector, traces: TraceLink | None = None,
-                 late: Callable[[float], None] = _ignore_lateness,
+                 late: Callable[[float], None] = ignore_lateness,
                  on_run: Callable[[JobRunner], None] | None = None) -> None:
         self.stores = stores
         self.runners: dict[str, JobRunner] = {}
