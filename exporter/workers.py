@@ -23,7 +23,7 @@ from typing import Any
 from exporter.config.base import JobTarget
 from exporter.jobs import JobKind
 from exporter.logs import event
-from exporter.scheduler import LastRun, job_key
+from exporter.scheduler import LastRun, changed_keys, job_key
 from exporter.store import StoreCollector
 from exporter.worker_messages import Assign, Assigned, Dropped, Stop, Stopped, Traces, Update, frame, read_frame
 
@@ -116,7 +116,7 @@ class ProbeWorkers:
         """Share ``jobs`` among the workers: unchanged ones stay where they run, new ones go to the least
         loaded worker."""
         wanted = {job_key(kind, entry): (kind, entry) for kind, entry in jobs}
-        for key in [k for k, r in self.runners.items() if wanted.get(k, (None, None))[1] != r.entry]:
+        for key in changed_keys(self.runners, wanted):
             del self.runners[key]
         loads = [0.0] * self.count
         for runner in self.runners.values():
