@@ -36,12 +36,10 @@ if TYPE_CHECKING:
     from exporter.collectors.jaeger.traces import Span
 
 SELF, DB, CACHE, POOL, SERIAL = "self", "db", "cache", "pool", "serial"
-KINDS = (SELF, DB, CACHE, POOL, SERIAL)
 CACHE_SYSTEMS = frozenset({"redis", "valkey", "memcached"})
 CACHE_READS = frozenset({"GET", "MGET", "HGET", "HGETALL", "HMGET", "GETEX"})
 CACHE_WRITES = frozenset({"SET", "SETEX", "PSETEX", "MSET", "HSET", "SETNX"})
 HIT, MISS_FILLED, MISS_UNFILLED = "hit", "miss_filled", "miss_unfilled"
-CACHE_RESULTS = (HIT, MISS_FILLED, MISS_UNFILLED)
 STATEMENT_CHARS = 200  # a normalised statement is kept to this many characters
 
 
