@@ -123,7 +123,10 @@ class Daemon:
         if self.probe_workers is not None:
             return self.probe_workers
         rate = sum(load(entry) for _, entry in jobs)
-        return usable_cpus() if rate >= AUTO_WORKERS_FROM and usable_cpus() > 1 else 0
+        if rate < AUTO_WORKERS_FROM:
+            return 0
+        cpus = usable_cpus()
+        return cpus if cpus > 1 else 0
 
     def _reload_web_config(self) -> None:
         """The web config read again: its users and headers from now on, its certificate, key and client CA for

@@ -87,7 +87,7 @@ class TraceLink:
                 inbox.append(trace)
 
 
-def _ignore_lateness(seconds: float) -> None:
+def ignore_lateness(seconds: float) -> None:
     pass
 
 
@@ -98,7 +98,7 @@ class JobContext:
 
     store: MetricStore
     traces: TraceLink
-    late: Callable[[float], None] = _ignore_lateness
+    late: Callable[[float], None] = ignore_lateness
 
 
 T = TypeVar("T", bound=JobTarget)

@@ -14,10 +14,10 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -26,7 +26,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from exporter import metrics
 from exporter.config.base import JobTarget
 from exporter.config.schema import Config
-from exporter.jobs import Job, JobContext, JobKind, TraceLink
+from exporter.jobs import Job, JobContext, JobKind, TraceLink, ignore_lateness
 from exporter.logs import event
 from exporter.secrets import mask_url
 from exporter.store import StoreCollector
@@ -47,6 +47,16 @@ class LastRun:
 
 def job_key(kind: JobKind[Any], entry: JobTarget) -> str:
     return f"{kind.section}/{entry.name}"
+
+
+class _Runner(Protocol):
+    @property
+    def entry(self) -> JobTarget: ...
+
+
+def changed_keys(runners: Mapping[str, _Runner], wanted: Mapping[str, tuple[JobKind[Any], JobTarget]]) -> list[str]:
+    """The keys of ``runners`` whose job ``wanted`` lacks, or has with another target entry: those jobs go."""
+    return [key for key, runner in runners.items() if wanted.get(key, (None, None))[1] != runner.entry]
 
 
 def stable_fraction(key: str) -> float:
@@ -142,17 +152,13 @@ class JobRunner:
 Jobs = Sequence[tuple[JobKind[Any], JobTarget]]
 
 
-def _ignore_lateness(seconds: float) -> None:
-    pass
-
-
 class Scheduler:
     """Owns the APScheduler instance and the live jobs; :meth:`apply` makes the jobs match a config (or the
     share of its jobs this process owns). ``late`` hears how late each run and probe started, in seconds;
     ``on_run`` is called after each run with its runner."""
 
     def __init__(self, stores: StoreCollector, traces: TraceLink | None = None,
-                 late: Callable[[float], None] = _ignore_lateness,
+                 late: Callable[[float], None] = ignore_lateness,
                  on_run: Callable[[JobRunner], None] | None = None) -> None:
         self.stores = stores
         self.runners: dict[str, JobRunner] = {}
@@ -181,7 +187,7 @@ class Scheduler:
         target entry is unchanged keeps running with its state, whatever else changed."""
         jobs = config.jobs() if isinstance(config, Config) else config
         wanted = {job_key(kind, entry): (kind, entry) for kind, entry in jobs}
-        for key in [k for k, runner in self.runners.items() if wanted.get(k, (None, None))[1] != runner.entry]:
+        for key in changed_keys(self.runners, wanted):
             await self._remove(key)
         for key, (kind, entry) in wanted.items():
             if key not in self.runners:

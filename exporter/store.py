@@ -118,9 +118,6 @@ class MetricStore:
         self.prefixes.pop(family, None)
         self._touch(family)
 
-    def bucket_indices(self, family: Family) -> tuple[int, ...] | None:
-        return self.shown.get(family)
-
     def _touch(self, family: Family) -> None:
         self.versions[family] = self.versions.get(family, 0) + 1
 

@@ -44,8 +44,7 @@ class BusyClock:
     """Nanoseconds the calling thread has spent on a CPU (``CLOCK_THREAD_CPUTIME_ID``, exact to now) or runnable
     but waiting for one (the run delay of the kernel's schedstat, complete whenever the thread itself reads it).
 
-    Where schedstat cannot be read, CPU time alone: the bound then misses the waits for a CPU, and
-    :attr:`counts_cpu_waits` says so."""
+    Where schedstat cannot be read, CPU time alone: the bound then misses the waits for a CPU."""
 
     def __init__(self) -> None:
         self._fd: int | None = None
@@ -56,7 +55,6 @@ class BusyClock:
             self.read_ns = self._busy_ns
         except (OSError, ValueError, IndexError):
             self.close()
-        self.counts_cpu_waits = self._fd is not None
 
     def _busy_ns(self) -> int:
         return time.thread_time_ns() + self.waited_ns()
@@ -207,10 +205,10 @@ class ProcessWatch:
                 waited = now_waited
 
 
-def process_age_seconds(pid: int | None = None) -> float:
-    """Seconds since the process started (from /proc; 0 where it cannot be read)."""
+def process_age_seconds() -> float:
+    """Seconds since this process started (from /proc; 0 where it cannot be read)."""
     try:
-        fields = Path(f"/proc/{pid or 'self'}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
         started = int(fields[19]) / os.sysconf("SC_CLK_TCK")
         uptime = float(Path("/proc/uptime").read_text().split()[0])
     except (OSError, ValueError, IndexError):

@@ -221,6 +221,7 @@ class BasicAuth:
         self.app = app
         self.pool = ThreadPoolExecutor(BCRYPT_THREADS, thread_name_prefix="bcrypt")
         self.waiting = 0
+        self._dummy = b""
         self.update(users, headers)
 
     def update(self, users: dict[str, str], headers: dict[str, str] | None = None) -> None:
@@ -228,8 +229,10 @@ class BasicAuth:
         self.headers = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
         self._good: set[bytes] = set()  # sha256(user:password:hash) of passwords already checked
         rounds = min((int(h[4:6]) for h in users.values()), default=4)
-        # checked for an unknown user, so that it takes as long as a wrong password
-        self._dummy = bcrypt.hashpw(b"perf-exporter", bcrypt.gensalt(rounds)) if users else b""
+        # checked for an unknown user, so that it takes as long as a wrong password; made again (on the loop) only
+        # when the users' cost changes, not at every reload
+        if users and self._dummy[4:6] != b"%02d" % rounds:
+            self._dummy = bcrypt.hashpw(b"perf-exporter", bcrypt.gensalt(rounds))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (not self.users and not self.headers):

@@ -82,7 +82,7 @@ class Worker:
             return
         lines = await self._changed_lines(key, store)
         if self.scheduler.runners.get(key) is runner:  # not removed meanwhile
-            self._send(Update(key, lines, runner.last, runner.cause()))
+            self._send(Update(key, lines, runner.last))
 
     def _ran(self, runner: JobRunner) -> None:
         task = asyncio.create_task(self._publish(job_key(runner.kind, runner.entry), runner))

@@ -34,12 +34,11 @@ class Stop:
 @dataclass(frozen=True)
 class Update:
     """A job's (or the worker's own, ``key="probe-<n>"``) sample lines by family name, for the families written
-    since the last update; and, for a job, its last run and the cause of its failure."""
+    since the last update; and, for a job, its last run (with its cause)."""
 
     key: str
     lines: dict[str, bytes]
     last: LastRun | None = None
-    cause: str = ""
 
 
 @dataclass(frozen=True)

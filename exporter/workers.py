@@ -23,7 +23,7 @@ from typing import Any
 from exporter.config.base import JobTarget
 from exporter.jobs import JobKind
 from exporter.logs import event
-from exporter.scheduler import LastRun, job_key
+from exporter.scheduler import LastRun, changed_keys, job_key
 from exporter.store import StoreCollector
 from exporter.worker_messages import Assign, Assigned, Dropped, Stop, Stopped, Traces, Update, frame, read_frame
 
@@ -62,14 +62,13 @@ class RemoteRunner:
     entry: JobTarget
     worker: int
     last: LastRun = field(default_factory=LastRun)
-    failure: str = ""
 
     @property
     def collector(self) -> str:
         return self.kind.section
 
     def cause(self) -> str:
-        return self.failure
+        return self.last.cause
 
 
 @dataclass
@@ -117,7 +116,7 @@ class ProbeWorkers:
         """Share ``jobs`` among the workers: unchanged ones stay where they run, new ones go to the least
         loaded worker."""
         wanted = {job_key(kind, entry): (kind, entry) for kind, entry in jobs}
-        for key in [k for k, r in self.runners.items() if wanted.get(k, (None, None))[1] != r.entry]:
+        for key in changed_keys(self.runners, wanted):
             del self.runners[key]
         loads = [0.0] * self.count
         for runner in self.runners.values():
@@ -177,7 +176,7 @@ class ProbeWorkers:
                 return  # moved away by a reload; what the old worker still says is stale
             self.stores.put_lines(message.key, message.lines)
             if runner is not None and message.last is not None:
-                runner.last, runner.failure = message.last, message.cause
+                runner.last = message.last
         elif isinstance(message, Assigned):
             worker.assigned.set()
         elif isinstance(message, Dropped):

@@ -44,7 +44,8 @@ class Measurement:
 
 
 async def resolve_time(url: str) -> tuple[float, str | None]:
-    """Time a DNS lookup of the URL's host (httpcore resolves inside connect, so it is timed apart)."""
+    """Time a DNS lookup of the URL's host (:mod:`exporter.probes.wire` resolves inside its TCP connect, asyncio's
+    ``create_connection``, so it is timed apart)."""
     host = urlsplit(url).hostname or ""
     try:
         socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
 from exporter.probes.api_target import Endpoint, Journey, JourneyStep
 from exporter.probes.http import _MISSING, json_field
-
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.:-]*)\}")
+from exporter.probes.security_target import PLACEHOLDER
 
 
 class MissingVariable(Exception):
@@ -21,10 +19,10 @@ def fill(template: Any, variables: dict[str, Any]) -> Any:
     """Replace ``{name}`` in strings (recursively in lists and dicts). A string that is exactly one placeholder
     takes the captured value with its JSON type."""
     if isinstance(template, str):
-        whole = _PLACEHOLDER.fullmatch(template)
+        whole = PLACEHOLDER.fullmatch(template)
         if whole:
             return _lookup(whole.group(1), variables)
-        return _PLACEHOLDER.sub(lambda m: str(_lookup(m.group(1), variables)), template)
+        return PLACEHOLDER.sub(lambda m: str(_lookup(m.group(1), variables)), template)
     if isinstance(template, list):
         return [fill(item, variables) for item in template]
     if isinstance(template, dict):

@@ -18,7 +18,7 @@ from exporter.config.units import Duration, HttpMethod, HttpStatus, Name, UrlPat
 InjectionMethod = Literal["error", "boolean", "time"]
 INJECTION_METHODS: tuple[InjectionMethod, ...] = ("error", "boolean", "time")
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.:-]*)\}")
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.:-]*)\}")
 Credentials = Annotated[dict[str, SecretStr], Field(min_length=1)]
 
 
@@ -78,7 +78,7 @@ class ObjectAuthorization(Model):
         if self.cleanup is not None:
             named.append(("cleanup", self.cleanup))
         for where, request in named:
-            for variable in _PLACEHOLDER.findall(request.path):
+            for variable in PLACEHOLDER.findall(request.path):
                 if variable not in self.create.capture:
                     raise ValueError(f"{where}.path names {{{variable}}}, which create does not capture (it "
                                      f"captures: {', '.join(sorted(self.create.capture))})")

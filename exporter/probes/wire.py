@@ -13,7 +13,7 @@ when the loop hands the protocol its bytes:
   bytes can have arrived at the earliest (``sent``, or the return of the loop's previous wait for events when
   that is later) and ``end`` (:mod:`exporter.timing`): the most the process can have added to the duration.
 
-Redirects, outcomes and expectations are the caller's (:mod:`exporter.probes.exchange`).
+Redirects, outcomes and expectations are the caller's (:mod:`exporter.probes.http`).
 """
 
 from __future__ import annotations

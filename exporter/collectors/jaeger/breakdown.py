@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha1
 from typing import TYPE_CHECKING, Any
@@ -36,12 +36,10 @@ if TYPE_CHECKING:
     from exporter.collectors.jaeger.traces import Span
 
 SELF, DB, CACHE, POOL, SERIAL = "self", "db", "cache", "pool", "serial"
-KINDS = (SELF, DB, CACHE, POOL, SERIAL)
 CACHE_SYSTEMS = frozenset({"redis", "valkey", "memcached"})
 CACHE_READS = frozenset({"GET", "MGET", "HGET", "HGETALL", "HMGET", "GETEX"})
 CACHE_WRITES = frozenset({"SET", "SETEX", "PSETEX", "MSET", "HSET", "SETNX"})
 HIT, MISS_FILLED, MISS_UNFILLED = "hit", "miss_filled", "miss_unfilled"
-CACHE_RESULTS = (HIT, MISS_FILLED, MISS_UNFILLED)
 STATEMENT_CHARS = 200  # a normalised statement is kept to this many characters
 
 
@@ -173,6 +171,18 @@ Clipped = tuple[int, int, "Span"]
 Segment = tuple[int, int, "Span"]
 
 
+def waves(intervals: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``intervals`` (start, end), in any order, grouped into waves by start: one that starts before the current
+    wave's end joins it (and may extend it), any other opens the next wave. The waves' (start, end), in order."""
+    found: list[tuple[int, int]] = []
+    for start, end in sorted(intervals):
+        if not found or start >= found[-1][1]:
+            found.append((start, end))
+        elif end > found[-1][1]:
+            found[-1] = (found[-1][0], end)
+    return found
+
+
 def _serial_intervals(spans_by_id: Mapping[str, Span], kids: Mapping[str, list[Clipped]]) -> list[
         tuple[int, int, Component]]:
     """The stretches of time that remote calls run one after another add to their parent (every wave but the
@@ -182,20 +192,15 @@ def _serial_intervals(spans_by_id: Mapping[str, Span], kids: Mapping[str, list[C
         parent = spans_by_id.get(parent_id)
         if parent is None:
             continue
-        remote = sorted(((s, e) for s, e, child in children if _is_remote_call(child, parent)))
+        remote = [(s, e) for s, e, child in children if _is_remote_call(child, parent)]
         if len(remote) < 2:
             continue
-        waves: list[list[int]] = []
-        for start, end in remote:
-            if waves and start < waves[-1][1]:
-                waves[-1][1] = max(waves[-1][1], end)
-            else:
-                waves.append([start, end])
-        if len(waves) < 2:
+        grouped = waves(remote)
+        if len(grouped) < 2:
             continue
-        longest = max(range(len(waves)), key=lambda i: waves[i][1] - waves[i][0])
+        longest = max(range(len(grouped)), key=lambda i: grouped[i][1] - grouped[i][0])
         label = Component(parent.service, SERIAL, parent.operation)
-        found.extend((start, end, label) for i, (start, end) in enumerate(waves) if i != longest)
+        found.extend((start, end, label) for i, (start, end) in enumerate(grouped) if i != longest)
     found.sort(key=lambda x: (x[0], -x[1]))
     outermost: list[tuple[int, int, Component]] = []
     for interval in found:

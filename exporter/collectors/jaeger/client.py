@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,18 +24,17 @@ from urllib.parse import quote
 
 import httpx
 
-from exporter.collectors.jaeger.decoding import BodyNotJson, TraceDataError
+from exporter.collectors.jaeger.decoding import BodyNotJson, Skip, TraceDataError
 from exporter.collectors.jaeger.otlp import otlp_response, traces_from_otlp
 from exporter.collectors.jaeger.summaries import facts_from_summaries
 from exporter.collectors.jaeger.target import JaegerTarget
 from exporter.collectors.jaeger.traces import Trace, TraceFacts, trace_key
-from exporter.collectors.jaeger.v1 import V1Found, found_in_v1, traces_from_v1, v1_response
+from exporter.collectors.jaeger.v1 import V1Found, V1Response, found_in_v1, traces_from_v1, v1_response
 from exporter.http_client import base_headers, ssl_context
 from exporter.secrets import safe_url
 
 Api = Literal["v3", "v1"]
 T = TypeVar("T")
-Skip = Callable[[str], bool]
 
 
 class JaegerUnreachable(Exception):
@@ -244,11 +243,7 @@ class JaegerApi:
         return self._decoded(path, answer, lambda: self._found_v1(path, answer, skip))
 
     def _found_v1(self, path: str, answer: Answer, skip: Skip | None) -> tuple[list[V1Found], int, list[str]]:
-        v1 = v1_response(answer.body)
-        if not v1.has_data:
-            raise JaegerError(f"{path}: HTTP 200 without 'data': {_error_message(answer)}")
-        found = list(found_in_v1(answer.body, v1, skip))
-        return found, len(v1.data or ()), [_error_message(answer)] if v1.errors else []
+        return _read_v1(path, answer, lambda v1: found_in_v1(answer.body, v1, skip))
 
     async def trace(self, trace_id: str) -> Trace | None:
         """One trace by ID, or None when Jaeger does not have it (yet)."""
@@ -298,11 +293,17 @@ class JaegerApi:
 
             traces = traces_from_otlp(otlp, skip_and_count)
             return traces, len(traces) + len(skipped), []
-        v1 = v1_response(answer.body)
-        if not v1.has_data:
-            raise JaegerError(f"{path}: HTTP 200 without 'data': {_error_message(answer)}")
-        errors = [_error_message(answer)] if v1.errors else []
-        return list(traces_from_v1(v1, skip)), len(v1.data or ()), errors
+        return _read_v1(path, answer, lambda v1: traces_from_v1(v1, skip))
+
+
+def _read_v1(path: str, answer: Answer, read: Callable[[V1Response], Iterable[T]]) -> tuple[list[T], int, list[str]]:
+    """What ``read`` finds in a v1 response's envelope, how many traces it holds, and the errors Jaeger reported
+    in it."""
+    v1 = v1_response(answer.body)
+    if not v1.has_data:
+        raise JaegerError(f"{path}: HTTP 200 without 'data': {_error_message(answer)}")
+    found = list(read(v1))
+    return found, len(v1.data or ()), [_error_message(answer)] if v1.errors else []
 
 
 def _parse(body: bytes | bytearray) -> tuple[Any, str | None]:

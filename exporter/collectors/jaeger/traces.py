@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, TypeVar
 
-from exporter.collectors.jaeger.breakdown import Breakdown, breakdown_of
+from exporter.collectors.jaeger.breakdown import Breakdown, breakdown_of, waves
 
 # Anomaly kinds, as counted in perf_trace_anomalies_total{kind}.
 DUPLICATE_SPAN = "duplicate_span"
@@ -226,26 +226,16 @@ def _root_among(tops: Iterable[Span], spans: list[Span]) -> Span | None:
 
 
 Clipped = tuple[int, int, Span]  # (start, end, span) clipped to the parent
-_START, _END, _START_END = itemgetter(0), itemgetter(1), itemgetter(0, 1)
+_START, _END = itemgetter(0), itemgetter(1)
 
 
 def serial_waves(children: list[Clipped]) -> tuple[int, int] | None:
     """(children, saving in µs) when ``children`` (clipped, any order) form two or more waves, else None."""
     if len(children) < 2:
         return None
-    ordered = iter(sorted(children, key=_START_END))
-    wave_start, wave_end, _ = next(ordered)
-    lengths: list[int] = []  # of the waves before the current one
-    for start, end, _ in ordered:
-        if start < wave_end:
-            if end > wave_end:
-                wave_end = end
-        else:
-            lengths.append(wave_end - wave_start)
-            wave_start, wave_end = start, end
-    if not lengths:
+    lengths = [end - start for start, end in waves((start, end) for start, end, _ in children)]
+    if len(lengths) < 2:
         return None
-    lengths.append(wave_end - wave_start)
     return len(children), sum(lengths) - max(lengths)
 
 

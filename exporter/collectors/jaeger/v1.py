@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 from msgspec import UNSET, Meta, Raw, UnsetType, field
@@ -387,14 +387,8 @@ def found_in_v1(body: Bytes, response: V1Response, skip: Skip | None = None) -> 
     except those ``skip(key)`` rejects."""
     traces = response.data or []
     marked = _marked(body, traces)
-    for index, raw in enumerate(traces):
-        leading = _LEADING_TRACE_ID.match(memoryview(raw)[:200]) if skip is not None else None
-        if leading is not None and skip is not None and skip(trace_key(leading.group(1).decode())):
-            continue
-        facts = v1_facts(raw, errorless=index not in marked)
-        if leading is None and skip is not None and skip(facts.key):
-            continue
-        yield V1Found(facts, raw)
+    yield from _kept(traces, skip, lambda index, raw: V1Found(v1_facts(raw, errorless=index not in marked), raw),
+                     lambda found: found.facts.key)
 
 
 def traces_from_v1(body: Body | V1Response, skip: Skip | None = None) -> Iterator[Trace]:
@@ -411,16 +405,27 @@ def traces_from_v1(body: Body | V1Response, skip: Skip | None = None) -> Iterato
             yield trace_from_v1(obj)
         return
     response = body if isinstance(body, V1Response) else v1_response(body)
-    for raw in response.data or ():
-        if skip is not None:
-            leading = _LEADING_TRACE_ID.match(memoryview(raw)[:200])
-            if leading is not None and skip(trace_key(leading.group(1).decode())):
-                continue
-            trace = trace_from_v1(raw)
-            if leading is None and skip(trace.key):
-                continue
-            yield trace
-        else:
-            yield trace_from_v1(raw)
+    yield from _kept(response.data or (), skip, lambda _, raw: trace_from_v1(raw), lambda trace: trace.key)
+
+
+D = TypeVar("D")
+
+
+def _kept(traces: Sequence[Raw], skip: Skip | None, read: Callable[[int, Raw], D],
+          key: Callable[[D], str]) -> Iterator[D]:
+    """``read(index, raw)`` of each of a response's traces that ``skip`` does not reject: by the traceID its text
+    starts with, before it is read, else by the ``key`` of what was read."""
+    for index, raw in enumerate(traces):
+        if skip is None:
+            yield read(index, raw)
+            continue
+        leading = _LEADING_TRACE_ID.match(memoryview(raw)[:200])
+        if leading is not None:
+            if not skip(trace_key(leading.group(1).decode())):
+                yield read(index, raw)
+            continue
+        found = read(index, raw)
+        if not skip(key(found)):
+            yield found
 
 
