@@ -69,12 +69,25 @@ def test_without_a_baseline_each_part_is_weighed_by_its_whole_time_and_the_basis
     assert "no baseline" in a.basis
 
 
-def test_a_baseline_in_which_the_endpoint_was_already_slow_is_not_used() -> None:
+def test_a_baseline_already_over_target_shares_the_growth_by_what_grew_and_the_old_excess_by_what_was_there() -> None:
+    # P95 620 ms then, 750 ms now, target 500 ms: 120 ms of the 250 ms excess was already there, 130 ms is new;
+    # the statement grew by 100 ms and is all of the growth, the service's own 400 ms did not change
     before = period(50, service=0.4, stmt=0.2)
     now = period(50, service=0.4, stmt=0.3)
     a = attribute("get_order", "gw", 0.75, 0.5, {"wait": 0.7}, route(now, before), {"wait": 0.6}, 0.62)
-    assert "over its target in the baseline too" in a.basis
-    assert shares(a) == {"self:order-service": 0.571, "db:order-service": 0.429}
+    assert "130 ms the P95 grew by" in a.basis and "120 ms it was over its target in the baseline too" in a.basis
+    # statement: 130 + 120 x 0.2/0.6 = 170 ms; service: 120 x 0.4/0.6 = 80 ms
+    assert shares(a) == {"db:order-service": 0.68, "self:order-service": 0.32}
+    assert a.parts[0].then_s == pytest.approx(0.2)
+    # a serial stretch that appeared, on an endpoint 20 ms over its target before it: all 160 ms of the growth,
+    # none of the 20 ms that were there before it
+    before = period(40, gateway=0.002, service=0.3)
+    now = period(40, gateway=0.002, service=0.3, serial=0.16)
+    a = attribute("create_order", "gw", 0.48, 0.3, {"wait": 0.462}, route(now, before), {"wait": 0.302}, 0.32)
+    assert shares(a)["serial:order-service"] == pytest.approx(0.16 / 0.18, abs=1e-3)
+    # no growth beyond the baseline's P95: the whole time of each part, and the basis says why
+    a = attribute("get_order", "gw", 0.6, 0.5, {"wait": 0.7}, route(now, before), {"wait": 0.6}, 0.62)
+    assert "as far over its target in the baseline" in a.basis and a.parts[0].then_s is None
 
 
 def test_a_serial_stretch_that_appeared_explains_the_excess_and_the_calls_that_did_not_change_do_not() -> None:

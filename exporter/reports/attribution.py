@@ -10,11 +10,12 @@ An endpoint's **excess** is how far its P95 is over its target. Its requests' ti
   waiting for a connection, remote calls made one after another.
 
 Each part is a mean per request (traces are sampled: their mean, not their tail). The parts of the window are
-compared with the same parts over a **baseline** (a period before the window in which the endpoint met its
-target): what a part **added** is its time now minus its time then (never below zero). The excess is shared out
-in proportion to what each part added, so the shares sum to one and a part that did not change explains none of
-it, however large. Without a usable baseline (none recorded, or the endpoint already over its target then), the
-shares are of the parts' whole time, and the attribution says so.
+compared with the same parts over a **baseline** (a healthy period recorded before the window): what a part
+**added** is its time now minus its time then (never below zero). The excess is shared out in proportion to what
+each part added, so the shares sum to one and a part that did not change explains none of it, however large. When
+the endpoint was over its target in the baseline too, only what its P95 grew by is shared by what each part added;
+the excess it already had is shared by the time each part already took. Without a baseline (none recorded, or too
+few traces in it), the shares are of the parts' whole time, and the attribution says so.
 
 What no part explains is **unexplained**: the time outside the traces, and everything when no trace of the route
 was analysed in the window.
@@ -211,6 +212,11 @@ def request_parts(phases: Mapping[str, float], route: RoutePeriod | None) -> tup
     return seconds, calls
 
 
+def _normalised(weights: Mapping[PartKey, float]) -> dict[PartKey, float]:
+    total = sum(w for w in weights.values() if w > 0)
+    return {k: w / total for k, w in weights.items() if w > 0} if total > 0 else {}
+
+
 def attribute(endpoint: str, api_target: str, p95_s: float, target_s: float, phases: Mapping[str, float],
               route: Route | None, baseline_phases: Mapping[str, float] | None = None,
               baseline_p95_s: float | None = None) -> Attribution:
@@ -220,40 +226,45 @@ def attribute(endpoint: str, api_target: str, p95_s: float, target_s: float, pha
     now, calls_now = request_parts(phases, route.window if route else None)
     texts = {p.key: p.text for p in (route.window.path if route else ()) if p.text}
     usable = (route is not None and route.baseline is not None and route.baseline.traces >= MIN_TRACES
-              and baseline_p95_s is not None and baseline_p95_s <= target_s and baseline_phases is not None
-              and PartKey(NO_TRACES) not in now)
+              and baseline_p95_s is not None and baseline_phases is not None and PartKey(NO_TRACES) not in now)
     then: dict[PartKey, float] = {}
     calls_then: dict[PartKey, float] = {}
-    weights: dict[PartKey, float] = {}
+    shares: dict[PartKey, float] = {}
+    why = "no baseline"
     if usable:
         assert route is not None and route.baseline is not None and baseline_phases is not None
         assert baseline_p95_s is not None
         then, calls_then = request_parts(baseline_phases, route.baseline)
         texts.update({p.key: p.text for p in route.baseline.path if p.text})
-        weights = {k: max(0.0, v - then.get(k, 0.0)) for k, v in now.items()}
-        basis = (f"the time each part added since the baseline, when the endpoint met its target (P95 "
-                 f"{baseline_p95_s * 1000:.0f} ms)")
-    if sum(weights.values()) <= 0:
+        # now = kept + grown, per part; the excess the baseline already had is shared over what was kept, the
+        # rest (what the P95 grew by) over what grew
+        grown = _normalised({k: v - then.get(k, 0.0) for k, v in now.items()})
+        kept = _normalised({k: min(v, then.get(k, 0.0)) for k, v in now.items()})
+        old = min(excess, max(0.0, baseline_p95_s - target_s))
+        new = excess - old
+        if grown and (new > 0 or not kept):
+            old_weight = old / excess if kept and excess > 0 else 0.0
+            shares = {k: (1 - old_weight) * grown.get(k, 0.0) + old_weight * kept.get(k, 0.0)
+                      for k in grown.keys() | kept.keys()}
+            met = ", when the endpoint met its target" if baseline_p95_s <= target_s else ""
+            basis = f"the time each part added since the baseline{met} (P95 {baseline_p95_s * 1000:.0f} ms)"
+            if old_weight > 0:
+                basis = (f"the time each part added since the baseline for the {new * 1000:.0f} ms the P95 grew by, "
+                         f"and the time each part already took for the {old * 1000:.0f} ms it was over its target "
+                         f"in the baseline too (P95 {baseline_p95_s * 1000:.0f} ms)")
+        else:
+            why = ("no part grew since the baseline" if not grown
+                   else "the endpoint was as far over its target in the baseline")
+    if not shares:
         if route is None:
             why = "no trace of its route was analysed"
-        elif usable:
-            why = "no part grew since the baseline"
-        elif baseline_p95_s is not None and baseline_p95_s > target_s:
-            why = "the endpoint was over its target in the baseline too"
-        else:
-            why = "no baseline"
         usable = False
         then, calls_then = {}, {}
-        weights = dict(now)
+        shares = _normalised(now)
         basis = f"each part's whole time per request ({why})"
-    total = sum(weights.values())
-    parts = []
-    for key, weight in weights.items():
-        if weight <= 0 or total <= 0:
-            continue
-        share = weight / total
-        parts.append(Part(key, now.get(key, 0.0), then.get(key, 0.0) if usable else None, share, share * excess,
-                          calls_now.get(key, 0.0), calls_then.get(key, 0.0) if usable else None, texts.get(key)))
+    parts = [Part(key, now.get(key, 0.0), then.get(key, 0.0) if usable else None, share, share * excess,
+                  calls_now.get(key, 0.0), calls_then.get(key, 0.0) if usable else None, texts.get(key))
+             for key, share in shares.items() if share > 0]
     if not parts:  # nothing measured: all of it is unexplained
         parts.append(Part(PartKey(NO_TRACES), 0.0, None, 1.0, excess))
     parts.sort(key=lambda p: (-p.share, p.key))
