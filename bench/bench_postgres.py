@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 from prometheus_client import CollectorRegistry, generate_latest
@@ -39,6 +40,7 @@ from exporter import metrics
 from exporter.collectors.postgres import queries as q
 from exporter.collectors.postgres.collector import PostgresCollector
 from exporter.collectors.postgres.query_latency import SpreadRow
+from exporter.collectors.postgres.stat_statements import StatementsView
 from exporter.collectors.postgres.statements import Counters, Snapshot, StatementKey, sum_rows
 from exporter.collectors.postgres.target import PostgresTarget
 from exporter.jobs import JobContext, TraceLink
@@ -77,8 +79,9 @@ def run_sql_file(pg: Postgres, path: Path) -> None:
 SPREAD_COLUMNS = re.compile(r",\s*coalesce\(sum\(CASE WHEN s\.calls > 0.*?(?=\nFROM)", re.DOTALL)
 
 
-class TimedQueryP95(PostgresCollector):
-    """The collector, with the exporter CPU time its query P95 step takes (interval_latency and query_p95)."""
+class TimedQueryP95(StatementsView):
+    """The collector's pg_stat_statements view, with the exporter CPU time its query P95 step takes
+    (interval_latency and query_p95)."""
 
     p95_cpu: list[float]
 
@@ -89,20 +92,20 @@ class TimedQueryP95(PostgresCollector):
         self.p95_cpu.append(time.process_time() - started)
 
 
-class WithoutQueryP95(PostgresCollector):
-    """The collector as it was before the query P95 (commit 3758cc0): its pg_stat_statements read in text format
-    without the spread columns, and no P95 computed."""
+class WithoutQueryP95(StatementsView):
+    """The view as it was before the query P95 (commit 3758cc0): pg_stat_statements read in text format without
+    the spread columns, and no P95 computed."""
 
-    async def _read_statements(self, datname: str, schema: str) -> tuple[Snapshot, dict[StatementKey, SpreadRow]]:
-        conn = self._connection(datname)
-        queries = self.statement_queries.get((datname, schema))
+    async def _read(self, datname: str, schema: str) -> tuple[Snapshot, dict[StatementKey, SpreadRow]]:
+        conn = self.connection(datname)
+        queries = self.queries.get((datname, schema))
         if queries is None:
             columns = {row[0] for row in await conn.rows(q.VIEW_COLUMNS, (f"{schema}.pg_stat_statements",))}
             info = await conn.rows(q.VIEW_COLUMNS, (f"{schema}.pg_stat_statements_info",))
             queries = q.statement_queries(schema, columns, bool(info))
             old = SPREAD_COLUMNS.sub("", queries.counters.as_string(None))
             queries = q.StatementQueries(sql.Composed([sql.SQL(old)]), queries.texts, queries.info)
-            self.statement_queries[(datname, schema)] = queries
+            self.queries[(datname, schema)] = queries
         stats_reset = dealloc = None
         rows = await conn.rows(queries.counters)
         if queries.info is not None:
@@ -117,6 +120,17 @@ class WithoutQueryP95(PostgresCollector):
         return None
 
 
+View = TypeVar("View", bound=StatementsView)
+
+
+def collector_with(view: type[View], cfg: PostgresTarget, store: MetricStore) -> tuple[PostgresCollector, View]:
+    """The collector, reading pg_stat_statements through ``view``."""
+    collector = PostgresCollector(cfg, JobContext(store, TraceLink()))
+    statements = view(cfg, collector.store, collector._connection, collector._once, collector.states)
+    collector.statements = statements
+    return collector, statements
+
+
 async def measure_in_process(pg: Postgres, rounds: int, work: Path, top: int, calls: int = 1) -> dict[str, float]:
     cfg = PostgresTarget.model_validate({"name": "bench", "dsn": pg.dsn(), "databases": ["postgres"],
                                          "interval": "30s", "timeout": "20s", "top_statements": top})
@@ -125,15 +139,18 @@ async def measure_in_process(pg: Postgres, rounds: int, work: Path, top: int, ca
     stores.stores["postgres/bench"] = store
     registry = CollectorRegistry()
     registry.register(stores)
-    collector = TimedQueryP95(cfg, JobContext(store, TraceLink()))
-    collector.p95_cpu = []
+    collector, timed = collector_with(TimedQueryP95, cfg, store)
+    timed.p95_cpu = []
     # the collector as before gets a rendered store of its own, so that both pay for the same garbage
     before_stores = StoreCollector()
     before_stores.stores["postgres/bench"] = MetricStore()
     before_registry = CollectorRegistry()
     before_registry.register(before_stores)
-    before = WithoutQueryP95(cfg, JobContext(before_stores.stores["postgres/bench"], TraceLink()))
-    collect_times, before_times, generate_times, render_times = [], [], [], []
+    before, _ = collector_with(WithoutQueryP95, cfg, before_stores.stores["postgres/bench"])
+    collect_times: list[float] = []
+    before_times: list[float] = []
+    generate_times: list[float] = []
+    render_times: list[float] = []
     cpu: dict[bool, list[float]] = {True: [], False: []}  # the exporter's CPU seconds per collection, by variant
     try:
         started = time.perf_counter()
@@ -165,7 +182,7 @@ async def measure_in_process(pg: Postgres, rounds: int, work: Path, top: int, ca
     assert p95 is not None, "no query P95 was computed"
     return {"first": first, "collect": statistics.median(collect_times), "before": statistics.median(before_times),
             "collect_cpu": statistics.median(cpu[True]), "before_cpu": statistics.median(cpu[False]),
-            "p95_cpu": statistics.median(collector.p95_cpu[1:]),
+            "p95_cpu": statistics.median(timed.p95_cpu[1:]),
             "generate": statistics.median(generate_times), "render": statistics.median(render_times),
             "series": series(text), "statement_series": series_named(text, "perf_pg_statement_calls_total")}
 
