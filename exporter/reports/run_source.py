@@ -20,6 +20,7 @@ import msgspec
 
 from exporter.config.targets import Targets
 from exporter.load.run import BenchRun, RunFileError, looks_like_run, run_of
+from exporter.load.stats import CutStats
 from exporter.reports import run_facts
 from exporter.reports.areas import AreaFigures
 from exporter.reports.attribution import Route, route_of
@@ -72,6 +73,10 @@ def _s(ms: float | None) -> float | None:
     return ms / 1000 if ms is not None else None
 
 
+def _phases_s(endpoint: CutStats) -> dict[str, float]:
+    return {k: v / 1000 for k, v in (endpoint.phases_ms or {}).items()}
+
+
 def _facts(runs: Sequence[BenchRun]) -> RunFacts | None:
     found = [r.platform.facts for r in runs if r.platform is not None and r.platform.facts is not None]
     return run_facts.merged(found) if found else None
@@ -79,8 +84,7 @@ def _facts(runs: Sequence[BenchRun]) -> RunFacts | None:
 
 def _endpoint_baselines(runs: Sequence[BenchRun]) -> dict[str, tuple[float | None, dict[str, float]]]:
     """Per endpoint of the baseline runs: its P95 and mean phases, seconds."""
-    return {e.name: (_s(e.p95_ms), {k: v / 1000 for k, v in (e.phases_ms or {}).items()})
-            for run in runs for e in run.endpoints}
+    return {e.name: (_s(e.p95_ms), _phases_s(e)) for run in runs for e in run.endpoints}
 
 
 def _routes(measured: RunFacts | None, baseline: RunFacts | None) -> tuple[Route, ...]:
@@ -104,7 +108,7 @@ def _endpoints(runs: Sequence[BenchRun], requests: Mapping[str, tuple[str, str]]
         base_p95, base_phases = before.get(e.name, (None, None))
         out.append(Endpoint("k6", e.name, count, failed=count * (e.error_rate or 0.0), mean_s=_s(e.avg_ms),
                             p95_s=_s(e.p95_ms), p99_s=_s(e.p99_ms),
-                            phases_s={k: v / 1000 for k, v in (e.phases_ms or {}).items()},
+                            phases_s=_phases_s(e),
                             route=route_of(*method_path, operations) if method_path else None,
                             response_bytes=e.received_bytes / count if e.received_bytes is not None and count else None,
                             baseline_p95_s=base_p95, baseline_phases_s=base_phases))

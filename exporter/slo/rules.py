@@ -151,11 +151,10 @@ def quantile_record(family: Family, by: tuple[str, ...], q: float) -> str:
     return f"{'_'.join(by)}:{family.name}:p{round(q * 100)}_rate{THRESHOLD_WINDOW}"
 
 
-def quantile_expr(family: Family, by: tuple[str, ...], q: float, w: str, *matchers: str | Matcher) -> str:
-    labels = ", ".join(by)
-    sel = selector(*matchers)
-    return (f"histogram_quantile({_num(q)}, sum by ({labels}, le) (rate({family.name}_bucket{sel}[{w}])))\n"
-            f"and on ({labels})\n(sum by ({labels}) (rate({family.name}_count{sel}[{w}])) > 0)\n")
+def quantile_expr(family: Family, by: tuple[str, ...], q: float, w: str, *matchers: Matcher) -> str:
+    """The ``q`` quantile by ``by``, only where there were events (no traffic gives no series, never NaN)."""
+    events = LatencyIndicator(by=by, family=family, matchers=matchers)
+    return f"{events.quantile(q, w)}\nand on ({', '.join(by)})\n({events.total(w)} > 0)\n"
 
 
 ERROR_RATIO_TARGET = f"target:{metrics.HTTP_REQUESTS.name.removesuffix('_total')}:error_ratio_rate{THRESHOLD_WINDOW}"
@@ -199,14 +198,11 @@ def percentile_records(slos: list[Slo], w: str) -> list[dict[str, Any]]:
 
 def latency_records(slos: list[Slo], w: str) -> list[dict[str, Any]]:
     """The percentiles of an area whose one SLO is a latency target (and its estimate and bounds if it has any)."""
-    slo = slos[0]
-    assert isinstance(slo.indicator, LatencyIndicator)
-    family = slo.indicator.family
-    rules = [{"record": quantile_record(family, ("target",), q), "expr": quantile_expr(family, ("target",), q, w)}
-             for q in QUANTILES]
-    if slo.estimated is not None:
+    rules = percentile_records(slos, w)
+    estimated = slos[0].estimated
+    if estimated is not None:
         rules += [{"record": estimated_record(fam, op), "expr": f"{op} by (target) ({op}_over_time({fam.name}[{w}]))"}
-                  for fam, op in estimated_parts(slo.estimated)]
+                  for fam, op in estimated_parts(estimated)]
     return rules
 
 

@@ -22,7 +22,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from exporter import metrics
 from exporter.config.targets import Targets
@@ -47,7 +47,7 @@ class Matcher:
     so that Prometheus and a bench run's own readings select the same series."""
 
     label: str
-    op: str  # =, !=, =~, !~
+    op: Literal["=", "!=", "=~", "!~"]
     value: str
 
     @property
