@@ -35,7 +35,7 @@ from exporter.load.k6_binary import K6, K6NotFound, find_k6, k6_version
 from exporter.load.plan import PHASE_METRICS, Overrides, PlanError, RunPlan, build_plan
 from exporter.load.platform import PlatformWatch
 from exporter.load.progress import Progress
-from exporter.load.prometheus_receiver import write_url_of
+from exporter.load.prometheus_receiver import remote_write_env
 from exporter.load.run import (
     BenchRun,
     Capacity,
@@ -126,13 +126,6 @@ def k6_timeout(environ: dict[str, str] | os._Environ[str]) -> float | None:
         return float(raw) / 1000
     except ValueError:
         raise PlanError(f"K6_TIMEOUT: expected milliseconds like 600000, got {raw!r}") from None
-
-
-def prometheus_env(url: str) -> dict[str, str]:
-    """k6's remote-write output with Trends as native histograms (aggregatable, no percentile gauges)."""
-    return {"K6_PROMETHEUS_RW_SERVER_URL": write_url_of(url),
-            "K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM": "true",
-            "K6_PROMETHEUS_RW_PUSH_INTERVAL": os.environ.get("K6_PROMETHEUS_RW_PUSH_INTERVAL", "5s")}
 
 
 def breakpoint_watcher(plan: RunPlan) -> Callable[[LiveSample], str | None]:
@@ -265,7 +258,7 @@ async def run_scenario(name: str, options: BenchOptions, config: Config, k6: K6,
     summary_path = out / f"{own}.k6-summary.json"  # names of its own: two benches may share --out
     log_path = out / f"{own}.k6.log"
     single_rw = options.prometheus_rw if options.launcher is None else None  # a distributed run sends its own
-    extra_env = prometheus_env(single_rw) if single_rw else {}
+    extra_env = remote_write_env(single_rw) if single_rw else {}
     jaeger = config.section("jaeger")
     if jaeger and not os.environ.get("JAEGER_HOST"):  # the tracing script looks its traces up there
         extra_env["JAEGER_HOST"] = str(getattr(jaeger[0], "url", ""))

@@ -30,13 +30,6 @@ SYSTEM_TAGS = "status,method,expected_response,error_code,scenario,check"
 LIVE_SUBMETRICS = ("http_reqs{phase:measure}", "http_req_failed{phase:measure}", "http_req_duration{phase:measure}")
 
 
-def remote_write_env(write_url: str, push_interval: str) -> dict[str, str]:
-    """k6's remote-write output: Trends as native histograms (they add up), no stale markers at the end (a run's
-    series must stay readable after it)."""
-    return {"K6_PROMETHEUS_RW_SERVER_URL": write_url, "K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM": "true",
-            "K6_PROMETHEUS_RW_PUSH_INTERVAL": push_interval, "K6_PROMETHEUS_RW_STALE_MARKERS": "false"}
-
-
 def remote_args(run_id: str) -> list[str]:
     return ["--out", "experimental-prometheus-rw", "--tag", f"testid={run_id}", "--system-tags", SYSTEM_TAGS]
 
