@@ -280,13 +280,10 @@ async def run_scenario(name: str, options: BenchOptions, config: Config, k6: K6,
                       extra_env, outputs)
     platform = PlatformWatch(config)
     progress = Progress(name, plan.expected_seconds, options.stream)
-    marked = False
 
     def on_sample(sample: LiveSample) -> None:
-        nonlocal marked
-        if not marked and sample.elapsed >= plan.shape.warmup:
+        if sample.elapsed >= plan.shape.warmup:
             platform.mark_start()
-            marked = True
         platform.sample()
         progress.update(sample)
 
@@ -294,7 +291,6 @@ async def run_scenario(name: str, options: BenchOptions, config: Config, k6: K6,
     try:
         if plan.shape.warmup == 0:
             platform.mark_start()
-            marked = True
         watcher = breakpoint_watcher(plan) if plan.shape.model == "breakpoint" else None
         outcome = await (options.launcher or run_k6)(k6, plan, summary_path, log_path, on_sample, watcher,
                                                      k6_timeout(os.environ))
