@@ -10,7 +10,7 @@ from typing import Any, TextIO
 
 import msgspec
 
-from exporter.history.recording import config_hash, git_metadata, invocation_id, machine
+from exporter.history.recording import config_hash, git_metadata, invocation_id, machine, stored_line
 from exporter.history.runs import (
     BENCH_METRICS,
     OVERALL,
@@ -152,7 +152,6 @@ class Recorder:
         finally:
             self.history.close()
         if self.runs:
-            ids = ", ".join(f"{r.id} ({r.scenario}, {len(r.repeats)} repeat{'s' if len(r.repeats) != 1 else ''}"
-                            f"{', interrupted' if interrupted else ''})" for r in self.runs.values())
-            self.stream.write(f"bench: stored in history {self.history.where}: run {ids}\n")
+            self.stream.write(stored_line("bench", self.history.where, list(self.runs.values()),
+                                          ", interrupted" if interrupted else ""))
         return self.failed is None
