@@ -35,13 +35,11 @@ def remote_args(run_id: str) -> list[str]:
 
 
 def check_instances(plan: RunPlan, instances: int) -> None:
-    """Each instance needs at least one VU: k6 gives a segment its share of the VUs, rounded down."""
-    if instances < 1:
-        raise PlanError("--segments: expected 1 or more")
+    """Each instance needs at least one VU: k6 gives a segment its share of the VUs, rounded down (that there is
+    one instance at least, :func:`~exporter.load.distribution_options.distribution_problem` has checked)."""
     if plan.shape.vus < instances:
         raise PlanError(f"--segments {instances}: the run has {plan.shape.vus} VUs at most, and each instance "
                         f"needs one at least (raise --vus, or fewer segments)")
-
 
 
 def _replaced(argv: Sequence[str], option: str, value: str) -> list[str]:
