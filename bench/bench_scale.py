@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import httpx
@@ -110,9 +110,9 @@ class Reading:
                 self.skipped += value
 
     def minus(self, before: Reading) -> Reading:
-        return Reading(*(getattr(self, f) - getattr(before, f) for f in (
-            "requests", "duration_sum", "duration_count", "discarded", "lag_on_time", "lag_all", "skipped")),
-            samples=self.samples)
+        """The counters' growth since ``before``; the samples this scrape held."""
+        return Reading(**{f.name: getattr(self, f.name) - getattr(before, f.name) for f in fields(self)
+                          if f.name != "samples"}, samples=self.samples)
 
 
 @dataclass
@@ -144,6 +144,27 @@ class Ours:
             self.scrape_ms.append((time.perf_counter() - started) * 1000)
         response.raise_for_status()
         return response.text
+
+
+def our_pids(daemons: list[Ours]) -> list[int]:
+    return [p for d in daemons for p in d.pids()]
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Our counters, our processes' CPU seconds and blackbox_exporter's, at one moment (unix seconds)."""
+
+    reading: Reading
+    cpu: float
+    bb_cpu: float
+    at: float
+
+
+def snapshot(daemons: list[Ours], client: httpx.Client, bb_pid: int) -> Snapshot:
+    reading = Reading()
+    for d in daemons:
+        reading.add(d.scrape(client, timed=False))
+    return Snapshot(reading, sum(cpu_seconds(p) for p in our_pids(daemons)), cpu_seconds(bb_pid), time.time())
 
 
 def start_ours(config: Path, root: Path, name: str, extra: tuple[str, ...] = ()) -> Ours:
@@ -212,7 +233,7 @@ def run_case(label: str, endpoints: int, shards: int, args: argparse.Namespace, 
     config = case / "config.yaml"
     config.write_text(config_text(url, endpoints))
     load_at_start = load_average()
-    started: list[Process] = []
+    started: list[Process | Prometheus] = []
     daemons: list[Ours] = []
     try:
         bb_port = free_port()
@@ -231,30 +252,20 @@ def run_case(label: str, endpoints: int, shards: int, args: argparse.Namespace, 
         ready = [d.started() for d in daemons]
         time.sleep(args.warmup)
         with httpx.Client(timeout=30, limits=httpx.Limits(max_keepalive_connections=0)) as client:
-            before = Reading()
-            for d in daemons:
-                before.add(d.scrape(client, timed=False))
-            cpu0 = sum(cpu_seconds(p) for d in daemons for p in d.pids())
-            bb_cpu0 = cpu_seconds(bb.proc.pid)
-            t0 = time.time()
+            before = snapshot(daemons, client, bb.proc.pid)
             end = time.monotonic() + args.window
             while time.monotonic() < end:
                 tick = time.monotonic()
                 for d in daemons:
                     d.scrape(client)
                 time.sleep(max(0.0, SCRAPE_EVERY - (time.monotonic() - tick)))
-            after = Reading()
-            for d in daemons:
-                after.add(d.scrape(client, timed=False))
-            cpu1 = sum(cpu_seconds(p) for d in daemons for p in d.pids())
-            bb_cpu1 = cpu_seconds(bb.proc.pid)
-            t1 = time.time()
-        rss = sum(rss_mb(p) for d in daemons for p in d.pids())
-        peak = sum(peak_rss_mb(p) for d in daemons for p in d.pids())
-        window = f"{round(t1 - t0)}s"
-        bb_probes = prom_value(prometheus, f'sum(count_over_time(probe_success[{window}]))', t1)
+            after = snapshot(daemons, client, bb.proc.pid)
+        rss = sum(rss_mb(p) for p in our_pids(daemons))
+        peak = sum(peak_rss_mb(p) for p in our_pids(daemons))
+        window = f"{round(after.at - before.at)}s"
+        bb_probes = prom_value(prometheus, f'sum(count_over_time(probe_success[{window}]))', after.at)
         bb_phases = prom_value(prometheus, 'sum(sum_over_time(probe_http_duration_seconds{phase=~"processing|'
-                                           f'transfer"}}[{window}]))', t1)
+                                           f'transfer"}}[{window}]))', after.at)
     finally:
         for d in daemons:
             d.proc.terminate()
@@ -265,16 +276,16 @@ def run_case(label: str, endpoints: int, shards: int, args: argparse.Namespace, 
                 d.proc.kill()
         for thing in reversed(started):
             thing.stop()
-    delta = after.minus(before)
-    due = endpoints * (t1 - t0) / INTERVAL
+    delta = after.reading.minus(before.reading)
+    due = endpoints * (after.at - before.at) / INTERVAL
     return Row(label, endpoints, due, delta.requests,
                delta.lag_on_time / delta.lag_all if delta.lag_all else float("nan"),
                delta.duration_sum / delta.duration_count * 1000 if delta.duration_count else float("nan"),
                bb_phases / bb_probes * 1000 if bb_probes else float("nan"),
                delta.discarded / delta.requests if delta.requests else float("nan"),
-               (cpu1 - cpu0) / delta.requests * 1000 if delta.requests else float("nan"),
-               (bb_cpu1 - bb_cpu0) / bb_probes * 1000 if bb_probes else float("nan"),
-               [ms for d in daemons for ms in d.scrape_ms], after.samples, rss, peak,
+               (after.cpu - before.cpu) / delta.requests * 1000 if delta.requests else float("nan"),
+               (after.bb_cpu - before.bb_cpu) / bb_probes * 1000 if bb_probes else float("nan"),
+               [ms for d in daemons for ms in d.scrape_ms], after.reading.samples, rss, peak,
                max(float(r.get("startup_seconds", "nan")) for r in ready),
                sum(float(r.get("rss_bytes", "nan")) for r in ready) / 2**20, delta.skipped,
                f"{load_at_start} -> {load_average()}")

@@ -42,18 +42,26 @@ class ReceivingPrometheus(Prometheus):
         return [*super().args(), "--web.enable-remote-write-receiver", "--enable-feature=native-histograms"]
 
 
+def bench_env(root: Path, think_time: str) -> dict[str, str]:
+    return {**os.environ, "THINK_TIME": think_time, "K6_PROMETHEUS_RW_PUSH_INTERVAL": "1s",
+            "PERF_EXPORTER_LOCK_DIR": str(root / "locks")}
+
+
+def run_file(out: Path, scenario: str) -> dict[str, Any]:
+    """The run's ``<scenario>.json``, or nothing when the bench wrote none."""
+    path = out / f"{scenario}.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def bench(root: Path, name: str, args: list[str], extra: list[str]) -> tuple[int, dict[str, Any], float, str]:
     """One bench run: its exit code, its run file, its wall time and its stderr."""
     out = root / name
-    env = {**os.environ, "THINK_TIME": "0", "K6_PROMETHEUS_RW_PUSH_INTERVAL": "1s",
-           "PERF_EXPORTER_LOCK_DIR": str(root / "locks")}
+    env = bench_env(root, "0")
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "exporter", "bench", *args, "--out", str(out), "--no-history",
                            *extra], capture_output=True, text=True, env=env, check=False)
     wall = time.monotonic() - started
-    scenario = args[0]
-    body = json.loads((out / f"{scenario}.json").read_text()) if (out / f"{scenario}.json").exists() else {}
-    return done.returncode, body, wall, done.stderr
+    return done.returncode, run_file(out, args[0]), wall, done.stderr
 
 
 def faults(url: str, body: dict[str, Any] | None) -> None:
@@ -65,8 +73,7 @@ def faults(url: str, body: dict[str, Any] | None) -> None:
 
 def killed_segment(root: Path, base: list[str], prometheus: str) -> tuple[int, dict[str, Any], str]:
     out = root / "killed"
-    env = {**os.environ, "THINK_TIME": "0.05", "K6_PROMETHEUS_RW_PUSH_INTERVAL": "1s",
-           "PERF_EXPORTER_LOCK_DIR": str(root / "locks")}
+    env = bench_env(root, "0.05")
     proc = subprocess.Popen([sys.executable, "-m", "exporter", "bench", *base, "--segments", "3", "--prometheus-rw",
                              prometheus, "--out", str(out), "--no-history"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True, env=env)
@@ -85,8 +92,7 @@ def killed_segment(root: Path, base: list[str], prometheus: str) -> tuple[int, d
     if victim is not None:
         os.kill(victim, signal.SIGKILL)
     _, err = proc.communicate(timeout=180)
-    body = json.loads((out / f"{base[0]}.json").read_text()) if (out / f"{base[0]}.json").exists() else {}
-    return proc.returncode, body, err
+    return proc.returncode, run_file(out, base[0]), err
 
 
 def main() -> None:

@@ -45,7 +45,7 @@ def run_of_file(path: Path) -> Run | None:
 def runs_of_path(path: Path) -> list[Run]:
     if path.is_dir():
         files = sorted(p for p in path.glob("*.json") if not p.name.endswith(".k6-summary.json"))
-        runs = [r for r in (run_of_file(p) for p in files) if r is not None and r.kind == "file"]
+        runs = [r for r in (run_of_file(p) for p in files) if r is not None]
         bench = [r for r in runs if not r.scenario.startswith("report:")]
         found = bench or runs
         if not found:

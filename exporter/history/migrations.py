@@ -10,13 +10,10 @@ from typing import Any
 import msgspec
 
 from exporter.history.runs import RepeatVerdict, TargetResult
+from exporter.load.stats import number
 
 Execute = Callable[[str, Sequence[Any]], Any]
 Step = str | Callable[[Execute], None]
-
-
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def verdict_of_v1_body(body: Any) -> RepeatVerdict:
@@ -31,7 +28,7 @@ def verdict_of_v1_body(body: Any) -> RepeatVerdict:
 
     verdict = part(body, "verdict")
     targets = [TargetResult(str(f.get("key")), str(f.get("text") or f.get("key")), bool(f.get("met")),
-                            _number(f.get("observed")), _number(f.get("limit")), str(f.get("unit") or "ms"))
+                            number(f.get("observed")), number(f.get("limit")), str(f.get("unit") or "ms"))
                for f in verdict.get("findings") or [] if isinstance(f, dict)]
     summary = part(body, "performance-summary")
     for row in summary.get("targets") or []:
@@ -39,7 +36,7 @@ def verdict_of_v1_body(body: Any) -> RepeatVerdict:
             current = part(row, "current")
             targets.append(TargetResult(str(row.get("key")),
                                         f"{row.get('Metric')}: {row.get('Current')} (target {row.get('Target')})",
-                                        row.get("Status") != "missed", _number(current.get("value"))))
+                                        row.get("Status") != "missed", number(current.get("value"))))
     windows = [TargetResult(str(w.get("threshold")), str(w.get("threshold")), bool(w.get("held")))
                for w in body.get("windowThresholds") or [] if isinstance(w, dict)]
     status = str(verdict.get("status") or summary.get("status") or "")

@@ -71,7 +71,13 @@ def store(location: str, runs: Sequence[Run], stream: TextIO, command: str) -> b
     except HistoryError as exc:
         stream.write(f"{command}: {exc}\n")
         return False
-    ids = ", ".join(f"{r.id} ({r.scenario}, {len(r.repeats)} repeat{'s' if len(r.repeats) != 1 else ''})"
-                    for r in runs)
-    stream.write(f"{command}: stored in history {where}: run {ids}\n")
+    stream.write(stored_line(command, where, runs))
     return True
+
+
+def stored_line(command: str, where: str, runs: Sequence[Run], note: str = "") -> str:
+    """``bench: stored in history reports/history.sqlite: run 4 (api, 3 repeats)``; ``note`` ends each run's
+    parenthesis (``, interrupted``)."""
+    ids = ", ".join(f"{r.id} ({r.scenario}, {len(r.repeats)} repeat{'s' if len(r.repeats) != 1 else ''}{note})"
+                    for r in runs)
+    return f"{command}: stored in history {where}: run {ids}\n"

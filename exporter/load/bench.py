@@ -13,7 +13,7 @@ import signal
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -35,7 +35,7 @@ from exporter.load.k6_binary import K6, K6NotFound, find_k6, k6_version
 from exporter.load.plan import PHASE_METRICS, Overrides, PlanError, RunPlan, build_plan
 from exporter.load.platform import PlatformWatch
 from exporter.load.progress import Progress
-from exporter.load.prometheus_receiver import write_url_of
+from exporter.load.prometheus_receiver import remote_write_env
 from exporter.load.run import (
     BenchRun,
     Capacity,
@@ -128,13 +128,6 @@ def k6_timeout(environ: dict[str, str] | os._Environ[str]) -> float | None:
         raise PlanError(f"K6_TIMEOUT: expected milliseconds like 600000, got {raw!r}") from None
 
 
-def prometheus_env(url: str) -> dict[str, str]:
-    """k6's remote-write output with Trends as native histograms (aggregatable, no percentile gauges)."""
-    return {"K6_PROMETHEUS_RW_SERVER_URL": write_url_of(url),
-            "K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM": "true",
-            "K6_PROMETHEUS_RW_PUSH_INTERVAL": os.environ.get("K6_PROMETHEUS_RW_PUSH_INTERVAL", "5s")}
-
-
 def breakpoint_watcher(plan: RunPlan) -> Callable[[LiveSample], str | None]:
     """Stops a breakpoint run at the first stage that ended with a target broken (P95 or the error rate, as
     k6's REST API has them live)."""
@@ -193,31 +186,44 @@ def judge(plan: RunPlan, outcome: RunOutcome) -> tuple[load_stats.RunStatistics,
     return stats, verdict(findings, problems, stats.overall.requests), found
 
 
-def _baseline_path(baseline: Path, name: str) -> Path:
-    return baseline / f"{name}.json" if baseline.is_dir() else baseline
+Baseline = tuple[Path, BenchRun | RunFileError]  # a baseline file, and its run or why it cannot be read
 
 
-def _compare(baseline: Path | None, run: BenchRun) -> RunComparison | None:
-    """``--baseline``: the comparison with an earlier run (a file, or the ``<scenario>.json`` in a directory)."""
+def read_baselines(baseline: Path | None, names: Sequence[str]) -> dict[str, Baseline]:
+    """``--baseline``'s run of each scenario (a file, or the ``<scenario>.json`` in a directory), each file read
+    once, before the first scenario runs."""
+    if baseline is None:
+        return {}
+    read: dict[Path, BenchRun | RunFileError] = {}
+    out: dict[str, Baseline] = {}
+    for name in names:
+        path = baseline / f"{name}.json" if baseline.is_dir() else baseline
+        if path not in read:
+            try:
+                read[path] = read_run(path)
+            except RunFileError as exc:
+                read[path] = exc
+        out[name] = (path, read[path])
+    return out
+
+
+def _compare(baseline: Baseline | None, run: BenchRun) -> RunComparison | None:
+    """The comparison with the scenario's ``--baseline`` run, or why there is none."""
     if baseline is None:
         return None
-    path = _baseline_path(baseline, run.scenario)
+    path, found = baseline
     try:
-        return compare_runs(run, read_run(path))
-    except (RunFileError, ValueError) as exc:
+        if isinstance(found, RunFileError):
+            raise found
+        return compare_runs(run, found)
+    except ValueError as exc:  # RunFileError included
         return RunComparison(f"no comparison with {path}: {exc}")
 
 
-def _baseline_runs(baseline: Path | None, names: list[str]) -> list[BenchRun]:
-    """``--baseline``'s runs of these scenarios, for the report to weigh changes against (unreadable ones are left
-    out: the comparison already said why)."""
-    if baseline is None:
-        return []
-    out = []
-    for path in {_baseline_path(baseline, name) for name in names}:
-        with contextlib.suppress(RunFileError):
-            out.append(read_run(path))
-    return out
+def _baseline_runs(baselines: Mapping[str, Baseline]) -> list[BenchRun]:
+    """The baseline runs, for the report to weigh changes against (unreadable ones are left out: the comparison
+    already said why)."""
+    return list({path: run for path, run in baselines.values() if isinstance(run, BenchRun)}.values())
 
 
 def bench_run(plan: RunPlan, outcome: RunOutcome, stats: load_stats.RunStatistics, result: Verdict,
@@ -255,8 +261,8 @@ def window_results(run: BenchRun, thresholds: list[WindowThreshold], repeat: int
 
 
 async def run_scenario(name: str, options: BenchOptions, config: Config, k6: K6, version: str,
-                       base_url: str, repeat: int = 1, earlier: Sequence[RepeatFigures] = ()
-                       ) -> tuple[ExitCode, BenchRun, Path]:
+                       base_url: str, repeat: int = 1, earlier: Sequence[RepeatFigures] = (),
+                       baseline: Baseline | None = None) -> tuple[ExitCode, BenchRun, Path]:
     """One repeat of one scenario; its file holds the ``earlier`` repeats' figures beside its own."""
     scenario = SCENARIOS[name]
     out = options.out
@@ -265,7 +271,7 @@ async def run_scenario(name: str, options: BenchOptions, config: Config, k6: K6,
     summary_path = out / f"{own}.k6-summary.json"  # names of its own: two benches may share --out
     log_path = out / f"{own}.k6.log"
     single_rw = options.prometheus_rw if options.launcher is None else None  # a distributed run sends its own
-    extra_env = prometheus_env(single_rw) if single_rw else {}
+    extra_env = remote_write_env(single_rw) if single_rw else {}
     jaeger = config.section("jaeger")
     if jaeger and not os.environ.get("JAEGER_HOST"):  # the tracing script looks its traces up there
         extra_env["JAEGER_HOST"] = str(getattr(jaeger[0], "url", ""))
@@ -274,13 +280,10 @@ async def run_scenario(name: str, options: BenchOptions, config: Config, k6: K6,
                       extra_env, outputs)
     platform = PlatformWatch(config)
     progress = Progress(name, plan.expected_seconds, options.stream)
-    marked = False
 
     def on_sample(sample: LiveSample) -> None:
-        nonlocal marked
-        if not marked and sample.elapsed >= plan.shape.warmup:
+        if sample.elapsed >= plan.shape.warmup:
             platform.mark_start()
-            marked = True
         platform.sample()
         progress.update(sample)
 
@@ -288,7 +291,6 @@ async def run_scenario(name: str, options: BenchOptions, config: Config, k6: K6,
     try:
         if plan.shape.warmup == 0:
             platform.mark_start()
-            marked = True
         watcher = breakpoint_watcher(plan) if plan.shape.model == "breakpoint" else None
         outcome = await (options.launcher or run_k6)(k6, plan, summary_path, log_path, on_sample, watcher,
                                                      k6_timeout(os.environ))
@@ -298,7 +300,7 @@ async def run_scenario(name: str, options: BenchOptions, config: Config, k6: K6,
     run = bench_run(plan, outcome, stats, result, found, version, k6, base_url, measured_platform)
     code = result.exit_code
     run = msgspec.structs.replace(run, repeats=[*earlier, run.figures()])
-    comparison = _compare(options.baseline, run)
+    comparison = _compare(baseline, run)
     if comparison is not None:
         run = msgspec.structs.replace(run, comparison=comparison)
     if options.window_thresholds:
@@ -387,6 +389,7 @@ def _run_all(options: BenchOptions, names: list[str], k6: K6, version: str, stac
             except HistoryError as exc:
                 stream.write(f"bench: {exc}; nothing was run\n")
                 return exit_code_of(exc)
+        baselines = read_baselines(options.baseline, names)
         codes: list[int] = []
         last: dict[str, tuple[BenchRun, Path]] = {}  # each scenario's file: its last repeat, holding them all
         interrupted = False
@@ -396,7 +399,7 @@ def _run_all(options: BenchOptions, names: list[str], k6: K6, version: str, stac
                     earlier: list[RepeatFigures] = []
                     for i in range(max(1, options.repeat)):
                         code, run, path = asyncio.run(run_scenario(name, options, config, k6, version, base_url,
-                                                                   i + 1, earlier))
+                                                                   i + 1, earlier, baselines.get(name)))
                         codes.append(code)
                         earlier = run.repeats
                         last[name] = (run, path)
@@ -419,7 +422,7 @@ def _run_all(options: BenchOptions, names: list[str], k6: K6, version: str, stac
         from exporter.reports.command import write_run_report
 
         write_run_report([run for run, _ in runs], options.out, config, stream,
-                         _baseline_runs(options.baseline, names))
+                         _baseline_runs(baselines))
         return exit_code
     except (ConfigError, PlanError, RuntimeError) as exc:
         stream.write(f"bench: {mask_url(str(exc))}\n")

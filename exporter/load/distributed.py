@@ -12,7 +12,6 @@ nothing make it inconclusive, each named (:func:`exporter.load.distributed_run.i
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -26,16 +25,15 @@ import msgspec
 from exporter.load.distributed_run import Distributed, Instance, instance_problems
 from exporter.load.k6_binary import K6
 from exporter.load.plan import RunPlan
-from exporter.load.prometheus_receiver import Receiver
+from exporter.load.prometheus_receiver import Receiver, remote_write_env
 from exporter.load.remote_summary import instance_dropped, instance_requests, remote_samples, summary_metrics
 from exporter.load.run_series import RunSeries, read_run_series
 from exporter.load.runner import LiveSample, RunOutcome, Watcher, log_tail
-from exporter.load.segments import check_instances, remote_write_env, run_segments
+from exporter.load.segments import check_instances, run_segments
 from exporter.reports.model import ReportError
 from exporter.reports.prometheus import PrometheusClient
 from exporter.secrets import mask_url, safe_url
 
-DEFAULT_PUSH_INTERVAL = "5s"
 READ_MARGIN_SECONDS = 5.0  # read from a little before the first instance started
 
 
@@ -157,8 +155,7 @@ class DistributedLauncher:
                        on_sample: Callable[[LiveSample], None] | None = None, watcher: Watcher | None = None,
                        timeout: float | None = None) -> RunOutcome:
         run_id = new_run_id(plan.scenario.name)
-        push = os.environ.get("K6_PROMETHEUS_RW_PUSH_INTERVAL") or DEFAULT_PUSH_INTERVAL
-        env = remote_write_env(self.receiver.write_url, push)
+        env = remote_write_env(self.receiver.write_url, stale_markers=False)
         launched = time.time()
         ran = await self.runner.run(k6, plan, self.instances, run_id, env, self.out, on_sample, timeout)
         reading = time.monotonic()

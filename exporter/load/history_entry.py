@@ -4,12 +4,13 @@ metrics), its verdict, and its file as it was."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
 import msgspec
 
-from exporter.history.recording import config_hash, git_metadata, invocation_id, machine
+from exporter.history.recording import config_hash, git_metadata, invocation_id, machine, stored_line
 from exporter.history.runs import (
     BENCH_METRICS,
     OVERALL,
@@ -61,18 +62,38 @@ def repeat(idx: int, run: BenchRun) -> Repeat:
     return Repeat(idx, msgspec.to_builtins(run.summary), as_json(run), figures(run), verdict(run))
 
 
+@dataclass(frozen=True)
+class Invocation:
+    """What every run one bench stores carries: its invocation id, the commit and branch, k6's version, the
+    config's hash and the machine."""
+
+    id: str
+    commit: str | None
+    branch: str | None
+    version: str
+    config_hash: str | None
+    machine: str
+
+    @classmethod
+    def of(cls, config: Any, version: str, environ: Mapping[str, str]) -> Invocation:
+        commit, branch = git_metadata(environ)
+        return cls(invocation_id(), commit, branch, version, config_hash(config), machine())
+
+    def run(self, bench: BenchRun, path: Path | None, exit_code: int | None, state: str) -> Run:
+        """The history run of ``bench``'s scenario, as yet without repeats."""
+        return Run(None, self.id, "bench", bench.scenario, bench.timestamp, self.commit, self.branch, self.version,
+                   self.config_hash, self.machine, exit_code, str(path) if path else None, state)
+
+
 def history_runs(runs: Sequence[tuple[BenchRun, Path | None]], exit_code: int, config: Any, version: str,
                  environ: Mapping[str, str]) -> list[Run]:
     """One history run per scenario, its repeats in order (each bench run with the file it was written to)."""
-    commit, branch = git_metadata(environ)
-    invocation = invocation_id()
+    invocation = Invocation.of(config, version, environ)
     out: dict[str, Run] = {}
     for bench, path in runs:
         run = out.get(bench.scenario)
         if run is None:
-            run = out[bench.scenario] = Run(None, invocation, "bench", bench.scenario, bench.timestamp, commit,
-                                            branch, version, config_hash(config), machine(), exit_code,
-                                            str(path) if path else None)
+            run = out[bench.scenario] = invocation.run(bench, path, exit_code, "complete")
         run.repeats.append(repeat(len(run.repeats) + 1, bench))
     return list(out.values())
 
@@ -99,10 +120,7 @@ class Recorder:
                  environ: Mapping[str, str]) -> None:
         self.history = History(location)
         self.stream = stream
-        self.config_hash = config_hash(config)
-        self.version = version
-        self.commit, self.branch = git_metadata(environ)
-        self.invocation = invocation_id()
+        self.invocation = Invocation.of(config, version, environ)
         self.runs: dict[str, Run] = {}
         self.failed: str | None = None  # why the history stopped taking repeats, said once
 
@@ -112,9 +130,8 @@ class Recorder:
         try:
             run = self.runs.get(bench.scenario)
             if run is None:
-                run = Run(None, self.invocation, "bench", bench.scenario, bench.timestamp, self.commit, self.branch,
-                          self.version, self.config_hash, machine(), None, str(path) if path else None, "running",
-                          [repeat(1, bench)])
+                run = self.invocation.run(bench, path, None, "running")
+                run.repeats.append(repeat(1, bench))
                 self.history.add_run(run)
                 self.runs[bench.scenario] = run
             else:
@@ -135,7 +152,6 @@ class Recorder:
         finally:
             self.history.close()
         if self.runs:
-            ids = ", ".join(f"{r.id} ({r.scenario}, {len(r.repeats)} repeat{'s' if len(r.repeats) != 1 else ''}"
-                            f"{', interrupted' if interrupted else ''})" for r in self.runs.values())
-            self.stream.write(f"bench: stored in history {self.history.where}: run {ids}\n")
+            self.stream.write(stored_line("bench", self.history.where, list(self.runs.values()),
+                                          ", interrupted" if interrupted else ""))
         return self.failed is None

@@ -206,7 +206,6 @@ class TestRunRunner:
         problems = [f"testrun/{name} ended in stage error (kubectl describe testrun/{name} -n "
                     f"{self.cluster.namespace})"] if stage == "error" else []
         ends = [InstanceEnd(i, segment_of(i, total), None, jobs.get(i, "no job")) for i in range(1, total + 1)]
-        ended_at = ended_at or time.time()
         begun = started_at if started_at is not None else ended_at
         return InstancesRan(ends, begun, max(0.0, ended_at - begun), stopped=stopped, log_path=manifest,
                             problems=tuple(problems))

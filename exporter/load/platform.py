@@ -86,7 +86,8 @@ class PlatformWatch:
         return reading(self.stores)
 
     def mark_start(self) -> None:
-        if self.active:
+        """The measured phase starts now; only the first call counts."""
+        if self.active and self.started_at is None:
             self.start_reading = self.read()
             self.started_at = time.monotonic()
 

@@ -35,6 +35,7 @@ DEFAULT_LOOKBACK = 300.0
 BINARY_ENV = "PROMETHEUS_BINARY"
 DIR_PREFIX = "perf-exporter-prometheus-"  # its data, removed after the run (or by the next, if bench was killed)
 FLAGS = ("--web.enable-remote-write-receiver", "--enable-feature=native-histograms")
+DEFAULT_PUSH_INTERVAL = "5s"
 
 
 class ReceiverError(RuntimeError):
@@ -47,6 +48,17 @@ class Receiver:
     query_url: str  # where bench reads the run back
     version: str  # "2.42.0", or what the receiver said it is
     lookback: float  # seconds an instant query looks back for a series' last sample
+
+
+def remote_write_env(url: str, stale_markers: bool = True) -> dict[str, str]:
+    """k6's remote-write output to ``url`` (a Prometheus, or its write URL): Trends as native histograms (they add
+    up; no percentile gauges), pushed every ``K6_PROMETHEUS_RW_PUSH_INTERVAL`` (5s unless set). Without
+    ``stale_markers`` a run's series stay readable after it ends (a distributed run is read back then)."""
+    env = {"K6_PROMETHEUS_RW_SERVER_URL": write_url_of(url), "K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM": "true",
+           "K6_PROMETHEUS_RW_PUSH_INTERVAL": os.environ.get("K6_PROMETHEUS_RW_PUSH_INTERVAL") or DEFAULT_PUSH_INTERVAL}
+    if not stale_markers:
+        env["K6_PROMETHEUS_RW_STALE_MARKERS"] = "false"
+    return env
 
 
 def write_url_of(url: str) -> str:

@@ -80,17 +80,14 @@ def _trend_family(series: RunSeries, name: str) -> tuple[str, float] | None:
 def summary_metrics(series: RunSeries, names: Sequence[str], ran_seconds: float) -> dict[str, dict[str, Any]]:
     """k6's summary entries for ``names`` (sub-metrics as k6 spells them, and plain metrics) from the run's
     series; a name whose series are absent gets no entry, as in k6's summary of a cut without samples."""
-    requests = series.family("k6_http_reqs_total")
     out: dict[str, dict[str, Any]] = {}
     for name in names:
         metric, tags = parse_cut(name)
         entry: dict[str, Any] = {}
-        if metric == "http_reqs":
-            count = _floats(s.final for s in _matching(requests, tags))
-            entry = {"count": count, "rate": count / ran_seconds if ran_seconds > 0 else 0.0}
-        elif metric == "http_req_failed":
-            entry = _failed(_matching(requests, tags))
-        elif series.family(f"k6_{metric}_total"):  # a Counter (data_received, dropped_iterations, a custom one)
+        if metric == "http_req_failed":
+            entry = _failed(_matching(series.family("k6_http_reqs_total"), tags))
+        elif metric == "http_reqs" or series.family(f"k6_{metric}_total"):
+            # a Counter: http_reqs, data_received, dropped_iterations, a custom one
             count = _floats(s.final for s in _matching(series.family(f"k6_{metric}_total"), tags))
             entry = {"count": count, "rate": count / ran_seconds if ran_seconds > 0 else 0.0}
         elif (found := _trend_family(series, metric)) is not None:
@@ -101,22 +98,22 @@ def summary_metrics(series: RunSeries, names: Sequence[str], ran_seconds: float)
     return out
 
 
-def instance_requests(series: RunSeries) -> dict[str, int]:
-    """Requests each instance sent (every phase), by its ``instance_id``."""
+def _by_instance(series: RunSeries, family: str) -> dict[str, int]:
     out: dict[str, int] = {}
-    for s in series.family("k6_http_reqs_total"):
+    for s in series.family(family):
         instance = s.labels.get(INSTANCE_LABEL, "")
         out[instance] = out.get(instance, 0) + int(_floats([s.final]))
     return out
+
+
+def instance_requests(series: RunSeries) -> dict[str, int]:
+    """Requests each instance sent (every phase), by its ``instance_id``."""
+    return _by_instance(series, "k6_http_reqs_total")
 
 
 def instance_dropped(series: RunSeries) -> dict[str, int]:
     """Iterations each instance could not start (every phase), by its ``instance_id``."""
-    out: dict[str, int] = {}
-    for s in series.family("k6_dropped_iterations_total"):
-        instance = s.labels.get(INSTANCE_LABEL, "")
-        out[instance] = out.get(instance, 0) + int(_floats([s.final]))
-    return out
+    return _by_instance(series, "k6_dropped_iterations_total")
 
 
 def remote_samples(series: RunSeries, run_start: float) -> list[LiveSample]:

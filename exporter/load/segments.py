@@ -30,25 +30,16 @@ SYSTEM_TAGS = "status,method,expected_response,error_code,scenario,check"
 LIVE_SUBMETRICS = ("http_reqs{phase:measure}", "http_req_failed{phase:measure}", "http_req_duration{phase:measure}")
 
 
-def remote_write_env(write_url: str, push_interval: str) -> dict[str, str]:
-    """k6's remote-write output: Trends as native histograms (they add up), no stale markers at the end (a run's
-    series must stay readable after it)."""
-    return {"K6_PROMETHEUS_RW_SERVER_URL": write_url, "K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM": "true",
-            "K6_PROMETHEUS_RW_PUSH_INTERVAL": push_interval, "K6_PROMETHEUS_RW_STALE_MARKERS": "false"}
-
-
 def remote_args(run_id: str) -> list[str]:
     return ["--out", "experimental-prometheus-rw", "--tag", f"testid={run_id}", "--system-tags", SYSTEM_TAGS]
 
 
 def check_instances(plan: RunPlan, instances: int) -> None:
-    """Each instance needs at least one VU: k6 gives a segment its share of the VUs, rounded down."""
-    if instances < 1:
-        raise PlanError("--segments: expected 1 or more")
+    """Each instance needs at least one VU: k6 gives a segment its share of the VUs, rounded down (that there is
+    one instance at least, :func:`~exporter.load.distribution_options.distribution_problem` has checked)."""
     if plan.shape.vus < instances:
         raise PlanError(f"--segments {instances}: the run has {plan.shape.vus} VUs at most, and each instance "
                         f"needs one at least (raise --vus, or fewer segments)")
-
 
 
 def _replaced(argv: Sequence[str], option: str, value: str) -> list[str]:

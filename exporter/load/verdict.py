@@ -77,7 +77,7 @@ class Verdict(msgspec.Struct, frozen=True, rename="camel"):
     @classmethod
     def of(cls, status: str, exit_code: ExitCode, findings: Sequence[Finding] = (),
            reasons: Sequence[str] = ()) -> Verdict:
-        missed = [f for f in findings if not f.met and f.observed is not None]
+        missed = _missed(findings)
         if status == "met":
             headline = "every target was met"
         elif status == "missed":
@@ -90,7 +90,12 @@ class Verdict(msgspec.Struct, frozen=True, rename="camel"):
 
     @property
     def missed(self) -> list[Finding]:
-        return [f for f in self.findings if not f.met and f.observed is not None]
+        return _missed(self.findings)
+
+
+def _missed(findings: Sequence[Finding]) -> list[Finding]:
+    """The targets judged and not met (one without samples is not judged)."""
+    return [f for f in findings if not f.met and f.observed is not None]
 
 
 def evaluate(thresholds: Sequence[Threshold], metrics: Metrics) -> list[Finding]:
@@ -141,7 +146,6 @@ def verdict(findings: Sequence[Finding], problems: Sequence[str], measured_reque
 
 def not_run(reason: str) -> Verdict:
     return Verdict.of("not run", ExitCode.NOT_RUN, (), [reason])
-
 
 
 def stage_held(stage: CutStats, limits: Mapping[str, float]) -> bool:
