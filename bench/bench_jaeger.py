@@ -158,7 +158,6 @@ def bench_parse(path: str, decoder: str, bodies: Path, memory: bool) -> dict[str
     from exporter.collectors.jaeger.collector import Poll
     from exporter.collectors.jaeger.otlp import traces_from_otlp
     from exporter.collectors.jaeger.summaries import facts_from_summaries
-    from exporter.collectors.jaeger.v1 import V1Found
     from tests.jaeger_replay import summary_of, to_otlp
 
     job = collector()
@@ -185,17 +184,9 @@ def bench_parse(path: str, decoder: str, bodies: Path, memory: bool) -> dict[str
         started, started_cpu = time.perf_counter(), time.process_time()
         with bulk_objects():
             if path == "summaries":
-                for facts in facts_from_summaries(body):
-                    if job._new_and_settled(facts.key, facts.end, now):
-                        job._count(facts, poll)
+                job._take_summaries(facts_from_summaries(body), now, poll)
             else:
-                for trace in read(body, job._is_known):
-                    if isinstance(trace, V1Found):
-                        if job._new_and_settled(trace.facts.key, trace.facts.end, now):
-                            job._count(trace.facts, poll)
-                            job._draw(trace, poll)
-                    elif job._new_and_settled(trace.key, trace.end, now):
-                        job._count(job._take_whole(trace, poll), poll)
+                job._take_traces(read(body, job._is_known), now, poll)
         elapsed += time.perf_counter() - started
         cpu += time.process_time() - started_cpu
         if memory:

@@ -81,7 +81,6 @@ class Daemon:
         self.shard = shard or Shard()
         self.probe_workers = probe_workers
         self.log_level, self.log_format = log_level, log_format
-        self.workers: ProbeWorkers | None = None
         self.web_config_file = web_config_file
         self.web_config: WebConfig | None = load_web_config(web_config_file) if web_config_file else None
         self.auth: BasicAuth | None = None
@@ -101,23 +100,23 @@ class Daemon:
         self.own.set(metrics.SHARD_INFO, 1, shard=str(self.shard.index), total_shards=str(self.shard.total))
         self.watch = ProcessWatch(self.own, "main")
         self.scheduler = Scheduler(self.stores, late=self.watch.late)
+        self.workers: ProbeWorkers | None = None  # chosen by serve()
         self.ready = False
         self._stop = asyncio.Event()
         self._reload_lock = asyncio.Lock()
 
     @property
+    def jobs(self) -> Scheduler | ProbeWorkers:
+        """Where the jobs run: in probe workers when serve() started some, else in this process."""
+        return self.workers if self.workers is not None else self.scheduler
+
+    @property
     def runners(self) -> Mapping[str, Runner]:
-        return self.workers.runners if self.workers is not None else self.scheduler.runners
+        return self.jobs.runners
 
     def owned(self, config: Config) -> list[tuple[JobKind[Any], JobTarget]]:
         """The config's jobs that this replica's shard runs."""
         return [(kind, entry) for kind, entry in config.jobs() if self.shard.owns(job_key(kind, entry))]
-
-    async def _apply(self, jobs: Sequence[tuple[JobKind[Any], JobTarget]]) -> None:
-        if self.workers is not None:
-            await self.workers.apply(jobs)
-        else:
-            await self.scheduler.apply(jobs)
 
     def _worker_count(self, jobs: Sequence[tuple[JobKind[Any], JobTarget]]) -> int:
         if self.probe_workers is not None:
@@ -154,7 +153,7 @@ class Daemon:
                 self.own.set(metrics.CONFIG_RELOAD_OK, 0)
                 event(log, logging.ERROR, "config_reload_failed", config=self.config_source, cause=str(exc))
                 return str(exc)
-            await self._apply(self.owned(config))
+            await self.jobs.apply(self.owned(config))
             self.own.set(metrics.CONFIG_RELOAD_OK, 1)
             self.own.set(metrics.CONFIG_RELOAD_TIME, time.time())
             event(log, logging.INFO, "config_loaded", config=self.config_source, jobs=len(self.runners))
@@ -167,11 +166,6 @@ class Daemon:
 
     def stop(self) -> None:
         self._stop.set()
-
-    async def _shutdown(self, grace: float) -> int:
-        if self.workers is not None:
-            return await self.workers.stop(grace)
-        return await self.scheduler.shutdown(grace)
 
     async def serve(self, on_started: Callable[[], None] | None = None) -> None:
         """Run until SIGTERM/SIGINT (or :meth:`stop`). Raises ConfigError if the first config is bad."""
@@ -187,7 +181,7 @@ class Daemon:
             await self.workers.start()
         else:
             self.scheduler.start()
-        await self._apply(jobs)
+        await self.jobs.apply(jobs)
         watching = asyncio.create_task(self.watch.watch())
         self.own.set(metrics.CONFIG_RELOAD_OK, 1)
         self.own.set(metrics.CONFIG_RELOAD_TIME, time.time())
@@ -203,13 +197,12 @@ class Daemon:
             await asyncio.sleep(0.01)
         self.tls = server_config.ssl
         if server_task.done():
-            await self._shutdown(0)
+            await self.jobs.shutdown(0)
             watching.cancel()
             server_task.result()
             raise OSError(f"cannot listen on {self.host}:{self.port}")
         self.ready = True
-        pids = [os.getpid(), *(w.proc.pid for w in self.workers.processes.values())] if self.workers else \
-            [os.getpid()]
+        pids = [os.getpid(), *(self.workers.pids() if self.workers is not None else ())]
         event(log, logging.INFO, "started", listen=f"{self.host}:{self.port}", config=self.config_source,
               jobs=len(self.runners), shard=self.shard.index, total_shards=self.shard.total, probe_workers=count,
               startup_seconds=round(process_age_seconds(), 3), rss_bytes=sum(rss_bytes(pid) for pid in pids),
@@ -220,7 +213,7 @@ class Daemon:
         await asyncio.wait({stop_wait, server_task}, return_when=asyncio.FIRST_COMPLETED)
         self.ready = False
         event(log, logging.INFO, "stopping", grace_seconds=SHUTDOWN_GRACE_SECONDS)
-        cancelled = await self._shutdown(SHUTDOWN_GRACE_SECONDS)
+        cancelled = await self.jobs.shutdown(SHUTDOWN_GRACE_SECONDS)
         server.should_exit = True
         await server_task
         stop_wait.cancel()

@@ -190,7 +190,10 @@ class ProbeWorkers:
         elif isinstance(message, Stopped) and worker.stopped is not None and not worker.stopped.done():
             worker.stopped.set_result(message.cancelled)
 
-    async def stop(self, grace: float) -> int:
+    def pids(self) -> list[int]:
+        return [worker.proc.pid for worker in self.processes.values()]
+
+    async def shutdown(self, grace: float) -> int:
         """Ask every worker to stop (each gives its running jobs ``grace`` seconds); how many runs were
         cancelled."""
         self.stopping = True

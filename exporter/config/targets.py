@@ -34,15 +34,9 @@ class Targets(Model):
         """The endpoints with their own P95 target."""
         return {n: e.api_latency_p95 for n, e in self.endpoints.items() if e.api_latency_p95 is not None}
 
-    @property
-    def endpoint_p99(self) -> dict[str, float]:
-        return {n: e.api_latency_p99 for n, e in self.endpoints.items() if e.api_latency_p99 is not None}
-
     def p95_for(self, endpoint: str) -> float:
-        return self.endpoint_p95.get(endpoint, self.api_latency_p95)
-
-    def p99_for(self, endpoint: str) -> float:
-        return self.endpoint_p99.get(endpoint, self.api_latency_p99)
+        own = self.endpoints.get(endpoint)
+        return own.api_latency_p95 if own is not None and own.api_latency_p95 is not None else self.api_latency_p95
 
     @field_validator("slo_window")
     @classmethod

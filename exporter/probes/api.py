@@ -46,7 +46,7 @@ class ApiProbe:
         self.journeys = {j.name: steps_of(j, self.endpoints) for j in cfg.journeys}
         verify = functools.partial(shared_ssl_context, cfg.tls)
         self.headers = base_headers(cfg)
-        self.base = Target.parse(cfg.base_url)
+        self.base = Target.base(cfg.base_url)
         self.pools = Pools(verify)
         self.semaphores = {e.name: asyncio.Semaphore(e.concurrency) for e in cfg.endpoints}
         self.security = SecurityChecks(cfg, self.headers, verify(), self.store) \
@@ -107,7 +107,7 @@ class ApiProbe:
 
     def _request(self, method: str, path: str, headers: dict[str, str], query: dict[str, Any],
                  body: Any) -> Request:
-        return Request(method, self.base.joined(self.cfg.base_url, path, query), {**self.headers, **headers},
+        return Request(method, self.base.joined(path, query), {**self.headers, **headers},
                        None if body is None else json_body(body))
 
     def _observe(self, family: metrics.Family, m: Measurement, **labels: str) -> bool:

@@ -120,12 +120,17 @@ class Target:
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         return cls(Origin(parts.scheme, parts.hostname, port), path)
 
-    def joined(self, base: str, path: str, query: dict[str, Any]) -> Target:
-        """``path`` under ``base`` (a base URL's path prefix is kept, as httpx's ``base_url`` does)."""
-        prefix = urlsplit(base).path.rstrip("/")
+    @classmethod
+    def base(cls, url: str) -> Target:
+        """A base URL as the prefix of the requests under it (:meth:`joined`): its path without the final "/", its
+        query left out, as httpx's ``base_url``."""
+        return cls(cls.parse(url).origin, urlsplit(url).path.rstrip("/"))
+
+    def joined(self, path: str, query: dict[str, Any]) -> Target:
+        """``path`` and ``query`` under this base (:meth:`base`)."""
         if query:
             path += ("&" if "?" in path else "?") + urlencode({k: _query_text(v) for k, v in query.items()})
-        return Target(self.origin, prefix + path)
+        return Target(self.origin, self.path + path)
 
     @property
     def url(self) -> str:

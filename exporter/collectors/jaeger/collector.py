@@ -31,7 +31,7 @@ import logging
 import random
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from exporter import metrics
@@ -208,29 +208,38 @@ class JaegerCollector:
             found = await self.api.summaries(service, start, end, self.cfg.limit + 1)
             if found is None:
                 raise _NoSummaries
-            for facts in found:
-                if self._new_and_settled(facts.key, facts.end, now):
-                    self._count(facts, poll)
-                    poll.summarised.append(facts)
+            self._take_summaries(found, now, poll)
             return len(found)
         return fetch
+
+    def _take_summaries(self, found: Iterable[TraceFacts], now: int, poll: Poll) -> None:
+        """Count the new and settled traces of a search's summaries: the pool the poll's sample is drawn from."""
+        for facts in found:
+            if self._new_and_settled(facts.key, facts.end, now):
+                self._count(facts, poll)
+                poll.summarised.append(facts)
 
     def _traces_into(self, now: int, poll: Poll) -> Callable[[str, int, int], Awaitable[int]]:
         async def fetch(service: str, start: int, end: int) -> int:
             traces, returned, errors = await self.api.search(service, start, end, self.cfg.limit + 1,
                                                              self._is_known)
-            with bulk_objects():
-                for trace in traces:
-                    if isinstance(trace, V1Found):
-                        if self._new_and_settled(trace.facts.key, trace.facts.end, now):
-                            self._count(trace.facts, poll)
-                            self._draw(trace, poll)
-                    # decided before analysing: a trace that does not count yet is not analysed
-                    elif self._new_and_settled(trace.key, trace.end, now):
-                        self._count(self._take_whole(trace, poll), poll)
+            self._take_traces(traces, now, poll)
             poll.problems.extend(f"service {service!r}: Jaeger reported: {e}" for e in errors)
             return returned
         return fetch
+
+    def _take_traces(self, traces: Iterable[Trace | V1Found], now: int, poll: Poll) -> None:
+        """Count the new and settled traces of a search: v1 ones from their spans (drawn into the sample), the
+        others analysed whole."""
+        with bulk_objects():
+            for trace in traces:
+                if isinstance(trace, V1Found):
+                    if self._new_and_settled(trace.facts.key, trace.facts.end, now):
+                        self._count(trace.facts, poll)
+                        self._draw(trace, poll)
+                # decided before analysing: a trace that does not count yet is not analysed
+                elif self._new_and_settled(trace.key, trace.end, now):
+                    self._count(self._take_whole(trace, poll), poll)
 
     def _take_whole(self, trace: Trace, poll: Poll) -> TraceFacts:
         facts = analyse(trace, breakdown=True)
