@@ -20,19 +20,11 @@ import yaml
 
 from exporter.load.sut_lock import LOCK_DIR_ENV
 from tests.k8s_api import TOKEN, FakeKubernetes
-from tests.servers import free_port
-from tests.test_load_bench import Demo
+from tests.servers import Demo, free_port
 from tests.test_load_segments import FAST_PUSH, LENIENT_TARGETS, ReceivingPrometheus
 
 REPO = Path(__file__).resolve().parent.parent
 VERBS = {"POST": "create", "DELETE": "delete"}
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    server = Demo(tmp_path_factory.mktemp("k8s-demo") / "demo.log")
-    yield server
-    server.process.stop()
 
 
 @pytest.fixture(scope="module")

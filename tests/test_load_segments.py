@@ -23,8 +23,8 @@ from exporter.history.sql import History
 from exporter.load.native_histogram import from_api
 from exporter.load.prometheus_receiver import DIR_PREFIX
 from exporter.load.sut_lock import LOCK_DIR_ENV
-from tests.servers import Prometheus, wait_for
-from tests.test_load_bench import TARGETS, Demo
+from tests.servers import Demo, Prometheus, wait_for
+from tests.test_load_bench import TARGETS
 
 FAST_PUSH = {"K6_PROMETHEUS_RW_PUSH_INTERVAL": "1s", "THINK_TIME": "0.05"}
 # targets the demo keeps on a busy machine (its order creation alone takes ~200 ms), where a run must be met
@@ -38,19 +38,6 @@ class ReceivingPrometheus(Prometheus):
 
     def args(self) -> list[str]:
         return [*super().args(), *self.flags]
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    server = Demo(tmp_path_factory.mktemp("segments-demo") / "demo.log")
-    yield server
-    server.process.stop()
-
-
-@pytest.fixture
-def faulty_demo(demo: Demo) -> Iterator[Demo]:
-    yield demo
-    demo.faults(None)
 
 
 @pytest.fixture(scope="module")
