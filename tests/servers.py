@@ -345,6 +345,16 @@ class Prometheus(_ConfiguredServer):
         return [f"--storage.tsdb.path={self.root / 'data'}", "--web.enable-lifecycle"]
 
 
+class RemoteWritePrometheus(Prometheus):
+    """Prometheus as bench's ``--prometheus-rw`` needs it: taking remote write, and native histograms (or only
+    ``flags``, to see bench refuse it)."""
+
+    flags: tuple[str, ...] = ("--web.enable-remote-write-receiver", "--enable-feature=native-histograms")
+
+    def args(self) -> list[str]:
+        return [*super().args(), *self.flags]
+
+
 class Alertmanager(_ConfiguredServer):
     binary = "prometheus-alertmanager"
     config_name = "alertmanager.yml"

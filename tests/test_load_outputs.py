@@ -9,18 +9,16 @@ import subprocess
 import sys
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from exporter.config.loading import load_config
 from exporter.load.k6_binary import find_k6
 from exporter.slo.load_dashboard import PATH as LOAD_DASHBOARD
 from exporter.slo.render import dashboard_outputs
-from tests.servers import Demo, Prometheus, wait_for
+from tests.servers import Demo, Prometheus, RemoteWritePrometheus, wait_for
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tripo04os.yaml"
 
@@ -81,18 +79,6 @@ def test_a_credential_in_the_base_url_goes_to_a_secret_not_into_the_manifest(tmp
         assert f'--from-literal={name}="${name}"' in done.stderr  # the command to create it, values from the shell
     assert env["K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM"] == {"name": "K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM",
                                                                  "value": "true"}
-
-
-class RemoteWritePrometheus(Prometheus):
-    def args(self) -> list[str]:
-        return [*super().args(), "--web.enable-remote-write-receiver", "--enable-feature=native-histograms"]
-
-
-@pytest.fixture
-def prometheus(tmp_path: Path) -> Iterator[RemoteWritePrometheus]:
-    server = RemoteWritePrometheus(tmp_path / "prometheus", "global: {scrape_interval: 1m}\n").start()
-    yield server
-    server.stop()
 
 
 def _query(prometheus: Prometheus, expr: str) -> list[dict[str, Any]]:

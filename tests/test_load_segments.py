@@ -11,7 +11,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,28 +22,12 @@ from exporter.history.sql import History
 from exporter.load.native_histogram import from_api
 from exporter.load.prometheus_receiver import DIR_PREFIX
 from exporter.load.sut_lock import LOCK_DIR_ENV
-from tests.servers import Demo, Prometheus, wait_for
+from tests.servers import Demo, RemoteWritePrometheus, wait_for
 from tests.test_load_bench import TARGETS
 
 FAST_PUSH = {"K6_PROMETHEUS_RW_PUSH_INTERVAL": "1s", "THINK_TIME": "0.05"}
 # targets the demo keeps on a busy machine (its order creation alone takes ~200 ms), where a run must be met
 LENIENT_TARGETS = "targets: {api_latency_p95: 2s, api_latency_p99: 3s, error_rate: 1%}\n"
-
-
-class ReceivingPrometheus(Prometheus):
-    """Debian's Prometheus as a distributed run needs it, or with ``flags`` instead."""
-
-    flags: tuple[str, ...] = ("--web.enable-remote-write-receiver", "--enable-feature=native-histograms")
-
-    def args(self) -> list[str]:
-        return [*super().args(), *self.flags]
-
-
-@pytest.fixture(scope="module")
-def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReceivingPrometheus]:
-    server = ReceivingPrometheus(tmp_path_factory.mktemp("segments-prometheus"), "global: {}\n").start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -82,7 +65,7 @@ def prometheus_sum(url: str, expr: str) -> dict[str, Any]:
 
 
 def test_three_segments_are_judged_as_one_run_from_the_summed_histograms(
-        demo: Demo, prometheus: ReceivingPrometheus, tmp_path: Path) -> None:
+        demo: Demo, prometheus: RemoteWritePrometheus, tmp_path: Path) -> None:
     targets_file = tmp_path / "lenient.yaml"
     targets_file.write_text(LENIENT_TARGETS)
     out = tmp_path / "reports"
@@ -262,7 +245,7 @@ def test_a_saturated_instance_makes_the_run_inconclusive_naming_it(faulty_demo: 
 ])
 def test_a_prometheus_that_cannot_store_the_run_is_refused_before_k6_starts(
         flags: tuple[str, ...], message: str, demo: Demo, targets_file: Path, tmp_path: Path) -> None:
-    server = ReceivingPrometheus(tmp_path / "prometheus", "global: {}\n")
+    server = RemoteWritePrometheus(tmp_path / "prometheus", "global: {}\n")
     server.flags = flags
     server.start()
     try:
