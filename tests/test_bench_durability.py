@@ -18,6 +18,7 @@ from exporter.history import migrations
 from exporter.history.sql import History, HistoryUnusable
 from exporter.load.history_entry import history_runs
 from tests.bench_runs import bench_run
+from tests.processes import command_lines
 from tests.servers import Demo, wait_for
 
 
@@ -29,17 +30,8 @@ def start_bench(url: str, out: Path, *args: str) -> subprocess.Popen[str]:
 
 def k6_of(out: Path) -> list[int]:
     """The k6 processes writing into ``out``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"k6") and any(str(out).encode() in a for a in argv):
-            found.append(int(entry.name))
-    return found
+    return [pid for pid, argv in command_lines()
+            if argv[0].endswith(b"k6") and any(str(out).encode() in a for a in argv)]
 
 
 def stored(path: Path) -> list[tuple[int, str, int]]:

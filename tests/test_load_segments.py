@@ -22,6 +22,7 @@ from exporter.history.sql import History
 from exporter.load.native_histogram import from_api
 from exporter.load.prometheus_receiver import DIR_PREFIX
 from exporter.load.sut_lock import LOCK_DIR_ENV
+from tests.processes import command_lines, running
 from tests.servers import Demo, RemoteWritePrometheus, wait_for
 from tests.test_load_bench import TARGETS
 
@@ -137,16 +138,9 @@ def test_a_latency_fault_fails_the_combined_verdict_naming_p95(faulty_demo: Demo
 
 def _k6_of(instance: int, run_dir: Path) -> int | None:
     """The pid of the k6 process of ``instance`` writing its summary under ``run_dir``."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if f"instance_id={instance}".encode() in argv and any(str(run_dir).encode() in a for a in argv):
-            return int(entry.name)
-    return None
+    return next((pid for pid, argv in command_lines()
+                 if f"instance_id={instance}".encode() in argv and any(str(run_dir).encode() in a for a in argv)),
+                None)
 
 
 def test_killing_one_segment_mid_run_makes_the_verdict_inconclusive_naming_it(demo: Demo, targets_file: Path,
@@ -196,11 +190,6 @@ def _owner(directory: Path) -> int | None:
         return None
 
 
-def _alive(pids: set[int]) -> set[int]:
-    return {pid for pid in pids if Path(f"/proc/{pid}").exists()
-            and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"}
-
-
 def test_a_killed_bench_takes_its_segments_and_its_own_prometheus_with_it(demo: Demo, tmp_path: Path) -> None:
     out = tmp_path / "reports"
     proc = subprocess.Popen(bench_command("api", "--segments", "2", "--base-url", demo.url, "--vus", "2",
@@ -213,7 +202,7 @@ def test_a_killed_bench_takes_its_segments_and_its_own_prometheus_with_it(demo: 
         assert sum(argv0.endswith(b"k6") for argv0 in children.values()) == 2, children
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-        wait_for(lambda: not _alive(set(children)), timeout=15, what="bench's k6 and Prometheus gone with it")
+        wait_for(lambda: not running(children), timeout=15, what="bench's k6 and Prometheus gone with it")
     finally:
         proc.kill()
     [left] = [d for d in Path(tempfile.gettempdir()).glob(f"{DIR_PREFIX}*") if _owner(d) == proc.pid]

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.daemon_process import DaemonProcess
 from tests.http_target import HttpTarget
+from tests.processes import running
 from tests.servers import Demo, wait_for
 
 
@@ -24,13 +25,6 @@ def api(name: str, url: str, *paths: str) -> str:
 
 def children(pid: int) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.fixture
@@ -109,7 +103,7 @@ def test_sigterm_stops_the_workers_with_the_daemon(workers_daemon: tuple[DaemonP
     daemon, _ = workers_daemon
     workers = children(daemon.proc.pid)
     assert daemon.stop() == 0
-    assert not any(alive(pid) for pid in workers)
+    assert not running(workers)
     assert "event=stopped" in daemon.log() and "Traceback" not in daemon.log()
 
 
