@@ -1,4 +1,4 @@
-"""Shared fixtures: real PostgreSQL, Redis and Prometheus, each on a free loopback port, stopped after."""
+"""Shared fixtures: real PostgreSQL, Redis, Prometheus and the demo, each on a free loopback port, stopped after."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.ci_skips import pytest_runtest_makereport, pytest_terminal_summary  # noqa: F401 - hooks: CI=true fails skips
-from tests.servers import Postgres, Redis
+from tests.servers import Demo, Postgres, Redis, RemoteWritePrometheus
 
 REPO = Path(__file__).resolve().parent.parent
 WORKER_TMP = pytest.StashKey[Path]()
@@ -125,5 +125,28 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
 def fresh_redis(tmp_path: Path) -> Iterator[Redis]:
     """A Redis of the test's own, for tests that restart it or fill it."""
     server = Redis(tmp_path / "redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """The demo in memory, one per test module (a module that needs another demo defines its own ``demo``)."""
+    server = Demo(tmp_path_factory.mktemp("demo") / "demo.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def faulty_demo(demo: Demo) -> Iterator[Demo]:
+    """The module's demo, its faults cleared after the test."""
+    yield demo
+    demo.faults(None)
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RemoteWritePrometheus]:
+    """A Prometheus taking remote write, one per test module (a module that needs another defines its own)."""
+    server = RemoteWritePrometheus(tmp_path_factory.mktemp("prometheus"), "global: {}\n").start()
     yield server
     server.stop()

@@ -7,12 +7,14 @@ Readiness is polled with a deadline; nothing here sleeps for a fixed time to syn
 from __future__ import annotations
 
 import functools
+import json
 import os
 import pwd
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -20,7 +22,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 # Ports handed out by free_port(): below the kernel's ephemeral range (32768-60999 on Linux by default), where
 # bind(("127.0.0.1", 0)) and the source ports of outgoing connections come from. A port the kernel picked for us
@@ -343,9 +345,45 @@ class Prometheus(_ConfiguredServer):
         return [f"--storage.tsdb.path={self.root / 'data'}", "--web.enable-lifecycle"]
 
 
+class RemoteWritePrometheus(Prometheus):
+    """Prometheus as bench's ``--prometheus-rw`` needs it: taking remote write, and native histograms (or only
+    ``flags``, to see bench refuse it)."""
+
+    flags: tuple[str, ...] = ("--web.enable-remote-write-receiver", "--enable-feature=native-histograms")
+
+    def args(self) -> list[str]:
+        return [*super().args(), *self.flags]
+
+
 class Alertmanager(_ConfiguredServer):
     binary = "prometheus-alertmanager"
     config_name = "alertmanager.yml"
 
     def args(self) -> list[str]:
         return [f"--storage.path={self.root / 'data'}", "--cluster.listen-address="]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The demo
+
+class Demo:
+    """``perf-exporter demo`` on a free port: in memory, unless ``extra`` arguments give it backends."""
+
+    def __init__(self, log_path: Path, *extra: str, env: dict[str, str] | None = None, timeout: float = 30.0) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = Process([sys.executable, "-m", "exporter", "demo", "--web.listen-address",
+                                f"127.0.0.1:{self.port}", *extra], log_path, env=env).start()
+        wait_for(lambda: not self.process.alive() or http_ok(f"{self.url}/health"), timeout=timeout, what="demo")
+        if not self.process.alive():
+            raise RuntimeError(f"demo exited:\n{self.process.log()}")
+
+    def faults(self, body: dict[str, Any] | None) -> None:
+        """Sets the demo's faults to ``body``, or clears them (``None``)."""
+        request = urllib.request.Request(f"{self.url}/admin/faults", method="POST" if body else "DELETE",
+                                         data=json.dumps(body).encode() if body else None)
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+
+    def stop(self) -> None:
+        self.process.stop()

@@ -9,7 +9,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,18 +18,8 @@ from exporter.history import migrations
 from exporter.history.sql import History, HistoryUnusable
 from exporter.load.history_entry import history_runs
 from tests.bench_runs import bench_run
-from tests.servers import Process, free_port, http_ok, wait_for
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = f"http://127.0.0.1:{free_port()}"
-    process = Process([sys.executable, "-m", "exporter", "demo", "--web.listen-address", url.removeprefix("http://")],
-                      tmp_path_factory.mktemp("demo") / "demo.log").start()
-    wait_for(lambda: not process.alive() or http_ok(f"{url}/health"), timeout=30, what="demo")
-    assert process.alive(), process.log()
-    yield url
-    process.stop()
+from tests.processes import command_lines
+from tests.servers import Demo, wait_for
 
 
 def start_bench(url: str, out: Path, *args: str) -> subprocess.Popen[str]:
@@ -41,17 +30,8 @@ def start_bench(url: str, out: Path, *args: str) -> subprocess.Popen[str]:
 
 def k6_of(out: Path) -> list[int]:
     """The k6 processes writing into ``out``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv and argv[0].endswith(b"k6") and any(str(out).encode() in a for a in argv):
-            found.append(int(entry.name))
-    return found
+    return [pid for pid, argv in command_lines()
+            if argv[0].endswith(b"k6") and any(str(out).encode() in a for a in argv)]
 
 
 def stored(path: Path) -> list[tuple[int, str, int]]:
@@ -69,10 +49,10 @@ def stored(path: Path) -> list[tuple[int, str, int]]:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_an_interrupted_bench_keeps_its_finished_repeats_marks_the_run_and_stops_k6(
-        demo: str, tmp_path: Path, sig: signal.Signals) -> None:
+        demo: Demo, tmp_path: Path, sig: signal.Signals) -> None:
     out = tmp_path / "out"
     history = out / "history.sqlite"
-    proc = start_bench(demo, out, "--duration", "2s", "--repeat", "5")
+    proc = start_bench(demo.url, out, "--duration", "2s", "--repeat", "5")
     try:
         wait_for(lambda: any(n >= 1 for _, _, n in stored(history)), timeout=60, what="a first repeat stored")
         wait_for(lambda: bool(k6_of(out)), timeout=30, what="the next repeat's k6 running")
@@ -88,9 +68,9 @@ def test_an_interrupted_bench_keeps_its_finished_repeats_marks_the_run_and_stops
     assert len(list(out.glob("api.*.k6.log"))) == repeats + 1  # each repeat's k6 log has a name of its own
 
 
-def test_a_killed_bench_takes_its_k6_with_it(demo: str, tmp_path: Path) -> None:
+def test_a_killed_bench_takes_its_k6_with_it(demo: Demo, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    proc = start_bench(demo, out, "--duration", "30s")
+    proc = start_bench(demo.url, out, "--duration", "30s")
     try:
         wait_for(lambda: bool(k6_of(out)), timeout=30, what="k6 running")
         proc.send_signal(signal.SIGKILL)
@@ -100,7 +80,7 @@ def test_a_killed_bench_takes_its_k6_with_it(demo: str, tmp_path: Path) -> None:
         proc.kill()
 
 
-def test_a_history_that_cannot_be_used_stops_bench_before_any_load_with_its_own_code(demo: str,
+def test_a_history_that_cannot_be_used_stops_bench_before_any_load_with_its_own_code(demo: Demo,
                                                                                       tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -109,8 +89,8 @@ def test_a_history_that_cannot_be_used_stops_bench_before_any_load_with_its_own_
     for location, said in ((blocker / "history.sqlite", "cannot create its folder"),
                            (corrupt, "not a perf-exporter history")):
         out = tmp_path / f"out-{location.name}"
-        done = subprocess.run([sys.executable, "-m", "exporter", "bench", "api", "--base-url", demo, "--vus", "1",
-                               "--duration", "1s", "--out", str(out), "--history", str(location)],
+        done = subprocess.run([sys.executable, "-m", "exporter", "bench", "api", "--base-url", demo.url, "--vus",
+                               "1", "--duration", "1s", "--out", str(out), "--history", str(location)],
                               capture_output=True, text=True, timeout=60)
         assert done.returncode == ExitCode.NO_HISTORY, done.stderr
         lines = [line for line in done.stderr.splitlines() if said in line]

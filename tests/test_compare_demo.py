@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from exporter.history.sql import History
-from tests.servers import Process, free_port, http_ok, wait_for
+from tests.servers import Demo
 
 TARGETS = "targets:\n  api_latency_p95: 500ms\n  api_latency_p99: 1s\n  error_rate: 1%\n"
 SHORT = ("--vus", "2", "--duration", "3s", "--warmup", "1s", "--repeat", "3")
@@ -27,7 +26,7 @@ CONCLUSIVE_WITHIN = 45.0  # seconds to get a run that bench could judge: about t
 
 @dataclass
 class Gate:
-    url: str
+    demo: Demo
     root: Path
     history: Path
     config: Path
@@ -40,7 +39,7 @@ class Gate:
         Up to CONCLUSIVE_WITHIN seconds; then the last run, as it was measured."""
         deadline = time.monotonic() + CONCLUSIVE_WITHIN
         while True:
-            done = run("bench", "caching", "--base-url", self.url, "--config.file", str(self.config), *SHORT,
+            done = run("bench", "caching", "--base-url", self.demo.url, "--config.file", str(self.config), *SHORT,
                        "--out", str(self.root / "out"), "--history", str(self.history), *extra)
             found = re.search(r"stored in history \S+: run (\d+) \(caching, 3 repeats\)", done.stderr)
             assert found, done.stdout + done.stderr
@@ -53,12 +52,6 @@ class Gate:
             repeats = history.run(number).repeats
         return all(r.verdict.inconclusive for r in repeats)
 
-    def faults(self, body: dict[str, float] | None) -> None:
-        request = urllib.request.Request(f"{self.url}/admin/faults", method="POST" if body else "DELETE",
-                                         data=json.dumps(body).encode() if body else None)
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert response.status == 200
-
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "exporter", *args], capture_output=True, text=True, timeout=300)
@@ -67,15 +60,11 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gate]:
     root = tmp_path_factory.mktemp("gate")
-    url = f"http://127.0.0.1:{free_port()}"
-    demo = Process([sys.executable, "-m", "exporter", "demo", "--web.listen-address", url[len("http://"):]],
-                   root / "demo.log").start()
+    demo = Demo(root / "demo.log")
     try:
-        wait_for(lambda: not demo.alive() or http_ok(f"{url}/health"), timeout=30, what="demo")
-        assert demo.alive(), demo.log()
         config = root / "targets.yaml"
         config.write_text(TARGETS)
-        gate = Gate(url, root, root / "history.sqlite", config, 0)
+        gate = Gate(demo, root, root / "history.sqlite", config, 0)
         done, gate.baseline_run = gate.bench()
         assert done.returncode in (0, 2), done.stderr  # 2: inconclusive when the shared machine was busy
         (root / "baseline.json").write_bytes((root / "out" / "caching.json").read_bytes())
@@ -103,11 +92,11 @@ def test_two_healthy_runs_compare_with_exit_0(gate: Gate) -> None:
 
 
 def test_150ms_on_the_one_endpoint_is_a_regression_naming_it_and_breaks_the_window(gate: Gate) -> None:
-    gate.faults({"latency_ms": 150})
+    gate.demo.faults({"latency_ms": 150})
     try:
         done, current = gate.bench("--window-threshold", "p95<100ms over 2s")
     finally:
-        gate.faults(None)
+        gate.demo.faults(None)
     assert done.returncode == 1, done.stderr
     assert "p95<100ms over 2s: broken from 00:0" in done.stderr
     out = gate.root / "compare"

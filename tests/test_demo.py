@@ -23,7 +23,7 @@ from exporter.demo.launcher import config_environment, example_config_path
 from exporter.demo.spans import Span, TraceBuffer, TraceRecorder, parse_traceparent
 from tests.daemon_process import DaemonProcess
 from tests.probe_harness import ProbeHarness
-from tests.servers import Postgres, Process, Redis, free_port, port_open, wait_for
+from tests.servers import Demo, Postgres, Redis, free_port, port_open, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 JAEGER_FIXTURES = REPO / "tests" / "fixtures" / "jaeger"
@@ -33,17 +33,8 @@ JAEGER_FIXTURES = REPO / "tests" / "fixtures" / "jaeger"
 # A demo process and a small HTTP client for it
 
 
-class DemoProcess:
-    def __init__(self, log_path: Path, *extra: str, env: dict[str, str] | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = Process([sys.executable, "-m", "exporter", "demo", "--web.listen-address",
-                                f"127.0.0.1:{self.port}",
-                                *extra], log_path, env=env).start()
-        wait_for(lambda: not self.process.alive() or self.request("GET", "/health")[0] == 200, timeout=30,
-                 what="demo /health")
-        if not self.process.alive():
-            raise RuntimeError(f"demo exited:\n{self.process.log()}")
+class DemoProcess(Demo):
+    """The demo, with a client that sends any body and headers and reads any answer."""
 
     def request(self, method: str, path: str, body: Any = None,
                 headers: dict[str, str] | None = None) -> tuple[int, Any, dict[str, str]]:
@@ -59,9 +50,6 @@ class DemoProcess:
         except ValueError:
             parsed = raw.decode()
         return status, parsed, {k.lower(): v for k, v in got.items()}
-
-    def stop(self) -> None:
-        self.process.stop()
 
 
 @pytest.fixture(scope="module")

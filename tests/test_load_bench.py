@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ import pytest
 from exporter.load.catalog import SCENARIOS, scenarios_dir
 from exporter.load.k6_binary import find_k6
 from tests.bench_checks import healthy, k6_counts
-from tests.servers import Process, free_port, http_ok, wait_for
+from tests.servers import Demo, free_port
 
 TARGETS = """\
 targets:
@@ -27,39 +26,6 @@ targets:
   endpoints:
     create_order: {api_latency_p95: 300ms}
 """
-
-
-class Demo:
-    """``perf-exporter demo`` in memory, on a free port."""
-
-    def __init__(self, log_path: Path) -> None:
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.process = Process([sys.executable, "-m", "exporter", "demo", "--web.listen-address", self.url[len("http://"):]],
-                               log_path).start()
-        wait_for(lambda: not self.process.alive() or http_ok(f"{self.url}/health"), timeout=30, what="demo")
-        if not self.process.alive():
-            raise RuntimeError(f"demo exited:\n{self.process.log()}")
-
-    def faults(self, body: dict[str, Any] | None) -> None:
-        import urllib.request
-
-        request = urllib.request.Request(f"{self.url}/admin/faults", method="POST" if body else "DELETE",
-                                         data=json.dumps(body).encode() if body else None)
-        with urllib.request.urlopen(request, timeout=10) as response:
-            assert response.status == 200
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    server = Demo(tmp_path_factory.mktemp("load-demo") / "demo.log")
-    yield server
-    server.process.stop()
-
-
-@pytest.fixture
-def faulty_demo(demo: Demo) -> Iterator[Demo]:
-    yield demo
-    demo.faults(None)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ its own span, location updates queued in Redis and drained by workers, and ``--w
 from __future__ import annotations
 
 import json
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -15,16 +14,11 @@ from typing import Any
 import pytest
 import redis
 
-from tests.servers import Process, Redis, free_port, http_ok, wait_for
+from tests.servers import Demo, Redis, wait_for
 
 
-class Demo:
-    def __init__(self, log_path: Path, *extra: str) -> None:
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.process = Process([sys.executable, "-m", "exporter", "demo", "--web.listen-address", self.url[len("http://"):],
-                                *extra], log_path).start()
-        wait_for(lambda: not self.process.alive() or http_ok(f"{self.url}/health"), timeout=30, what="demo")
-        assert self.process.alive(), self.process.log()
+class JsonDemo(Demo):
+    """The demo, with a client for its JSON endpoints."""
 
     def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any, dict[str, str]]:
         request = urllib.request.Request(f"{self.url}{path}", method=method,
@@ -37,13 +31,13 @@ class Demo:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    server = Demo(tmp_path_factory.mktemp("demo") / "demo.log")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[JsonDemo]:
+    server = JsonDemo(tmp_path_factory.mktemp("demo") / "demo.log")
     yield server
-    server.process.stop()
+    server.stop()
 
 
-def test_orders_take_pickup_and_dropoff_as_coordinates_and_answer_them_as_coordinates(demo: Demo) -> None:
+def test_orders_take_pickup_and_dropoff_as_coordinates_and_answer_them_as_coordinates(demo: JsonDemo) -> None:
     pickup, dropoff = {"lat": 52.52, "lon": 13.405}, {"lat": 52.3667, "lon": 13.5033}
     status, order, _ = demo.call("POST", "/api/v1/orders", {"rider_id": 7, "pickup": pickup, "dropoff": dropoff})
     assert status == 201, order
@@ -55,13 +49,13 @@ def test_orders_take_pickup_and_dropoff_as_coordinates_and_answer_them_as_coordi
 
 
 @pytest.mark.parametrize("place", [{"lat": 100, "lon": 13.4}, {"lat": 52.5}, {"lat": 52.5, "lon": 13.4, "x": 1}])
-def test_impossible_coordinates_are_a_422_naming_the_field(demo: Demo, place: dict[str, Any]) -> None:
+def test_impossible_coordinates_are_a_422_naming_the_field(demo: JsonDemo, place: dict[str, Any]) -> None:
     status, body, _ = demo.call("POST", "/api/v1/orders", {"rider_id": 7, "pickup": place})
     assert status == 422
     assert "pickup" in body["error"] or "lat" in body["error"] or "lon" in body["error"]
 
 
-def test_order_creation_matches_a_driver_in_a_span_of_the_matching_service(demo: Demo) -> None:
+def test_order_creation_matches_a_driver_in_a_span_of_the_matching_service(demo: JsonDemo) -> None:
     status, order, headers = demo.call("POST", "/api/v1/orders", {"rider_id": 9})
     assert status == 201
     assert 1 <= order["driver_id"] <= 800 and order["matching_ms"] > 0
@@ -75,7 +69,7 @@ def test_order_creation_matches_a_driver_in_a_span_of_the_matching_service(demo:
 
 
 def test_location_updates_fill_the_redis_queue_and_the_workers_drain_it(fresh_redis: Redis, tmp_path: Path) -> None:
-    demo = Demo(tmp_path / "demo.log", "--redis", fresh_redis.url)  # one worker drains 50 a second
+    demo = JsonDemo(tmp_path / "demo.log", "--redis", fresh_redis.url)  # one worker drains 50 a second
     client = redis.Redis.from_url(fresh_redis.url)
     try:
         with ThreadPoolExecutor(8) as pool:
@@ -92,7 +86,7 @@ def test_location_updates_fill_the_redis_queue_and_the_workers_drain_it(fresh_re
 
 def test_workers_share_one_port_and_an_order_reaches_every_worker_through_redis(fresh_redis: Redis,
                                                                                 tmp_path: Path) -> None:
-    demo = Demo(tmp_path / "demo.log", "--redis", fresh_redis.url, "--workers", "3")
+    demo = JsonDemo(tmp_path / "demo.log", "--redis", fresh_redis.url, "--workers", "3")
     try:
         assert demo.process.proc is not None
         children = Path(f"/proc/{demo.process.proc.pid}/task/{demo.process.proc.pid}/children").read_text().split()

@@ -5,41 +5,19 @@ runners send to a real Prometheus, and the run is judged from it as ``--segments
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import yaml
 
-from exporter.load.sut_lock import LOCK_DIR_ENV
 from tests.k8s_api import TOKEN, FakeKubernetes
-from tests.servers import free_port
-from tests.test_load_bench import Demo
-from tests.test_load_segments import FAST_PUSH, LENIENT_TARGETS, ReceivingPrometheus
+from tests.servers import Demo, RemoteWritePrometheus, free_port
+from tests.test_load_segments import LENIENT_TARGETS, bench, run_file
 
 REPO = Path(__file__).resolve().parent.parent
 VERBS = {"POST": "create", "DELETE": "delete"}
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    server = Demo(tmp_path_factory.mktemp("k8s-demo") / "demo.log")
-    yield server
-    server.process.stop()
-
-
-@pytest.fixture(scope="module")
-def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReceivingPrometheus]:
-    server = ReceivingPrometheus(tmp_path_factory.mktemp("k8s-prometheus"), "global: {}\n").start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -47,12 +25,6 @@ def targets_file(tmp_path: Path) -> Path:
     path = tmp_path / "targets.yaml"
     path.write_text(LENIENT_TARGETS)
     return path
-
-
-def bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "exporter", "bench", *args], capture_output=True, text=True,
-                          timeout=180, env={**os.environ, **FAST_PUSH, LOCK_DIR_ENV: str(tmp_path / "locks")},
-                          check=False)
 
 
 def documented_rbac() -> set[tuple[str, str, str]]:
@@ -77,12 +49,8 @@ def rbac_of(calls: list[tuple[str, str]]) -> set[tuple[str, str, str]]:
     return out
 
 
-def run_file(out: Path, scenario: str) -> dict[str, Any]:
-    return dict(json.loads((out / f"{scenario}.json").read_text()))
-
-
 def test_a_testrun_is_created_followed_to_its_end_judged_from_prometheus_and_deleted(
-        demo: Demo, prometheus: ReceivingPrometheus, targets_file: Path, tmp_path: Path) -> None:
+        demo: Demo, prometheus: RemoteWritePrometheus, targets_file: Path, tmp_path: Path) -> None:
     (tmp_path / "cluster").mkdir()
     cluster = FakeKubernetes(tmp_path / "cluster").start()
     try:
@@ -126,7 +94,7 @@ def test_a_testrun_is_created_followed_to_its_end_judged_from_prometheus_and_del
 
 
 def test_a_runner_pod_that_dies_makes_the_run_inconclusive_naming_it_and_keep_leaves_the_testrun(
-        demo: Demo, prometheus: ReceivingPrometheus, targets_file: Path, tmp_path: Path) -> None:
+        demo: Demo, prometheus: RemoteWritePrometheus, targets_file: Path, tmp_path: Path) -> None:
     (tmp_path / "cluster").mkdir()
     cluster = FakeKubernetes(tmp_path / "cluster", fail={2: 2.5}).start()
     try:
@@ -150,7 +118,7 @@ def test_a_runner_pod_that_dies_makes_the_run_inconclusive_naming_it_and_keep_le
            f"configmap/{name}-scripts)" in done.stderr
 
 
-def test_an_unreachable_cluster_is_one_clear_line_without_its_token(demo: Demo, prometheus: ReceivingPrometheus,
+def test_an_unreachable_cluster_is_one_clear_line_without_its_token(demo: Demo, prometheus: RemoteWritePrometheus,
                                                                     targets_file: Path, tmp_path: Path) -> None:
     cluster = FakeKubernetes(tmp_path)  # never started: nothing listens on its port
     config = cluster.kubeconfig(tmp_path / "kubeconfig")

@@ -9,25 +9,17 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from exporter.load.sut_lock import LOCK_DIR_ENV, TargetBusy, lock_path, target_key, target_lock
-from tests.servers import wait_for
-from tests.test_load_bench import TARGETS, Demo
+from tests.servers import Demo, wait_for
+from tests.test_load_bench import TARGETS
 
 HOLD = ("import sys; from pathlib import Path; from exporter.load.sut_lock import target_lock\n"
         "with target_lock(sys.argv[1], 'steady', directory=Path(sys.argv[2])):\n"
         "    print('held', flush=True); sys.stdin.read()\n")
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    server = Demo(tmp_path_factory.mktemp("lock-demo") / "demo.log")
-    yield server
-    server.process.stop()
 
 
 def held_by_another_process(url: str, directory: Path) -> subprocess.Popen[str]:

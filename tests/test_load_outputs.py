@@ -9,18 +9,16 @@ import subprocess
 import sys
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from exporter.config.loading import load_config
 from exporter.load.k6_binary import find_k6
 from exporter.slo.load_dashboard import PATH as LOAD_DASHBOARD
 from exporter.slo.render import dashboard_outputs
-from tests.servers import Process, Prometheus, free_port, http_ok, wait_for
+from tests.servers import Demo, Prometheus, RemoteWritePrometheus, wait_for
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "tripo04os.yaml"
 
@@ -83,18 +81,6 @@ def test_a_credential_in_the_base_url_goes_to_a_secret_not_into_the_manifest(tmp
                                                                  "value": "true"}
 
 
-class RemoteWritePrometheus(Prometheus):
-    def args(self) -> list[str]:
-        return [*super().args(), "--web.enable-remote-write-receiver", "--enable-feature=native-histograms"]
-
-
-@pytest.fixture
-def prometheus(tmp_path: Path) -> Iterator[RemoteWritePrometheus]:
-    server = RemoteWritePrometheus(tmp_path / "prometheus", "global: {scrape_interval: 1m}\n").start()
-    yield server
-    server.stop()
-
-
 def _query(prometheus: Prometheus, expr: str) -> list[dict[str, Any]]:
     url = f"{prometheus.url}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
     with urllib.request.urlopen(url, timeout=10) as response:
@@ -103,11 +89,9 @@ def _query(prometheus: Prometheus, expr: str) -> list[dict[str, Any]]:
 
 def test_a_run_reaches_prometheus_as_native_histograms_not_percentile_gauges(prometheus: RemoteWritePrometheus,
                                                                             tmp_path: Path) -> None:
-    url = f"http://127.0.0.1:{free_port()}"
-    demo = Process([sys.executable, "-m", "exporter", "demo", "--web.listen-address", url[len("http://"):]],
-                   tmp_path / "demo.log").start()
+    demo = Demo(tmp_path / "demo.log")
+    url = demo.url
     try:
-        wait_for(lambda: http_ok(f"{url}/health"), timeout=30, what="demo")
         config = tmp_path / "targets.yaml"
         config.write_text("targets: {api_latency_p95: 500ms}\n")
         done = bench("api", "--base-url", url, "--config.file", str(config), "--vus", "2", "--duration", "5s",

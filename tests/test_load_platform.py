@@ -15,18 +15,14 @@ from typing import Any
 import pytest
 
 from tests.bench_checks import healthy
-from tests.servers import Postgres, Process, Redis, free_port, http_ok, wait_for
+from tests.servers import Demo, Postgres, Redis
 
 
 @pytest.fixture
 def backed_demo(postgres: Postgres, fresh_redis: Redis, tmp_path: Path) -> Iterator[str]:
-    url = f"http://127.0.0.1:{free_port()}"
-    process = Process([sys.executable, "-m", "exporter", "demo", "--web.listen-address", url[len("http://"):],
-                       "--postgres", postgres.dsn(), "--redis", fresh_redis.url], tmp_path / "demo.log").start()
-    wait_for(lambda: not process.alive() or http_ok(f"{url}/health"), timeout=60, what="demo with backends")
-    assert process.alive(), process.log()
-    yield url
-    process.stop()
+    demo = Demo(tmp_path / "demo.log", "--postgres", postgres.dsn(), "--redis", fresh_redis.url, timeout=60)
+    yield demo.url
+    demo.stop()
 
 
 def test_a_run_reports_database_time_cache_hit_rate_queue_depth_and_traces(

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,41 +22,13 @@ from exporter.history.sql import History
 from exporter.load.native_histogram import from_api
 from exporter.load.prometheus_receiver import DIR_PREFIX
 from exporter.load.sut_lock import LOCK_DIR_ENV
-from tests.servers import Prometheus, wait_for
-from tests.test_load_bench import TARGETS, Demo
+from tests.processes import command_lines, running
+from tests.servers import Demo, RemoteWritePrometheus, wait_for
+from tests.test_load_bench import TARGETS
 
 FAST_PUSH = {"K6_PROMETHEUS_RW_PUSH_INTERVAL": "1s", "THINK_TIME": "0.05"}
 # targets the demo keeps on a busy machine (its order creation alone takes ~200 ms), where a run must be met
 LENIENT_TARGETS = "targets: {api_latency_p95: 2s, api_latency_p99: 3s, error_rate: 1%}\n"
-
-
-class ReceivingPrometheus(Prometheus):
-    """Debian's Prometheus as a distributed run needs it, or with ``flags`` instead."""
-
-    flags: tuple[str, ...] = ("--web.enable-remote-write-receiver", "--enable-feature=native-histograms")
-
-    def args(self) -> list[str]:
-        return [*super().args(), *self.flags]
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    server = Demo(tmp_path_factory.mktemp("segments-demo") / "demo.log")
-    yield server
-    server.process.stop()
-
-
-@pytest.fixture
-def faulty_demo(demo: Demo) -> Iterator[Demo]:
-    yield demo
-    demo.faults(None)
-
-
-@pytest.fixture(scope="module")
-def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ReceivingPrometheus]:
-    server = ReceivingPrometheus(tmp_path_factory.mktemp("segments-prometheus"), "global: {}\n").start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -95,7 +66,7 @@ def prometheus_sum(url: str, expr: str) -> dict[str, Any]:
 
 
 def test_three_segments_are_judged_as_one_run_from_the_summed_histograms(
-        demo: Demo, prometheus: ReceivingPrometheus, tmp_path: Path) -> None:
+        demo: Demo, prometheus: RemoteWritePrometheus, tmp_path: Path) -> None:
     targets_file = tmp_path / "lenient.yaml"
     targets_file.write_text(LENIENT_TARGETS)
     out = tmp_path / "reports"
@@ -167,16 +138,9 @@ def test_a_latency_fault_fails_the_combined_verdict_naming_p95(faulty_demo: Demo
 
 def _k6_of(instance: int, run_dir: Path) -> int | None:
     """The pid of the k6 process of ``instance`` writing its summary under ``run_dir``."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if f"instance_id={instance}".encode() in argv and any(str(run_dir).encode() in a for a in argv):
-            return int(entry.name)
-    return None
+    return next((pid for pid, argv in command_lines()
+                 if f"instance_id={instance}".encode() in argv and any(str(run_dir).encode() in a for a in argv)),
+                None)
 
 
 def test_killing_one_segment_mid_run_makes_the_verdict_inconclusive_naming_it(demo: Demo, targets_file: Path,
@@ -226,11 +190,6 @@ def _owner(directory: Path) -> int | None:
         return None
 
 
-def _alive(pids: set[int]) -> set[int]:
-    return {pid for pid in pids if Path(f"/proc/{pid}").exists()
-            and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"}
-
-
 def test_a_killed_bench_takes_its_segments_and_its_own_prometheus_with_it(demo: Demo, tmp_path: Path) -> None:
     out = tmp_path / "reports"
     proc = subprocess.Popen(bench_command("api", "--segments", "2", "--base-url", demo.url, "--vus", "2",
@@ -243,7 +202,7 @@ def test_a_killed_bench_takes_its_segments_and_its_own_prometheus_with_it(demo: 
         assert sum(argv0.endswith(b"k6") for argv0 in children.values()) == 2, children
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-        wait_for(lambda: not _alive(set(children)), timeout=15, what="bench's k6 and Prometheus gone with it")
+        wait_for(lambda: not running(children), timeout=15, what="bench's k6 and Prometheus gone with it")
     finally:
         proc.kill()
     [left] = [d for d in Path(tempfile.gettempdir()).glob(f"{DIR_PREFIX}*") if _owner(d) == proc.pid]
@@ -275,7 +234,7 @@ def test_a_saturated_instance_makes_the_run_inconclusive_naming_it(faulty_demo: 
 ])
 def test_a_prometheus_that_cannot_store_the_run_is_refused_before_k6_starts(
         flags: tuple[str, ...], message: str, demo: Demo, targets_file: Path, tmp_path: Path) -> None:
-    server = ReceivingPrometheus(tmp_path / "prometheus", "global: {}\n")
+    server = RemoteWritePrometheus(tmp_path / "prometheus", "global: {}\n")
     server.flags = flags
     server.start()
     try:

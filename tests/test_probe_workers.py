@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.daemon_process import DaemonProcess
 from tests.http_target import HttpTarget
-from tests.servers import Process, free_port, http_ok, wait_for
+from tests.processes import running
+from tests.servers import Demo, wait_for
 
 
 def api(name: str, url: str, *paths: str) -> str:
@@ -25,13 +25,6 @@ def api(name: str, url: str, *paths: str) -> str:
 
 def children(pid: int) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
-def alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
 
 
 @pytest.fixture
@@ -110,18 +103,15 @@ def test_sigterm_stops_the_workers_with_the_daemon(workers_daemon: tuple[DaemonP
     daemon, _ = workers_daemon
     workers = children(daemon.proc.pid)
     assert daemon.stop() == 0
-    assert not any(alive(pid) for pid in workers)
+    assert not running(workers)
     assert "event=stopped" in daemon.log() and "Traceback" not in daemon.log()
 
 
 def test_a_probes_trace_reaches_the_trace_collector_in_another_worker(tmp_path: Path) -> None:
-    port = free_port()
-    demo_url = f"http://127.0.0.1:{port}"
-    demo = Process([sys.executable, "-m", "exporter", "demo", "--web.listen-address", f"127.0.0.1:{port}"],
-                   tmp_path / "demo.log").start()
+    demo = Demo(tmp_path / "demo.log")
+    demo_url = demo.url
     daemon = None
     try:
-        wait_for(lambda: not demo.alive() or http_ok(f"{demo_url}/health"), timeout=30, what="demo /health")
         cfg = tmp_path / "cfg.yaml"
         cfg.write_text(f"""api:
   - name: gateway

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import asyncio
-import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,7 +24,7 @@ from exporter.scheduler import Scheduler
 from exporter.slo.render import outputs
 from exporter.store import StoreCollector
 from tests.http_target import HttpTarget
-from tests.servers import Process, free_port, http_ok, wait_for
+from tests.servers import Demo
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -182,20 +181,6 @@ def test_a_reload_keeps_untouched_jobs_and_their_counters_and_restarts_changed_o
 # Probes and trace collectors
 
 
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    process = Process([sys.executable, "-m", "exporter", "demo", "--web.listen-address", f"127.0.0.1:{port}"],
-                      tmp_path_factory.mktemp("demo") / "demo.log").start()
-    try:
-        wait_for(lambda: not process.alive() or http_ok(f"{url}/health"), timeout=30, what="demo /health")
-        assert process.alive(), process.log()
-        yield url
-    finally:
-        process.stop()
-
-
 CREATE_ORDER = {"name": "create_order", "method": "POST", "path": "/api/v1/orders", "traceparent": True,
                 "json": {"rider_id": 7, "pickup": "Alexanderplatz 1", "dropoff": "Flughafen BER"}}
 
@@ -208,11 +193,11 @@ def _jaeger(name: str, url: str) -> dict[str, Any]:
     return {"name": name, "url": url, "interval": "1s", "timeout": "0.9s", "settle": "0.5s", "lookback": "1m"}
 
 
-def test_two_jaeger_targets_each_report_the_probes_trace(demo: str) -> None:
+def test_two_jaeger_targets_each_report_the_probes_trace(demo: Demo) -> None:
     config = parse_config({
-        "api": [{"name": "gateway", "base_url": demo, "interval": "1s", "timeout": "0.9s",
+        "api": [{"name": "gateway", "base_url": demo.url, "interval": "1s", "timeout": "0.9s",
                  "endpoints": [CREATE_ORDER]}],
-        "jaeger": [_jaeger("tracing_a", demo), _jaeger("tracing_b", demo)]}, "t.yaml")
+        "jaeger": [_jaeger("tracing_a", demo.url), _jaeger("tracing_b", demo.url)]}, "t.yaml")
 
     async def go() -> tuple[float, float]:
         async with scheduled(config) as (_, stores):
@@ -224,12 +209,12 @@ def test_two_jaeger_targets_each_report_the_probes_trace(demo: str) -> None:
     assert a >= 1 and b >= 1
 
 
-def test_a_probe_names_the_trace_collectors_meant_to_see_its_traces(demo: str) -> None:
+def test_a_probe_names_the_trace_collectors_meant_to_see_its_traces(demo: Demo) -> None:
     config = parse_config({
-        "api": [{"name": "gateway", "base_url": demo, "interval": "1s", "timeout": "0.9s",
+        "api": [{"name": "gateway", "base_url": demo.url, "interval": "1s", "timeout": "0.9s",
                  "trace_collectors": ["tracing_a"],
                  "endpoints": [CREATE_ORDER]}],
-        "jaeger": [_jaeger("tracing_a", demo), _jaeger("tracing_b", demo)]}, "t.yaml")
+        "jaeger": [_jaeger("tracing_a", demo.url), _jaeger("tracing_b", demo.url)]}, "t.yaml")
 
     async def go() -> tuple[StoreCollector, float]:
         async with scheduled(config) as (_, stores):

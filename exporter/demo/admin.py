@@ -73,8 +73,6 @@ class DemoAdmin:
             self.state.backend_failed("redis", str(exc))
         event(log, logging.INFO, "demo_faults_set", **faults.as_json(), cached_orders_dropped=dropped)
 
-
-
     async def mint(self, request: Request) -> Response:
         """``POST /admin/tokens {"user": "7", "role": "rider", "ttl": "1h"}``: a signed token (admin only)."""
         security = self.state.security

@@ -164,7 +164,7 @@ def _place_field(body: dict[str, Any], name: str, default: str) -> str:
         lat = _float_field(value, "lat", -90, 90)
         lon = _float_field(value, "lon", -180, 180)
         return f"{lat:.5f},{lon:.5f}"
-    return _text_field(body, name, default)
+    return text_field(body, name, default)
 
 
 _COORDINATES = re.compile(r"^(-?\d{1,2}\.\d{5}),(-?\d{1,3}\.\d{5})$")
@@ -180,14 +180,22 @@ def _shown(order: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _text_field(body: dict[str, Any], name: str, default: str | None = None) -> str:
+def text_field(body: dict[str, Any], name: str, default: str | None = None) -> str:
     value = body.get(name, default)
     if not isinstance(value, str) or not value.strip() or len(value) > 500:
         raise ApiError(422, f"{name}: expected a non-empty string (at most 500 characters), got {value!r}")
     return value
 
 
-def _caller(request: Request) -> Caller | None:
+def status_param(request: Request) -> str:
+    """The order status the caller asks for (``?status=``, ``created`` by default)."""
+    status = request.query_params.get("status", "created")
+    if len(status) > 500:
+        raise ApiError(422, "status: expected at most 500 characters")
+    return status
+
+
+def request_caller(request: Request) -> Caller | None:
     """Who the security middleware let in; None when the demo's security is off."""
     caller: Caller | None = request.scope.get(CALLER)
     return caller
@@ -313,14 +321,14 @@ class DemoApi:
     def _own(self, request: Request, rider_id: int) -> bool:
         """Whether the caller may see and change an order of ``rider_id``: a dispatcher any, a rider its own (any,
         with the idor hole open), anybody while the demo's security is off."""
-        caller = _caller(request)
+        caller = request_caller(request)
         return (caller is None or caller.rider_id is None or caller.rider_id == rider_id
                 or self.state.faults.hole("idor"))
 
     @staticmethod
-    def _booking_rider(request: Request, body: dict[str, Any]) -> int:
+    def booking_rider(request: Request, body: dict[str, Any]) -> int:
         """The rider an order is booked for: the body's ``rider_id`` (a rider's own when it gives none)."""
-        caller = _caller(request)
+        caller = request_caller(request)
         if caller is not None and caller.rider_id is not None:
             body = {"rider_id": caller.rider_id, **body}
         rider_id = _int_field(body, "rider_id")
@@ -330,7 +338,7 @@ class DemoApi:
 
     async def create_order(self, request: Request, rec: TraceRecorder) -> Response:
         body = await _json_body(request)
-        rider_id = self._booking_rider(request, body)
+        rider_id = self.booking_rider(request, body)
         pickup = _place_field(body, "pickup", "Alexanderplatz 1")
         dropoff = _place_field(body, "dropoff", "Flughafen BER")
         order = await self.book(rec, rider_id, pickup, dropoff)
@@ -416,7 +424,7 @@ class DemoApi:
         with rec.span(ORDERS, "cancel_order", "server"):
             await self.service(ORDERS, "cancel_order")
             async with self.db_session(rec, ORDERS):
-                caller = _caller(request)
+                caller = request_caller(request)
                 if caller is not None and caller.rider_id is not None:  # a rider: its own orders only
                     mine = await self.db(rec, ORDERS, "get_order", self.state.store.get_order(order_id))
                     if mine is None or not self._own(request, mine["rider_id"]):
@@ -436,14 +444,13 @@ class DemoApi:
 
     async def list_orders(self, request: Request, rec: TraceRecorder) -> Response:
         """The caller's newest orders with ``status`` (a rider's own; all for a dispatcher)."""
-        status = request.query_params.get("status", "created")
-        if len(status) > 500:
-            raise ApiError(422, "status: expected at most 500 characters")
-        return JSONResponse({"status": status, "orders": await self._orders(request, rec, status,
-                                                                            self.state.faults.hole("sqli"))})
+        status = status_param(request)
+        return JSONResponse({"status": status, "orders": await self.orders_with_status(
+            request, rec, status, self.state.faults.hole("sqli"))})
 
-    async def _orders(self, request: Request, rec: TraceRecorder, status: str, unsafe: bool) -> list[dict[str, Any]]:
-        caller = _caller(request)
+    async def orders_with_status(self, request: Request, rec: TraceRecorder, status: str,
+                                 unsafe: bool) -> list[dict[str, Any]]:
+        caller = request_caller(request)
         rider_id = caller.rider_id if caller is not None else None
         store = self.state.store
         with rec.span(ORDERS, "list_orders", "server"):
@@ -456,8 +463,6 @@ class DemoApi:
                     found = await self.db(rec, ORDERS, "list_orders" if rider_id is None else "rider_orders",
                                           store.list_orders(rider_id, status))
         return [_shown(order) for order in found]
-
-    # -- the HTML pages: a cookie session, its CSRF token, escaping ----------------------------------------------
 
     # -- trips -------------------------------------------------------------------------------------------------
 
@@ -505,7 +510,7 @@ class DemoApi:
     async def send_notification(self, request: Request, rec: TraceRecorder) -> Response:
         body = await _json_body(request)
         message = {"user_id": _int_field(body, "user_id"), "channel": body.get("channel", "push"),
-                   "message": _text_field(body, "message")}
+                   "message": text_field(body, "message")}
         if message["channel"] not in NOTIFICATION_CHANNELS:
             raise ApiError(422, f"channel: expected one of {', '.join(NOTIFICATION_CHANNELS)}, "
                                 f"got {message['channel']!r}")

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from exporter.demo.app import ApiError, DemoApi, _caller, _text_field
+from exporter.demo.app import DemoApi, request_caller, status_param, text_field
 from exporter.demo.security import CSRF_FIELD, SESSION, SESSION_COOKIE, csrf_token
 from exporter.demo.spans import TraceRecorder
 
@@ -41,10 +41,8 @@ class DemoPages:
         self.api = api
 
     async def web_orders(self, request: Request, rec: TraceRecorder) -> Response:
-        status = request.query_params.get("status", "created")
-        if len(status) > 500:
-            raise ApiError(422, "status: expected at most 500 characters")
-        orders = await self.api._orders(request, rec, status, unsafe=False)
+        status = status_param(request)
+        orders = await self.api.orders_with_status(request, rec, status, unsafe=False)
         session = request.scope.get(SESSION)
         security = self.api.state.security
         csrf = csrf_token(security.key, session) if security is not None and session else None
@@ -56,15 +54,15 @@ class DemoPages:
         body: dict[str, Any] = {k: v for k, v in form.items() if k in ("pickup", "dropoff")}
         if "rider_id" in form:
             body["rider_id"] = int(form["rider_id"]) if form["rider_id"].isdigit() else form["rider_id"]
-        rider_id = self.api._booking_rider(request, body)
-        order = await self.api.book(rec, rider_id, _text_field(body, "pickup", "Alexanderplatz 1"),
-                                _text_field(body, "dropoff", "Flughafen BER"))
+        rider_id = self.api.booking_rider(request, body)
+        order = await self.api.book(rec, rider_id, text_field(body, "pickup", "Alexanderplatz 1"),
+                                    text_field(body, "dropoff", "Flughafen BER"))
         return RedirectResponse(f"/web/orders?status={order['status']}", status_code=303)
 
     async def web_session(self, request: Request) -> Response:
         """Exchanges the bearer token the middleware let in for the session cookie."""
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if self.api.state.security is None or _caller(request) is None or scheme.lower() != "bearer":
+        if self.api.state.security is None or request_caller(request) is None or scheme.lower() != "bearer":
             return JSONResponse({"error": "sessions need the demo's security on (DEMO_SECURITY=on) and a bearer "
                                           "token"}, status_code=404)
         response = RedirectResponse("/web/orders", status_code=303)
