@@ -118,7 +118,8 @@ def collector(url: str = "http://127.0.0.1:1", api: str = "v1") -> Any:
     from exporter.jobs import JobContext, TraceLink
     from exporter.store import MetricStore
 
-    cfg = JaegerTarget(name="bench", url=url, api=api, interval="60s", timeout="50s", limit=TRACES_PER_SERVICE)
+    cfg = JaegerTarget.model_validate({"name": "bench", "url": url, "api": api, "interval": "60s", "timeout": "50s",
+                                       "limit": TRACES_PER_SERVICE})
     return JaegerCollector(cfg, JobContext(MetricStore(), TraceLink()))
 
 

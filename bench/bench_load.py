@@ -16,6 +16,7 @@ nginx: ``bench/nginx.py`` starts Debian's (scripts/test.sh installs it; the benc
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -92,7 +93,7 @@ def demo_throughput(args: argparse.Namespace, root: Path) -> None:
             demo = Process([sys.executable, "-m", "exporter", "demo", "--web.listen-address", url[len("http://"):],
                             "--log.level", "warning", *extra], root / "demo.log").start()
             try:
-                wait_for(lambda u=url: http_ok(f"{u}/health"), timeout=60, what="demo")
+                wait_for(functools.partial(http_ok, f"{url}/health"), timeout=60, what="demo")
                 rps, p95 = k6_alone(url, args.vus, args.duration, root)
                 print(f"{label:<34} {rps:>8.0f} {p95:>8.2f}")
             finally:

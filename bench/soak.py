@@ -233,11 +233,14 @@ def faults(pg: Postgres, redis: Redis, demo: str) -> list[tuple[str, Callable[[]
         time.sleep(2)
         redis.start()
 
+    def clear_faults() -> None:
+        httpx.delete(f"{demo}/admin/faults", timeout=5)
+
     return [("postgres restart (fast)", restart_pg("fast")), ("demo latency 300 ms", set_faults(
         {"latency_ms": 300})), ("postgres restart (immediate)", restart_pg("immediate")),
             ("demo errors 30 %", set_faults({"latency_ms": 0, "error_rate": 0.3})), ("redis restart", restart_redis),
             ("demo cache off", set_faults({"error_rate": 0, "cache": "off"})),
-            ("faults cleared", lambda: httpx.delete(f"{demo}/admin/faults", timeout=5) and None)]
+            ("faults cleared", clear_faults)]
 
 
 def soak(duration: float, fault_every: float, warmup: float, print_every: float, url: str, pid: int,

@@ -107,7 +107,7 @@ def events(caplog: pytest.LogCaptureFixture, name: str) -> list[dict[str, Any]]:
 async def execute(dsn: str, *statements: str) -> None:
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
         for statement in statements:
-            await conn.execute(statement)  # type: ignore[arg-type]
+            await conn.execute(statement)
 
 
 def ensure_role(pg: Postgres, role: str, password: str, member_of: str = "") -> None:
