@@ -11,14 +11,17 @@ from typing import Any
 
 import pytest
 import yaml
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
 
 from exporter import metrics
 from exporter.config.loading import load_config
 from exporter.config.schema import Config
-from exporter.slo.dashboards import dashboards
+from exporter.jobs import SloArea
+from exporter.slo import dashboards as dashboards_module
+from exporter.slo.dashboards import dashboards, slo_dashboard
 from exporter.slo.render import dashboard_outputs
 from exporter.slo.rules import rule_groups
-from exporter.slo.slos import all_slos
+from exporter.slo.slos import HitMissIndicator, OutcomeIndicator, Slo, all_slos
 
 REPO = Path(__file__).resolve().parent.parent
 GRAFANA = REPO / "grafana"
@@ -184,3 +187,19 @@ def test_provisioning_points_grafana_at_prometheus_and_the_dashboards() -> None:
     providers = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "perf-exporter.yml").read_text())
     assert providers["providers"][0]["type"] == "file"
     assert providers["providers"][0]["options"]["path"].startswith("/")
+
+
+def test_an_area_of_its_own_draws_a_hit_rate_floor_as_hits_and_an_error_ceiling_as_errors(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    hits = Slo("toycache", "hit-rate", "ToyHitRate", "Toy Hit Rate", 0.8, HitMissIndicator(by=("target",)), "> 80 %",
+               "hits", "cache", threshold=0.8)
+    errors = Slo("toycache", "errors", "ToyErrors", "Toy Errors", 0.99, OutcomeIndicator(by=("target",)), "< 1 %",
+                 "errors", "errors", threshold=0.01)
+    monkeypatch.setattr(dashboards_module, "all_slos", lambda config: [hits, errors])
+    area = SloArea("toycache", "Toy cache", "lookups", metrics.REDIS_HITS.name, lambda targets: [hits, errors])
+    board = json.loads(json.dumps(slo_dashboard(area)(example_config()).build(), cls=JSONEncoder))
+    exprs = {p["title"]: p["targets"][0]["expr"] for p in panels(board) if p.get("targets")}
+    numerator = {title: expr.split("\n/\n")[0] for title, expr in exprs.items()}
+    assert metrics.REDIS_HITS.name in numerator["Toy Hit Rate"]
+    assert metrics.REDIS_MISSES.name not in numerator["Toy Hit Rate"]
+    assert 'outcome!="success"' in numerator["Toy Errors"]

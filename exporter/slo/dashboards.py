@@ -26,7 +26,7 @@ from exporter import metrics
 from exporter.config.units import format_duration
 from exporter.metrics import Family
 from exporter.slo.rules import ERROR_RATIO_ENDPOINT, ERROR_RATIO_TARGET, HIT_RATIO, estimated_record, quantile_record
-from exporter.slo.slos import BAD_OUTCOME, LatencyIndicator, Slo, all_slos
+from exporter.slo.slos import BAD_OUTCOME, HitMissIndicator, LatencyIndicator, Slo, all_slos
 
 if TYPE_CHECKING:
     from exporter.config.schema import Config
@@ -434,8 +434,9 @@ def slo_dashboard(area: SloArea) -> Callable[[Config], db.Dashboard]:
                 expr = _quantile(ind.family, f"{T}{''.join(', ' + m.promql for m in ind.matchers)}", "target",
                                  slo.quantile)
                 d = d.with_panel(graph(slo.title, query(expr, "{{target}}"), unit="s", line=slo.threshold, width=12))
-            else:
-                expr = f"{ind.bad(RI)}\n/\n({ind.total(RI)} > 0)"
+            else:  # a floor (a hit rate above it) is drawn as the good share, a ceiling as the bad one
+                events = ind.good(RI) if slo.floor and isinstance(ind, HitMissIndicator) else ind.bad(RI)
+                expr = f"{events}\n/\n({ind.total(RI)} > 0)"
                 d = d.with_panel(graph(slo.title, query(expr, "{{target}}"), unit="percentunit",
                                        line=slo.threshold, width=12))
         return slo_row(d, area.name)
