@@ -117,3 +117,22 @@ def test_no_trace_of_the_route_leaves_the_servers_time_unexplained() -> None:
     assert [p.key for p in a.parts] == [PartKey(NO_TRACES)]
     a = attribute("get_order", "gw", 1.0, 0.5, {}, None)  # nothing measured at all
     assert [(p.key.kind, p.share) for p in a.parts] == [(NO_TRACES, 1.0)]
+
+
+def test_queueing_before_the_traces_as_the_largest_part_takes_in_what_the_traces_parts_grew_by() -> None:
+    # a busy machine: 105 ms of queueing before the gateway's span, and the service's own work 39 ms slower (its
+    # sleeps wake late); the client's receive grew 20 ms and keeps its share
+    before = period(40, service=0.18, gateway=0.002)
+    now = period(40, service=0.219, gateway=0.005)
+    a = attribute("create_order", "gw", 0.47, 0.3, {"wait": 0.329, "receive": 0.021}, route(now, before),
+                  {"wait": 0.182, "receive": 0.001}, 0.25)
+    # added: outside 0.105, service 0.039, gateway 0.003, transfer 0.020 (of 0.167)
+    assert [p.key.kind for p in a.parts] == [OUTSIDE, TRANSFER]
+    assert a.unexplained_share == pytest.approx(0.147 / 0.167, abs=1e-3)
+    assert a.parts[1].share == pytest.approx(0.020 / 0.167, abs=1e-3)
+    assert sum(p.share for p in a.parts) == pytest.approx(1.0)
+    assert "the server was saturated" in a.basis
+    # the same growth inside the traces without the queueing is the service's own
+    a = attribute("create_order", "gw", 0.47, 0.3, {"wait": 0.224, "receive": 0.021}, route(now, before),
+                  {"wait": 0.182, "receive": 0.001}, 0.25)
+    assert a.parts[0].key.kind == SELF and "saturated" not in a.basis

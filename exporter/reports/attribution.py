@@ -18,14 +18,16 @@ the excess it already had is shared by the time each part already took. Without 
 few traces in it), the shares are of the parts' whole time, and the attribution says so.
 
 What no part explains is **unexplained**: the time outside the traces, and everything when no trace of the route
-was analysed in the window.
+was analysed in the window. When the time outside the traces (queueing before the gateway's span) is the largest
+part, the server was saturated, and what the parts inside its traces explain is counted with it: a saturated
+process slows everything it runs, so their growth is not evidence of a cause of their own.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 # Parts that are not trace components.
 NETWORK = "network"  # resolve + connect + tls
@@ -35,6 +37,7 @@ NO_TRACES = "no-traces"  # the server's time when no trace of the route was anal
 NETWORK_PHASES = ("resolve", "connect", "tls")
 TRANSFER_PHASES = ("send", "receive")
 UNEXPLAINED_KINDS = (OUTSIDE, NO_TRACES)
+CLIENT_KINDS = (NETWORK, TRANSFER, OUTSIDE, NO_TRACES)  # measured by the client, not inside the traces
 MIN_TRACES = 3.0  # fewer analysed traces of a route (in the window or the baseline) are not used
 OUTSIDE_MIN_S = 0.0001  # less time outside the traces than this is rounding, not a part
 
@@ -268,4 +271,22 @@ def attribute(endpoint: str, api_target: str, p95_s: float, target_s: float, pha
     if not parts:  # nothing measured: all of it is unexplained
         parts.append(Part(PartKey(NO_TRACES), 0.0, None, 1.0, excess))
     parts.sort(key=lambda p: (-p.share, p.key))
+    if parts[0].key.kind == OUTSIDE:
+        parts, basis = _saturated(parts, basis)
     return Attribution(endpoint, api_target, excess, target_s, route.name if route else None, basis, tuple(parts))
+
+
+def _saturated(parts: list[Part], basis: str) -> tuple[list[Part], str]:
+    """Queueing before the traces is the largest part: the server was saturated, and a saturated process slows
+    everything it runs (late wake-ups, waits for a CPU). The shares of the parts inside its traces are counted
+    with the queueing, not as causes of their own; the client's network and transfer keep theirs."""
+    inside = [p for p in parts[1:] if p.key.kind not in CLIENT_KINDS]
+    if not inside:
+        return parts, basis
+    queueing = parts[0]
+    share = queueing.share + sum(p.share for p in inside)
+    folded = replace(queueing, share=share, explained_s=queueing.explained_s + sum(p.explained_s for p in inside))
+    rest = [p for p in parts[1:] if p.key.kind in CLIENT_KINDS]
+    basis += (f"; queueing before the traces is the largest part, so the server was saturated: the "
+              f"{sum(p.explained_s for p in inside) * 1000:.0f} ms its traces' parts explain are counted with it")
+    return sorted([folded, *rest], key=lambda p: (-p.share, p.key)), basis
